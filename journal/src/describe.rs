@@ -1,0 +1,93 @@
+//! One-line, human-readable summaries of events, for tables and divergence reports.
+
+use crate::event::{Event, OrderIntent};
+
+/// A short description of what the event says.
+pub fn summary(event: &Event) -> String {
+    match event {
+        Event::KlineReceived(k) => format!(
+            "{} {} o={} h={} l={} c={} v={}{}",
+            k.symbol,
+            interval_label(k.interval_ms),
+            k.open,
+            k.high,
+            k.low,
+            k.close,
+            k.volume,
+            if k.closed { "" } else { " (open)" }
+        ),
+        Event::TickerReceived(t) => {
+            let mut parts = vec![t.symbol.clone()];
+            for (name, value) in [("last", t.last), ("mark", t.mark), ("bid", t.bid), ("ask", t.ask), ("funding", t.funding_rate)] {
+                if let Some(v) = value {
+                    parts.push(format!("{name}={v}"));
+                }
+            }
+            parts.join(" ")
+        }
+        Event::DataPointReceived { series, value } => format!("{series}={value}"),
+        Event::ClockTicked => String::new(),
+        Event::InstrumentDefined(i) => format!("{} tick={} step={} min={} max_lev={}", i.symbol, i.tick_size, i.qty_step, i.min_qty, i.max_leverage),
+        Event::TraderStarted(s) => format!("{} {} on {}/{} ({}%, {}x)", s.capital_quote, s.currency, s.exchange, s.account, s.allocation_pct, s.leverage),
+        Event::StrategyLoaded(l) => format!("{} ({}) code {} seed {}", l.name, l.file, l.code_hash.short(), l.seed),
+        Event::StrategyStateChanged { changes } => {
+            changes.iter().map(|(k, v)| format!("{k}={}", v.0)).collect::<Vec<_>>().join(" ")
+        }
+        Event::StrategyErred { hook, kind, message } => format!("{hook}: {kind:?}: {message}"),
+        Event::StrategyRestarted { attempt } => format!("attempt {attempt}"),
+        Event::StrategyStopped { reason } => reason.clone(),
+        Event::SeriesRecorded { name, value } => format!("{name}={value}"),
+        Event::NotificationSent { channel, message } => format!("{channel}: {message}"),
+        Event::LlmPromptRendered { template_id, template_version, model, digest, .. } => {
+            format!("{template_id}@{template_version} {model} digest {}", digest.short())
+        }
+        Event::LlmResponded { model, tokens_prompt, tokens_completion, latency_ms, cost_usd, .. } => {
+            format!("{model} {tokens_prompt}+{tokens_completion} tokens ${cost_usd} {latency_ms}ms")
+        }
+        Event::LlmFailed { model, error, .. } => format!("{model}: {error}"),
+        Event::DecisionParsed { valid, errors, .. } => {
+            if *valid { "valid".into() } else { format!("invalid: {}", errors.join("; ")) }
+        }
+        Event::RiskChecked { verdicts } => verdicts
+            .iter()
+            .map(|v| format!("{}={}", v.rule, if v.passed { "pass" } else { "FAIL" }))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Event::OrderSubmitted(intent) => order(intent),
+        Event::OrderRejected { cloid, reason } => format!("{cloid}: {reason}"),
+        Event::OrderAccepted { cloid, exchange_order_id } => format!("{cloid} as {exchange_order_id}"),
+        Event::OrderCancelled { cloid, reason } => format!("{cloid}: {reason}"),
+        Event::OrderFilled(f) => format!("{} {:?} {} {} @ {} fee {} {:?} ({})", f.cloid, f.side, f.qty, f.symbol, f.price, f.fee_quote, f.liquidity, f.fill_id),
+        Event::FundingPaid { symbol, rate, amount_quote } => format!("{symbol} rate {rate}: {amount_quote}"),
+        Event::PositionLiquidated { symbol, price, fee_quote } => format!("{symbol} @ {price} fee {fee_quote}"),
+        Event::ExchangeReconciled(r) => format!("balance {} positions {} open orders {} mismatches {}", r.balance_quote, r.positions.len(), r.open_orders.len(), r.mismatches.len()),
+    }
+}
+
+fn order(o: &OrderIntent) -> String {
+    let mut text = format!("{} {:?} {:?} {} {}", o.cloid, o.side, o.kind, o.qty, o.symbol);
+    if let Some(p) = o.price {
+        text.push_str(&format!(" @ {p}"));
+    }
+    if let Some(t) = o.trigger_price {
+        text.push_str(&format!(" trigger {t}"));
+    }
+    if o.reduce_only {
+        text.push_str(" reduce-only");
+    }
+    text
+}
+
+/// "1m", "4h", "1d" for whole minutes, hours and days; otherwise milliseconds.
+pub fn interval_label(interval_ms: i64) -> String {
+    const MINUTE: i64 = 60_000;
+    const HOUR: i64 = 60 * MINUTE;
+    const DAY: i64 = 24 * HOUR;
+    match interval_ms {
+        ms if ms > 0 && ms % (7 * DAY) == 0 => format!("{}w", ms / (7 * DAY)),
+        ms if ms > 0 && ms % DAY == 0 => format!("{}d", ms / DAY),
+        ms if ms > 0 && ms % HOUR == 0 => format!("{}h", ms / HOUR),
+        ms if ms > 0 && ms % MINUTE == 0 => format!("{}m", ms / MINUTE),
+        ms => format!("{ms}ms"),
+    }
+}

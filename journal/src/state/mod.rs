@@ -1,0 +1,509 @@
+//! The ledger: `State` and its pure, total fold.
+//!
+//! `apply` takes one journaled envelope and evolves the state. It never fails
+//! and never does I/O: facts already in the journal cannot be refused, so
+//! real-world oddities (a fill after a cancel, a duplicate fill id, a fill for an
+//! unknown order) are recorded in `anomalies` rather than rejected. Validation
+//! happens before append, in [`crate::check`].
+//!
+//! Everything here iterates in a defined order (`BTreeMap`/`BTreeSet`), holds
+//! money as `Decimal`, and reads time only from the envelope.
+
+pub mod orders;
+pub mod positions;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub use self::{
+    orders::{Order, OrderStatus, OrderUpdate},
+    positions::Position,
+};
+use crate::{
+    codec,
+    event::{Cloid, Envelope, Event, Fill, Instrument, Json, StrategyLoad, TraderStart},
+    hash::{self, Hash},
+    money::dec,
+};
+
+/// How many anomalies are kept verbatim; beyond it only the count grows.
+const ANOMALIES_KEPT_MAX: usize = 1000;
+
+/// The folded state of a journal.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// The sequence number of the last applied event (None before the first).
+    pub last_seq: Option<u64>,
+    /// The hash of the last applied record: ties a snapshot to its chain position.
+    pub last_hash: Hash,
+    /// The latest event time seen.
+    pub time_ms: i64,
+    pub instruments: BTreeMap<String, Instrument>,
+    /// The latest price per symbol: a ticker's mark, else its last, else a kline close.
+    pub marks: BTreeMap<String, Mark>,
+    /// The latest value of each external data series.
+    pub data: BTreeMap<String, DataPoint>,
+    pub traders: BTreeMap<String, TraderState>,
+    /// Content hashes of strategy sources and prompts already stored in the journal.
+    pub contents_seen: BTreeSet<Hash>,
+    pub events_applied: u64,
+    pub anomalies: Vec<Anomaly>,
+    pub anomalies_total: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    #[serde(with = "dec")]
+    pub price: Decimal,
+    pub time_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataPoint {
+    #[serde(with = "dec")]
+    pub value: Decimal,
+    pub time_ms: i64,
+}
+
+/// Something a valid journal said that should not have happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    pub seq: u64,
+    pub trader: String,
+    pub message: String,
+}
+
+/// One trader's virtual account, positions, orders and strategy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraderState {
+    pub start: Option<TraderStart>,
+    /// Capital + realized PnL − fees + funding: moves only by fills, fees and funding.
+    #[serde(with = "dec")]
+    pub cash: Decimal,
+    #[serde(with = "dec")]
+    pub realized_pnl: Decimal,
+    #[serde(with = "dec")]
+    pub fees_paid: Decimal,
+    #[serde(with = "dec")]
+    pub funding_net: Decimal,
+    pub positions: BTreeMap<String, Position>,
+    /// Orders not yet filled, cancelled or rejected.
+    pub orders: BTreeMap<Cloid, Order>,
+    /// Every fill id applied, so a repeated one is never applied twice.
+    pub fill_ids: BTreeSet<String>,
+    pub strategy: Option<StrategyState>,
+    pub stats: TraderStats,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraderStats {
+    pub orders_submitted: u64,
+    pub orders_rejected: u64,
+    pub orders_cancelled: u64,
+    pub orders_filled: u64,
+    pub fills: u64,
+    pub liquidations: u64,
+    #[serde(with = "dec")]
+    pub volume_quote: Decimal,
+    pub notifications: u64,
+    pub llm_calls: u64,
+    pub llm_tokens: u64,
+    #[serde(with = "dec")]
+    pub llm_cost_usd: Decimal,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StrategyState {
+    pub name: String,
+    pub file: String,
+    pub code_hash: Hash,
+    pub params: Json,
+    pub seed: u64,
+    pub stopped: Option<String>,
+    pub restarts: u32,
+    pub errors: u64,
+    /// `ctx.state`, as the journal last recorded it.
+    pub kv: BTreeMap<String, Json>,
+}
+
+/// Cash, realized PnL, fees and funding after one change, computed before any is written.
+#[derive(Clone, Copy, Debug)]
+struct Ledger {
+    cash: Decimal,
+    realized_pnl: Decimal,
+    fees_paid: Decimal,
+    funding_net: Decimal,
+}
+
+impl TraderState {
+    /// The account after realizing `realized`, paying `fee` and receiving `funding`
+    /// (also booked on `position`); `None` on overflow, with nothing written.
+    fn ledger_after(&self, position: &mut Position, realized: Decimal, fee: Decimal, funding: Decimal) -> Option<Ledger> {
+        position.fees_paid = position.fees_paid.checked_add(fee)?;
+        position.funding_net = position.funding_net.checked_add(funding)?;
+        Some(Ledger {
+            cash: self.cash.checked_add(realized)?.checked_sub(fee)?.checked_add(funding)?,
+            realized_pnl: self.realized_pnl.checked_add(realized)?,
+            fees_paid: self.fees_paid.checked_add(fee)?,
+            funding_net: self.funding_net.checked_add(funding)?,
+        })
+    }
+
+    fn commit_ledger(&mut self, symbol: &str, position: Position, ledger: Ledger) {
+        self.positions.insert(symbol.to_owned(), position);
+        self.cash = ledger.cash;
+        self.realized_pnl = ledger.realized_pnl;
+        self.fees_paid = ledger.fees_paid;
+        self.funding_net = ledger.funding_net;
+    }
+
+    /// The leverage the trader trades `symbol` at: its own, capped by the instrument.
+    pub fn leverage(&self, instrument: Option<&Instrument>) -> Decimal {
+        let own = self.start.as_ref().map_or(Decimal::ONE, |s| s.leverage);
+        let own = if own > Decimal::ZERO { own } else { Decimal::ONE };
+        match instrument {
+            Some(i) if i.max_leverage > Decimal::ZERO => own.min(i.max_leverage),
+            _ => own,
+        }
+    }
+}
+
+impl State {
+    /// A state folded over `envelopes` from scratch.
+    pub fn fold<'a>(envelopes: impl IntoIterator<Item = &'a Envelope>) -> State {
+        let mut state = State::default();
+        for env in envelopes {
+            state.apply(env);
+        }
+        state
+    }
+
+    /// The blake3 digest of the canonical encoding: equal digests, equal states.
+    pub fn digest(&self) -> Hash {
+        hash::state(&codec::encode_value(self))
+    }
+
+    /// Evolves the state by one journaled event. Total: never fails, never panics
+    /// on a journal that passed the chain checks.
+    pub fn apply(&mut self, env: &Envelope) {
+        if let Some(last) = self.last_seq {
+            if env.seq <= last {
+                self.anomaly(env, format!("seq {} after {last}: applied anyway", env.seq));
+            }
+        }
+        self.last_seq = Some(env.seq);
+        self.last_hash = env.hash;
+        self.time_ms = self.time_ms.max(env.time_ms);
+        self.events_applied += 1;
+        self.apply_event(env);
+    }
+
+    fn apply_event(&mut self, env: &Envelope) {
+        match &env.event {
+            Event::KlineReceived(k) => {
+                self.set_mark(&k.symbol, k.close, env.time_ms);
+            }
+            Event::TickerReceived(t) => {
+                if let Some(price) = t.mark.or(t.last) {
+                    self.set_mark(&t.symbol, price, env.time_ms);
+                }
+            }
+            Event::DataPointReceived { series, value } => {
+                self.data.insert(series.clone(), DataPoint { value: *value, time_ms: env.time_ms });
+            }
+            Event::InstrumentDefined(i) => {
+                self.instruments.insert(i.symbol.clone(), i.clone());
+            }
+            Event::TraderStarted(start) => self.start_trader(env, start),
+            Event::StrategyLoaded(load) => self.load_strategy(env, load),
+            Event::StrategyStateChanged { changes } => {
+                if let Some(strategy) = self.trader_mut(env).strategy.as_mut() {
+                    for (key, value) in changes {
+                        strategy.kv.insert(key.clone(), value.clone());
+                    }
+                } else {
+                    self.anomaly(env, "state change for a trader with no strategy".into());
+                }
+            }
+            Event::StrategyErred { .. } => {
+                if let Some(s) = self.trader_mut(env).strategy.as_mut() {
+                    s.errors += 1;
+                }
+            }
+            Event::StrategyRestarted { attempt } => {
+                if let Some(s) = self.trader_mut(env).strategy.as_mut() {
+                    s.restarts = *attempt;
+                }
+            }
+            Event::StrategyStopped { reason } => {
+                if let Some(s) = self.trader_mut(env).strategy.as_mut() {
+                    s.stopped = Some(reason.clone());
+                }
+            }
+            Event::NotificationSent { .. } => self.trader_mut(env).stats.notifications += 1,
+            Event::LlmPromptRendered { digest, prompt, .. } => {
+                if prompt.is_some() {
+                    self.contents_seen.insert(*digest);
+                }
+            }
+            Event::LlmResponded { tokens_prompt, tokens_completion, cost_usd, .. } => {
+                let stats = &mut self.trader_mut(env).stats;
+                stats.llm_calls += 1;
+                stats.llm_tokens = stats.llm_tokens.saturating_add(u64::from(*tokens_prompt) + u64::from(*tokens_completion));
+                stats.llm_cost_usd = stats.llm_cost_usd.checked_add(*cost_usd).unwrap_or(stats.llm_cost_usd);
+            }
+            Event::OrderSubmitted(intent) => {
+                let order = Order {
+                    intent: intent.clone(),
+                    status: OrderStatus::Submitted,
+                    filled_qty: Decimal::ZERO,
+                    exchange_order_id: None,
+                    submitted_seq: env.seq,
+                    submitted_ms: env.time_ms,
+                };
+                let trader = self.trader_mut(env);
+                trader.stats.orders_submitted += 1;
+                if trader.orders.insert(intent.cloid, order).is_some() {
+                    self.anomaly(env, format!("order {} submitted twice; the later one replaced it", intent.cloid));
+                }
+            }
+            Event::OrderRejected { cloid, .. } => {
+                self.trader_mut(env).stats.orders_rejected += 1;
+                self.update_order(env, cloid, OrderUpdate::Rejected, None);
+            }
+            Event::OrderAccepted { cloid, exchange_order_id } => {
+                self.update_order(env, cloid, OrderUpdate::Accepted, Some(exchange_order_id));
+            }
+            Event::OrderCancelled { cloid, .. } => {
+                self.trader_mut(env).stats.orders_cancelled += 1;
+                self.update_order(env, cloid, OrderUpdate::Cancelled, None);
+            }
+            Event::OrderFilled(fill) => self.apply_fill(env, fill),
+            Event::FundingPaid { symbol, amount_quote, .. } => {
+                let trader = self.trader_mut(env);
+                let mut position = trader.positions.get(symbol).cloned().unwrap_or_default();
+                match trader.ledger_after(&mut position, Decimal::ZERO, Decimal::ZERO, *amount_quote) {
+                    Some(ledger) => trader.commit_ledger(symbol, position, ledger),
+                    None => self.anomaly(env, format!("funding {amount_quote} overflows the ledger: not applied")),
+                }
+            }
+            Event::PositionLiquidated { symbol, price, fee_quote } => self.liquidate(env, symbol, *price, *fee_quote),
+            Event::ExchangeReconciled(rec) => {
+                for mismatch in &rec.mismatches {
+                    self.anomaly(env, format!("reconciliation: {mismatch}"));
+                }
+            }
+            Event::ClockTicked
+            | Event::SeriesRecorded { .. }
+            | Event::LlmFailed { .. }
+            | Event::DecisionParsed { .. }
+            | Event::RiskChecked { .. } => {}
+        }
+    }
+
+    fn set_mark(&mut self, symbol: &str, price: Decimal, time_ms: i64) {
+        match self.marks.get_mut(symbol) {
+            Some(mark) => *mark = Mark { price, time_ms },
+            None => {
+                self.marks.insert(symbol.to_owned(), Mark { price, time_ms });
+            }
+        }
+    }
+
+    fn start_trader(&mut self, env: &Envelope, start: &TraderStart) {
+        if self.traders.get(&env.trader).is_some_and(|t| t.start.is_some()) {
+            self.anomaly(env, "trader started twice; the first start stands".into());
+            return;
+        }
+        let trader = self.traders.entry(env.trader.clone()).or_default();
+        trader.cash = trader.cash.checked_add(start.capital_quote).unwrap_or(trader.cash);
+        trader.start = Some(start.clone());
+    }
+
+    fn load_strategy(&mut self, env: &Envelope, load: &StrategyLoad) {
+        if load.source.is_some() {
+            self.contents_seen.insert(load.code_hash);
+        }
+        let trader = self.trader_mut(env);
+        // A reload keeps the journaled ctx.state: restarts resume from it.
+        let kv = trader.strategy.take().map(|s| s.kv).unwrap_or_default();
+        trader.strategy = Some(StrategyState {
+            name: load.name.clone(),
+            file: load.file.clone(),
+            code_hash: load.code_hash,
+            params: load.params.clone(),
+            seed: load.seed,
+            stopped: None,
+            restarts: 0,
+            errors: 0,
+            kv,
+        });
+    }
+
+    fn update_order(&mut self, env: &Envelope, cloid: &Cloid, update: OrderUpdate, exchange_id: Option<&String>) {
+        let trader = self.trader_mut(env);
+        let Some(order) = trader.orders.get_mut(cloid) else {
+            // Rejections from the checks never had an open order; that is expected.
+            if update != OrderUpdate::Rejected {
+                self.anomaly(env, format!("{update:?} for unknown order {cloid}"));
+            }
+            return;
+        };
+        match orders::transition(order.status, update) {
+            Ok(next) => {
+                order.status = next;
+                if let Some(id) = exchange_id {
+                    order.exchange_order_id = Some(id.clone());
+                }
+                if next.is_terminal() {
+                    trader.orders.remove(cloid);
+                }
+            }
+            Err((status, update)) => self.anomaly(env, format!("order {cloid}: {update:?} while {status:?}")),
+        }
+    }
+
+    fn apply_fill(&mut self, env: &Envelope, fill: &Fill) {
+        let trader = self.trader_mut(env);
+        if trader.fill_ids.contains(&fill.fill_id) {
+            self.anomaly(env, format!("duplicate fill id {}: not applied again", fill.fill_id));
+            return;
+        }
+        if fill.qty <= Decimal::ZERO || fill.price <= Decimal::ZERO {
+            self.anomaly(env, format!("fill {} with qty {} at {}: not applied", fill.fill_id, fill.qty, fill.price));
+            return;
+        }
+        let mut position = trader.positions.get(&fill.symbol).cloned().unwrap_or_default();
+        let Some(ledger) = position
+            .fill(fill.side.sign() * fill.qty, fill.price)
+            .and_then(|realized| trader.ledger_after(&mut position, realized, fill.fee_quote, Decimal::ZERO))
+        else {
+            self.anomaly(env, format!("fill {} overflows the ledger: not applied", fill.fill_id));
+            return;
+        };
+        trader.commit_ledger(&fill.symbol, position, ledger);
+        trader.fill_ids.insert(fill.fill_id.clone());
+        trader.stats.fills += 1;
+        trader.stats.volume_quote = trader
+            .stats
+            .volume_quote
+            .checked_add((fill.qty * fill.price).round_dp(8))
+            .unwrap_or(trader.stats.volume_quote);
+
+        let Some(order) = trader.orders.get_mut(&fill.cloid) else {
+            // The fill is a fact and was applied; the order it names is gone or never was.
+            self.anomaly(env, format!("fill {} for unknown order {}", fill.fill_id, fill.cloid));
+            return;
+        };
+        order.filled_qty = order.filled_qty.saturating_add(fill.qty);
+        let complete = order.filled_qty >= order.intent.qty;
+        let overfilled = order.filled_qty > order.intent.qty;
+        match orders::transition(order.status, OrderUpdate::Filled { complete }) {
+            Ok(next) => {
+                order.status = next;
+                if next.is_terminal() {
+                    trader.orders.remove(&fill.cloid);
+                    trader.stats.orders_filled += 1;
+                }
+            }
+            Err((status, update)) => {
+                self.anomaly(env, format!("order {}: {update:?} while {status:?}", fill.cloid));
+            }
+        }
+        if overfilled {
+            self.anomaly(env, format!("order {} filled beyond its quantity", fill.cloid));
+        }
+    }
+
+    fn liquidate(&mut self, env: &Envelope, symbol: &str, price: Decimal, fee: Decimal) {
+        let trader = self.trader_mut(env);
+        let Some(mut position) = trader.positions.get(symbol).cloned() else {
+            self.anomaly(env, format!("liquidation of {symbol} with no position"));
+            return;
+        };
+        let Some(ledger) = position
+            .fill(-position.qty, price)
+            .and_then(|realized| trader.ledger_after(&mut position, realized, fee, Decimal::ZERO))
+        else {
+            self.anomaly(env, format!("liquidation of {symbol} overflows the ledger: not applied"));
+            return;
+        };
+        trader.commit_ledger(symbol, position, ledger);
+        trader.stats.liquidations += 1;
+        // Resting orders on the symbol die with the position.
+        trader.orders.retain(|_, o| o.intent.symbol != symbol);
+    }
+
+    /// The trader the envelope belongs to; an unknown trader is created empty
+    /// (and noted) so that its facts still fold.
+    fn trader_mut(&mut self, env: &Envelope) -> &mut TraderState {
+        if !self.traders.contains_key(&env.trader) {
+            self.anomaly(env, format!("event for trader {:?} before it started", env.trader));
+            self.traders.insert(env.trader.clone(), TraderState::default());
+        }
+        self.traders.get_mut(&env.trader).expect("invariant: inserted above")
+    }
+
+    fn anomaly(&mut self, env: &Envelope, message: String) {
+        self.anomalies_total += 1;
+        if self.anomalies.len() < ANOMALIES_KEPT_MAX {
+            self.anomalies.push(Anomaly { seq: env.seq, trader: env.trader.clone(), message });
+        }
+    }
+
+    /// The mark price of `symbol`, if any price was seen.
+    pub fn mark(&self, symbol: &str) -> Option<Decimal> {
+        self.marks.get(symbol).map(|m| m.price)
+    }
+
+    /// A trader's account valued at the current marks.
+    pub fn account(&self, trader: &str) -> Option<AccountView> {
+        let t = self.traders.get(trader)?;
+        let mut unrealized = Decimal::ZERO;
+        let mut margin = Decimal::ZERO;
+        for (symbol, position) in &t.positions {
+            let mark = self.mark(symbol).unwrap_or(position.entry_price);
+            unrealized = unrealized.saturating_add(position.unrealized_pnl(mark));
+            margin = margin.saturating_add(position.margin(t.leverage(self.instruments.get(symbol))));
+        }
+        let mut order_margin = Decimal::ZERO;
+        for order in t.orders.values().filter(|o| !o.intent.reduce_only) {
+            let price = order.intent.price.or(order.intent.trigger_price).or(self.mark(&order.intent.symbol));
+            let leverage = t.leverage(self.instruments.get(&order.intent.symbol));
+            if let Some(price) = price {
+                let notional = order.remaining_qty().saturating_mul(price);
+                order_margin = order_margin.saturating_add(notional.checked_div(leverage).unwrap_or(notional).round_dp(8));
+            }
+        }
+        let equity = t.cash.saturating_add(unrealized);
+        Some(AccountView {
+            cash: t.cash,
+            equity,
+            unrealized_pnl: unrealized,
+            margin_used: margin,
+            order_margin,
+            available: equity.saturating_sub(margin).saturating_sub(order_margin),
+            currency: t.start.as_ref().map_or_else(|| "USDT".to_owned(), |s| s.currency.clone()),
+        })
+    }
+}
+
+/// A trader's account at the current marks (derived, never stored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AccountView {
+    #[serde(with = "dec")]
+    pub cash: Decimal,
+    #[serde(with = "dec")]
+    pub equity: Decimal,
+    #[serde(with = "dec")]
+    pub unrealized_pnl: Decimal,
+    #[serde(with = "dec")]
+    pub margin_used: Decimal,
+    #[serde(with = "dec")]
+    pub order_margin: Decimal,
+    #[serde(with = "dec")]
+    pub available: Decimal,
+    pub currency: String,
+}

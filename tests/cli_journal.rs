@@ -1,0 +1,195 @@
+//! `quantfold journal ...` as a user runs it: the real binary, real sled journals.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+const SMALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/journals/small.input.jsonl");
+
+fn quantfold(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quantfold")).args(args).output().expect("failed to run quantfold")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(args: &[&str]) -> Output {
+    let out = quantfold(args);
+    assert!(out.status.success(), "quantfold {args:?} failed:\n{}", stderr(&out));
+    out
+}
+
+#[track_caller]
+fn fails(args: &[&str]) -> String {
+    let out = quantfold(args);
+    assert!(!out.status.success(), "quantfold {args:?} should fail; stdout:\n{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "quantfold {args:?} panicked:\n{err}");
+    assert_eq!(err.trim().lines().count(), 1, "want a one-line error, got:\n{err}");
+    err
+}
+
+/// A fresh journal holding the small fixture's 13 events.
+fn small_journal(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("journal");
+    ok(&["journal", "import", dir.to_str().unwrap(), "--jsonl", SMALL]);
+    dir
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn import_verify_export_round_trip_is_lossless() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_journal(tmp.path());
+    let verified = stdout(&ok(&["journal", "verify", p(&dir)]));
+    assert!(verified.starts_with("ok: 13 events, 0 snapshots, 1 traders"), "{verified}");
+
+    let first = tmp.path().join("first.jsonl");
+    ok(&["journal", "export", p(&dir), "--jsonl", p(&first)]);
+    let again = tmp.path().join("again");
+    ok(&["journal", "import", p(&again), "--jsonl", p(&first)]);
+    let second = tmp.path().join("second.jsonl");
+    ok(&["journal", "export", p(&again), "--jsonl", p(&second)]);
+    let (a, b) = (std::fs::read_to_string(&first).unwrap(), std::fs::read_to_string(&second).unwrap());
+    assert_eq!(a, b, "export -> import -> export must be byte-identical");
+    assert_eq!(a.lines().count(), 14, "header + 13 events");
+    // Exact decimals and the NaN series value survive as written.
+    assert!(a.contains(r#""volume":"1.549151""#));
+    assert!(a.contains(r#""qty":"0.050""#), "scale of 0.050 is kept");
+    assert!(a.contains(r#""value":"NaN""#));
+}
+
+#[test]
+fn inspect_table_json_filters_and_limits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_journal(tmp.path());
+    let table = stdout(&ok(&["journal", "inspect", p(&dir)]));
+    assert!(table.contains("OrderFilled") && table.contains("17206.64"), "{table}");
+    assert!(table.contains("13 of 13 events shown"));
+
+    let json = stdout(&ok(&["journal", "inspect", p(&dir), "--json", "--from", "3", "--limit", "2"]));
+    let lines: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["seq"], 3);
+    assert_eq!(lines[1]["seq"], 4);
+    assert_eq!(lines[0]["event"]["KlineReceived"]["close"], "17205");
+
+    let shared = stdout(&ok(&["journal", "inspect", p(&dir), "--json", "--trader", "-"]));
+    let seqs: Vec<u64> = shared.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [0, 3, 6], "only the trader-less market events");
+}
+
+#[test]
+fn verify_names_the_first_tampered_sequence_number() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_journal(tmp.path());
+    {
+        let db = sled::open(&dir).unwrap();
+        let events = db.open_tree("events").unwrap();
+        let key = 7u64.to_be_bytes();
+        let mut value = events.get(key).unwrap().unwrap().to_vec();
+        let last = value.len() - 3;
+        value[last] ^= 0x01;
+        events.insert(key, value).unwrap();
+        db.flush().unwrap();
+    }
+    let err = fails(&["journal", "verify", p(&dir)]);
+    assert!(err.contains("seq 7") && err.contains("hash mismatch"), "{err}");
+    // Records before the damage are still readable.
+    let json = stdout(&ok(&["journal", "inspect", p(&dir), "--json", "--limit", "7"]));
+    assert_eq!(json.lines().count(), 7);
+}
+
+#[test]
+fn verify_names_a_deleted_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_journal(tmp.path());
+    {
+        let db = sled::open(&dir).unwrap();
+        db.open_tree("events").unwrap().remove(5u64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let err = fails(&["journal", "verify", p(&dir)]);
+    assert!(err.contains("seq 5") && err.contains("missing"), "{err}");
+}
+
+#[test]
+fn import_refuses_a_bad_line_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_journal(tmp.path());
+    let bad = tmp.path().join("bad.jsonl");
+    let mut text = std::fs::read_to_string(SMALL).unwrap();
+    text.push_str("{\"time_ms\":1,\"trader\":\"x\",\"event\":{\"NoSuchEvent\":{}}}\n");
+    std::fs::write(&bad, text).unwrap();
+    let err = fails(&["journal", "import", p(&dir), "--jsonl", p(&bad)]);
+    assert!(err.contains("bad.jsonl") && err.contains("line 15"), "{err}");
+    let verified = stdout(&ok(&["journal", "verify", p(&dir)]));
+    assert!(verified.starts_with("ok: 13 events"), "nothing appended: {verified}");
+
+    let not_export = tmp.path().join("plain.jsonl");
+    std::fs::write(&not_export, "{\"hello\":1}\n").unwrap();
+    let err = fails(&["journal", "import", p(&tmp.path().join("other")), "--jsonl", p(&not_export)]);
+    assert!(err.contains("line 1") && err.contains("not a quantfold journal export"), "{err}");
+}
+
+#[test]
+fn import_refuses_a_journal_with_a_broken_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_journal(tmp.path());
+    {
+        let db = sled::open(&dir).unwrap();
+        let events = db.open_tree("events").unwrap();
+        let v2 = events.get(2u64.to_be_bytes()).unwrap().unwrap();
+        let v3 = events.get(3u64.to_be_bytes()).unwrap().unwrap();
+        events.insert(2u64.to_be_bytes(), v3).unwrap();
+        events.insert(3u64.to_be_bytes(), v2).unwrap();
+        db.flush().unwrap();
+    }
+    let err = fails(&["journal", "import", p(&dir), "--jsonl", SMALL]);
+    assert!(err.contains("refusing to import") && err.contains("seq 2"), "{err}");
+}
+
+#[test]
+fn bad_directories_get_clear_errors_and_stay_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    let err = fails(&["journal", "verify", p(&missing)]);
+    assert!(err.contains("no such directory"), "{err}");
+    assert!(!missing.exists());
+
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    for args in [["journal", "verify", p(&other)], ["journal", "inspect", p(&other)]] {
+        let err = fails(&args);
+        assert!(err.contains("not a quantfold journal"), "{err}");
+    }
+    let names: Vec<_> = std::fs::read_dir(&other).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["notes.txt"], "nothing written into a directory that is not a journal");
+}
+
+#[test]
+fn a_journal_from_a_newer_quantfold_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_journal(tmp.path());
+    {
+        let db = sled::open(&dir).unwrap();
+        let mut header = b"QFJOURNL".to_vec();
+        header.extend_from_slice(&1u16.to_be_bytes());
+        header.extend_from_slice(&99u16.to_be_bytes());
+        db.insert("header", header).unwrap();
+        db.flush().unwrap();
+    }
+    let err = fails(&["journal", "inspect", p(&dir)]);
+    assert!(err.contains("newer quantfold") && err.contains("schema v99"), "{err}");
+}
