@@ -2,12 +2,16 @@
 //!
 //! # Layout
 //! - `main.rs`: the command line (clap) and error reporting.
+//! - `backtest_cmd.rs`: `backtest` (single runs and parameter sweeps).
 //! - `journal_cmd.rs`: `journal inspect|verify|export|import`.
-//! - `bench.rs`: `bench journal` (and later benchmarks).
+//! - `strategy_cmd.rs`: `strategy check`.
+//! - `bench.rs`: `bench journal`, `bench sandbox`.
 //! - `text.rs`: times and tables for people.
 
+mod backtest_cmd;
 mod bench;
 mod journal_cmd;
+mod strategy_cmd;
 mod text;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -25,12 +29,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a strategy over historical klines and write reports (the default: sma_cross on bundled data).
+    Backtest(Box<backtest_cmd::Args>),
     /// Look into, check, export and import journals.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Work with strategy files.
+    #[command(subcommand)]
+    Strategy(StrategyCommand),
     /// Measure performance; prints JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StrategyCommand {
+    /// Compile a strategy; list its lifecycle functions, parameters and what st_init returns.
+    Check {
+        /// The JavaScript file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +128,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Backtest(args) => backtest_cmd::run(*args),
         Command::Journal(command) => match command {
             JournalCommand::Inspect { dir, from, limit, trader, json } => {
                 journal_cmd::inspect(&dir, from, limit, trader.as_deref(), json)
@@ -118,6 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             JournalCommand::Export { dir, jsonl } => journal_cmd::export(&dir, &jsonl),
             JournalCommand::Import { dir, jsonl } => journal_cmd::import(&dir, &jsonl),
         },
+        Command::Strategy(StrategyCommand::Check { file }) => strategy_cmd::check(&file),
         Command::Bench(BenchCommand::Journal { events, dir }) => bench::journal(events, dir.as_deref()),
     }
 }

@@ -57,6 +57,7 @@ pub fn summary(event: &Event) -> String {
         Event::OrderRejected { cloid, reason } => format!("{cloid}: {reason}"),
         Event::OrderAccepted { cloid, exchange_order_id } => format!("{cloid} as {exchange_order_id}"),
         Event::OrderCancelled { cloid, reason } => format!("{cloid}: {reason}"),
+        Event::OrderCancelRequested { cloid } => cloid.to_string(),
         Event::OrderFilled(f) => format!("{} {:?} {} {} @ {} fee {} {:?} ({})", f.cloid, f.side, f.qty, f.symbol, f.price, f.fee_quote, f.liquidity, f.fill_id),
         Event::FundingPaid { symbol, rate, amount_quote } => format!("{symbol} rate {rate}: {amount_quote}"),
         Event::PositionLiquidated { symbol, price, fee_quote } => format!("{symbol} @ {price} fee {fee_quote}"),

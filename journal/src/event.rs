@@ -143,6 +143,8 @@ pub enum Event {
     },
     /// What the exchange reported at a reconciliation, and where it disagreed.
     ExchangeReconciled(Reconciliation),
+    /// A decider asked to cancel an open order; `OrderCancelled` is the exchange's answer.
+    OrderCancelRequested { cloid: Cloid },
 }
 
 /// A candle. `interval_ms` is the bar length; `open_time_ms` its start.
@@ -492,6 +494,7 @@ impl Event {
             Event::FundingPaid { .. } => "FundingPaid",
             Event::PositionLiquidated { .. } => "PositionLiquidated",
             Event::ExchangeReconciled(_) => "ExchangeReconciled",
+            Event::OrderCancelRequested { .. } => "OrderCancelRequested",
         }
     }
 

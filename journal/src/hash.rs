@@ -5,7 +5,7 @@
 //! deleted record, a reordered pair or a record written at the wrong key all
 //! break the chain at the first record they touch.
 
-use std::fmt;
+use std::{fmt, sync::OnceLock};
 
 /// The domain tag of record hashes; a new codec version gets a new tag.
 const RECORD_DOMAIN: &str = "quantfold 2026 journal record v1";
@@ -45,8 +45,13 @@ impl fmt::Debug for Hash {
 }
 
 /// The hash of a record: the chain link over `prev`, `seq` and the body bytes.
+///
+/// Keyed blake3 with a key derived once from the domain tag: the same domain
+/// separation as `new_derive_key`, without re-deriving the key per record.
 pub fn record(prev: &Hash, seq: u64, body: &[u8]) -> Hash {
-    let mut hasher = blake3::Hasher::new_derive_key(RECORD_DOMAIN);
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    let key = KEY.get_or_init(|| blake3::derive_key(RECORD_DOMAIN, b""));
+    let mut hasher = blake3::Hasher::new_keyed(key);
     hasher.update(&prev.0);
     hasher.update(&seq.to_be_bytes());
     hasher.update(body);

@@ -21,6 +21,8 @@ pub mod jsonl;
 pub mod money;
 pub mod state;
 pub mod store;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod verify;
 
 pub use event::{Cloid, Envelope, Event};

@@ -34,8 +34,11 @@ pub mod dec {
     /// Text that is not a decimal, or a 16-byte form with an impossible scale.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
         if deserializer.is_human_readable() {
-            let text = String::deserialize(deserializer)?;
-            parse(&text).map_err(D::Error::custom)
+            match TextOrInteger::deserialize(deserializer)? {
+                TextOrInteger::Text(text) => parse(&text).map_err(D::Error::custom),
+                TextOrInteger::Signed(n) => Ok(Decimal::from(n)),
+                TextOrInteger::Unsigned(n) => Ok(Decimal::from(n)),
+            }
         } else {
             let bytes = <[u8; 16]>::deserialize(deserializer)?;
             // Byte 2 holds the scale; bits of byte 0/1 and byte 3 other than the sign are unused.
@@ -45,6 +48,16 @@ pub mod dec {
             Ok(Decimal::deserialize(bytes))
         }
     }
+}
+
+/// A decimal in a human-readable format: its exact text, or a JSON integer
+/// (exact too; a JSON float is refused because it has been through `f64`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TextOrInteger {
+    Text(String),
+    Signed(i64),
+    Unsigned(u64),
 }
 
 /// `#[serde(with = "crate::money::dec_opt")]` for `Option<Decimal>` fields.
@@ -98,6 +111,10 @@ pub mod float {
     /// # Errors
     /// Only the serializer's own errors.
     pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        // Every NaN is written as the one NaN: the text form cannot carry a
+        // NaN's sign or payload, so the binary form must not either, or an
+        // export re-imported would hash differently (x86's 0.0 / 0.0 has the sign bit set).
+        let value = &if value.is_nan() { f64::NAN } else { *value };
         if !serializer.is_human_readable() || value.is_finite() {
             serializer.serialize_f64(*value)
         } else if value.is_nan() {
@@ -124,5 +141,79 @@ pub mod float {
                 _ => Err(D::Error::custom(format!("{w:?} is not a number"))),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Amount(#[serde(with = "dec")] Decimal);
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Series(#[serde(with = "float")] f64);
+
+    #[test]
+    fn parse_is_exact_and_refuses_non_numbers() {
+        struct Case {
+            text: &'static str,
+            expected: Option<(i64, u32)>,
+        }
+        let cases = [
+            Case { text: "0.00002025", expected: Some((2025, 8)) },
+            Case { text: "2.025e-05", expected: Some((2025, 8)) },
+            Case { text: "1.50", expected: Some((150, 2)) },
+            Case { text: " -7 ", expected: Some((-7, 0)) },
+            Case { text: "NaN", expected: None },
+            Case { text: "inf", expected: None },
+            Case { text: "", expected: None },
+            Case { text: "1.2.3", expected: None },
+        ];
+        for case in cases {
+            let got = parse(case.text).ok().map(|d| (d.mantissa() as i64, d.scale()));
+            assert_eq!(got, case.expected, "{:?}", case.text);
+        }
+        assert!(parse("abc").unwrap_err().contains("\"abc\""), "the message names the text");
+    }
+
+    #[test]
+    fn json_decimals_are_strings_and_integers_are_accepted_as_documented() {
+        assert_eq!(serde_json::to_string(&Amount("1.50".parse().unwrap())).unwrap(), r#""1.50""#);
+        assert_eq!(serde_json::from_str::<Amount>(r#""1.50""#).unwrap().0.scale(), 2);
+        assert_eq!(serde_json::from_str::<Amount>("42").unwrap(), Amount(Decimal::from(42)));
+        assert_eq!(serde_json::from_str::<Amount>("-3").unwrap(), Amount(Decimal::from(-3)));
+        assert!(serde_json::from_str::<Amount>("1.5").is_err(), "a JSON float would go through f64");
+        assert!(serde_json::from_str::<Amount>(r#""1e999""#).is_err());
+    }
+
+    #[test]
+    fn binary_decimals_with_impossible_bytes_are_refused() {
+        let config = bincode::config::standard();
+        let good = Decimal::new(-150, 2);
+        let bytes = bincode::serde::encode_to_vec(Amount(good), config).unwrap();
+        let (back, _): (Amount, usize) = bincode::serde::decode_from_slice(&bytes, config).unwrap();
+        assert_eq!((back.0, back.0.scale()), (good, 2));
+        // Fixed arrays are written raw, so byte 2 of the value is the scale.
+        let mut bad_scale = bytes.clone();
+        bad_scale[2] = 29;
+        assert!(bincode::serde::decode_from_slice::<Amount, _>(&bad_scale, config).is_err());
+        let mut stray_flag = bytes;
+        stray_flag[0] = 1;
+        assert!(bincode::serde::decode_from_slice::<Amount, _>(&stray_flag, config).is_err());
+    }
+
+    #[test]
+    fn series_floats_survive_json_including_nan_and_infinities() {
+        for value in [f64::NAN, -f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 1e-310, 0.1 + 0.2] {
+            let text = serde_json::to_string(&Series(value)).unwrap();
+            let back = serde_json::from_str::<Series>(&text).unwrap().0;
+            let expected = if value.is_nan() { f64::NAN } else { value };
+            assert_eq!(back.to_bits(), expected.to_bits(), "{value} as {text}");
+        }
+        assert!(serde_json::from_str::<Series>(r#""nan""#).is_err(), "only the three exact words");
     }
 }

@@ -13,6 +13,11 @@
 use std::{
     panic::{self, AssertUnwindSafe},
     path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc, Arc, Mutex,
+    },
+    thread,
     time::{Duration, Instant},
 };
 
@@ -34,6 +39,8 @@ pub enum Durability {
     EveryAppend,
     /// Flush once `max_events` appends are pending or the oldest pending one is
     /// `max_delay_ms` old (checked on append and by [`Journal::flush_if_due`]).
+    /// The flush runs on a background thread, so appends go on meanwhile; if
+    /// flushing falls behind by `8 * max_events`, appends wait for it.
     Group { max_delay_ms: u64, max_events: u64 },
     /// Never flush explicitly (backtests): sled's background flusher and
     /// [`Journal::sync`] at the end are all there is.
@@ -86,9 +93,12 @@ pub struct Journal {
     next_seq: u64,
     last_hash: Hash,
     durability: Durability,
-    /// Every seq below this is durable.
-    durable_next: u64,
+    /// Every seq below this is durable (shared with the background flusher).
+    durable_next: Arc<AtomicU64>,
+    /// Every seq below this has been handed to a flush.
+    requested_next: u64,
     pending_since: Option<Instant>,
+    flusher: Option<Flusher>,
     /// Set when the last record failed its checks on open: reads still work (so
     /// `verify` and `inspect` can say where), appends are refused.
     damaged: Option<(u64, String)>,
@@ -195,8 +205,10 @@ impl Journal {
             next_seq,
             last_hash,
             durability,
-            durable_next: next_seq,
+            durable_next: Arc::new(AtomicU64::new(next_seq)),
+            requested_next: next_seq,
             pending_since: None,
+            flusher: None,
             damaged,
         })
     }
@@ -225,7 +237,7 @@ impl Journal {
 
     /// The highest sequence number known durable.
     pub fn durable_through(&self) -> Option<u64> {
-        self.durable_next.checked_sub(1)
+        self.durable_next.load(Ordering::Acquire).checked_sub(1)
     }
 
     /// Appends one event.
@@ -235,8 +247,7 @@ impl Journal {
     pub fn append(&mut self, time_ms: i64, trader: &str, event: &Event) -> Result<Appended, StoreError> {
         self.refuse_if_damaged()?;
         let seq = self.next_seq;
-        let body = codec::encode_body(time_ms, trader, event);
-        let (hash, value) = codec::encode_record(seq, &self.last_hash, &body);
+        let (hash, value) = codec::encode_event_record(seq, &self.last_hash, time_ms, trader, event);
         self.events.insert(seq.to_be_bytes(), value).map_err(|e| self.storage(e))?;
         self.next_seq += 1;
         self.last_hash = hash;
@@ -257,8 +268,7 @@ impl Journal {
         let mut appended = Vec::new();
         let (mut seq, mut prev) = (self.next_seq, self.last_hash);
         for (time_ms, trader, event) in items {
-            let body = codec::encode_body(time_ms, trader, event);
-            let (hash, value) = codec::encode_record(seq, &prev, &body);
+            let (hash, value) = codec::encode_event_record(seq, &prev, time_ms, trader, event);
             batch.insert(&seq.to_be_bytes(), value);
             appended.push(Appended { seq, hash, durable_through: None });
             prev = hash;
@@ -290,33 +300,51 @@ impl Journal {
         }
     }
 
-    /// Under group commit, flushes when the batch is full or old enough. Drivers
-    /// call this on their clock ticks so a quiet journal still becomes durable.
+    /// Under group commit, hands pending appends to the background flusher when
+    /// the batch is full or old enough. Drivers call this on their clock ticks so
+    /// a quiet journal still becomes durable.
     ///
     /// # Errors
-    /// sled failed to flush.
+    /// A previous background flush failed, or a synchronous one did.
     pub fn flush_if_due(&mut self) -> Result<(), StoreError> {
         let Durability::Group { max_delay_ms, max_events } = self.durability else {
             return Ok(());
         };
-        let pending = self.next_seq - self.durable_next;
+        if let Some(message) = self.flusher.as_ref().and_then(Flusher::failure) {
+            return Err(StoreError::Storage { path: self.path.clone(), message });
+        }
+        let unrequested = self.next_seq - self.requested_next;
         let old = self.pending_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(max_delay_ms));
-        if pending > 0 && (pending >= max_events || old) {
-            self.sync()?;
+        if unrequested == 0 || (unrequested < max_events && !old) {
+            return Ok(());
+        }
+        let behind = self.next_seq - self.durable_next.load(Ordering::Acquire);
+        if behind >= max_events.saturating_mul(8) {
+            // Backpressure: the disk is slower than the appends.
+            return self.sync();
+        }
+        if self.flusher.is_none() {
+            self.flusher = Some(Flusher::start(self.db.clone(), Arc::clone(&self.durable_next)));
+        }
+        let flusher = self.flusher.as_ref().expect("invariant: started above");
+        if flusher.request(self.next_seq) {
+            self.requested_next = self.next_seq;
+            self.pending_since = None;
         }
         Ok(())
     }
 
-    /// Flushes (fsync) everything appended so far.
+    /// Flushes (fsync) everything appended so far, synchronously.
     ///
     /// # Errors
     /// sled failed to flush.
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        if self.durable_next == self.next_seq {
+        if self.durable_next.load(Ordering::Acquire) == self.next_seq {
             return Ok(());
         }
         self.db.flush().map_err(|e| self.storage(e))?;
-        self.durable_next = self.next_seq;
+        self.durable_next.fetch_max(self.next_seq, Ordering::AcqRel);
+        self.requested_next = self.next_seq;
         self.pending_since = None;
         Ok(())
     }
@@ -466,8 +494,62 @@ impl Journal {
 
 impl Drop for Journal {
     fn drop(&mut self) {
-        // Best effort: a clean shutdown leaves everything durable.
+        // Stop the flusher first, then flush: a clean shutdown leaves everything durable.
+        drop(self.flusher.take());
         let _ = self.db.flush();
+    }
+}
+
+/// The group-commit flusher: a thread that fsyncs on request and publishes how
+/// far the journal is durable.
+struct Flusher {
+    requests: Option<mpsc::SyncSender<u64>>,
+    failed: Arc<Mutex<Option<String>>>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(db: sled::Db, durable_next: Arc<AtomicU64>) -> Flusher {
+        // Capacity 1: one flush running and one queued cover everything appended meanwhile.
+        let (requests, inbox) = mpsc::sync_channel::<u64>(1);
+        let failed = Arc::new(Mutex::new(None));
+        let failed_in_thread = Arc::clone(&failed);
+        let handle = thread::Builder::new()
+            .name("journal-flusher".into())
+            .spawn(move || {
+                for target in inbox {
+                    match db.flush() {
+                        Ok(_) => {
+                            durable_next.fetch_max(target, Ordering::AcqRel);
+                        }
+                        Err(e) => {
+                            *failed_in_thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                            return;
+                        }
+                    }
+                }
+            })
+            .expect("failed to spawn the journal flusher thread");
+        Flusher { requests: Some(requests), failed, handle: Some(handle) }
+    }
+
+    /// Asks for everything below `target` to be flushed; false when a flush is
+    /// already queued (it will be asked again on a later append).
+    fn request(&self, target: u64) -> bool {
+        self.requests.as_ref().is_some_and(|r| r.try_send(target).is_ok())
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.requests.take());
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
     }
 }
 

@@ -23,7 +23,7 @@ pub use self::{
 };
 use crate::{
     codec,
-    event::{Cloid, Envelope, Event, Fill, Instrument, Json, StrategyLoad, TraderStart},
+    event::{Cloid, Envelope, Event, Fill, Instrument, Json, RejectReason, Side, StrategyLoad, TraderStart},
     hash::{self, Hash},
     money::dec,
 };
@@ -260,6 +260,7 @@ impl State {
                     status: OrderStatus::Submitted,
                     filled_qty: Decimal::ZERO,
                     exchange_order_id: None,
+                    cancel_requested: false,
                     submitted_seq: env.seq,
                     submitted_ms: env.time_ms,
                 };
@@ -269,9 +270,12 @@ impl State {
                     self.anomaly(env, format!("order {} submitted twice; the later one replaced it", intent.cloid));
                 }
             }
-            Event::OrderRejected { cloid, .. } => {
+            Event::OrderRejected { cloid, reason } => {
                 self.trader_mut(env).stats.orders_rejected += 1;
-                self.update_order(env, cloid, OrderUpdate::Rejected, None);
+                // A duplicate id names the order that already holds it: that order lives on.
+                if *reason != RejectReason::DuplicateCloid {
+                    self.update_order(env, cloid, OrderUpdate::Rejected, None);
+                }
             }
             Event::OrderAccepted { cloid, exchange_order_id } => {
                 self.update_order(env, cloid, OrderUpdate::Accepted, Some(exchange_order_id));
@@ -279,6 +283,12 @@ impl State {
             Event::OrderCancelled { cloid, .. } => {
                 self.trader_mut(env).stats.orders_cancelled += 1;
                 self.update_order(env, cloid, OrderUpdate::Cancelled, None);
+            }
+            Event::OrderCancelRequested { cloid } => {
+                match self.trader_mut(env).orders.get_mut(cloid) {
+                    Some(order) => order.cancel_requested = true,
+                    None => self.anomaly(env, format!("cancel requested for unknown order {cloid}")),
+                }
             }
             Event::OrderFilled(fill) => self.apply_fill(env, fill),
             Event::FundingPaid { symbol, amount_quote, .. } => {
@@ -386,10 +396,10 @@ impl State {
         trader.commit_ledger(&fill.symbol, position, ledger);
         trader.fill_ids.insert(fill.fill_id.clone());
         trader.stats.fills += 1;
-        trader.stats.volume_quote = trader
-            .stats
-            .volume_quote
-            .checked_add((fill.qty * fill.price).round_dp(8))
+        trader.stats.volume_quote = fill
+            .qty
+            .checked_mul(fill.price)
+            .and_then(|notional| trader.stats.volume_quote.checked_add(notional.round_dp(8)))
             .unwrap_or(trader.stats.volume_quote);
 
         let Some(order) = trader.orders.get_mut(&fill.cloid) else {
@@ -419,7 +429,8 @@ impl State {
 
     fn liquidate(&mut self, env: &Envelope, symbol: &str, price: Decimal, fee: Decimal) {
         let trader = self.trader_mut(env);
-        let Some(mut position) = trader.positions.get(symbol).cloned() else {
+        // A flat position (left by closing fills or funding) has nothing to liquidate.
+        let Some(mut position) = trader.positions.get(symbol).filter(|p| !p.qty.is_zero()).cloned() else {
             self.anomaly(env, format!("liquidation of {symbol} with no position"));
             return;
         };
@@ -472,8 +483,12 @@ impl State {
         for order in t.orders.values().filter(|o| !o.intent.reduce_only) {
             let price = order.intent.price.or(order.intent.trigger_price).or(self.mark(&order.intent.symbol));
             let leverage = t.leverage(self.instruments.get(&order.intent.symbol));
+            // As in the checks: only the part that would open exposure holds margin.
+            let held = t.positions.get(&order.intent.symbol).map_or(Decimal::ZERO, |p| p.qty);
+            let closable = if (order.intent.side == Side::Buy) == (held < Decimal::ZERO) { held.abs() } else { Decimal::ZERO };
+            let opening = (order.remaining_qty() - closable).max(Decimal::ZERO);
             if let Some(price) = price {
-                let notional = order.remaining_qty().saturating_mul(price);
+                let notional = opening.saturating_mul(price);
                 order_margin = order_margin.saturating_add(notional.checked_div(leverage).unwrap_or(notional).round_dp(8));
             }
         }
@@ -506,4 +521,271 @@ pub struct AccountView {
     #[serde(with = "dec")]
     pub available: Decimal,
     pub currency: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal_macros::dec;
+
+    use super::*;
+    use crate::{
+        event::{Kline, Liquidity, Side, Ticker},
+        testkit::chain,
+    };
+
+    fn start(capital: Decimal) -> Event {
+        Event::TraderStarted(TraderStart {
+            exchange: "sim".into(),
+            account: "main".into(),
+            currency: "USDT".into(),
+            allocation_pct: dec!(100),
+            capital_quote: capital,
+            leverage: dec!(5),
+        })
+    }
+
+    fn fill(id: &str, side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> Event {
+        Event::OrderFilled(Fill {
+            cloid: Cloid([7; 16]),
+            fill_id: id.into(),
+            symbol: "BTCUSDT".into(),
+            side,
+            qty,
+            price,
+            fee_quote: fee,
+            liquidity: Liquidity::Taker,
+        })
+    }
+
+    fn fold(events: Vec<Event>) -> State {
+        let items: Vec<_> = events.into_iter().map(|e| (0, "alice".to_owned(), e)).collect();
+        State::fold(&chain(&items))
+    }
+
+    #[test]
+    fn fills_funding_and_liquidation_move_cash_by_hand() {
+        let state = fold(vec![
+            start(dec!(1000)),
+            // Long 2 @ 100, fee 0.2.
+            fill("a", Side::Buy, dec!(2), dec!(100), dec!(0.2)),
+            // Funding paid: −1.5.
+            Event::FundingPaid { symbol: "BTCUSDT".into(), rate: dec!(0.0001), amount_quote: dec!(-1.5) },
+            // Liquidated at 90: realizes 2 × (90 − 100) = −20, fee 0.5.
+            Event::PositionLiquidated { symbol: "BTCUSDT".into(), price: dec!(90), fee_quote: dec!(0.5) },
+        ]);
+        let alice = &state.traders["alice"];
+        assert_eq!(alice.realized_pnl, dec!(-20));
+        assert_eq!(alice.fees_paid, dec!(0.7));
+        assert_eq!(alice.funding_net, dec!(-1.5));
+        // 1000 − 20 − 0.7 − 1.5
+        assert_eq!(alice.cash, dec!(977.8));
+        assert_eq!(alice.positions["BTCUSDT"].qty, dec!(0));
+        assert_eq!(alice.stats.liquidations, 1);
+    }
+
+    #[test]
+    fn liquidating_a_flat_position_is_a_no_position_anomaly() {
+        // The position exists (opened and closed) but is flat: nothing to liquidate.
+        let state = fold(vec![
+            start(dec!(1000)),
+            fill("a", Side::Buy, dec!(1), dec!(100), dec!(0)),
+            fill("b", Side::Sell, dec!(1), dec!(110), dec!(0)),
+            Event::PositionLiquidated { symbol: "BTCUSDT".into(), price: dec!(90), fee_quote: dec!(0.5) },
+        ]);
+        let alice = &state.traders["alice"];
+        assert_eq!((alice.cash, alice.fees_paid, alice.stats.liquidations), (dec!(1010), dec!(0), 0));
+        let last = state.anomalies.last().expect("an anomaly");
+        assert_eq!((last.seq, last.message.as_str()), (3, "liquidation of BTCUSDT with no position"));
+    }
+
+    #[test]
+    fn absurd_numbers_become_anomalies_not_panics() {
+        struct Case {
+            name: &'static str,
+            events: Vec<Event>,
+        }
+        let max = Decimal::MAX;
+        let cases = [
+            Case {
+                name: "a fill whose notional overflows after flipping a short",
+                events: vec![fill("a", Side::Sell, dec!(1), dec!(1), dec!(0)), fill("b", Side::Buy, max, dec!(2), dec!(0))],
+            },
+            Case {
+                name: "a mark at the bottom of the range under a long",
+                events: vec![
+                    fill("a", Side::Buy, dec!(1), dec!(1000), dec!(0)),
+                    Event::TickerReceived(Ticker {
+                        symbol: "BTCUSDT".into(),
+                        last: None,
+                        bid: None,
+                        ask: None,
+                        mark: Some(Decimal::MIN),
+                        index: None,
+                        funding_rate: None,
+                        next_funding_ms: None,
+                    }),
+                ],
+            },
+            Case {
+                name: "an order of absurd negative size, then a fill",
+                events: vec![
+                    Event::OrderSubmitted(crate::event::OrderIntent {
+                        cloid: Cloid([7; 16]),
+                        symbol: "BTCUSDT".into(),
+                        side: Side::Buy,
+                        kind: crate::event::OrderKind::Limit,
+                        qty: Decimal::MIN,
+                        price: Some(dec!(1)),
+                        trigger_price: None,
+                        reduce_only: false,
+                        tif: crate::event::TimeInForce::Gtc,
+                    }),
+                    fill("a", Side::Buy, dec!(1), dec!(1), dec!(0)),
+                ],
+            },
+            Case {
+                name: "funding that overflows the cash",
+                events: vec![
+                    Event::FundingPaid { symbol: "BTCUSDT".into(), rate: dec!(0), amount_quote: max },
+                    Event::FundingPaid { symbol: "BTCUSDT".into(), rate: dec!(0), amount_quote: max },
+                ],
+            },
+            Case {
+                name: "a kline close at the top of the range",
+                events: vec![
+                    fill("a", Side::Sell, dec!(2), dec!(3), dec!(0)),
+                    Event::KlineReceived(Kline {
+                        symbol: "BTCUSDT".into(),
+                        interval_ms: 60_000,
+                        open_time_ms: 0,
+                        open: max,
+                        high: max,
+                        low: max,
+                        close: max,
+                        volume: max,
+                        closed: true,
+                    }),
+                ],
+            },
+        ];
+        for case in cases {
+            let mut events = vec![start(dec!(1000))];
+            events.extend(case.events);
+            let outcome = std::panic::catch_unwind(|| {
+                let state = fold(events);
+                (state.account("alice"), state.anomalies_total)
+            });
+            assert!(outcome.is_ok(), "{}: the fold or the account view panicked", case.name);
+        }
+    }
+
+    #[test]
+    fn a_duplicate_fill_id_is_noted_and_not_applied() {
+        let once = fold(vec![start(dec!(1000)), fill("a", Side::Buy, dec!(1), dec!(100), dec!(0.1))]);
+        let twice = fold(vec![
+            start(dec!(1000)),
+            fill("a", Side::Buy, dec!(1), dec!(100), dec!(0.1)),
+            fill("a", Side::Buy, dec!(1), dec!(100), dec!(0.1)),
+        ]);
+        assert_eq!(once.traders, twice.traders);
+        assert_eq!(twice.anomalies.last().map(|a| a.message.as_str()), Some("duplicate fill id a: not applied again"));
+    }
+}
+
+#[cfg(test)]
+mod property_tests {
+    use proptest::{prelude::*, sample::Index};
+
+    use super::*;
+    use crate::testkit::{arb_envelope_stream, arb_ledger_stream, arb_workload, chain, Auditor};
+
+    /// The state without what every event changes (position in the log, time, notes).
+    fn without_bookkeeping(state: &State) -> State {
+        State {
+            last_seq: None,
+            last_hash: Hash::ZERO,
+            time_ms: 0,
+            events_applied: 0,
+            anomalies: Vec::new(),
+            anomalies_total: 0,
+            ..state.clone()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Arbitrary streams (absurd decimals near `Decimal::MAX`, unknown traders,
+        /// fills for unknown orders, repeated ids): the fold and the account views
+        /// never panic, and every event is counted.
+        #[test]
+        fn prop_apply_never_panics_on_arbitrary_streams(
+            stream in prop_oneof![arb_envelope_stream(0..80), arb_ledger_stream(0..80)],
+        ) {
+            let mut state = State::default();
+            for env in &stream {
+                state.apply(env);
+            }
+            prop_assert_eq!(state.events_applied, stream.len() as u64);
+            prop_assert_eq!(state.last_seq, stream.last().map(|e| e.seq));
+            prop_assert!(state.anomalies.len() as u64 <= state.anomalies_total);
+            for trader in state.traders.keys() {
+                prop_assert!(state.account(trader).is_some());
+            }
+            let _ = state.digest();
+        }
+
+        /// Fold a prefix, snapshot it (encode and decode as the store does), fold
+        /// the rest on top: same digest as folding everything.
+        #[test]
+        fn prop_fold_of_prefix_then_rest_equals_fold_of_all(stream in arb_envelope_stream(0..60), cut in any::<Index>()) {
+            let cut = cut.index(stream.len() + 1);
+            let prefix = State::fold(&stream[..cut]);
+            let mut resumed: State = codec::decode_value(&codec::encode_value(&prefix)).expect("a snapshot decodes");
+            for env in &stream[cut..] {
+                resumed.apply(env);
+            }
+            prop_assert_eq!(resumed.digest(), State::fold(&stream).digest());
+        }
+
+        /// Over plausible sessions, after every event: positions equal the sum of
+        /// applied fills, cash = capital + realized − fees + funding, fees and
+        /// funding match the events, each fill id is applied once (see [`Auditor`]).
+        #[test]
+        fn prop_ledger_invariants_hold_over_workloads(workload in arb_workload(1..120)) {
+            let envelopes = chain(&workload.items());
+            let mut state = State::default();
+            let mut auditor = Auditor::default();
+            for env in &envelopes {
+                state.apply(env);
+                auditor.observe(env);
+                if let Err(problem) = auditor.check(&state) {
+                    return Err(TestCaseError::fail(format!("after seq {} ({:?}): {problem}", env.seq, env.event)));
+                }
+            }
+            let overflow = state.anomalies.iter().find(|a| a.message.contains("overflow"));
+            prop_assert!(overflow.is_none(), "sane workloads never overflow: {:?}", overflow);
+        }
+
+        /// A repeated fill id changes nothing but the bookkeeping (seq, hash, time,
+        /// count and a noted anomaly).
+        #[test]
+        fn prop_duplicate_fills_change_nothing_but_bookkeeping(workload in arb_workload(1..120)) {
+            let envelopes = chain(&workload.items());
+            let mut state = State::default();
+            for env in &envelopes {
+                let duplicate = match &env.event {
+                    Event::OrderFilled(fill) => state.traders.get(&env.trader).is_some_and(|t| t.fill_ids.contains(&fill.fill_id)),
+                    _ => false,
+                };
+                let before = without_bookkeeping(&state);
+                let anomalies_before = state.anomalies_total;
+                state.apply(env);
+                if duplicate {
+                    prop_assert_eq!(without_bookkeeping(&state).digest(), before.digest(), "seq {} changed the ledger", env.seq);
+                    prop_assert_eq!(state.anomalies_total, anomalies_before + 1, "seq {}: the duplicate is noted", env.seq);
+                }
+            }
+        }
+    }
 }

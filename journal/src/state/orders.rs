@@ -62,6 +62,8 @@ pub struct Order {
     #[serde(with = "dec")]
     pub filled_qty: Decimal,
     pub exchange_order_id: Option<String>,
+    /// A decider asked to cancel it; the exchange has not answered yet.
+    pub cancel_requested: bool,
     pub submitted_seq: u64,
     pub submitted_ms: i64,
 }

@@ -60,7 +60,7 @@ impl Position {
 
     /// PnL of the open quantity at `mark`.
     pub fn unrealized_pnl(&self, mark: Decimal) -> Decimal {
-        self.qty.checked_mul(mark - self.entry_price).unwrap_or(Decimal::ZERO)
+        mark.checked_sub(self.entry_price).and_then(|per_unit| self.qty.checked_mul(per_unit)).unwrap_or(Decimal::ZERO)
     }
 
     /// Initial margin held: entry notional over leverage.

@@ -1,0 +1,500 @@
+//! CSV chunk source: we cut the file into blocks of whole lines ourselves (so every block starts at a
+//! known line number) and hand each block to polars' CSV parser, all columns typed `String` (polars'
+//! own Decimal parser rounds to a fixed scale, so it is not exact for our inputs). The strings are then
+//! parsed exactly by [`super::num`]. If polars rejects a block or returns nulls (ragged line, empty
+//! field, blank line, bad UTF-8), the block is re-scanned line by line to name the exact line.
+
+use std::fs::File;
+use std::io::{Cursor, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use polars::prelude::*;
+
+use super::error::{DataError, Loc};
+use super::num::{parse_decimal, parse_i64, trim_field, NumError};
+use super::{Bar, Format, RawChunk, TimeUnit};
+
+const READ_SIZE: u64 = 4 << 20;
+/// Below this many rows a block is converted on the calling thread.
+const PAR_MIN_ROWS: usize = 8192;
+pub(crate) const KLINE_HEADER: [&str; 6] = ["open_time_ms", "open", "high", "low", "close", "volume"];
+const BINANCE_NAMES: [&str; 12] = [
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "trades",
+    "taker_buy_base",
+    "taker_buy_quote",
+    "ignore",
+];
+/// Microsecond detection: an open time at or above 10^14 is taken as µs (10^14 ms is the year 5138,
+/// 10^14 µs is 1973; Binance ms stamps have 13 digits, µs stamps 16).
+const MICROS_THRESHOLD: i64 = 100_000_000_000_000;
+
+pub(crate) struct CsvSource {
+    path: Arc<Path>,
+    file: File,
+    buf: Vec<u8>,
+    /// Start of unconsumed bytes in `buf`.
+    start: usize,
+    eof: bool,
+    /// Line number (1-based) of `buf[start]`.
+    next_line: u64,
+    ncols: usize,
+    names: &'static [&'static str],
+    chunk_rows: usize,
+    schema: SchemaRef,
+    /// Binance: detect ms/µs per row, all rows must agree with the first.
+    detect_us: bool,
+    unit: Option<TimeUnit>,
+    threads: usize,
+}
+
+/// What the first line told us.
+pub(crate) struct Opened {
+    pub source: CsvSource,
+    pub format: Format,
+}
+
+fn loc(path: &Arc<Path>, line: u64) -> Loc {
+    Loc { path: path.clone(), line, is_row: false }
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> DataError {
+    DataError::Io { path: path.into(), source: e }
+}
+
+fn fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line.split(|&c| c == b',')
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r'))
+}
+
+fn lossy(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    if s.chars().count() > 120 {
+        let mut t: String = s.chars().take(120).collect();
+        t.push('…');
+        t
+    } else {
+        s.into_owned()
+    }
+}
+
+impl CsvSource {
+    /// Open, detect the format from the first line (unless forced), consume the header if any.
+    pub(crate) fn open(
+        path: Arc<Path>,
+        forced: Option<Format>,
+        chunk_rows: usize,
+    ) -> Result<Opened, DataError> {
+        let file = File::open(&path).map_err(|e| io_err(&path, e))?;
+        let mut src = CsvSource {
+            path,
+            file,
+            buf: Vec::with_capacity(READ_SIZE as usize + 4096),
+            start: 0,
+            eof: false,
+            next_line: 1,
+            ncols: 6,
+            names: &KLINE_HEADER,
+            chunk_rows: chunk_rows.max(1),
+            schema: Arc::new(Schema::default()),
+            detect_us: false,
+            unit: None,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(8),
+        };
+        // Get the first line.
+        let first_end = loop {
+            if let Some(i) = memchr::memchr(b'\n', &src.buf) {
+                break i;
+            }
+            if src.eof {
+                break src.buf.len();
+            }
+            src.fill()?;
+        };
+        if src.buf.starts_with(b"\xef\xbb\xbf") {
+            src.start = 3;
+        }
+        if src.buf[src.start..].iter().all(|c| c.is_ascii_whitespace()) && src.eof {
+            return Err(DataError::EmptyFile { path: src.path.as_ref().into() });
+        }
+        let first = strip_cr(&src.buf[src.start..first_end]);
+        let first_fields: Vec<&[u8]> = fields(first).map(trim_field).collect();
+        let is_kline_header = first_fields.len() == 6
+            && first_fields
+                .iter()
+                .zip(KLINE_HEADER)
+                .all(|(f, h)| f.eq_ignore_ascii_case(h.as_bytes()));
+        let starts_numeric = first_fields.first().is_some_and(|f| parse_i64(f).is_some());
+        let is_binance_header = first_fields.len() == 12
+            && !starts_numeric
+            && first_fields[0].to_ascii_lowercase().windows(4).any(|w| w == b"open");
+        let l1 = loc(&src.path, 1);
+        let found = || lossy(first);
+        let (format, has_header) = match forced {
+            Some(Format::KlineCsv) | None if is_kline_header => (Format::KlineCsv, true),
+            Some(Format::KlineCsv) => {
+                return Err(DataError::MissingHeader { loc: l1, found: found() })
+            }
+            Some(Format::BinanceCsv) | None if is_binance_header => (Format::BinanceCsv, true),
+            Some(Format::BinanceCsv) => (Format::BinanceCsv, false),
+            None if starts_numeric && first_fields.len() == 12 => (Format::BinanceCsv, false),
+            None if first_fields.len() == 6 => {
+                return Err(DataError::MissingHeader { loc: l1, found: found() })
+            }
+            None => return Err(DataError::UnknownFormat { loc: l1, found: found() }),
+            Some(Format::Parquet) => unreachable!("parquet is not opened as CSV"),
+        };
+        if format == Format::BinanceCsv {
+            src.ncols = 12;
+            src.names = &BINANCE_NAMES;
+            src.detect_us = true;
+        } else {
+            src.unit = Some(TimeUnit::Millis);
+        }
+        if has_header {
+            src.start = (first_end + 1).min(src.buf.len());
+            src.next_line = 2;
+        }
+        src.schema = Arc::new(Schema::from_iter(
+            src.names.iter().map(|n| Field::new((*n).into(), DataType::String)),
+        ));
+        Ok(Opened { source: src, format })
+    }
+
+    pub(crate) fn unit(&self) -> Option<TimeUnit> {
+        self.unit
+    }
+
+    /// Append up to READ_SIZE bytes, compacting first.
+    fn fill(&mut self) -> Result<(), DataError> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let n = (&mut self.file)
+            .take(READ_SIZE)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| io_err(&self.path, e))?;
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(())
+    }
+
+    /// Next block of up to `chunk_rows` whole lines: (byte range in buf, first line, n lines).
+    /// At EOF trailing blank lines/whitespace are dropped.
+    fn next_block(&mut self) -> Result<Option<(usize, usize, u64, usize)>, DataError> {
+        let mut scanned = 0usize; // bytes after start already scanned
+        let mut lines = 0usize;
+        loop {
+            let hay = &self.buf[self.start + scanned..];
+            let mut end = None;
+            for pos in memchr::memchr_iter(b'\n', hay) {
+                lines += 1;
+                if lines == self.chunk_rows {
+                    end = Some(self.start + scanned + pos + 1);
+                    break;
+                }
+            }
+            if let Some(end) = end {
+                let block = (self.start, end, self.next_line, lines);
+                self.next_line += lines as u64;
+                self.start = end;
+                return Ok(Some(block));
+            }
+            if self.eof {
+                let mut end = self.buf.len();
+                while end > self.start && self.buf[end - 1].is_ascii_whitespace() {
+                    end -= 1;
+                }
+                if end == self.start {
+                    self.start = self.buf.len();
+                    return Ok(None);
+                }
+                let n = memchr::memchr_iter(b'\n', &self.buf[self.start..end]).count() + 1;
+                let block = (self.start, end, self.next_line, n);
+                self.next_line += n as u64;
+                self.start = self.buf.len();
+                return Ok(Some(block));
+            }
+            scanned = self.buf.len() - self.start;
+            let before = self.start;
+            self.fill()?;
+            // `fill` compacted: `start` moved to 0, `scanned` stays relative to it.
+            debug_assert!(self.start == 0 || self.start == before);
+        }
+    }
+
+    /// Parse the next block. `None` at end of file.
+    pub(crate) fn next_chunk(&mut self) -> Option<RawChunk> {
+        let (a, b, first_line, n_lines) = match self.next_block() {
+            Ok(Some(x)) => x,
+            Ok(None) => return None,
+            Err(e) => return Some(RawChunk { first_line: self.next_line, bars: vec![], error: Some(e) }),
+        };
+        let buf = std::mem::take(&mut self.buf);
+        let block = &buf[a..b];
+        let fast = self.parse_fast(block, first_line, n_lines);
+        let (mut chunk, blank_tail) = match fast {
+            Some(c) => (c, false),
+            None => self.parse_slow(block, first_line),
+        };
+        self.buf = buf;
+        if blank_tail {
+            // Blank lines from here to the end of the block: fine if the rest of the file is blank too.
+            match self.rest_is_blank() {
+                Ok(true) => chunk.error = None,
+                Ok(false) => {}
+                Err(e) => chunk.error = Some(e),
+            }
+        }
+        Some(chunk)
+    }
+
+    /// Is everything after the current block whitespace? Consumes it if so.
+    fn rest_is_blank(&mut self) -> Result<bool, DataError> {
+        loop {
+            if !self.buf[self.start..].iter().all(|c| c.is_ascii_whitespace()) {
+                return Ok(false);
+            }
+            if self.eof {
+                self.start = self.buf.len();
+                return Ok(true);
+            }
+            self.start = self.buf.len();
+            self.fill()?;
+        }
+    }
+
+    /// polars path. `None`: polars refused the block or it contains nulls; use the slow path.
+    fn parse_fast(&mut self, block: &[u8], first_line: u64, n_lines: usize) -> Option<RawChunk> {
+        let parse_options = CsvParseOptions {
+            // No quoting: one line is always one row, so row i is line first_line + i.
+            // Fields wrapped in quotes are unwrapped by our number parser.
+            quote_char: None,
+            truncate_ragged_lines: false,
+            ..Default::default()
+        };
+        let df = CsvReadOptions::default()
+            .with_has_header(false)
+            .with_schema(Some(self.schema.clone()))
+            .with_parse_options(parse_options)
+            .with_raise_if_empty(false)
+            .into_reader_with_file_handle(Cursor::new(block))
+            .finish()
+            .ok()?;
+        if df.height() != n_lines {
+            return None;
+        }
+        let cols: Vec<&StringChunked> = df.columns()[..6]
+            .iter()
+            .map(|c| c.str())
+            .collect::<PolarsResult<_>>()
+            .ok()?;
+        if df.columns().iter().any(|c| c.null_count() > 0) {
+            return None;
+        }
+        if self.unit.is_none() {
+            let raw = cols[0].get(0).and_then(|t| parse_i64(t.as_bytes()));
+            self.unit = Some(match raw {
+                Some(t) if t.unsigned_abs() >= MICROS_THRESHOLD as u64 => TimeUnit::Micros,
+                _ => TimeUnit::Millis,
+            });
+        }
+        let ctx = RowCtx {
+            path: &self.path,
+            names: self.names,
+            detect_us: self.detect_us,
+            unit: self.unit.unwrap_or(TimeUnit::Millis),
+        };
+        let n = df.height();
+        let parts = if n >= PAR_MIN_ROWS { self.threads.max(1) } else { 1 };
+        let (bars, error) = if parts == 1 {
+            ctx.convert(&cols, 0, n, first_line)
+        } else {
+            let per = n.div_ceil(parts);
+            let results: Vec<(Vec<Bar>, Option<DataError>)> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..parts)
+                    .map(|p| {
+                        let (off, len) = (p * per, per.min(n.saturating_sub(p * per)));
+                        let cols = &cols;
+                        let ctx = &ctx;
+                        s.spawn(move || ctx.convert(cols, off, len, first_line + off as u64))
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().expect("conversion thread panicked")).collect()
+            });
+            let mut bars = Vec::with_capacity(n);
+            let mut error = None;
+            for (b, e) in results {
+                bars.extend(b);
+                if e.is_some() {
+                    error = e;
+                    break;
+                }
+            }
+            (bars, error)
+        };
+        Some(RawChunk { first_line, bars, error })
+    }
+
+    /// Line-by-line path: exact diagnostics for whatever polars did not like.
+    /// Also says whether it stopped at a blank line followed only by blank lines in this block.
+    fn parse_slow(&mut self, block: &[u8], first_line: u64) -> (RawChunk, bool) {
+        let mut bars = Vec::new();
+        let mut error = None;
+        let mut blank_tail = false;
+        let mut text: [&[u8]; 6] = [b""; 6];
+        let mut offset = 0usize;
+        for (i, line) in block.split(|&c| c == b'\n').enumerate() {
+            let ln = first_line + i as u64;
+            let rest = &block[offset..];
+            offset += line.len() + 1;
+            let line = strip_cr(line);
+            let l = || loc(&self.path, ln);
+            if is_blank(line) {
+                error = Some(DataError::EmptyLine { loc: l() });
+                blank_tail = rest.iter().all(|c| c.is_ascii_whitespace());
+                break;
+            }
+            if std::str::from_utf8(line).is_err() {
+                error = Some(DataError::InvalidUtf8 { loc: l() });
+                break;
+            }
+            let mut n = 0;
+            for f in fields(line) {
+                if n < 6 {
+                    text[n] = f;
+                }
+                n += 1;
+            }
+            if n != self.ncols {
+                error = Some(DataError::ColumnCount { loc: l(), expected: self.ncols, found: n });
+                break;
+            }
+            if self.unit.is_none() {
+                self.unit = Some(match parse_i64(text[0]) {
+                    Some(t) if t.unsigned_abs() >= MICROS_THRESHOLD as u64 => TimeUnit::Micros,
+                    _ => TimeUnit::Millis,
+                });
+            }
+            let ctx = RowCtx {
+                path: &self.path,
+                names: self.names,
+                detect_us: self.detect_us,
+                unit: self.unit.unwrap_or(TimeUnit::Millis),
+            };
+            match ctx.row(text, ln) {
+                Ok(b) => bars.push(b),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        (RawChunk { first_line, bars, error }, blank_tail)
+    }
+}
+
+struct RowCtx<'a> {
+    path: &'a Arc<Path>,
+    names: &'static [&'static str],
+    detect_us: bool,
+    unit: TimeUnit,
+}
+
+impl RowCtx<'_> {
+    fn convert(
+        &self,
+        cols: &[&StringChunked],
+        off: usize,
+        len: usize,
+        first_line: u64,
+    ) -> (Vec<Bar>, Option<DataError>) {
+        let mut bars = Vec::with_capacity(len);
+        let sl: Vec<StringChunked> = cols.iter().map(|c| c.slice(off as i64, len)).collect();
+        let mut its: Vec<_> = sl.iter().map(|c| c.iter()).collect();
+        for i in 0..len {
+            let mut text: [&[u8]; 6] = [b""; 6];
+            for (t, it) in text.iter_mut().zip(its.iter_mut()) {
+                // Nulls were ruled out before.
+                *t = it.next().flatten().unwrap_or("").as_bytes();
+            }
+            match self.row(text, first_line + i as u64) {
+                Ok(b) => bars.push(b),
+                Err(e) => return (bars, Some(e)),
+            }
+        }
+        (bars, None)
+    }
+
+    #[inline]
+    fn row(&self, text: [&[u8]; 6], line: u64) -> Result<Bar, DataError> {
+        let l = || loc(self.path, line);
+        let raw = parse_i64(text[0]).ok_or_else(|| DataError::Unparseable {
+            loc: l(),
+            column: self.names[0],
+            text: lossy(text[0]),
+        })?;
+        let open_time_ms = if self.detect_us {
+            let unit = if raw.unsigned_abs() >= MICROS_THRESHOLD as u64 {
+                TimeUnit::Micros
+            } else {
+                TimeUnit::Millis
+            };
+            if unit != self.unit {
+                return Err(DataError::TimeUnitChanged {
+                    loc: l(),
+                    raw,
+                    unit: unit.name(),
+                    first_unit: self.unit.name(),
+                });
+            }
+            match unit {
+                TimeUnit::Millis => raw,
+                TimeUnit::Micros => {
+                    if raw % 1000 != 0 {
+                        return Err(DataError::SubMillisecond { loc: l(), raw });
+                    }
+                    raw / 1000
+                }
+            }
+        } else {
+            raw
+        };
+        let mut vals = [rust_decimal::Decimal::ZERO; 5];
+        for k in 0..5 {
+            vals[k] = parse_decimal(text[k + 1]).map_err(|e| {
+                let (loc, column, text) = (l(), self.names[k + 1], lossy(text[k + 1]));
+                match e {
+                    NumError::Syntax => DataError::Unparseable { loc, column, text },
+                    NumError::NonFinite => DataError::NonFinite { loc, column, text },
+                    NumError::Inexact => DataError::Inexact { loc, column, text },
+                }
+            })?;
+        }
+        Ok(Bar {
+            open_time_ms,
+            open: vals[0],
+            high: vals[1],
+            low: vals[2],
+            close: vals[3],
+            volume: vals[4],
+        })
+    }
+}

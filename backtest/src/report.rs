@@ -1,0 +1,320 @@
+//! Reports of a finished run: the summary metrics (computed with polars), the
+//! CSV/Parquet tables, `summary.json` and a self-contained `report.html`.
+//!
+//! Input is a [`RunRecord`]; nothing here touches the ledger or the journal.
+//!
+//! # Public API
+//! - [`summary`]: the metrics, as a [`Summary`] (serialized to `summary.json`).
+//! - [`write_all`]: every file below into one directory; [`write_with`] does the same
+//!   with [`WriteOptions`] (e.g. skip `equity.csv` when the driver streams its own).
+//! - [`write_equity_csv`]: `equity.csv` alone.
+//!
+//! # Files
+//! | file | columns |
+//! |---|---|
+//! | `summary.json` | the [`Summary`], pretty-printed |
+//! | `trades.csv` / `trades.parquet` | symbol, side, entry_time, exit_time, qty, entry_price, exit_price, pnl, fees, net_pnl |
+//! | `equity.csv` / `equity.parquet` | time, time_ms, equity, drawdown_pct |
+//! | `series.csv` / `series.parquet` | time, time_ms, name, value |
+//! | `report.html` | one offline page: header, summary, price charts with trades, equity, drawdown, series, trades, data notes |
+//!
+//! Times are ISO-8601 UTC (`2024-01-05T14:00:00Z`, with `.mmm` only when the milliseconds are not 0).
+//! Money in `trades.csv` is the exact decimal text (`0.00002025` stays `0.00002025`, scale kept);
+//! in `trades.parquet` it is a Parquet DECIMAL(38, s) column, s being the largest scale in
+//! the column (exact; a column whose values cannot share one scale within 38 digits falls back to
+//! text). `net_pnl = pnl − fees`, exact. The equity columns are the record's `f64` copies
+//! (the exact ledger equity is the driver's business).
+//!
+//! # Metric definitions
+//! The metrics are computed with polars (eager `Series`/`ChunkedArray` kernels over two
+//! DataFrames, the equity curve and the trades; the `lazy` query engine is not enabled in
+//! this crate). All results that are not finite numbers are `null` in JSON, never NaN.
+//!
+//! - **Equity curve**: `initial_equity` (the state before the first bar), then one point per bar
+//!   close. Per-bar simple returns `r_i = e_i / e_{i-1} − 1`, the first one against `initial_equity`,
+//!   so a run of `n` bars has `n` returns.
+//! - **total_return_pct** = `(final_equity / initial_equity − 1) · 100` (from the exact decimals).
+//! - **cagr_pct** = `((final / initial)^(1 / years) − 1) · 100`, `years = (end − start) / 365.25 days`.
+//!   `null` when the span is under one day (annualizing a few hours is meaningless), or when
+//!   `initial ≤ 0` or `final < 0`.
+//! - **sharpe** = `mean(r) / stdev(r) · sqrt(bars_per_year)`, sample stdev (n − 1), risk-free rate 0,
+//!   `bars_per_year = 365.25 · 86 400 000 / interval_ms`. `null` with fewer than 2 returns or a zero stdev
+//!   (flat equity).
+//! - **sortino** = `mean(r) / downside_dev · sqrt(bars_per_year)`, `downside_dev = sqrt(mean(min(r, 0)²))`
+//!   over all returns (positive returns count as 0). `null` when there is no negative return.
+//! - **max_drawdown_pct** = `max_t (peak_t − e_t) / peak_t · 100`, `peak_t` the running maximum of the
+//!   curve including `initial_equity`; a positive number, 0 for a curve that never falls.
+//!   `null` without equity points. `equity.csv`'s `drawdown_pct` is the same quantity per point.
+//! - **calmar** = `cagr_pct / max_drawdown_pct`; `null` when the drawdown is 0 or CAGR is `null`.
+//! - **win_rate_pct** = `count(pnl − fees > 0) / trades · 100`; `null` without trades.
+//! - **profit_factor** = `Σ(net > 0) / |Σ(net < 0)|` with `net = pnl − fees`; `null` without a losing trade.
+//! - **exposure_pct** = share of equity points with a position open, `· 100`; `null` without points.
+//! - **avg_trade_duration_ms** = mean of `exit_time − entry_time` over trades (rounded to ms), and
+//!   **avg_trade_duration** the same in words (`"3h 20m"`, `"2d 4h"`, `"45s"`); `null` without trades.
+//! - **fees_paid**, **final_equity**, **initial_equity**, **funding_net**: the record's exact decimals, as strings.
+
+mod files;
+mod html;
+mod metrics;
+mod svg;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use journal::money::dec;
+
+use crate::record::RunRecord;
+
+pub use files::{write_equity_csv, write_series, write_trades};
+pub use html::render_html;
+
+/// The run's headline numbers; `summary.json` is this, pretty-printed.
+/// Definitions: see the [module docs](self).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub strategy: String,
+    pub params: serde_json::Value,
+    pub symbols: Vec<String>,
+    /// The bar interval in words ("1h", "15m", "1d").
+    pub interval: String,
+    pub interval_ms: i64,
+    /// ISO-8601 UTC.
+    pub start: String,
+    pub end: String,
+    pub bars: u64,
+    pub trades: u64,
+    #[serde(with = "dec")]
+    pub initial_equity: Decimal,
+    #[serde(with = "dec")]
+    pub final_equity: Decimal,
+    pub total_return_pct: Option<f64>,
+    pub cagr_pct: Option<f64>,
+    pub sharpe: Option<f64>,
+    pub sortino: Option<f64>,
+    pub max_drawdown_pct: Option<f64>,
+    pub calmar: Option<f64>,
+    pub win_rate_pct: Option<f64>,
+    pub profit_factor: Option<f64>,
+    pub exposure_pct: Option<f64>,
+    #[serde(with = "dec")]
+    pub fees_paid: Decimal,
+    #[serde(with = "dec")]
+    pub funding_net: Decimal,
+    pub avg_trade_duration: Option<String>,
+    pub avg_trade_duration_ms: Option<i64>,
+    pub orders_rejected: u64,
+    pub strategy_errors: u64,
+    pub anomalies: u64,
+    pub state_digest: String,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<String>,
+    pub data_notes: Vec<String>,
+}
+
+/// A report file could not be built or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{what}: polars: {source}")]
+    Polars { what: String, source: polars::error::PolarsError },
+    #[error("summary.json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl ReportError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        ReportError::Io { path: path.to_path_buf(), source }
+    }
+    pub(crate) fn polars(what: impl Into<String>, source: polars::error::PolarsError) -> Self {
+        ReportError::Polars { what: what.into(), source }
+    }
+}
+
+/// Which files [`write_with`] writes (all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Write `equity.csv` (from the record's `f64` curve). Turn off when the driver
+    /// streams its own exact `equity.csv` into the same directory.
+    pub equity_csv: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { equity_csv: true }
+    }
+}
+
+/// Computes the summary metrics (see the module docs for the definitions).
+/// Never panics: empty curves, zero trades and one bar give `null`s where documented.
+pub fn summary(record: &RunRecord) -> Summary {
+    let m = metrics::compute(record);
+    Summary {
+        strategy: record.strategy.clone(),
+        params: record.params.clone(),
+        symbols: record.symbols.clone(),
+        interval: interval_label(record.interval_ms),
+        interval_ms: record.interval_ms,
+        start: iso_utc(record.start_ms),
+        end: iso_utc(record.end_ms),
+        bars: record.bars,
+        trades: record.trades.len() as u64,
+        initial_equity: record.initial_equity,
+        final_equity: record.final_equity,
+        total_return_pct: m.total_return_pct,
+        cagr_pct: m.cagr_pct,
+        sharpe: m.sharpe,
+        sortino: m.sortino,
+        max_drawdown_pct: m.max_drawdown_pct,
+        calmar: m.calmar,
+        win_rate_pct: m.win_rate_pct,
+        profit_factor: m.profit_factor,
+        exposure_pct: m.exposure_pct,
+        fees_paid: record.fees_paid,
+        funding_net: record.funding_net,
+        avg_trade_duration: m.avg_trade_duration_ms.map(human_duration),
+        avg_trade_duration_ms: m.avg_trade_duration_ms,
+        orders_rejected: record.orders_rejected,
+        strategy_errors: record.strategy_errors,
+        anomalies: record.anomalies,
+        state_digest: record.state_digest.clone(),
+        stopped: record.stopped.clone(),
+        data_notes: record.data_notes.clone(),
+    }
+}
+
+/// Writes every report file into `out_dir` (created if missing); returns the paths written.
+///
+/// # Errors
+/// The first file that cannot be built or written.
+pub fn write_all(record: &RunRecord, summary: &Summary, out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    write_with(record, summary, out_dir, WriteOptions::default())
+}
+
+/// [`write_all`] with options.
+///
+/// # Errors
+/// The first file that cannot be built or written.
+pub fn write_with(
+    record: &RunRecord,
+    summary: &Summary,
+    out_dir: &Path,
+    options: WriteOptions,
+) -> Result<Vec<PathBuf>, ReportError> {
+    std::fs::create_dir_all(out_dir).map_err(|e| ReportError::io(out_dir, e))?;
+    let mut written = Vec::new();
+
+    let path = out_dir.join("summary.json");
+    let mut json = serde_json::to_string_pretty(summary)?;
+    json.push('\n');
+    std::fs::write(&path, json).map_err(|e| ReportError::io(&path, e))?;
+    written.push(path);
+
+    written.extend(write_trades(record, out_dir)?);
+    if options.equity_csv {
+        written.push(write_equity_csv(record, &out_dir.join("equity.csv"))?);
+    }
+    written.push(files::write_equity_parquet(record, &out_dir.join("equity.parquet"))?);
+    written.extend(write_series(record, out_dir)?);
+
+    let path = out_dir.join("report.html");
+    std::fs::write(&path, render_html(record, summary)).map_err(|e| ReportError::io(&path, e))?;
+    written.push(path);
+    Ok(written)
+}
+
+/// ISO-8601 UTC: `2024-01-05T14:00:00Z`, with `.mmm` when the milliseconds are not 0.
+pub fn iso_utc(ms: i64) -> String {
+    let (y, mo, d, h, mi, s, milli) = civil(ms);
+    if milli == 0 {
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    } else {
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+    }
+}
+
+/// (year, month 1-12, day 1-31, hour, minute, second, millisecond) of a UTC epoch-ms time.
+pub(crate) fn civil(ms: i64) -> (i64, u32, u32, u32, u32, u32, u32) {
+    let secs = ms.div_euclid(1000);
+    let milli = ms.rem_euclid(1000) as u32;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    let (y, m, d) = civil_from_days(days);
+    (y, m, d, sod / 3600, sod % 3600 / 60, sod % 60, milli)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// (year, month, day) to days since 1970-01-01.
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A duration in words, two units at most: "450ms", "45s", "3m 20s", "3h 20m", "2d 4h".
+pub fn human_duration(ms: i64) -> String {
+    let neg = if ms < 0 { "-" } else { "" };
+    let ms = ms.unsigned_abs();
+    const S: u64 = 1000;
+    const M: u64 = 60 * S;
+    const H: u64 = 60 * M;
+    const D: u64 = 24 * H;
+    let two = |big: u64, bu: &str, small: u64, su: &str| {
+        // Round to the smaller unit first so "59m 59.9s" does not print "59m 60s".
+        let total = (ms + small / 2) / small;
+        let per = big / small;
+        let (a, b) = (total / per, total % per);
+        if b == 0 {
+            format!("{neg}{a}{bu}")
+        } else {
+            format!("{neg}{a}{bu} {b}{su}")
+        }
+    };
+    if ms < S {
+        format!("{neg}{ms}ms")
+    } else if ms < M {
+        format!("{neg}{}s", (ms + S / 2) / S)
+    } else if ms < H {
+        two(M, "m", S, "s")
+    } else if ms < D {
+        two(H, "h", M, "m")
+    } else {
+        two(D, "d", H, "h")
+    }
+}
+
+/// The interval in the largest unit that divides it: "1m", "15m", "4h", "1d", "1w"; "250ms".
+pub fn interval_label(interval_ms: i64) -> String {
+    const UNITS: [(i64, &str); 5] =
+        [(7 * 86_400_000, "w"), (86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s")];
+    if interval_ms <= 0 {
+        return format!("{interval_ms}ms");
+    }
+    for (size, unit) in UNITS {
+        if interval_ms % size == 0 {
+            return format!("{}{unit}", interval_ms / size);
+        }
+    }
+    format!("{interval_ms}ms")
+}

@@ -1,0 +1,447 @@
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use polars::prelude::*;
+use rust_decimal::Decimal;
+
+use super::*;
+use crate::record::{EquityPoint, PricePoint, RunRecord, SeriesPoint, Trade};
+
+const H: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * b.abs().max(1.0)
+}
+
+fn assert_close(got: Option<f64>, want: f64, what: &str) {
+    let got = got.unwrap_or_else(|| panic!("{what}: null, want {want}"));
+    assert!(close(got, want, 1e-9), "{what}: got {got}, want {want}");
+}
+
+fn point(time_ms: i64, equity: f64, exposed: bool) -> EquityPoint {
+    EquityPoint { time_ms, equity, exposed }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn trade(symbol: &str, side: &str, entry: i64, exit: i64, qty: &str, pe: &str, px: &str, pnl: &str, fees: &str) -> Trade {
+    Trade {
+        symbol: symbol.into(),
+        side: side.into(),
+        entry_time_ms: entry,
+        exit_time_ms: exit,
+        qty: d(qty),
+        entry_price: d(pe),
+        exit_price: d(px),
+        pnl: d(pnl),
+        fees: d(fees),
+    }
+}
+
+/// Equity 100 (initial) → 110 → 99 → 121 on 1h bars, and four trades.
+fn tiny() -> RunRecord {
+    RunRecord {
+        strategy: "tiny".into(),
+        params: serde_json::json!({"fast": 3, "slow": 8}),
+        symbols: vec!["BTCUSDT".into()],
+        interval_ms: H,
+        bars: 3,
+        start_ms: 0,
+        end_ms: 3 * H,
+        initial_equity: d("100"),
+        final_equity: d("121"),
+        fees_paid: d("2.5"),
+        funding_net: d("0"),
+        equity: vec![point(H, 110.0, true), point(2 * H, 99.0, true), point(3 * H, 121.0, false)],
+        trades: vec![
+            // net = pnl − fees: 9 (win), −5.5, −0.5 (a gross win eaten by fees), 3 (win).
+            trade("BTCUSDT", "long", 0, H, "1", "100", "110", "10", "1"),
+            trade("BTCUSDT", "short", H, 3 * H, "1", "110", "115", "-5", "0.5"),
+            trade("BTCUSDT", "long", 0, H / 2, "1", "100", "100.5", "0.5", "1"),
+            trade("BTCUSDT", "long", 0, 3 * H + 20 * 60_000, "0.00002025", "1", "2", "3", "0"),
+        ],
+        prices: vec![vec![PricePoint { time_ms: H, close: 110.0 }]],
+        ..RunRecord::default()
+    }
+}
+
+#[test]
+fn metrics_on_a_hand_computed_curve() {
+    let s = summary(&tiny());
+    // Returns: 110/100 − 1 = 0.1, 99/110 − 1 = −0.1, 121/99 − 1 = 2/9.
+    // mean = (0.1 − 0.1 + 2/9) / 3 = 2/27 ≈ 0.0740741.
+    // Deviations from the mean: 0.7/27, −4.7/27, 4/27; sum of squares = (0.49 + 22.09 + 16)/729 = 38.58/729;
+    // sample variance = 38.58/729/2, stdev ≈ 0.162668.
+    // Bars per year (1h) = 365.25 · 24 = 8766.
+    let mean = 2.0 / 27.0;
+    let sd = (38.58f64 / 729.0 / 2.0).sqrt();
+    assert_close(s.sharpe, mean / sd * 8766f64.sqrt(), "sharpe"); // ≈ 42.63
+    // Downside: min(r, 0)² = 0, 0.01, 0 → mean 0.01/3 → deviation sqrt(0.01/3) ≈ 0.057735.
+    assert_close(s.sortino, mean / (0.01f64 / 3.0).sqrt() * 8766f64.sqrt(), "sortino"); // ≈ 120.1
+    // Peak 100, 110, 110, 121: the worst point is 99 under 110 → 11/110 = 10%.
+    assert_close(s.max_drawdown_pct, 10.0, "max_drawdown_pct");
+    // 121/100 − 1 = 21%.
+    assert_close(s.total_return_pct, 21.0, "total_return_pct");
+    // 3 hours is under a day: no CAGR, hence no Calmar.
+    assert_eq!(s.cagr_pct, None);
+    assert_eq!(s.calmar, None);
+    // Exposed at 2 of 3 points.
+    assert_close(s.exposure_pct, 200.0 / 3.0, "exposure_pct");
+    // Nets 9, −5.5, −0.5, 3: 2 wins of 4 = 50%; profit factor (9 + 3) / (5.5 + 0.5) = 2.
+    assert_close(s.win_rate_pct, 50.0, "win_rate_pct");
+    assert_close(s.profit_factor, 2.0, "profit_factor");
+    // Durations 1h, 2h, 30m, 3h20m = 24 600 000 ms / 4 = 6 150 000 ms = 1h 42m 30s → "1h 43m".
+    assert_eq!(s.avg_trade_duration_ms, Some(6_150_000));
+    assert_eq!(s.avg_trade_duration.as_deref(), Some("1h 43m"));
+    assert_eq!(s.trades, 4);
+    assert_eq!(s.interval, "1h");
+    assert_eq!(s.start, "1970-01-01T00:00:00Z");
+    assert_eq!(s.end, "1970-01-01T03:00:00Z");
+
+    let json: serde_json::Value = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["final_equity"], "121");
+    assert_eq!(json["fees_paid"], "2.5");
+    assert_eq!(json["cagr_pct"], serde_json::Value::Null);
+    for key in [
+        "start", "end", "bars", "trades", "final_equity", "total_return_pct", "cagr_pct", "sharpe", "sortino",
+        "max_drawdown_pct", "calmar", "win_rate_pct", "profit_factor", "exposure_pct", "fees_paid",
+        "avg_trade_duration", "avg_trade_duration_ms", "strategy", "params", "symbols", "interval", "initial_equity",
+        "funding_net", "orders_rejected", "strategy_errors", "anomalies", "state_digest", "data_notes",
+    ] {
+        assert!(json.get(key).is_some(), "summary.json lacks {key}");
+    }
+}
+
+#[test]
+fn cagr_and_calmar_over_one_year() {
+    // Same curve on daily bars spanning exactly 365.25 days: years = 1, so CAGR = total return = 21%,
+    // Calmar = 21 / 10 = 2.1; Sharpe annualizes with sqrt(365.25).
+    let mut r = tiny();
+    r.interval_ms = DAY;
+    r.end_ms = 31_557_600_000; // 365.25 days
+    for (i, p) in r.equity.iter_mut().enumerate() {
+        p.time_ms = (i as i64 + 1) * DAY;
+    }
+    let s = summary(&r);
+    assert_close(s.cagr_pct, 21.0, "cagr_pct");
+    assert_close(s.calmar, 2.1, "calmar");
+    let sd = (38.58f64 / 729.0 / 2.0).sqrt();
+    assert_close(s.sharpe, 2.0 / 27.0 / sd * 365.25f64.sqrt(), "sharpe");
+    assert_eq!(s.interval, "1d");
+
+    // Two years, 100 → 121: (1.21)^(1/2) − 1 = 10%.
+    r.end_ms = 2 * 31_557_600_000;
+    assert_close(summary(&r).cagr_pct, 10.0, "cagr_pct over two years");
+}
+
+#[test]
+fn zero_trades_one_bar_and_empty_records_do_not_panic() {
+    // One bar, no trades, equity unchanged.
+    let r = RunRecord {
+        interval_ms: 60_000,
+        bars: 1,
+        start_ms: 0,
+        end_ms: 60_000,
+        initial_equity: d("1000"),
+        final_equity: d("1000"),
+        equity: vec![point(60_000, 1000.0, false)],
+        ..RunRecord::default()
+    };
+    let s = summary(&r);
+    assert_eq!(s.trades, 0);
+    assert_eq!((s.win_rate_pct, s.profit_factor), (None, None));
+    assert_eq!((s.avg_trade_duration.clone(), s.avg_trade_duration_ms), (None, None));
+    assert_eq!(s.sharpe, None, "one return has no sample stdev");
+    assert_eq!(s.sortino, None, "no negative return");
+    assert_eq!(s.max_drawdown_pct, Some(0.0));
+    assert_eq!(s.calmar, None);
+    assert_eq!(s.cagr_pct, None);
+    assert_eq!(s.exposure_pct, Some(0.0));
+    assert_eq!(s.total_return_pct, Some(0.0));
+
+    // Flat equity over many bars: zero stdev → no Sharpe; no drawdown.
+    let mut flat = r.clone();
+    flat.equity = (1..=50).map(|i| point(i * 60_000, 1000.0, i % 2 == 0)).collect();
+    let s = summary(&flat);
+    assert_eq!((s.sharpe, s.sortino, s.calmar), (None, None, None));
+    assert_eq!(s.max_drawdown_pct, Some(0.0));
+    assert_eq!(s.exposure_pct, Some(50.0));
+
+    // Nothing at all.
+    let s = summary(&RunRecord::default());
+    assert_eq!(s.total_return_pct, None);
+    assert_eq!(s.max_drawdown_pct, None);
+    assert_eq!(s.exposure_pct, None);
+    assert_eq!(s.sharpe, None);
+    let dir = scratch("empty");
+    let files = write_all(&RunRecord::default(), &s, &dir).unwrap();
+    assert_eq!(files.len(), 8);
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("No trades."));
+}
+
+#[test]
+fn non_finite_results_are_null_in_json() {
+    // Equity hits 0 and recovers: the return after 0 is +inf, so mean/Sharpe are not finite.
+    let r = RunRecord {
+        interval_ms: H,
+        bars: 3,
+        start_ms: 0,
+        end_ms: 3 * H,
+        initial_equity: d("100"),
+        final_equity: d("50"),
+        equity: vec![point(H, 100.0, true), point(2 * H, 0.0, true), point(3 * H, 50.0, true)],
+        ..RunRecord::default()
+    };
+    let s = summary(&r);
+    assert_eq!(s.sharpe, None);
+    assert_eq!(s.sortino, None);
+    assert_close(s.max_drawdown_pct, 100.0, "max_drawdown_pct");
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(!json.contains("NaN") && !json.contains("inf"), "{json}");
+    assert!(json.contains("\"sharpe\":null"));
+}
+
+#[test]
+fn helpers() {
+    assert_eq!(iso_utc(1_704_067_200_000), "2024-01-01T00:00:00Z");
+    assert_eq!(iso_utc(1_704_070_799_999), "2024-01-01T00:59:59.999Z");
+    assert_eq!(iso_utc(951_782_400_000), "2000-02-29T00:00:00Z");
+    assert_eq!(iso_utc(-1), "1969-12-31T23:59:59.999Z");
+    for days in [-800_000i64, -1, 0, 59, 10_957, 19_723, 2_932_896] {
+        let (y, m, dd) = civil_from_days(days);
+        assert_eq!(days_from_civil(y, m, dd), days);
+    }
+    assert_eq!(human_duration(12_000_000), "3h 20m");
+    assert_eq!(human_duration(45_000), "45s");
+    assert_eq!(human_duration(450), "450ms");
+    assert_eq!(human_duration(2 * DAY + 4 * H), "2d 4h");
+    assert_eq!(human_duration(3 * H), "3h");
+    assert_eq!(interval_label(900_000), "15m");
+    assert_eq!(interval_label(4 * H), "4h");
+    assert_eq!(interval_label(7 * DAY), "1w");
+    assert_eq!(html::esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    assert_eq!(svg::fmt_num(43_250.0, 50.0), "43,250");
+    assert_eq!(svg::fmt_num(0.0000205, 0.0000005), "0.0000205");
+    assert_eq!(svg::fmt_num(-0.0, 0.25), "0.00");
+    assert_eq!(svg::fmt_num(-12.5, 2.5), "-12.5");
+}
+
+#[test]
+fn downsample_keeps_spikes_and_bounds_points() {
+    let mut pts: Vec<(i64, f64)> = (0..100_000).map(|i| (i, (i as f64 * 0.01).sin())).collect();
+    pts[54_321].1 = 50.0;
+    pts[77_777].1 = -50.0;
+    pts[100].1 = f64::NAN;
+    let out = svg::downsample(&pts, svg::MAX_POINTS);
+    assert!(out.len() <= svg::MAX_POINTS, "{}", out.len());
+    assert!(out.contains(&(54_321, 50.0)) && out.contains(&(77_777, -50.0)));
+    assert!(out.windows(2).all(|w| w[0].0 < w[1].0), "time order kept");
+    assert!(out.iter().all(|p| p.1.is_finite()));
+}
+
+#[test]
+fn time_ticks_are_round_and_bounded() {
+    let t0 = 1_704_067_200_000; // 2024-01-01
+    for span in [10 * 60_000, 6 * H, 3 * DAY, 40 * DAY, 400 * DAY, 3000 * DAY] {
+        let ticks = svg::time_ticks(t0 + 1234, t0 + span, 9);
+        assert!(!ticks.is_empty() && ticks.len() <= 9, "span {span}: {} ticks", ticks.len());
+        assert!(ticks.iter().all(|t| t.t >= t0 + 1234 && t.t <= t0 + span));
+        assert!(ticks[0].sub.is_some(), "the first tick carries its date/year");
+    }
+}
+
+/// A scratch directory under the system temp dir (unique per process and name).
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("quantfold-report-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A realistic run: two symbols (one priced like 0.00002025), 120 days of 1h bars, trades, series.
+pub(super) fn sample() -> RunRecord {
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rand = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let start = 1_704_067_200_000; // 2024-01-01T00:00:00Z
+    let n = 24 * 120;
+    let mut btc = vec![];
+    let mut pepe = vec![];
+    let (mut p1, mut p2) = (42_000.0f64, 0.00002025f64);
+    for i in 0..n {
+        p1 *= 1.0 + (rand() - 0.495) * 0.012;
+        p2 *= 1.0 + (rand() - 0.5) * 0.03;
+        let t = start + (i + 1) * H;
+        btc.push(PricePoint { time_ms: t, close: (p1 * 10.0).round() / 10.0 });
+        pepe.push(PricePoint { time_ms: t, close: (p2 * 1e8).round() / 1e8 });
+    }
+    let initial = 10_000.0;
+    let mut realized = 0.0;
+    let mut trades = vec![];
+    let mut equity = vec![];
+    let mut open: Option<(usize, f64, f64, bool)> = None; // (entry index, price, qty, long)
+    let mut series = vec![];
+    let mut ema = btc[0].close;
+    for i in 0..n as usize {
+        let px = btc[i].close;
+        ema += (px - ema) * 0.05;
+        if i % 6 == 0 {
+            series.push(SeriesPoint { time_ms: btc[i].time_ms, name: "ema_20".into(), value: ema });
+            series.push(SeriesPoint {
+                time_ms: btc[i].time_ms,
+                name: "signal <z>".into(),
+                value: (px - ema) / ema * 100.0,
+            });
+        }
+        match open {
+            None if rand() < 0.03 => open = Some((i, px, 0.1, rand() < 0.6)),
+            Some((e, pe, q, long)) if i - e > 4 && rand() < 0.08 => {
+                let pnl = if long { (px - pe) * q } else { (pe - px) * q };
+                let fees = (pe + px) * q * 0.0004;
+                realized += pnl - fees;
+                trades.push(Trade {
+                    symbol: "BTCUSDT".into(),
+                    side: if long { "long" } else { "short" }.into(),
+                    entry_time_ms: btc[e].time_ms,
+                    exit_time_ms: btc[i].time_ms,
+                    qty: Decimal::from_str("0.1").unwrap(),
+                    entry_price: Decimal::from_f64_retain(pe).unwrap().round_dp(1),
+                    exit_price: Decimal::from_f64_retain(px).unwrap().round_dp(1),
+                    pnl: Decimal::from_f64_retain(pnl).unwrap().round_dp(2),
+                    fees: Decimal::from_f64_retain(fees).unwrap().round_dp(8),
+                });
+                open = None;
+            }
+            _ => {}
+        }
+        let unreal = open.map_or(0.0, |(_, pe, q, long)| if long { (px - pe) * q } else { (pe - px) * q });
+        equity.push(EquityPoint { time_ms: btc[i].time_ms, equity: initial + realized + unreal, exposed: open.is_some() });
+    }
+    trades.push(Trade {
+        symbol: "1000PEPEUSDT".into(),
+        side: "short".into(),
+        entry_time_ms: pepe[100].time_ms,
+        exit_time_ms: pepe[400].time_ms,
+        qty: d("1000000"),
+        entry_price: d("0.00002025"),
+        exit_price: Decimal::from_f64_retain(pepe[400].close).unwrap().round_dp(8),
+        pnl: d("0.5"),
+        fees: d("0.00002025"),
+    });
+    let final_equity = Decimal::from_f64_retain(equity.last().unwrap().equity).unwrap().round_dp(8);
+    RunRecord {
+        strategy: "ema_cross <v2> & friends".into(),
+        params: serde_json::json!({"fast": 20, "slow": 50, "note": "<b>bold</b>"}),
+        symbols: vec!["BTCUSDT".into(), "1000PEPEUSDT".into()],
+        interval_ms: H,
+        bars: n as u64,
+        start_ms: start,
+        end_ms: start + n * H,
+        initial_equity: d("10000"),
+        final_equity,
+        fees_paid: trades.iter().map(|t| t.fees).sum(),
+        funding_net: d("-1.25"),
+        equity,
+        trades,
+        prices: vec![btc, pepe],
+        series,
+        data_notes: vec!["BTCUSDT: 3 gaps, 17 missing bars, largest 9".into()],
+        anomalies: 0,
+        state_digest: "b3:5f1c0d9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0".into(),
+        orders_rejected: 2,
+        strategy_errors: 0,
+        stopped: None,
+    }
+}
+
+#[test]
+fn write_all_produces_every_file() {
+    let record = sample();
+    let s = summary(&record);
+    let dir = match std::env::var_os("QUANTFOLD_REPORT_SAMPLE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => scratch("sample"),
+    };
+    let files = write_all(&record, &s, &dir).unwrap();
+    let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    for want in [
+        "summary.json", "trades.csv", "trades.parquet", "equity.csv", "equity.parquet", "series.csv", "series.parquet",
+        "report.html",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} not written: {names:?}");
+        assert!(dir.join(want).metadata().unwrap().len() > 0, "{want} is empty");
+    }
+
+    // summary.json round-trips as JSON with exact decimal strings.
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(json["final_equity"], record.final_equity.to_string());
+    assert_eq!(json["funding_net"], "-1.25");
+
+    // Exact decimals in trades.csv.
+    let csv = std::fs::read_to_string(dir.join("trades.csv")).unwrap();
+    assert!(csv.starts_with("symbol,side,entry_time,exit_time,qty,entry_price,exit_price,pnl,fees,net_pnl\n"), "{csv}");
+    let pepe = csv.lines().find(|l| l.starts_with("1000PEPEUSDT")).unwrap();
+    assert!(pepe.contains(",0.00002025,") && pepe.ends_with(",0.5,0.00002025,0.49997975"), "{pepe}");
+    assert_eq!(csv.lines().count(), record.trades.len() + 1);
+
+    let equity_csv = std::fs::read_to_string(dir.join("equity.csv")).unwrap();
+    assert!(equity_csv.starts_with("time,time_ms,equity,drawdown_pct\n2024-01-01T01:00:00Z,1704070800000,"));
+    let series_csv = std::fs::read_to_string(dir.join("series.csv")).unwrap();
+    assert!(series_csv.starts_with("time,time_ms,name,value\n"));
+
+    // Parquet tables read back with polars, with the right shapes and exact decimals.
+    let read = |name: &str| ParquetReader::new(std::fs::File::open(dir.join(name)).unwrap()).finish().unwrap();
+    let trades = read("trades.parquet");
+    assert_eq!(trades.height(), record.trades.len());
+    let fees = trades.column("fees").unwrap();
+    assert!(matches!(fees.dtype(), DataType::Decimal(_, 8)), "{:?}", fees.dtype());
+    let last = fees.as_materialized_series().decimal().unwrap().physical().get(record.trades.len() - 1);
+    assert_eq!(last, Some(2025), "0.00002025 at scale 8");
+    assert_eq!(read("equity.parquet").height(), record.equity.len());
+    assert_eq!(read("series.parquet").height(), record.series.len());
+    assert_eq!(read("equity.parquet").get_column_names_str(), ["time", "time_ms", "equity", "drawdown_pct"]);
+
+    // The page: offline, charts present, strategy text escaped.
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://"), "external reference in the page");
+    assert!(!html.contains("<script") && !html.contains("<link"), "no script, no linked resource");
+    let charts = html.matches("<svg class=\"chart\"").count();
+    // 2 price charts + equity + drawdown + 2 series.
+    assert_eq!(charts, 6, "charts");
+    assert!(html.contains("ema_cross &lt;v2&gt; &amp; friends"));
+    assert!(!html.contains("<b>bold</b>") && html.contains("&lt;b&gt;bold&lt;/b&gt;"));
+    assert!(html.contains("signal &lt;z&gt;"));
+    assert!(html.contains("BTCUSDT: 3 gaps, 17 missing bars, largest 9"));
+    // Every path is downsampled.
+    for d in html.split(" d=\"").skip(1) {
+        let d = &d[..d.find('"').unwrap()];
+        assert!(d.matches('L').count() < svg::MAX_POINTS + 2, "a path has {} points", d.matches('L').count());
+    }
+}
+
+#[test]
+fn many_trades_are_capped_in_the_page() {
+    let mut r = sample();
+    let t = r.trades[0].clone();
+    r.trades = (0..1200).map(|_| t.clone()).collect();
+    let html = render_html(&r, &summary(&r));
+    assert_eq!(html.matches("<tr><td class=\"num\">").count(), html::MAX_TRADE_ROWS);
+    assert!(html.contains("Showing the first 500 of 1,200 trades"));
+}
+
+#[test]
+fn write_with_can_skip_equity_csv() {
+    let r = tiny();
+    let dir = scratch("skip");
+    let files = write_with(&r, &summary(&r), &dir, WriteOptions { equity_csv: false }).unwrap();
+    assert_eq!(files.len(), 7);
+    assert!(!dir.join("equity.csv").exists() && dir.join("equity.parquet").exists());
+}

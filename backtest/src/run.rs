@@ -1,0 +1,668 @@
+//! The backtest driver: the live path with recorded inputs and the simulated exchange.
+//!
+//! For each bar, in time order (several symbols merged):
+//! 1. the simulated exchange fills, cancels or liquidates against this bar
+//!    whatever rested from earlier bars (no look-ahead: an order decided on bar
+//!    *t* first meets bar *t+1*); each resulting event is journaled, folded and
+//!    routed to the strategy (`st_on_fill`, `st_on_order`);
+//! 2. external data points and funding up to the bar's close are journaled;
+//! 3. the closed `KlineReceived` is journaled at the bar's close time and the
+//!    strategy's `st_heartbeat` runs; its orders go through the pre-append checks;
+//! 4. the exchange acknowledges each new order and answers each cancel request;
+//! 5. equity is sampled at the close.
+//!
+//! Every event goes through a [`Sink`]: a plain [`FoldSink`] by default (nothing
+//! written), or a [`JournalSink`] with `--journal`, which makes the run
+//! inspectable, verifiable and replayable like a live journal.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use journal::{
+    event::{Event, Instrument, Kline, TraderStart},
+    Durability, State, StoreError,
+};
+use rust_decimal::{prelude::ToPrimitive, Decimal};
+use serde_json::Value as Json;
+use strategies::{
+    runtime::StrategySpec,
+    sink::{FoldSink, JournalSink, Sink, SinkError},
+    worker::Worker,
+};
+
+use crate::{
+    data::{self, DataError, KlineReader, Merge, ReadOptions},
+    exchange::{self, SimConfig},
+    record::{EquityPoint, PricePoint, RunRecord, SeriesPoint, Trade},
+};
+
+/// Chart points kept per line before downsampling doubles its stride.
+const CHART_POINTS_MAX: usize = 4000;
+/// Recorded series points kept in full; beyond this they are decimated (and a note says so).
+const SERIES_POINTS_MAX: usize = 1_000_000;
+
+/// How to run a backtest.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub strategy_file: PathBuf,
+    /// Overlaid on the strategy's declared `params`.
+    pub params: Json,
+    pub data: Vec<PathBuf>,
+    /// Symbol of the data when there is one file (else taken from each file name).
+    pub symbol: Option<String>,
+    /// Expected bar interval ("1m", "1h", ...), checked against the data.
+    pub interval: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub cash: Decimal,
+    pub leverage: Decimal,
+    pub fee_taker_bps: Decimal,
+    pub fee_maker_bps: Decimal,
+    pub slippage_bps: Decimal,
+    /// Named external series, `time_ms,value` CSV files (`st_on_data`).
+    pub external: Vec<(String, PathBuf)>,
+    /// Per-symbol funding rates, `time_ms,rate` CSV files.
+    pub funding: Vec<(String, PathBuf)>,
+    /// Instrument overrides; symbols without one get [`default_instrument`].
+    pub instruments: BTreeMap<String, Instrument>,
+    pub sim: SimConfig,
+    pub seed: u64,
+    /// Journal the whole run here (created; must not hold another journal's events).
+    pub journal: Option<PathBuf>,
+    /// Deterministic fuel per strategy call (None: the sandbox default).
+    pub call_fuel: Option<u64>,
+}
+
+impl Config {
+    /// The documented defaults: 10 000 USDT, 1x, taker 10 bps, maker 2 bps, no slippage.
+    pub fn new(strategy_file: PathBuf, data: Vec<PathBuf>) -> Config {
+        Config {
+            strategy_file,
+            params: Json::Object(Default::default()),
+            data,
+            symbol: None,
+            interval: None,
+            from_ms: None,
+            to_ms: None,
+            cash: Decimal::new(10_000, 0),
+            leverage: Decimal::ONE,
+            fee_taker_bps: Decimal::new(10, 0),
+            fee_maker_bps: Decimal::new(2, 0),
+            slippage_bps: Decimal::ZERO,
+            external: Vec::new(),
+            funding: Vec::new(),
+            instruments: BTreeMap::new(),
+            sim: SimConfig::default(),
+            seed: 0,
+            journal: None,
+            call_fuel: None,
+        }
+    }
+}
+
+/// Why a backtest could not run (a strategy's own failures are journaled, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("{path}: {message}")]
+    Input { path: PathBuf, message: String },
+    #[error(transparent)]
+    Journal(#[from] StoreError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("no bars in the data{0}")]
+    NoBars(String),
+}
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct Outcome {
+    pub record: RunRecord,
+    pub state: State,
+    /// The journal's path and event count, when the run was journaled.
+    pub journal: Option<(PathBuf, u64)>,
+}
+
+/// Instrument rules for a symbol without overrides: a fine grid (1e-8 price tick,
+/// 1e-6 quantity step) so no real price is off-grid, 100x maximum leverage,
+/// 0.5% maintenance margin, the run's fees.
+pub fn default_instrument(symbol: &str, config: &Config) -> Instrument {
+    let bps = Decimal::new(1, 4);
+    Instrument {
+        symbol: symbol.to_owned(),
+        tick_size: Decimal::new(1, 8),
+        qty_step: Decimal::new(1, 6),
+        min_qty: Decimal::new(1, 6),
+        max_leverage: Decimal::ONE_HUNDRED,
+        maintenance_margin_rate: Decimal::new(5, 3),
+        taker_fee_rate: config.fee_taker_bps * bps,
+        maker_fee_rate: config.fee_maker_bps * bps,
+    }
+}
+
+/// Runs the backtest. `progress` is called with the number of bars done.
+///
+/// # Errors
+/// Bad data, an unreadable strategy or input file, or a journal failure.
+pub fn run(config: &Config, progress: &mut dyn FnMut(u64)) -> Result<Outcome, RunError> {
+    match &config.journal {
+        None => drive(config, Recorder::new(FoldSink::new()), progress),
+        Some(path) => {
+            if path.exists() && std::fs::read_dir(path).map_or(true, |mut d| d.next().is_some()) {
+                return Err(StoreError::AlreadyExists(path.clone()).into());
+            }
+            let mut sink = JournalSink::open(path, Durability::None)?;
+            sink.snapshot_every = 100_000;
+            drive(config, Recorder::new(sink), progress)
+        }
+    }
+}
+
+/// The trader a backtest runs as: the strategy's file stem.
+pub fn trader_name(config: &Config) -> String {
+    config.strategy_file.file_stem().map_or_else(|| "strategy".to_owned(), |s| s.to_string_lossy().into_owned())
+}
+
+fn drive<S: Sink + Finish>(config: &Config, mut sink: Recorder<S>, progress: &mut dyn FnMut(u64)) -> Result<Outcome, RunError> {
+    let source = std::fs::read_to_string(&config.strategy_file)
+        .map_err(|e| RunError::Input { path: config.strategy_file.clone(), message: format!("cannot read the strategy: {e}") })?;
+    let mut merge = open_data(config)?;
+    let symbols: Vec<String> = merge.symbols().iter().map(|s| (*s).to_owned()).collect();
+    let mut external = ExternalFeed::open(&config.external, "value")?;
+    let mut funding = ExternalFeed::open(&config.funding, "rate")?;
+
+    let trader = trader_name(config);
+    sink.trader = trader.clone();
+    let mut worker = Worker::new();
+    let mut first = true;
+    let mut bars = 0u64;
+    let mut last_close_ms = i64::MIN;
+    let mut interval_ms = 0i64;
+
+    while let Some(item) = merge.next() {
+        let (index, bar) = item?;
+        if config.from_ms.is_some_and(|f| bar.open_time_ms < f) {
+            continue;
+        }
+        if config.to_ms.is_some_and(|t| bar.open_time_ms > t) {
+            continue;
+        }
+        let symbol = &symbols[index];
+        // Known once the reader has read its first chunk, which it has by now.
+        let interval = config_interval(config, &merge.readers()[index].info().interval_ms);
+        interval_ms = interval;
+        let close_ms = bar.open_time_ms + interval;
+        if first {
+            first = false;
+            set_up(config, &mut sink, &mut worker, &symbols, &trader, &source, bar.open_time_ms)?;
+            sink.record.start_ms = bar.open_time_ms;
+        }
+        if close_ms != last_close_ms && last_close_ms != i64::MIN {
+            sink.sample_equity(last_close_ms);
+        }
+        let kline = Kline {
+            symbol: symbol.clone(),
+            interval_ms: interval,
+            open_time_ms: bar.open_time_ms,
+            open: bar.open,
+            high: bar.high,
+            low: bar.low,
+            close: bar.close,
+            volume: bar.volume,
+            closed: true,
+        };
+        // 1. Fills against this bar of what rested from earlier bars.
+        for (who, time_ms, event) in exchange::on_bar(&config.sim, sink.state(), &kline) {
+            input(&mut sink, &mut worker, time_ms, &who, event)?;
+        }
+        // 2. External data and funding up to the close.
+        for (series, time_ms, value) in external.until(close_ms)? {
+            input(&mut sink, &mut worker, time_ms, "", Event::DataPointReceived { series, value })?;
+        }
+        for (funded, time_ms, rate) in funding.until(close_ms)? {
+            let Some(mark) = sink.state().mark(&funded) else { continue };
+            for (who, t, event) in exchange::funding(sink.state(), &funded, rate, mark, time_ms) {
+                input(&mut sink, &mut worker, t, &who, event)?;
+            }
+        }
+        // 3. The bar itself, and the strategy's decisions on it.
+        sink.price(index, symbols.len(), close_ms, &bar.close);
+        input(&mut sink, &mut worker, close_ms, "", Event::KlineReceived(kline))?;
+        // 4. The exchange's answers to what was just decided.
+        answer_orders(&config.sim, &mut sink, &mut worker, close_ms)?;
+        last_close_ms = close_ms;
+        bars += 1;
+        if bars % 4096 == 0 {
+            progress(bars);
+        }
+    }
+    if bars == 0 {
+        let range = match (config.from_ms, config.to_ms) {
+            (None, None) => String::new(),
+            _ => " in the requested time range".to_owned(),
+        };
+        return Err(RunError::NoBars(range));
+    }
+    sink.sample_equity(last_close_ms);
+    worker.exit(&mut sink, last_close_ms, u64::MAX, "end of data")?;
+    progress(bars);
+
+    let infos = merge.into_infos();
+    let mut record = std::mem::take(&mut sink.record);
+    finish_record(&mut record, config, sink.state(), &trader, &symbols, interval_ms, bars, last_close_ms);
+    for info in &infos {
+        if info.gaps.count > 0 {
+            let largest = info.gaps.largest.as_ref().map_or(0, |g| g.missing_bars);
+            record.data_notes.push(format!(
+                "{}: {} gaps, {} missing bars (largest {largest}), traded through",
+                info.symbol, info.gaps.count, info.gaps.missing_bars
+            ));
+        }
+    }
+    record.data_notes.extend(sink.notes.drain(..));
+    let state = sink.state().clone();
+    let journal = sink.inner.finish()?;
+    Ok(Outcome { record, state, journal })
+}
+
+fn config_interval(config: &Config, inferred: &Option<i64>) -> i64 {
+    inferred.or_else(|| config.interval.as_deref().and_then(|i| data::parse_interval(i).ok())).unwrap_or(60_000)
+}
+
+fn open_data(config: &Config) -> Result<Merge, RunError> {
+    let mut readers = Vec::new();
+    for path in &config.data {
+        let mut options = ReadOptions::new();
+        if let (Some(symbol), 1) = (&config.symbol, config.data.len()) {
+            options = options.symbol(symbol.clone());
+        }
+        if let Some(interval) = &config.interval {
+            options = options.interval(interval)?;
+        }
+        readers.push(KlineReader::open(path, &options)?);
+    }
+    Ok(Merge::new(readers)?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn set_up<S: Sink>(
+    config: &Config,
+    sink: &mut Recorder<S>,
+    worker: &mut Worker,
+    symbols: &[String],
+    trader: &str,
+    source: &str,
+    start_ms: i64,
+) -> Result<(), RunError> {
+    for symbol in symbols {
+        let instrument = config.instruments.get(symbol).cloned().unwrap_or_else(|| default_instrument(symbol, config));
+        sink.emit(start_ms, "", Event::InstrumentDefined(instrument))?;
+    }
+    let start = TraderStart {
+        exchange: "sim".into(),
+        account: "backtest".into(),
+        currency: "USDT".into(),
+        allocation_pct: Decimal::ONE_HUNDRED,
+        capital_quote: config.cash,
+        leverage: config.leverage,
+    };
+    sink.emit(start_ms, trader, Event::TraderStarted(start))?;
+    sink.record.initial_equity = config.cash;
+    let file = config.strategy_file.display().to_string();
+    let mut spec = StrategySpec::new(trader, &file, source.to_owned(), config.params.clone(), config.seed);
+    if let Some(fuel) = config.call_fuel {
+        spec.call_fuel = fuel;
+    }
+    worker.load(spec, sink, start_ms)?;
+    answer_orders(&config.sim, sink, worker, start_ms)
+}
+
+/// Journals an input event, folds it and routes it to the strategies.
+fn input<S: Sink>(sink: &mut Recorder<S>, worker: &mut Worker, time_ms: i64, trader: &str, event: Event) -> Result<(), RunError> {
+    let routed = event.clone();
+    let seq = sink.emit(time_ms, trader, event)?;
+    worker.on_input(sink, seq, time_ms, trader, &routed)?;
+    Ok(())
+}
+
+/// Acknowledges new orders and answers cancel requests, until nothing is left
+/// to answer (an answer can make the strategy decide again, in `st_on_order`).
+fn answer_orders<S: Sink>(sim: &SimConfig, sink: &mut Recorder<S>, worker: &mut Worker, time_ms: i64) -> Result<(), RunError> {
+    let _ = sim;
+    // A strategy that answers every acknowledgement with a new order would loop forever; stop it.
+    for _round in 0..64 {
+        let mut answers = Vec::new();
+        for (name, trader) in &sink.state().traders {
+            let mut pending: Vec<_> = trader.orders.values().filter(|o| o.status == journal::state::OrderStatus::Submitted || o.cancel_requested).collect();
+            pending.sort_by_key(|o| o.submitted_seq);
+            for order in pending {
+                let answer = if order.cancel_requested {
+                    exchange::cancel(sink.state(), name, &order.intent.cloid)
+                } else {
+                    Some(exchange::acknowledge(sink.state(), name, &order.intent))
+                };
+                if let Some(event) = answer {
+                    answers.push((name.clone(), event));
+                }
+            }
+        }
+        if answers.is_empty() {
+            return Ok(());
+        }
+        for (name, event) in answers {
+            input(sink, worker, time_ms, &name, event)?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_record(record: &mut RunRecord, config: &Config, state: &State, trader: &str, symbols: &[String], interval_ms: i64, bars: u64, end_ms: i64) {
+    record.strategy = trader.to_owned();
+    record.params = config.params.clone();
+    record.symbols = symbols.to_vec();
+    record.interval_ms = interval_ms;
+    record.bars = bars;
+    record.end_ms = end_ms;
+    if let Some(account) = state.account(trader) {
+        record.final_equity = account.equity;
+    }
+    if let Some(t) = state.traders.get(trader) {
+        record.fees_paid = t.fees_paid;
+        record.funding_net = t.funding_net;
+        record.orders_rejected = t.stats.orders_rejected;
+        if let Some(s) = &t.strategy {
+            record.strategy_errors = s.errors;
+            record.stopped = s.stopped.clone();
+        }
+    }
+    record.anomalies = state.anomalies_total;
+    record.state_digest = state.digest().to_string();
+}
+
+/// Ends a sink: a journaled run gets its final snapshot and flush.
+trait Finish {
+    fn finish(self) -> Result<Option<(PathBuf, u64)>, RunError>;
+}
+
+impl Finish for FoldSink {
+    fn finish(self) -> Result<Option<(PathBuf, u64)>, RunError> {
+        Ok(None)
+    }
+}
+
+impl Finish for JournalSink {
+    fn finish(mut self) -> Result<Option<(PathBuf, u64)>, RunError> {
+        self.snapshot()?;
+        self.journal.sync()?;
+        Ok(Some((self.journal.path().to_owned(), self.journal.len())))
+    }
+}
+
+/// A sink that also watches what passes through it, building the run record:
+/// trades from fills, equity at closes, recorded series.
+struct Recorder<S> {
+    inner: S,
+    trader: String,
+    record: RunRecord,
+    open: BTreeMap<String, OpenTrade>,
+    chart: BTreeMap<usize, Decimator<PricePoint>>,
+    series_stride: u64,
+    series_seen: u64,
+    notes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct OpenTrade {
+    long: bool,
+    entry_time_ms: i64,
+    qty_max: Decimal,
+    entry_qty: Decimal,
+    entry_cost: Decimal,
+    exit_qty: Decimal,
+    exit_cost: Decimal,
+    pnl: Decimal,
+    fees: Decimal,
+}
+
+impl<S: Sink> Recorder<S> {
+    fn new(inner: S) -> Recorder<S> {
+        Recorder {
+            inner,
+            trader: String::new(),
+            record: RunRecord::default(),
+            open: BTreeMap::new(),
+            chart: BTreeMap::new(),
+            series_stride: 1,
+            series_seen: 0,
+            notes: Vec::new(),
+        }
+    }
+
+    fn sample_equity(&mut self, time_ms: i64) {
+        let state = self.inner.state();
+        let equity = state.account(&self.trader).map_or(Decimal::ZERO, |a| a.equity);
+        let exposed = state.traders.get(&self.trader).is_some_and(|t| t.positions.values().any(|p| !p.qty.is_zero()));
+        self.record.equity.push(EquityPoint { time_ms, equity: equity.to_f64().unwrap_or(f64::NAN), exposed });
+    }
+
+    fn price(&mut self, index: usize, symbols: usize, time_ms: i64, close: &Decimal) {
+        if self.record.prices.len() < symbols {
+            self.record.prices.resize(symbols, Vec::new());
+        }
+        let decimator = self.chart.entry(index).or_insert_with(Decimator::new);
+        decimator.push(&mut self.record.prices[index], PricePoint { time_ms, close: close.to_f64().unwrap_or(f64::NAN) });
+    }
+
+    /// Trades from fills: a position leaving flat opens one, returning to flat
+    /// (or flipping) closes it; realized PnL comes from the ledger itself.
+    fn observe_fill(&mut self, time_ms: i64, symbol: &str, signed_qty: Decimal, price: Decimal, fee: Decimal, before: Decimal, realized: Decimal) {
+        let after = before + signed_qty;
+        let trade = self.open.entry(symbol.to_owned()).or_insert_with(|| OpenTrade {
+            long: signed_qty > Decimal::ZERO,
+            entry_time_ms: time_ms,
+            qty_max: Decimal::ZERO,
+            entry_qty: Decimal::ZERO,
+            entry_cost: Decimal::ZERO,
+            exit_qty: Decimal::ZERO,
+            exit_cost: Decimal::ZERO,
+            pnl: Decimal::ZERO,
+            fees: Decimal::ZERO,
+        });
+        trade.fees += fee;
+        trade.pnl += realized;
+        let increasing = before.is_zero() || (before > Decimal::ZERO) == (signed_qty > Decimal::ZERO);
+        if increasing {
+            trade.entry_qty += signed_qty.abs();
+            trade.entry_cost += signed_qty.abs() * price;
+        } else {
+            let closed = signed_qty.abs().min(before.abs());
+            trade.exit_qty += closed;
+            trade.exit_cost += closed * price;
+        }
+        trade.qty_max = trade.qty_max.max(after.abs().min(before.abs().max(after.abs())));
+        trade.qty_max = trade.qty_max.max(if increasing { after.abs() } else { before.abs() });
+        let flipped = !before.is_zero() && !after.is_zero() && (before > Decimal::ZERO) != (after > Decimal::ZERO);
+        if after.is_zero() || flipped {
+            let done = self.open.remove(symbol).expect("invariant: inserted above");
+            self.record.trades.push(close_trade(symbol, &done, time_ms));
+            if flipped {
+                self.open.insert(symbol.to_owned(), OpenTrade {
+                    long: after > Decimal::ZERO,
+                    entry_time_ms: time_ms,
+                    qty_max: after.abs(),
+                    entry_qty: after.abs(),
+                    entry_cost: after.abs() * price,
+                    exit_qty: Decimal::ZERO,
+                    exit_cost: Decimal::ZERO,
+                    pnl: Decimal::ZERO,
+                    fees: Decimal::ZERO,
+                });
+            }
+        }
+    }
+
+    fn observe_series(&mut self, time_ms: i64, name: String, value: f64) {
+        self.series_seen += 1;
+        if self.series_seen % self.series_stride != 0 {
+            return;
+        }
+        self.record.series.push(SeriesPoint { time_ms, name, value });
+        if self.record.series.len() >= SERIES_POINTS_MAX {
+            // Keep every other point from here on, and say so in the report.
+            self.series_stride *= 2;
+            let mut keep = false;
+            self.record.series.retain(|_| {
+                keep = !keep;
+                keep
+            });
+            self.notes.push(format!("recorded series decimated to every {}th value to bound memory", self.series_stride));
+        }
+    }
+}
+
+fn close_trade(symbol: &str, t: &OpenTrade, exit_time_ms: i64) -> Trade {
+    let avg = |cost: Decimal, qty: Decimal| if qty.is_zero() { Decimal::ZERO } else { (cost / qty).round_dp(8) };
+    Trade {
+        symbol: symbol.to_owned(),
+        side: if t.long { "long".into() } else { "short".into() },
+        entry_time_ms: t.entry_time_ms,
+        exit_time_ms,
+        qty: t.qty_max,
+        entry_price: avg(t.entry_cost, t.entry_qty),
+        exit_price: avg(t.exit_cost, t.exit_qty),
+        pnl: t.pnl,
+        fees: t.fees,
+    }
+}
+
+impl<S: Sink> Sink for Recorder<S> {
+    fn state(&self) -> &State {
+        self.inner.state()
+    }
+
+    fn emit(&mut self, time_ms: i64, trader: &str, event: Event) -> Result<u64, SinkError> {
+        let mine = trader == self.trader;
+        let observed = match &event {
+            Event::OrderFilled(f) if mine => Some((f.symbol.clone(), f.side.sign() * f.qty, f.price, f.fee_quote)),
+            Event::PositionLiquidated { symbol, price, fee_quote } if mine => {
+                let qty = self.position(symbol);
+                Some((symbol.clone(), -qty, *price, *fee_quote))
+            }
+            Event::SeriesRecorded { name, value } if mine => {
+                self.observe_series(time_ms, name.clone(), *value);
+                None
+            }
+            _ => None,
+        };
+        let before = observed.as_ref().map(|(symbol, ..)| (self.position(symbol), self.realized()));
+        let seq = self.inner.emit(time_ms, trader, event)?;
+        if let (Some((symbol, signed, price, fee)), Some((position, realized))) = (observed, before) {
+            let applied = self.position(&symbol) - position;
+            if !applied.is_zero() || signed.is_zero() {
+                let realized_now = self.realized() - realized;
+                self.observe_fill(time_ms, &symbol, applied, price, fee, position, realized_now);
+            }
+        }
+        Ok(seq)
+    }
+}
+
+impl<S: Sink> Recorder<S> {
+    fn position(&self, symbol: &str) -> Decimal {
+        self.inner.state().traders.get(&self.trader).and_then(|t| t.positions.get(symbol)).map_or(Decimal::ZERO, |p| p.qty)
+    }
+
+    fn realized(&self) -> Decimal {
+        self.inner.state().traders.get(&self.trader).map_or(Decimal::ZERO, |t| t.realized_pnl)
+    }
+}
+
+/// Keeps at most about [`CHART_POINTS_MAX`] points of a line by doubling the stride.
+struct Decimator<T> {
+    stride: u64,
+    seen: u64,
+    _marker: std::marker::PhantomData<T>,
+}
+
+impl<T> Decimator<T> {
+    fn new() -> Decimator<T> {
+        Decimator { stride: 1, seen: 0, _marker: std::marker::PhantomData }
+    }
+
+    fn push(&mut self, line: &mut Vec<T>, point: T) {
+        self.seen += 1;
+        if self.seen % self.stride != 0 {
+            return;
+        }
+        line.push(point);
+        if line.len() >= CHART_POINTS_MAX {
+            self.stride *= 2;
+            let mut keep = false;
+            line.retain(|_| {
+                keep = !keep;
+                keep
+            });
+        }
+    }
+}
+
+/// A `time_ms,<column>` CSV of one named series, read in time order as the run advances.
+struct ExternalFeed {
+    rows: Vec<(String, i64, Decimal)>,
+    next: usize,
+}
+
+impl ExternalFeed {
+    fn open(files: &[(String, PathBuf)], column: &str) -> Result<ExternalFeed, RunError> {
+        let mut rows = Vec::new();
+        for (name, path) in files {
+            rows.extend(read_series(name, path, column)?);
+        }
+        // Time order; ties by series name, so several series interleave deterministically.
+        rows.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+        Ok(ExternalFeed { rows, next: 0 })
+    }
+
+    fn until(&mut self, time_ms: i64) -> Result<Vec<(String, i64, Decimal)>, RunError> {
+        let start = self.next;
+        while self.next < self.rows.len() && self.rows[self.next].1 <= time_ms {
+            self.next += 1;
+        }
+        Ok(self.rows[start..self.next].to_vec())
+    }
+}
+
+/// Reads a small `time_ms,<column>` CSV (header required), exactly, naming file and line on errors.
+fn read_series(name: &str, path: &Path, column: &str) -> Result<Vec<(String, i64, Decimal)>, RunError> {
+    let text = std::fs::read_to_string(path).map_err(|e| RunError::Input { path: path.to_owned(), message: e.to_string() })?;
+    let bad = |line: usize, message: String| RunError::Input { path: path.to_owned(), message: format!("line {line}: {message}") };
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, header)) if header.trim().trim_start_matches('\u{feff}').split(',').next() == Some("time_ms") => {}
+        _ => return Err(bad(1, format!("expected the header time_ms,{column}"))),
+    }
+    let mut out = Vec::new();
+    let mut last = i64::MIN;
+    for (index, line) in lines {
+        let line_no = index + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = line.split(',');
+        let (Some(time), Some(value), None) = (fields.next(), fields.next(), fields.next()) else {
+            return Err(bad(line_no, "expected two fields".into()));
+        };
+        let time_ms: i64 = time.trim().parse().map_err(|_| bad(line_no, format!("time {time:?} is not an integer")))?;
+        let value = journal::money::parse(value).map_err(|e| bad(line_no, e))?;
+        if time_ms <= last {
+            return Err(bad(line_no, format!("time {time_ms} is not after the previous row")));
+        }
+        last = time_ms;
+        out.push((name.to_owned(), time_ms, value));
+    }
+    Ok(out)
+}

@@ -1,0 +1,96 @@
+//! Recent klines per symbol and interval, folded from `KlineReceived` events,
+//! for `ctx.api.getKlines`. Kept beside the ledger rather than in it: it is
+//! bounded, derived from the same events, and not part of the account.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use journal::{describe::interval_label, event::Kline};
+use rust_decimal::prelude::ToPrimitive;
+use serde_json::{json, Value as Json};
+
+/// The most klines kept per (symbol, interval): Bybit's own `limit` maximum.
+pub const KLINES_KEPT_MAX: usize = 1000;
+
+#[derive(Debug, Default, Clone)]
+pub struct Market {
+    klines: BTreeMap<(String, i64), VecDeque<Kline>>,
+}
+
+impl Market {
+    /// Remembers a closed kline (open candles are not history yet).
+    pub fn record(&mut self, kline: &Kline) {
+        if !kline.closed {
+            return;
+        }
+        let series = self.klines.entry((kline.symbol.clone(), kline.interval_ms)).or_default();
+        if series.len() == KLINES_KEPT_MAX {
+            series.pop_front();
+        }
+        series.push_back(kline.clone());
+    }
+
+    /// The last `limit` closed klines, oldest first.
+    pub fn recent(&self, symbol: &str, interval_ms: i64, limit: usize) -> impl Iterator<Item = &Kline> {
+        let series = self.klines.get(&(symbol.to_owned(), interval_ms));
+        let len = series.map_or(0, VecDeque::len);
+        series.into_iter().flat_map(|s| s.iter()).skip(len.saturating_sub(limit))
+    }
+}
+
+/// A kline as strategies see it: `{symbol, interval, openTime, open, high, low, close, volume, closed}`.
+pub fn tick_json(k: &Kline) -> Json {
+    json!({
+        "symbol": k.symbol,
+        "interval": interval_label(k.interval_ms),
+        "openTime": k.open_time_ms,
+        "open": num(k.open),
+        "high": num(k.high),
+        "low": num(k.low),
+        "close": num(k.close),
+        "volume": num(k.volume),
+        "closed": k.closed,
+    })
+}
+
+/// An exact decimal as the nearest JavaScript number.
+pub fn num(d: rust_decimal::Decimal) -> f64 {
+    d.to_f64().unwrap_or(f64::NAN)
+}
+
+/// "1m" → 60000 and the like (Bybit's bare minute numbers and "D"/"W" too).
+pub fn parse_interval(text: &str) -> Option<i64> {
+    const MINUTE: i64 = 60_000;
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "m"),
+    };
+    let n: i64 = if digits.is_empty() { 1 } else { digits.parse().ok()? };
+    let unit_ms = match unit {
+        "s" => 1000,
+        "m" => MINUTE,
+        "h" => 60 * MINUTE,
+        "d" | "D" => 24 * 60 * MINUTE,
+        "w" | "W" => 7 * 24 * 60 * MINUTE,
+        _ => return None,
+    };
+    (n > 0).then(|| n * unit_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_parse() {
+        for (text, ms) in [("1m", 60_000), ("15m", 900_000), ("4h", 14_400_000), ("1d", 86_400_000), ("D", 86_400_000), ("60", 3_600_000), ("1w", 604_800_000)] {
+            assert_eq!(parse_interval(text), Some(ms), "{text}");
+        }
+        for bad in ["", "0m", "1x", "m1", "-1m"] {
+            assert_eq!(parse_interval(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! One JavaScript strategy as a decider: it turns input events into hook calls
+//! and hook calls into journaled events, and restarts the strategy when it fails.
+//!
+//! Routing: a closed `KlineReceived` for a subscribed symbol and interval calls
+//! `st_heartbeat(ctx, tick)` (after `warmup` such bars); the exchange's answers
+//! about the trader's own orders (`OrderAccepted`, `OrderCancelled`, exchange
+//! `OrderRejected`) call `st_on_order(ctx, order)`; its fills call
+//! `st_on_fill(ctx, fill)`; `DataPointReceived` calls `st_on_data(ctx, point)`.
+//!
+//! Failure policy: a hook that throws, runs out of fuel or memory, or times out
+//! is journaled as `StrategyErred`; the strategy is then restarted — `st_exit(ctx,
+//! reason)` on the old sandbox when it is still usable, a fresh sandbox restored
+//! from the journaled `ctx.state` and seeded with `seed + attempt`, `st_init` —
+//! up to [`RESTARTS_MAX`] times, after which it is stopped with a journaled reason.
+//! A syntax error stops it at once: restarting cannot fix the source.
+
+use std::{collections::BTreeMap, time::Instant};
+
+use journal::{
+    event::{Event, Liquidity, Side, StrategyErrorKind, StrategyLoad},
+    event::Json as EventJson,
+    hash, Cloid,
+};
+use serde_json::{json, Value as Json};
+
+use crate::{
+    api::ApiHost,
+    market::{num, parse_interval, tick_json, Market},
+    sandbox::{CallOutput, Hook, LogLevel, Sandbox, SandboxConfig, SandboxError, StrategyInfo},
+    sink::{Sink, SinkError},
+};
+
+/// Restarts after failures before the strategy is stopped.
+pub const RESTARTS_MAX: u32 = 3;
+/// Latency samples kept per strategy for the health report.
+const LATENCY_SAMPLES_MAX: usize = 1024;
+
+/// What to run: the strategy, its trader, its parameters and its limits.
+#[derive(Debug, Clone)]
+pub struct StrategySpec {
+    pub trader: String,
+    pub name: String,
+    pub file: String,
+    pub source: String,
+    pub params: Json,
+    pub seed: u64,
+    pub call_fuel: u64,
+    pub call_timeout_ms: u64,
+    pub memory_limit_bytes: usize,
+}
+
+impl StrategySpec {
+    /// A spec with the sandbox's default limits.
+    pub fn new(trader: &str, file: &str, source: String, params: Json, seed: u64) -> StrategySpec {
+        let defaults = SandboxConfig::default();
+        let name = std::path::Path::new(file).file_stem().map_or_else(|| file.to_owned(), |s| s.to_string_lossy().into_owned());
+        StrategySpec {
+            trader: trader.to_owned(),
+            name,
+            file: file.to_owned(),
+            source,
+            params,
+            seed,
+            call_fuel: defaults.call_fuel,
+            call_timeout_ms: defaults.call_timeout_ms,
+            memory_limit_bytes: defaults.memory_limit_bytes,
+        }
+    }
+}
+
+/// What `st_init` asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subscription {
+    /// Empty: every symbol.
+    pub symbols: Vec<String>,
+    /// None: every interval.
+    pub interval_ms: Option<i64>,
+    /// Closed bars to see (for history) before the first heartbeat.
+    pub warmup: u32,
+}
+
+impl Subscription {
+    fn from_init(value: &Json) -> Subscription {
+        let symbols = match value.get("symbols") {
+            Some(Json::Array(list)) => list.iter().filter_map(Json::as_str).map(str::to_owned).collect(),
+            Some(Json::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        };
+        let interval_ms = value.get("interval").and_then(|i| match i {
+            Json::String(s) => parse_interval(s),
+            Json::Number(n) => n.as_i64().map(|m| m * 60_000),
+            _ => None,
+        });
+        let warmup = value.get("warmup").and_then(Json::as_u64).map_or(0, |w| w.min(u64::from(u32::MAX)) as u32);
+        Subscription { symbols, interval_ms, warmup }
+    }
+
+    pub fn wants(&self, symbol: &str, interval_ms: i64) -> bool {
+        (self.symbols.is_empty() || self.symbols.iter().any(|s| s == symbol))
+            && self.interval_ms.is_none_or(|i| i == interval_ms)
+    }
+}
+
+/// Call counts and wall-clock latencies (metrics only: never journaled).
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    pub calls: u64,
+    pub errors: u64,
+    latencies_us: Vec<u64>,
+    next_sample: usize,
+}
+
+impl Health {
+    fn observe(&mut self, micros: u64) {
+        self.calls += 1;
+        if self.latencies_us.len() < LATENCY_SAMPLES_MAX {
+            self.latencies_us.push(micros);
+        } else {
+            self.latencies_us[self.next_sample] = micros;
+            self.next_sample = (self.next_sample + 1) % LATENCY_SAMPLES_MAX;
+        }
+    }
+
+    /// The latency below which `pct` percent of the recent calls finished, in µs.
+    pub fn latency_percentile_us(&self, pct: f64) -> Option<u64> {
+        if self.latencies_us.is_empty() {
+            return None;
+        }
+        let mut sorted = self.latencies_us.clone();
+        sorted.sort_unstable();
+        let rank = ((pct / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+        sorted.get(rank).copied()
+    }
+}
+
+/// A loaded strategy.
+pub struct StrategyRuntime {
+    spec: StrategySpec,
+    sandbox: Option<Sandbox>,
+    pub subscription: Subscription,
+    bars_seen: u64,
+    restarts: u32,
+    stopped: Option<String>,
+    /// (input seq, legs used): client order ids stay unique across calls for one input.
+    cycle: (u64, u32),
+    pub health: Health,
+}
+
+impl std::fmt::Debug for StrategyRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StrategyRuntime").field("trader", &self.spec.trader).field("stopped", &self.stopped).finish()
+    }
+}
+
+impl StrategyRuntime {
+    /// Journals `StrategyLoaded` (with the source the first time its hash
+    /// appears), compiles the strategy and calls `st_init`.
+    ///
+    /// # Errors
+    /// Only sink failures; strategy failures are journaled.
+    pub fn start(spec: StrategySpec, sink: &mut dyn Sink, market: &Market, now_ms: i64) -> Result<StrategyRuntime, SinkError> {
+        let code_hash = hash::content(&spec.source);
+        let seen = sink.state().contents_seen.contains(&code_hash);
+        let load = StrategyLoad {
+            name: spec.name.clone(),
+            file: spec.file.clone(),
+            code_hash,
+            source: (!seen).then(|| spec.source.clone()),
+            params: EventJson(spec.params.clone()),
+            seed: spec.seed,
+        };
+        let seq = sink.emit(now_ms, &spec.trader, Event::StrategyLoaded(load))?;
+        let mut runtime = StrategyRuntime {
+            spec,
+            sandbox: None,
+            subscription: Subscription::default(),
+            bars_seen: 0,
+            restarts: 0,
+            stopped: None,
+            cycle: (seq, 0),
+            health: Health::default(),
+        };
+        runtime.boot(sink, market, now_ms, seq)?;
+        Ok(runtime)
+    }
+
+    pub fn trader(&self) -> &str {
+        &self.spec.trader
+    }
+
+    pub fn spec(&self) -> &StrategySpec {
+        &self.spec
+    }
+
+    /// Why the strategy stopped, if it did.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+
+    pub fn memory_used_bytes(&self) -> u64 {
+        self.sandbox.as_ref().map_or(0, Sandbox::memory_used_bytes)
+    }
+
+    /// A fresh sandbox from the journaled `ctx.state`, then `st_init`.
+    fn boot(&mut self, sink: &mut dyn Sink, market: &Market, now_ms: i64, cycle_seq: u64) -> Result<(), SinkError> {
+        let initial_state: BTreeMap<String, Json> = sink
+            .state()
+            .traders
+            .get(&self.spec.trader)
+            .and_then(|t| t.strategy.as_ref())
+            .map(|s| s.kv.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect())
+            .unwrap_or_default();
+        let config = SandboxConfig {
+            call_fuel: self.spec.call_fuel,
+            call_timeout_ms: self.spec.call_timeout_ms,
+            memory_limit_bytes: self.spec.memory_limit_bytes,
+            seed: self.spec.seed.wrapping_add(u64::from(self.restarts)),
+            strategy: StrategyInfo { id: self.spec.trader.clone(), name: self.spec.name.clone(), params: self.spec.params.clone() },
+            initial_state,
+            ..SandboxConfig::default()
+        };
+        match Sandbox::load(&self.spec.file, &self.spec.source, config) {
+            Ok(sandbox) => {
+                if !sandbox.has_hook(Hook::Heartbeat) {
+                    let message = format!("{}: defines no st_heartbeat function", self.spec.file);
+                    self.erred(sink, now_ms, Hook::Init, StrategyErrorKind::Missing, message.clone())?;
+                    return self.stop_with(sink, now_ms, message);
+                }
+                self.sandbox = Some(sandbox);
+            }
+            Err(e) => {
+                let kind = error_kind(&e);
+                self.erred(sink, now_ms, Hook::Init, kind, e.to_string())?;
+                if kind == StrategyErrorKind::Syntax || matches!(e, SandboxError::ImportRefused { .. }) {
+                    return self.stop_with(sink, now_ms, format!("cannot load: {e}"));
+                }
+                return self.restart(sink, market, now_ms, cycle_seq, e.to_string());
+            }
+        }
+        if let Some(value) = self.call(sink, market, now_ms, cycle_seq, Hook::Init, None)? {
+            self.subscription = Subscription::from_init(&value);
+        }
+        Ok(())
+    }
+
+    /// Routes one input event (already journaled and folded) to the strategy.
+    ///
+    /// # Errors
+    /// Only sink failures.
+    pub fn on_input(&mut self, sink: &mut dyn Sink, market: &Market, seq: u64, time_ms: i64, trader: &str, event: &Event) -> Result<(), SinkError> {
+        if self.stopped.is_some() {
+            return Ok(());
+        }
+        let own = trader == self.spec.trader;
+        let (hook, arg) = match event {
+            Event::KlineReceived(k) if k.closed && self.subscription.wants(&k.symbol, k.interval_ms) => {
+                self.bars_seen += 1;
+                if self.bars_seen <= u64::from(self.subscription.warmup) {
+                    return Ok(());
+                }
+                (Hook::Heartbeat, tick_json(k))
+            }
+            Event::OrderAccepted { cloid, exchange_order_id } if own => {
+                (Hook::OnOrder, json!({ "cloid": cloid.to_string(), "id": exchange_order_id, "status": "accepted" }))
+            }
+            Event::OrderCancelled { cloid, reason } if own => {
+                (Hook::OnOrder, json!({ "cloid": cloid.to_string(), "status": "cancelled", "reason": reason }))
+            }
+            Event::OrderRejected { cloid, reason } if own && event.is_input() => {
+                (Hook::OnOrder, json!({ "cloid": cloid.to_string(), "status": "rejected", "reason": reason.to_string() }))
+            }
+            Event::OrderFilled(f) if own => (Hook::OnFill, json!({
+                "cloid": f.cloid.to_string(),
+                "fillId": f.fill_id,
+                "symbol": f.symbol,
+                "side": if f.side == Side::Buy { "buy" } else { "sell" },
+                "qty": num(f.qty),
+                "price": num(f.price),
+                "fee": num(f.fee_quote),
+                "maker": f.liquidity == Liquidity::Maker,
+            })),
+            Event::DataPointReceived { series, value } => {
+                (Hook::OnData, json!({ "series": series, "value": num(*value), "time": time_ms }))
+            }
+            _ => return Ok(()),
+        };
+        self.call(sink, market, time_ms, seq, hook, Some(arg)).map(|_| ())
+    }
+
+    /// Calls `st_exit(ctx, reason)` and journals the stop.
+    ///
+    /// # Errors
+    /// Only sink failures.
+    pub fn stop(&mut self, sink: &mut dyn Sink, market: &Market, now_ms: i64, cycle_seq: u64, reason: &str) -> Result<(), SinkError> {
+        if self.stopped.is_some() {
+            return Ok(());
+        }
+        self.call(sink, market, now_ms, cycle_seq, Hook::Exit, Some(Json::String(reason.to_owned())))?;
+        if self.stopped.is_none() {
+            self.stop_with(sink, now_ms, reason.to_owned())?;
+        }
+        Ok(())
+    }
+
+    /// One hook call: journals what it produced, or its failure (then restarts).
+    /// Returns the hook's value when it succeeded.
+    fn call(&mut self, sink: &mut dyn Sink, market: &Market, now_ms: i64, cycle_seq: u64, hook: Hook, arg: Option<Json>) -> Result<Option<Json>, SinkError> {
+        let Some(sandbox) = self.sandbox.as_mut() else { return Ok(None) };
+        if !sandbox.has_hook(hook) {
+            return Ok(None);
+        }
+        if self.cycle.0 != cycle_seq {
+            self.cycle = (cycle_seq, 0);
+        }
+        let mut host = ApiHost {
+            sink: &mut *sink,
+            market,
+            trader: &self.spec.trader,
+            now_ms,
+            cycle_seq,
+            legs: self.cycle.1,
+            failure: None,
+        };
+        let started = Instant::now();
+        let result = sandbox.call(hook, arg, &mut host);
+        self.health.observe(started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64);
+        self.cycle.1 = host.legs;
+        if let Some(failure) = host.failure {
+            return Err(failure);
+        }
+        match result {
+            Ok(output) => {
+                self.journal_output(sink, now_ms, output)
+            }
+            Err(e) => {
+                self.health.errors += 1;
+                self.erred(sink, now_ms, hook, error_kind(&e), e.to_string())?;
+                if hook != Hook::Exit {
+                    self.restart(sink, market, now_ms, cycle_seq, format!("{}: {e}", hook.js_name()))?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn journal_output(&mut self, sink: &mut dyn Sink, now_ms: i64, output: CallOutput) -> Result<Option<Json>, SinkError> {
+        let trader = self.spec.trader.clone();
+        for line in &output.logs {
+            match line.level {
+                LogLevel::Debug => tracing::debug!(strategy = %trader, "{}", line.message),
+                LogLevel::Info => tracing::info!(strategy = %trader, "{}", line.message),
+                LogLevel::Warn => tracing::warn!(strategy = %trader, "{}", line.message),
+                LogLevel::Error => tracing::error!(strategy = %trader, "{}", line.message),
+            }
+        }
+        if !output.state_changes.is_empty() {
+            let changes = output.state_changes.into_iter().map(|(k, v)| (k, EventJson(v))).collect();
+            sink.emit(now_ms, &trader, Event::StrategyStateChanged { changes })?;
+        }
+        for (name, value) in output.records {
+            sink.emit(now_ms, &trader, Event::SeriesRecorded { name, value })?;
+        }
+        for message in output.notifications {
+            sink.emit(now_ms, &trader, Event::NotificationSent { channel: "telegram".into(), message })?;
+        }
+        Ok(Some(output.value))
+    }
+
+    fn restart(&mut self, sink: &mut dyn Sink, market: &Market, now_ms: i64, cycle_seq: u64, reason: String) -> Result<(), SinkError> {
+        if self.restarts >= RESTARTS_MAX {
+            return self.stop_with(sink, now_ms, format!("failed {} times; last: {reason}", RESTARTS_MAX + 1));
+        }
+        if let Some(mut old) = self.sandbox.take() {
+            if !old.is_poisoned() && old.has_hook(Hook::Exit) {
+                let mut host = ApiHost { sink: &mut *sink, market, trader: &self.spec.trader, now_ms, cycle_seq, legs: self.cycle.1, failure: None };
+                // The old instance's last words are best effort: it already failed once.
+                let _ = old.call(Hook::Exit, Some(Json::String(reason.clone())), &mut host);
+                self.cycle.1 = host.legs;
+                if let Some(failure) = host.failure {
+                    return Err(failure);
+                }
+            }
+        }
+        self.restarts += 1;
+        sink.emit(now_ms, &self.spec.trader, Event::StrategyRestarted { attempt: self.restarts })?;
+        self.boot(sink, market, now_ms, cycle_seq)
+    }
+
+    fn erred(&mut self, sink: &mut dyn Sink, now_ms: i64, hook: Hook, kind: StrategyErrorKind, message: String) -> Result<(), SinkError> {
+        tracing::warn!(strategy = %self.spec.trader, hook = hook.js_name(), "{message}");
+        sink.emit(now_ms, &self.spec.trader, Event::StrategyErred { hook: hook.js_name().to_owned(), kind, message })?;
+        Ok(())
+    }
+
+    fn stop_with(&mut self, sink: &mut dyn Sink, now_ms: i64, reason: String) -> Result<(), SinkError> {
+        self.sandbox = None;
+        self.stopped = Some(reason.clone());
+        sink.emit(now_ms, &self.spec.trader, Event::StrategyStopped { reason })?;
+        Ok(())
+    }
+}
+
+fn error_kind(e: &SandboxError) -> StrategyErrorKind {
+    match e {
+        SandboxError::Syntax { .. } | SandboxError::ImportRefused { .. } => StrategyErrorKind::Syntax,
+        SandboxError::OutOfFuel { .. } => StrategyErrorKind::OutOfFuel,
+        SandboxError::Timeout { .. } => StrategyErrorKind::Timeout,
+        SandboxError::OutOfMemory { .. } => StrategyErrorKind::OutOfMemory,
+        _ => StrategyErrorKind::Thrown,
+    }
+}
+
+/// The cloid a strategy's `n`-th order while handling input `seq` gets (for tests and tools).
+pub fn cloid_of(trader: &str, seq: u64, leg: u32) -> Cloid {
+    Cloid::derive(trader, seq, leg)
+}

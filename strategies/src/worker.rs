@@ -1,0 +1,123 @@
+//! A worker hosts many strategies: it loads and unloads them, keeps the market
+//! history they read, routes each input event to the strategies it concerns,
+//! and reports their health and load.
+//!
+//! The Quant-Lab worker lifecycle maps onto it: `st_worker_init` is
+//! [`Worker::new`] plus [`Worker::load`] per strategy, `st_worker_heartbeat` is
+//! [`Worker::on_input`] for every journaled input, and `st_worker_exit` is
+//! [`Worker::exit`].
+
+use std::collections::BTreeMap;
+
+use journal::event::Event;
+use serde::Serialize;
+
+use crate::{
+    market::Market,
+    runtime::{StrategyRuntime, StrategySpec},
+    sink::{Sink, SinkError},
+};
+
+#[derive(Debug, Default)]
+pub struct Worker {
+    strategies: BTreeMap<String, StrategyRuntime>,
+    pub market: Market,
+}
+
+/// One strategy's line in the worker's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct StrategyHealth {
+    pub trader: String,
+    pub name: String,
+    pub calls: u64,
+    pub errors: u64,
+    pub restarts: u32,
+    pub stopped: Option<String>,
+    pub latency_p50_us: Option<u64>,
+    pub latency_p99_us: Option<u64>,
+    pub memory_bytes: u64,
+}
+
+impl Worker {
+    pub fn new() -> Worker {
+        Worker::default()
+    }
+
+    /// Loads a strategy for `spec.trader` (replacing none: one strategy per trader).
+    ///
+    /// # Errors
+    /// The trader already runs a strategy, or a sink failure.
+    pub fn load(&mut self, spec: StrategySpec, sink: &mut dyn Sink, now_ms: i64) -> Result<(), SinkError> {
+        if self.strategies.contains_key(&spec.trader) {
+            return Err(SinkError::Divergence { seq: 0, message: format!("trader {} already runs a strategy", spec.trader) });
+        }
+        let trader = spec.trader.clone();
+        let runtime = StrategyRuntime::start(spec, sink, &self.market, now_ms)?;
+        self.strategies.insert(trader, runtime);
+        Ok(())
+    }
+
+    /// Stops one strategy (`st_exit`, then a journaled stop) and forgets it.
+    ///
+    /// # Errors
+    /// Sink failures.
+    pub fn unload(&mut self, trader: &str, sink: &mut dyn Sink, now_ms: i64, cycle_seq: u64, reason: &str) -> Result<bool, SinkError> {
+        let Some(mut runtime) = self.strategies.remove(trader) else { return Ok(false) };
+        runtime.stop(sink, &self.market, now_ms, cycle_seq, reason)?;
+        Ok(true)
+    }
+
+    /// Routes an input event that the driver has just journaled and folded.
+    ///
+    /// # Errors
+    /// Sink failures.
+    pub fn on_input(&mut self, sink: &mut dyn Sink, seq: u64, time_ms: i64, trader: &str, event: &Event) -> Result<(), SinkError> {
+        if let Event::KlineReceived(k) = event {
+            self.market.record(k);
+        }
+        // An event of one trader concerns only its strategy; shared events go to all, in trader order.
+        if !trader.is_empty() {
+            if let Some(runtime) = self.strategies.get_mut(trader) {
+                runtime.on_input(sink, &self.market, seq, time_ms, trader, event)?;
+            }
+            return Ok(());
+        }
+        for runtime in self.strategies.values_mut() {
+            runtime.on_input(sink, &self.market, seq, time_ms, trader, event)?;
+        }
+        Ok(())
+    }
+
+    /// Stops every strategy with `reason`.
+    ///
+    /// # Errors
+    /// Sink failures.
+    pub fn exit(&mut self, sink: &mut dyn Sink, now_ms: i64, cycle_seq: u64, reason: &str) -> Result<(), SinkError> {
+        for runtime in self.strategies.values_mut() {
+            runtime.stop(sink, &self.market, now_ms, cycle_seq, reason)?;
+        }
+        Ok(())
+    }
+
+    pub fn strategies(&self) -> impl Iterator<Item = &StrategyRuntime> {
+        self.strategies.values()
+    }
+
+    /// Health and load of every strategy.
+    pub fn report(&self) -> Vec<StrategyHealth> {
+        self.strategies
+            .values()
+            .map(|r| StrategyHealth {
+                trader: r.trader().to_owned(),
+                name: r.spec().name.clone(),
+                calls: r.health.calls,
+                errors: r.health.errors,
+                restarts: r.restarts(),
+                stopped: r.stopped().map(str::to_owned),
+                latency_p50_us: r.health.latency_percentile_us(50.0),
+                latency_p99_us: r.health.latency_percentile_us(99.0),
+                memory_bytes: r.memory_used_bytes(),
+            })
+            .collect()
+    }
+}
