@@ -4,6 +4,7 @@
 //! - `main.rs`: the command line (clap) and error reporting.
 //! - `backtest_cmd.rs`: `backtest` (single runs and parameter sweeps).
 //! - `journal_cmd.rs`: `journal inspect|verify|export|import`.
+//! - `replay_cmd.rs`: `replay verify|rebuild|diff`.
 //! - `strategy_cmd.rs`: `strategy check`.
 //! - `bench.rs`: `bench journal`, `bench sandbox`.
 //! - `text.rs`: times and tables for people.
@@ -11,6 +12,7 @@
 mod backtest_cmd;
 mod bench;
 mod journal_cmd;
+mod replay_cmd;
 mod strategy_cmd;
 mod text;
 
@@ -34,12 +36,58 @@ enum Command {
     /// Look into, check, export and import journals.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Re-derive a journal's decisions, rebuild its state, or compare two runs.
+    #[command(subcommand)]
+    Replay(ReplayCommand),
     /// Work with strategy files.
     #[command(subcommand)]
     Strategy(StrategyCommand),
     /// Measure performance; prints JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReplayCommand {
+    /// Check the chain and snapshots, then re-run every decider on the journal's inputs and compare.
+    Verify {
+        /// The journal directory.
+        #[arg(long)]
+        journal: PathBuf,
+        /// Use this file instead of the journaled code for a trader: TRADER=FILE.js (repeatable).
+        #[arg(long, value_parser = trader_and_file)]
+        strategy: Vec<(String, PathBuf)>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// State only: balances, positions, open orders and PnL per trader, from the latest snapshot plus the tail.
+    Rebuild {
+        /// The journal directory.
+        #[arg(long)]
+        journal: PathBuf,
+        /// Rebuild as of this sequence number (default: the end).
+        #[arg(long)]
+        to: Option<u64>,
+        /// Print the state as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Where two journals of the same inputs part: first differing decision, counts, PnL of each.
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn trader_and_file(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((trader, file)) if !trader.is_empty() && !file.is_empty() => Ok((trader.to_owned(), PathBuf::from(file))),
+        _ => Err(format!("{text:?}: expected TRADER=FILE.js (the trader of a backtest is the strategy's file stem)")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +186,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             JournalCommand::Import { dir, jsonl } => journal_cmd::import(&dir, &jsonl),
         },
         Command::Strategy(StrategyCommand::Check { file }) => strategy_cmd::check(&file),
+        Command::Replay(command) => match command {
+            ReplayCommand::Verify { journal, strategy, json } => replay_cmd::verify(&journal, &strategy, json),
+            ReplayCommand::Rebuild { journal, to, json } => replay_cmd::rebuild(&journal, to, json),
+            ReplayCommand::Diff { a, b, json } => replay_cmd::diff(&a, &b, json),
+        },
         Command::Bench(BenchCommand::Journal { events, dir }) => bench::journal(events, dir.as_deref()),
     }
 }

@@ -247,7 +247,7 @@ fn drive<S: Sink + Finish>(config: &Config, mut sink: Recorder<S>, progress: &mu
         return Err(RunError::NoBars(range));
     }
     sink.sample_equity(last_close_ms);
-    worker.exit(&mut sink, last_close_ms, u64::MAX, "end of data")?;
+    worker.exit(&mut sink, last_close_ms, "end of data")?;
     progress(bars);
 
     let infos = merge.into_infos();

@@ -64,7 +64,8 @@ fn validate(state: &State, trader_id: &str, mut intent: OrderIntent) -> Result<O
         let leverage = trader.leverage(Some(instrument));
         let notional = opening_qty.checked_mul(price).ok_or_else(|| RejectReason::InvalidQty(intent.qty.to_string()))?;
         let fee = notional.saturating_mul(instrument.taker_fee_rate.max(instrument.maker_fee_rate));
-        let required = (notional / leverage).saturating_add(fee).round_dp(8);
+        // A journaled leverage can be absurdly small: margin beyond a Decimal is simply too much.
+        let required = notional.checked_div(leverage).unwrap_or(Decimal::MAX).saturating_add(fee).round_dp(8);
         let available = state.account(trader_id).map_or(Decimal::ZERO, |a| a.available).round_dp(8);
         if required > available {
             return Err(RejectReason::InsufficientCapital { required_quote: required, available_quote: available });
@@ -106,7 +107,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        event::{Cloid, Fill, Instrument, Kline, Liquidity, StrategyLoad, TimeInForce, TraderStart},
+        event::{Cloid, Envelope, Fill, Instrument, Kline, Liquidity, StrategyLoad, TimeInForce, TraderStart},
         testkit::chain,
     };
 
@@ -356,6 +357,25 @@ mod tests {
                 let step = state.instruments[&accepted.symbol].qty_step;
                 assert!(accepted.qty.scale() <= step.scale(), "{}: qty {} has more places than the step", case.name, accepted.qty);
             }
+        }
+    }
+
+    #[test]
+    fn absurd_leverage_is_refused_not_a_panic() {
+        // A journaled start with a leverage of 1e-20: 0.002 × 50000 = 100 notional
+        // needs 1e22 margin, and 10^10 BTC would need more than a Decimal holds.
+        let mut state = state();
+        let tiny = chain(&[(0, "tiny".to_owned(), start(dec!(1000), dec!(0.00000000000000000001)))]);
+        state.apply(&Envelope { seq: 100, ..tiny[0].clone() });
+        let small = intent("BTCUSDT", Side::Buy, OrderKind::Market, dec!(0.002), None);
+        let huge = intent("BTCUSDT", Side::Buy, OrderKind::Market, dec!(10000000000), None);
+        for asked in [small, huge] {
+            let got = std::panic::catch_unwind(|| order(&state, "tiny", asked.clone()));
+            assert!(
+                matches!(got, Ok(Event::OrderRejected { reason: RejectReason::InsufficientCapital { .. }, .. })),
+                "qty {}: {got:?}",
+                asked.qty
+            );
         }
     }
 

@@ -35,7 +35,7 @@ pub fn summary(event: &Event) -> String {
         }
         Event::StrategyErred { hook, kind, message } => format!("{hook}: {kind:?}: {message}"),
         Event::StrategyRestarted { attempt } => format!("attempt {attempt}"),
-        Event::StrategyStopped { reason } => reason.clone(),
+        Event::StrategyStopped { reason } | Event::StrategyStopRequested { reason } => reason.clone(),
         Event::SeriesRecorded { name, value } => format!("{name}={value}"),
         Event::NotificationSent { channel, message } => format!("{channel}: {message}"),
         Event::LlmPromptRendered { template_id, template_version, model, digest, .. } => {

@@ -145,6 +145,9 @@ pub enum Event {
     ExchangeReconciled(Reconciliation),
     /// A decider asked to cancel an open order; `OrderCancelled` is the exchange's answer.
     OrderCancelRequested { cloid: Cloid },
+    /// The operator or the driver (end of data, shutdown) asks the trader's strategy
+    /// to stop: `st_exit` runs, then `StrategyStopped` (input).
+    StrategyStopRequested { reason: String },
 }
 
 /// A candle. `interval_ms` is the bar length; `open_time_ms` its start.
@@ -495,6 +498,7 @@ impl Event {
             Event::PositionLiquidated { .. } => "PositionLiquidated",
             Event::ExchangeReconciled(_) => "ExchangeReconciled",
             Event::OrderCancelRequested { .. } => "OrderCancelRequested",
+            Event::StrategyStopRequested { .. } => "StrategyStopRequested",
         }
     }
 
@@ -519,6 +523,7 @@ impl Event {
                 | Event::PositionLiquidated { .. }
                 | Event::ExchangeReconciled(_)
                 | Event::StrategyLoaded(_)
+                | Event::StrategyStopRequested { .. }
         ) || matches!(self, Event::OrderRejected { reason: RejectReason::Exchange { .. }, .. })
             || matches!(self, Event::StrategyErred { kind: StrategyErrorKind::Timeout, .. })
     }

@@ -28,4 +28,4 @@ pub mod verify;
 pub use event::{Cloid, Envelope, Event};
 pub use hash::Hash;
 pub use state::State;
-pub use store::{Appended, Durability, Journal, StoreError};
+pub use store::{Appended, Durability, Journal, Records, StoreError};

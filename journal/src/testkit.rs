@@ -36,7 +36,7 @@ use crate::{
 };
 
 /// Every [`Event::kind`] name, in declaration order.
-pub const EVENT_KINDS: [&str; 27] = [
+pub const EVENT_KINDS: [&str; 28] = [
     "KlineReceived",
     "TickerReceived",
     "DataPointReceived",
@@ -64,6 +64,7 @@ pub const EVENT_KINDS: [&str; 27] = [
     "PositionLiquidated",
     "ExchangeReconciled",
     "OrderCancelRequested",
+    "StrategyStopRequested",
 ];
 
 /// The position of the event's variant in [`EVENT_KINDS`]. The match has no
@@ -98,6 +99,7 @@ pub fn kind_index(event: &Event) -> usize {
         Event::PositionLiquidated { .. } => 24,
         Event::ExchangeReconciled(_) => 25,
         Event::OrderCancelRequested { .. } => 26,
+        Event::StrategyStopRequested { .. } => 27,
     }
 }
 
@@ -425,6 +427,7 @@ pub fn arb_event() -> impl Strategy<Value = Event> + Clone {
             .boxed(),
         arb_reconciliation().prop_map(Event::ExchangeReconciled).boxed(),
         arb_cloid().prop_map(|cloid| Event::OrderCancelRequested { cloid }).boxed(),
+        arb_text().prop_map(|reason| Event::StrategyStopRequested { reason }).boxed(),
     ])
 }
 

@@ -286,6 +286,9 @@ impl StrategyRuntime {
             Event::DataPointReceived { series, value } => {
                 (Hook::OnData, json!({ "series": series, "value": num(*value), "time": time_ms }))
             }
+            Event::StrategyStopRequested { reason } if own => {
+                return self.stop(sink, market, time_ms, seq, reason);
+            }
             _ => return Ok(()),
         };
         self.call(sink, market, time_ms, seq, hook, Some(arg)).map(|_| ())

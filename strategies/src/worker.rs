@@ -57,13 +57,19 @@ impl Worker {
         Ok(())
     }
 
-    /// Stops one strategy (`st_exit`, then a journaled stop) and forgets it.
+    /// Stops one strategy (a journaled `StrategyStopRequested`, `st_exit`, then
+    /// `StrategyStopped`) and forgets it.
     ///
     /// # Errors
     /// Sink failures.
-    pub fn unload(&mut self, trader: &str, sink: &mut dyn Sink, now_ms: i64, cycle_seq: u64, reason: &str) -> Result<bool, SinkError> {
-        let Some(mut runtime) = self.strategies.remove(trader) else { return Ok(false) };
-        runtime.stop(sink, &self.market, now_ms, cycle_seq, reason)?;
+    pub fn unload(&mut self, trader: &str, sink: &mut dyn Sink, now_ms: i64, reason: &str) -> Result<bool, SinkError> {
+        if !self.strategies.contains_key(trader) {
+            return Ok(false);
+        }
+        let event = Event::StrategyStopRequested { reason: reason.to_owned() };
+        let seq = sink.emit(now_ms, trader, event.clone())?;
+        self.on_input(sink, seq, now_ms, trader, &event)?;
+        self.strategies.remove(trader);
         Ok(true)
     }
 
@@ -88,13 +94,18 @@ impl Worker {
         Ok(())
     }
 
-    /// Stops every strategy with `reason`.
+    /// Stops every running strategy: journals a `StrategyStopRequested` input
+    /// per trader and routes it, so replay sees why each strategy stopped.
     ///
     /// # Errors
     /// Sink failures.
-    pub fn exit(&mut self, sink: &mut dyn Sink, now_ms: i64, cycle_seq: u64, reason: &str) -> Result<(), SinkError> {
-        for runtime in self.strategies.values_mut() {
-            runtime.stop(sink, &self.market, now_ms, cycle_seq, reason)?;
+    pub fn exit(&mut self, sink: &mut dyn Sink, now_ms: i64, reason: &str) -> Result<(), SinkError> {
+        let running: Vec<String> =
+            self.strategies.values().filter(|r| r.stopped().is_none()).map(|r| r.trader().to_owned()).collect();
+        for trader in running {
+            let event = Event::StrategyStopRequested { reason: reason.to_owned() };
+            let seq = sink.emit(now_ms, &trader, event.clone())?;
+            self.on_input(sink, seq, now_ms, &trader, &event)?;
         }
         Ok(())
     }

@@ -306,6 +306,7 @@ impl State {
                 }
             }
             Event::ClockTicked
+            | Event::StrategyStopRequested { .. }
             | Event::SeriesRecorded { .. }
             | Event::LlmFailed { .. }
             | Event::DecisionParsed { .. }

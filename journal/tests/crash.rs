@@ -1,0 +1,236 @@
+//! A real crash: this test binary re-runs itself as a child that appends to a
+//! journal under group commit, and the parent SIGKILLs it at a random moment.
+//! After every kill the journal must open, verify, hold every sequence number
+//! the child saw reported durable, decode every record, and contain no part of
+//! a batch without the rest.
+//!
+//! Reproduce a failure with the seed it prints: `QF_CRASH_SEED=<seed> cargo test -p journal --test crash`.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use journal::{
+    testkit::{arb_item, workload_from_seed, Item},
+    verify, Durability, Event, Journal,
+};
+use proptest::{
+    strategy::{Strategy, ValueTree},
+    test_runner::{Config, RngAlgorithm, TestRng, TestRunner},
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Set for the child: the journal directory to append to.
+const CHILD_DIR_ENV: &str = "QF_CRASH_CHILD_DIR";
+/// Set for the child: the seed of what it appends.
+const CHILD_SEED_ENV: &str = "QF_CRASH_CHILD_SEED";
+/// Overrides the parent's seed.
+const SEED_ENV: &str = "QF_CRASH_SEED";
+const DEFAULT_SEED: u64 = 20_260_101;
+const KILLS: usize = 32;
+/// The notification channel that opens a batch: its message is "<batch id> <len>".
+const BATCH_CHANNEL: &str = "\u{1}crash-test-batch";
+
+/// The child: appends forever, printing `durable <seq>` whenever durability advances.
+#[test]
+fn crash_child_writer() {
+    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else { return };
+    let seed: u64 = std::env::var(CHILD_SEED_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut journal = Journal::open_or_create(Path::new(&dir), Durability::Group { max_delay_ms: 2, max_events: 64 })
+        .expect("the child opens the journal");
+    let items = child_items(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut stdout = std::io::stdout();
+    // The leading newline ends libtest's "test crash_child_writer ... " line.
+    writeln!(stdout, "\nready {}", journal.len()).expect("stdout");
+    stdout.flush().expect("stdout");
+    let mut reported = journal.durable_through();
+    let (mut next, mut batch_id) = (0usize, 0u64);
+    loop {
+        if rng.random_range(0..4) == 0 {
+            let len = rng.random_range(2..12usize);
+            let marker = Event::NotificationSent { channel: BATCH_CHANNEL.into(), message: format!("{batch_id} {len}") };
+            let mut batch: Vec<(i64, &str, &Event)> = vec![(0, "", &marker)];
+            for _ in 1..len {
+                let (time_ms, trader, event) = &items[next % items.len()];
+                batch.push((*time_ms, trader, event));
+                next += 1;
+            }
+            journal.append_batch(batch).expect("the child appends a batch");
+            batch_id += 1;
+        } else {
+            let (time_ms, trader, event) = &items[next % items.len()];
+            journal.append(*time_ms, trader, event).expect("the child appends");
+            next += 1;
+        }
+        if journal.durable_through() > reported {
+            reported = journal.durable_through();
+            writeln!(stdout, "durable {}", reported.expect("advanced past None")).expect("stdout");
+            stdout.flush().expect("stdout");
+        }
+    }
+}
+
+/// Varied events: a trading session interleaved with arbitrary events of every kind.
+fn child_items(seed: u64) -> Vec<Item> {
+    let session = workload_from_seed(seed, 200).items();
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
+    let strategy = arb_item();
+    let mut items = Vec::new();
+    for (i, item) in session.into_iter().enumerate() {
+        items.push(item);
+        if i % 3 == 0 {
+            items.push(strategy.new_tree(&mut runner).expect("generates").current());
+        }
+    }
+    items
+}
+
+/// What the child printed, line by line.
+enum Line {
+    Ready(u64),
+    Durable(u64),
+}
+
+struct Run {
+    child: Child,
+    lines: mpsc::Receiver<Line>,
+    stderr: thread::JoinHandle<String>,
+}
+
+fn spawn_child(dir: &Path, seed: u64) -> Run {
+    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
+        .env(CHILD_DIR_ENV, dir)
+        .env(CHILD_SEED_ENV, seed.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns the child");
+    let stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let (send, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let parsed = match line.split_once(' ') {
+                Some(("ready", n)) => n.parse().ok().map(Line::Ready),
+                Some(("durable", n)) => n.parse().ok().map(Line::Durable),
+                _ => None,
+            };
+            if let Some(parsed) = parsed {
+                if send.send(parsed).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let stderr = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    Run { child, lines, stderr }
+}
+
+/// Opens the journal after a kill and checks everything; returns its length.
+fn check_after_kill(dir: &Path, context: &str, durable_max: Option<u64>, len_before: u64) -> u64 {
+    let journal = Journal::open(dir, Durability::None).unwrap_or_else(|e| panic!("{context}: the journal does not open: {e}"));
+    let report = verify::journal(&journal).unwrap_or_else(|e| panic!("{context}: verify failed: {e}"));
+    let len = journal.len();
+    assert_eq!(report.events, len, "{context}");
+    if let Some(durable) = durable_max {
+        assert!(len > durable, "{context}: seq {durable} was reported durable but the journal has {len} records");
+    }
+    assert!(len >= len_before, "{context}: the journal shrank from {len_before} to {len} records");
+    let mut decoded = 0u64;
+    for record in journal.records_unverified(0) {
+        let env = record.unwrap_or_else(|e| panic!("{context}: a torn record: {e}"));
+        if let Event::NotificationSent { channel, message } = &env.event {
+            if channel == BATCH_CHANNEL {
+                let batch_len: u64 = message.split(' ').nth(1).and_then(|n| n.parse().ok()).expect("marker format");
+                assert!(
+                    env.seq + batch_len <= len,
+                    "{context}: the batch starting at seq {} has {batch_len} events but the journal ends at {len}",
+                    env.seq
+                );
+            }
+        }
+        decoded += 1;
+    }
+    assert_eq!(decoded, len, "{context}: every record decodes");
+    len
+}
+
+#[test]
+fn sigkill_loses_nothing_durable_and_tears_nothing() {
+    if std::env::var_os(CHILD_DIR_ENV).is_some() {
+        return;
+    }
+    let seed: u64 = std::env::var(SEED_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEED);
+    println!("crash test seed {seed} (override with {SEED_ENV})");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let root = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let mut dir = PathBuf::new();
+    let (mut len, mut durable_reports, mut kills_during_open) = (0u64, 0usize, 0usize);
+    for iteration in 0..KILLS {
+        // Even iterations start a fresh journal; odd ones reopen the one just
+        // killed, so recovery and the appends after it are killed too.
+        let fresh = iteration % 2 == 0;
+        if fresh {
+            dir = root.path().join(format!("journal-{iteration}"));
+            len = 0;
+        }
+        let context = format!("seed {seed} iteration {iteration} ({})", dir.display());
+        let mut run = spawn_child(&dir, rng.random());
+        // Mostly kill while appending; on a reopen, sometimes during recovery.
+        let during_open = !fresh && rng.random_range(0..3) == 0;
+        let delay = Duration::from_millis(rng.random_range(0..60));
+        let mut durable_max = None;
+        if during_open {
+            kills_during_open += 1;
+            thread::sleep(delay / 2);
+        } else {
+            match run.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(Line::Ready(recovered)) => assert_eq!(recovered, len, "{context}: the child recovered a different length"),
+                Ok(Line::Durable(_)) => panic!("{context}: durable before ready"),
+                Err(_) => {
+                    let _ = run.child.kill();
+                    let _ = run.child.wait();
+                    panic!("{context}: the child never got ready: {}", run.stderr.join().unwrap_or_default());
+                }
+            }
+            thread::sleep(delay);
+        }
+        if let Ok(Some(status)) = run.child.try_wait() {
+            panic!("{context}: the child exited on its own ({status}): {}", run.stderr.join().unwrap_or_default());
+        }
+        run.child.kill().expect("SIGKILL");
+        run.child.wait().expect("reaped");
+        // The reader thread ends when the pipe closes; everything printed is in the channel.
+        for line in run.lines.iter() {
+            if let Line::Durable(seq) = line {
+                durable_max = durable_max.max(Some(seq));
+                durable_reports += 1;
+            }
+        }
+        let _ = run.stderr.join();
+        // A kill before sled created the directory leaves nothing to check.
+        if during_open && !dir.join("db").exists() {
+            continue;
+        }
+        len = check_after_kill(&dir, &context, durable_max, len);
+    }
+    println!("{KILLS} kills ({kills_during_open} during recovery), {durable_reports} durability reports, {:?}", started.elapsed());
+    assert!(durable_reports >= KILLS / 2, "seed {seed}: only {durable_reports} durability reports: the kills came too early to test much");
+}
