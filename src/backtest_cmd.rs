@@ -100,6 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--format must be table or json, not {:?}", args.format);
     }
     let config = config(&args)?;
+    precheck_strategy(&config.strategy_file)?;
     if let Some(grid) = &args.grid {
         return sweep(&args, &config, grid);
     }
@@ -110,15 +111,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let out = args.out.clone().unwrap_or_else(|| default_out(&config));
     let written = report::write_all(&outcome.record, &summary, &out).with_context(|| format!("failed to write reports to {}", out.display()))?;
     if args.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        say!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!("{}", summary_table(&summary));
+        say!("{}", summary_table(&summary));
     }
     eprintln!("reports: {} ({} files); open {}", out.display(), written.len(), out.join("report.html").display());
     if let Some((path, events)) = &outcome.journal {
         eprintln!("journal: {} ({events} events)", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A strategy that does not compile fails the command with FILE:LINE:COLUMN
+/// before any data is read (inside a run it would only be journaled).
+fn precheck_strategy(file: &Path) -> anyhow::Result<()> {
+    let source = std::fs::read_to_string(file).with_context(|| format!("failed to read the strategy {}", file.display()))?;
+    let name = file.display().to_string();
+    match strategies::sandbox::Sandbox::load(&name, &source, strategies::sandbox::SandboxConfig::default()) {
+        Ok(sandbox) if !sandbox.has_hook(strategies::sandbox::Hook::Heartbeat) => bail!("{name}: defines no st_heartbeat function"),
+        Ok(_) => Ok(()),
+        Err(e) => bail!("{e}"),
+    }
 }
 
 fn config(args: &Args) -> anyhow::Result<Config> {
@@ -325,9 +338,9 @@ fn sweep(args: &Args, base: &Config, grid: &str) -> anyhow::Result<ExitCode> {
     std::fs::write(out.join("sweep.csv"), csv).context("failed to write sweep.csv")?;
     if args.format == "json" {
         let list: Vec<Json> = rows.iter().map(|(p, s)| serde_json::json!({ "params": p, "summary": s })).collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        say!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        println!("{table}");
+        say!("{table}");
     }
     eprintln!("{} runs on {threads} threads; sorted by {}; wrote {}", rows.len(), args.sort, out.join("sweep.csv").display());
     Ok(ExitCode::SUCCESS)

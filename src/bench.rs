@@ -83,7 +83,7 @@ pub fn journal(events: u64, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
             "rebuild_from_latest_snapshot_ms_max_at_1m_events": 500
         }
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    say!("{}", serde_json::to_string_pretty(&report)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -224,4 +224,65 @@ fn write_snapshots(journal: &mut Journal) -> anyhow::Result<()> {
         journal.write_snapshot(snapshot)?;
     }
     Ok(())
+}
+
+/// sma_cross over seeded 1-minute bars: the whole backtest (CSV → fold →
+/// reports) against the same process reading and parsing the CSV alone. Peak
+/// memory is read from /proc for this process (the high-water mark covers
+/// everything up to the largest size run).
+pub fn backtest(sizes: &[usize], dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let scratch = match dir {
+        Some(d) => tempfile::Builder::new().prefix("qf-bench-").tempdir_in(d),
+        None => tempfile::Builder::new().prefix("qf-bench-").tempdir(),
+    }
+    .context("failed to create a scratch directory")?;
+    let strategy = Path::new(env!("CARGO_MANIFEST_DIR")).join("strategies/sma_cross.js");
+    let mut runs = Vec::new();
+    for &bars in sizes {
+        let data = scratch.path().join(format!("synth_BTCUSDT_1m_{bars}.csv"));
+        let file = std::fs::File::create(&data)?;
+        backtest::data::synth(bars, 60_000, 42, 1_640_995_200_000, std::io::BufWriter::new(file))?;
+
+        let started = Instant::now();
+        let (info, read) = backtest::data::load(&data, &backtest::data::ReadOptions::new())?;
+        let read_elapsed = started.elapsed();
+        anyhow::ensure!(read.len() == bars && info.bars == bars as u64, "the CSV baseline read {} bars", read.len());
+        drop(read);
+
+        let mut config = backtest::run::Config::new(strategy.clone(), vec![data.clone()]);
+        // The same rules as the reference runs (fast 10, slow 30); series recording off, as they have none.
+        config.params = json!({ "fast": 10, "slow": 30, "record": false });
+        let started = Instant::now();
+        let outcome = backtest::run::run(&config, &mut |_| {})?;
+        let summary = backtest::report::summary(&outcome.record);
+        let out = scratch.path().join(format!("report-{bars}"));
+        backtest::report::write_all(&outcome.record, &summary, &out)?;
+        let elapsed = started.elapsed();
+        runs.push(json!({
+            "bars": bars,
+            "backtest_s": round3(elapsed.as_secs_f64()),
+            "bars_per_s": (bars as f64 / elapsed.as_secs_f64()).round(),
+            "csv_read_only_s": round3(read_elapsed.as_secs_f64()),
+            "backtest_vs_csv_read_ratio": round3(elapsed.as_secs_f64() / read_elapsed.as_secs_f64()),
+            "trades": summary.trades,
+            "peak_rss_mib_so_far": peak_rss_mib(),
+        }));
+        std::fs::remove_file(&data).ok();
+    }
+    let report = json!({
+        "strategy": "sma_cross fast=10 slow=30",
+        "runs": runs,
+        "reference_on_this_machine_at_1m_bars_s": { "backtesting.py": 4.6, "nautilus_trader": 18.5 },
+        "targets": { "vs_backtesting_py_speedup_min": 10, "vs_nautilus_speedup_min": 30, "peak_rss_mib_max_at_10m_bars": 1024 }
+    });
+    say!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// VmHWM of this process in MiB (Linux), or null.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some((kib / 1024.0 * 10.0).round() / 10.0)
 }

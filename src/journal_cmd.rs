@@ -57,13 +57,13 @@ pub fn verify(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let journal = open(dir)?;
     let report = verify::journal(&journal).with_context(|| "journal verification failed".to_string())?;
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        say!("{}", serde_json::to_string(&report)?);
     } else {
         let span = match (report.first_time_ms, report.last_time_ms) {
             (Some(a), Some(b)) => format!(", {} .. {}", text::time(a), text::time(b)),
             _ => String::new(),
         };
-        println!(
+        say!(
             "ok: {} events, {} snapshots, {} traders, {} anomalies{span}, head {}",
             report.events,
             report.snapshots_checked,

@@ -9,6 +9,12 @@
 //! - `bench.rs`: `bench journal`, `bench sandbox`.
 //! - `text.rs`: times and tables for people.
 
+/// `println!` that ends the process quietly when stdout is closed (`| head`)
+/// instead of panicking on the broken pipe.
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::text::print_line(&format!($($arg)*)) };
+}
+
 mod backtest_cmd;
 mod bench;
 mod journal_cmd;
@@ -42,6 +48,9 @@ enum Command {
     /// Work with strategy files.
     #[command(subcommand)]
     Strategy(StrategyCommand),
+    /// Make data.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// Measure performance; prints JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -145,6 +154,28 @@ enum JournalCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Write a seeded geometric random walk as kline CSV (open_time_ms,open,high,low,close,volume).
+    Synth {
+        /// Number of bars.
+        #[arg(long, default_value_t = 100_000)]
+        bars: usize,
+        /// Bar interval (1m, 5m, 1h, ...).
+        #[arg(long, default_value = "1m")]
+        interval: String,
+        /// Seed: the same seed writes the same bytes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Open time of the first bar, in epoch milliseconds.
+        #[arg(long, default_value_t = 1_640_995_200_000)]
+        start_ms: i64,
+        /// The file to write (name it exchange_SYMBOL_interval.csv to give it a symbol).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// Append, read, fold and rebuild rates of the journal against raw sled.
     Journal {
@@ -152,6 +183,24 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
         /// Where to put the scratch journals (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Heartbeats/s of sma_cross through the runtime against bare QuickJS calls; 1000 strategies' latency.
+    Sandbox {
+        /// Heartbeats for the rate measurement.
+        #[arg(long, default_value_t = strategies::bench::DEFAULT_HEARTBEATS)]
+        heartbeats: u64,
+        /// Strategies in one worker for the latency measurement.
+        #[arg(long, default_value_t = strategies::bench::DEFAULT_STRATEGIES)]
+        strategies: usize,
+    },
+    /// sma_cross on seeded 1-minute bars, whole process from CSV to reports, against a bare CSV read of the same file.
+    Backtest {
+        /// Bars to synthesize (comma-separated for several sizes).
+        #[arg(long, default_value = "1000000", value_delimiter = ',')]
+        bars: Vec<usize>,
+        /// Where to put the data and reports (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
     },
@@ -174,6 +223,16 @@ fn main() -> ExitCode {
     }
 }
 
+fn data_synth(bars: usize, interval: &str, seed: u64, start_ms: i64, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let interval_ms = backtest::data::parse_interval(interval)?;
+    let file = std::fs::File::create(out).with_context(|| format!("failed to create {}", out.display()))?;
+    backtest::data::synth(bars, interval_ms, seed, start_ms, std::io::BufWriter::new(file))
+        .with_context(|| format!("failed to write {}", out.display()))?;
+    eprintln!("wrote {bars} bars to {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Backtest(args) => backtest_cmd::run(*args),
@@ -192,5 +251,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ReplayCommand::Diff { a, b, json } => replay_cmd::diff(&a, &b, json),
         },
         Command::Bench(BenchCommand::Journal { events, dir }) => bench::journal(events, dir.as_deref()),
+        Command::Bench(BenchCommand::Backtest { bars, dir }) => bench::backtest(&bars, dir.as_deref()),
+        Command::Bench(BenchCommand::Sandbox { heartbeats, strategies }) => {
+            say!("{}", serde_json::to_string_pretty(&strategies::bench::sandbox(heartbeats, strategies))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Data(DataCommand::Synth { bars, interval, seed, start_ms, out }) => data_synth(bars, &interval, seed, start_ms, &out),
     }
 }

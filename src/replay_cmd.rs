@@ -21,18 +21,21 @@ pub fn verify(dir: &Path, overrides: &[(String, std::path::PathBuf)], as_json: b
         .collect::<anyhow::Result<Vec<_>>>()?;
     let report = verify::verify(dir, &overrides).context("replay verification failed")?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
     } else if let Some(d) = &report.divergence {
-        println!("DIVERGED at seq {} (trader {}, {}): {}", d.seq, text::trader(&d.trader), text::time(d.time_ms), d.explanation);
-        println!("  journaled:  {}", side(d.journaled.as_ref()));
-        println!("  re-derived: {}", side(d.rederived.as_ref()));
-        println!("  inputs that led to it:");
+        say!("DIVERGED at seq {} (trader {}, {}): {}", d.seq, text::trader(&d.trader), text::time(d.time_ms), d.explanation);
+        say!("  journaled:  {}", side(d.journaled.as_ref()));
+        say!("  re-derived: {}", side(d.rederived.as_ref()));
+        say!("  inputs that led to it:");
         for input in &d.inputs {
-            println!("    {}", side(Some(input)));
+            say!("    {}", side(Some(input)));
         }
-        println!("{} decisions reproduced before it; {} events in the journal", report.decisions_checked, report.events);
+        say!("{} decisions reproduced before it; {} events in the journal", report.decisions_checked, report.events);
     } else {
-        println!(
+        if report.ends_mid_decision {
+            say!("note: the journal ends in the middle of a decision, as a journal cut by a crash does");
+        }
+        say!(
             "ok: {} events, {} inputs, {} decisions re-derived and identical, {} snapshots, strategies: {}",
             report.events,
             report.inputs,
@@ -60,11 +63,11 @@ fn side(value: Option<&serde_json::Value>) -> String {
 pub fn rebuild(dir: &Path, to: Option<u64>, as_json: bool) -> anyhow::Result<ExitCode> {
     let (state, events) = rebuild::rebuild(dir, to).context("replay rebuild failed")?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&state_json(&state))?);
+        say!("{}", serde_json::to_string_pretty(&state_json(&state))?);
         return Ok(ExitCode::SUCCESS);
     }
     let at = state.last_seq.map_or_else(|| "empty".to_owned(), |s| format!("seq {s} of {events}"));
-    println!("state at {at}, {}; digest {}", text::time(state.time_ms), state.digest());
+    say!("state at {at}, {}; digest {}", text::time(state.time_ms), state.digest());
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(["trader", "equity", "cash", "realized", "fees", "funding", "positions", "open orders"]);
     for (name, trader) in &state.traders {
@@ -86,9 +89,9 @@ pub fn rebuild(dir: &Path, to: Option<u64>, as_json: bool) -> anyhow::Result<Exi
             trader.orders.len().to_string(),
         ]);
     }
-    println!("{table}");
+    say!("{table}");
     if state.anomalies_total > 0 {
-        println!("{} anomalies; the first: seq {}: {}", state.anomalies_total, state.anomalies[0].seq, state.anomalies[0].message);
+        say!("{} anomalies; the first: seq {}: {}", state.anomalies_total, state.anomalies[0].seq, state.anomalies[0].message);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -133,25 +136,25 @@ pub fn state_json(state: &State) -> serde_json::Value {
 pub fn diff(a: &Path, b: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     let report = diff::diff(a, b).context("replay diff failed")?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         if let Some(step) = report.inputs_differ_at_step {
-            println!("the journals are not of the same market inputs: they differ at step {step}");
+            say!("the journals are not of the same market inputs: they differ at step {step}");
         }
         match &report.first {
-            None => println!("no differing decisions in {} steps", report.steps),
+            None => say!("no differing decisions in {} steps", report.steps),
             Some(first) => {
                 let input: Option<Envelope> = serde_json::from_value(first.input.clone()).ok();
                 let at = input.map_or_else(|| "the start".to_owned(), |e| format!("{} {}", text::time(e.time_ms), describe::summary(&e.event)));
-                println!("first differing decision, after {at}:");
-                println!("  A: {}", side(first.a.as_ref()));
-                println!("  B: {}", side(first.b.as_ref()));
-                println!("{} of {} steps differ; {} differing decisions", report.differing_steps, report.steps, report.differing_decisions);
+                say!("first differing decision, after {at}:");
+                say!("  A: {}", side(first.a.as_ref()));
+                say!("  B: {}", side(first.b.as_ref()));
+                say!("{} of {} steps differ; {} differing decisions", report.differing_steps, report.steps, report.differing_decisions);
             }
         }
         for (label, run) in [("A", &report.a), ("B", &report.b)] {
             let pnl: Vec<String> = run.traders.iter().map(|t| format!("{} pnl {} (equity {})", text::trader(&t.trader), t.pnl.round_dp(2), t.equity.round_dp(2))).collect();
-            println!("{label} {}: {} events, {} decisions, {} fills; {}", run.journal, run.events, run.decisions, run.fills, pnl.join(", "));
+            say!("{label} {}: {} events, {} decisions, {} fills; {}", run.journal, run.events, run.decisions, run.fills, pnl.join(", "));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -31,16 +31,16 @@ pub fn check(file: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     let hooks: Vec<&str> = sandbox.hooks().into_iter().map(Hook::js_name).collect();
-    println!("{name}: ok ({:?})", sandbox.kind());
-    println!("hooks: {}", if hooks.is_empty() { "(none)".to_owned() } else { hooks.join(", ") });
-    println!("params: {}", sandbox.params());
+    say!("{name}: ok ({:?})", sandbox.kind());
+    say!("hooks: {}", if hooks.is_empty() { "(none)".to_owned() } else { hooks.join(", ") });
+    say!("params: {}", sandbox.params());
     if !sandbox.has_hook(Hook::Heartbeat) {
         eprintln!("{name}: defines no st_heartbeat function; it would never trade");
         return Ok(ExitCode::FAILURE);
     }
     if sandbox.has_hook(Hook::Init) {
         match sandbox.call(Hook::Init, None, &mut NoAccount) {
-            Ok(out) => println!("st_init returned: {}", out.value),
+            Ok(out) => say!("st_init returned: {}", out.value),
             Err(e) => {
                 eprintln!("{name}: st_init failed: {e}");
                 return Ok(ExitCode::FAILURE);

@@ -1,5 +1,7 @@
 //! Times and tables for people.
 
+use std::io::Write;
+
 use chrono::{DateTime, Utc};
 
 /// `2022-12-13T00:01:00Z` (seconds precision when whole, else milliseconds).
@@ -17,5 +19,18 @@ pub fn trader(name: &str) -> &str {
         "-"
     } else {
         name
+    }
+}
+
+/// Writes a line to stdout; a closed pipe (`quantfold ... | head`) ends the
+/// process with success rather than a panic.
+pub fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("quantfold: cannot write to stdout: {e}");
+        std::process::exit(1);
     }
 }

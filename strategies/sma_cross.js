@@ -70,10 +70,10 @@ function st_heartbeat(ctx, tick) {
 function enter(ctx, tick, side) {
   const balance = ctx.api.getBalance();
   const qty = (balance.available * ctx.strategy.params.fraction) / tick.close;
-  if (qty > 0) {
-    const result = ctx.api.placeOrder({ symbol: tick.symbol, side: side, type: "market", qty: qty });
-    if (result.status !== "submitted") ctx.log.warn("entry refused:", result.reason);
-  }
+  // Below one unit of quote currency an entry is dust: skip it quietly.
+  if (qty * tick.close < 1) return;
+  const result = ctx.api.placeOrder({ symbol: tick.symbol, side: side, type: "market", qty: qty });
+  if (result.status !== "submitted") ctx.log.warn("entry refused:", result.reason);
 }
 
 function st_exit(ctx, reason) {

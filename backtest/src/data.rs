@@ -27,11 +27,18 @@
 //! gives no control over batch boundaries and carries no line numbers). Re-reading the file with
 //! `skip_rows`/`n_rows` windows is quadratic. So the reader reads the file in blocks, cuts each block
 //! at the `chunk_rows`-th newline (one memchr pass), and hands that block of whole lines to polars'
-//! `CsvReader` (all columns `String`, no quoting, so one line = one row and row *i* is line
-//! `first_line + i`). The strings are converted to exact decimals (in parallel, one slice per core)
-//! and validated in order. polars errors carry no line numbers, so when polars rejects a block or
-//! yields nulls (ragged line, empty field, blank line, bad UTF-8) that one block is re-scanned line by
-//! line to report the exact line. Parquet is read with `ParquetReader::with_slice` per chunk.
+//! `CsvReader` with an explicit schema: open time `Int64`, every other column `String` (polars' own
+//! Decimal parser rounds to one fixed scale per column, so it is not exact for mixed-precision
+//! input), no quoting, so one line = one row and row *i* is line `first_line + i`. The price strings
+//! are converted to exact decimals by us (in parallel, one group of polars' arrays per core) and
+//! validated in order. polars errors carry no line numbers, so when polars rejects a block or yields
+//! nulls (ragged line, empty field, blank line, bad UTF-8, a quoted or non-integer time) that one
+//! block is re-scanned line by line (our own splitter, same number parser) to report the exact line;
+//! the result never depends on `chunk_rows` (tested). Parquet is read with
+//! `ParquetReader::with_slice` per chunk, the footer parsed once.
+//!
+//! By default each reader parses ahead on one background thread (at most [`PREFETCH_CHUNKS`] chunks
+//! in flight), so parsing overlaps validation and whatever the consumer does with the bars.
 //!
 //! # Validation
 //! Every problem is a [`DataError`] naming the file and the 1-based line (header = line 1; Parquet:
@@ -65,7 +72,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -169,11 +176,19 @@ pub struct ReadOptions {
     pub format: Option<Format>,
     /// Bars per yielded chunk (>= 1).
     pub chunk_rows: usize,
+    /// Parse ahead on a background thread (default `true`).
+    pub prefetch: bool,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { symbol: None, interval_ms: None, format: None, chunk_rows: DEFAULT_CHUNK_ROWS }
+        ReadOptions {
+            symbol: None,
+            interval_ms: None,
+            format: None,
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            prefetch: true,
+        }
     }
 }
 
@@ -200,6 +215,10 @@ impl ReadOptions {
     }
     pub fn chunk_rows(mut self, rows: usize) -> Self {
         self.chunk_rows = rows.max(1);
+        self
+    }
+    pub fn prefetch(mut self, prefetch: bool) -> Self {
+        self.prefetch = prefetch;
         self
     }
 }
@@ -250,12 +269,29 @@ pub fn symbol_from_path(path: &Path) -> Option<String> {
     Some(symbol.to_string())
 }
 
+/// Run a polars call, turning a panic inside polars (e.g. on a corrupt Parquet page) into an error.
+pub(crate) fn guard<T>(f: impl FnOnce() -> polars::prelude::PolarsResult<T>) -> polars::prelude::PolarsResult<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(polars::prelude::PolarsError::ComputeError(format!("polars panicked: {msg}").into()))
+        }
+    }
+}
+
 /// Bars parsed from one block, before validation: bar `i` is at line `first_line + i`; `error` is a
 /// parse problem on the line right after the last bar (reading stops there).
 pub(crate) struct RawChunk {
     pub first_line: u64,
     pub bars: Vec<Bar>,
     pub error: Option<DataError>,
+    /// The file's time unit once known.
+    pub unit: Option<TimeUnit>,
 }
 
 enum Source {
@@ -272,10 +308,76 @@ impl Source {
     }
 }
 
+/// Where raw chunks come from: parsed on demand, or by a background thread that keeps up to
+/// [`PREFETCH_CHUNKS`] parsed chunks ready (so parsing overlaps validation and the consumer).
+enum Feed {
+    Direct(Source),
+    Prefetch {
+        rx: Option<mpsc::Receiver<RawChunk>>,
+        handle: Option<std::thread::JoinHandle<()>>,
+    },
+}
+
+/// Parsed chunks a prefetching reader may hold ahead of the consumer (bounds memory).
+pub const PREFETCH_CHUNKS: usize = 2;
+
+impl Feed {
+    fn new(mut source: Source, prefetch: bool) -> Feed {
+        if !prefetch {
+            return Feed::Direct(source);
+        }
+        let (tx, rx) = mpsc::sync_channel(PREFETCH_CHUNKS - 1);
+        let handle = std::thread::Builder::new()
+            .name("kline-prefetch".into())
+            .spawn(move || {
+                while let Some(c) = source.next_chunk() {
+                    let stop = c.error.is_some();
+                    if tx.send(c).is_err() || stop {
+                        break;
+                    }
+                }
+            });
+        match handle {
+            Ok(h) => Feed::Prefetch { rx: Some(rx), handle: Some(h) },
+            // Could not spawn a thread: the source was moved into the closure and is gone, so
+            // report it as an I/O error on first use rather than panic.
+            Err(e) => {
+                let (tx, rx) = mpsc::sync_channel(1);
+                let _ = tx.send(RawChunk {
+                    first_line: 0,
+                    bars: vec![],
+                    error: Some(DataError::Io { path: FilePath(PathBuf::from("<prefetch thread>")), source: e }),
+                    unit: None,
+                });
+                Feed::Prefetch { rx: Some(rx), handle: None }
+            }
+        }
+    }
+
+    fn next_chunk(&mut self) -> Option<RawChunk> {
+        match self {
+            Feed::Direct(s) => s.next_chunk(),
+            Feed::Prefetch { rx, .. } => rx.as_ref()?.recv().ok(),
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        if let Feed::Prefetch { rx, handle } = self {
+            // Closing the channel makes the thread's next send fail, so it exits.
+            drop(rx.take());
+            if let Some(h) = handle.take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
 /// Streaming reader over one file: yields validated bars in chunks of `chunk_rows`.
 /// After an error it yields nothing more.
 pub struct KlineReader {
-    source: Source,
+    source: Feed,
     path: Arc<Path>,
     is_row: bool,
     info: SeriesInfo,
@@ -326,7 +428,7 @@ impl KlineReader {
             }
         }
         Ok(KlineReader {
-            source,
+            source: Feed::new(source, opts.prefetch),
             is_row: format == Format::Parquet,
             info: SeriesInfo {
                 symbol,
@@ -398,7 +500,9 @@ impl KlineReader {
             .max_by_key(|&(step, count)| (count, Reverse(step)))
             .map(|(step, _)| step);
         self.info.inferred_interval_ms = inferred;
-        self.sync_unit();
+        if let Some(u) = self.pending.iter().rev().find_map(|c| c.unit) {
+            self.info.time_unit = u;
+        }
         if let (Some(exp), Some(inf)) = (self.info.interval_ms, inferred) {
             if exp != inf {
                 return Err(DataError::IntervalMismatch {
@@ -414,13 +518,6 @@ impl KlineReader {
         Ok(())
     }
 
-    fn sync_unit(&mut self) {
-        if let Source::Csv(s) = &self.source {
-            if let Some(u) = s.unit() {
-                self.info.time_unit = u;
-            }
-        }
-    }
 
     fn validate(&mut self, bar: &Bar, line: u64) -> Result<(), DataError> {
         let loc = || self.loc(line);
@@ -452,13 +549,14 @@ impl KlineReader {
                 return Err(DataError::OutOfOrder { loc: loc(), time_ms: t, prev_ms: p, prev_line });
             }
             if let Some(iv) = self.info.interval_ms {
-                // t > p, so no overflow in the i128 difference.
-                let step = i128::from(t) - i128::from(p);
+                // t > p, so the difference is positive and fits in u64.
+                let step = t.abs_diff(p);
                 let step_ms = i64::try_from(step).unwrap_or(i64::MAX);
-                if step % i128::from(iv) != 0 {
+                let iv_u = iv.unsigned_abs();
+                if step % iv_u != 0 {
                     return Err(DataError::OffGrid { loc: loc(), step_ms, prev_line, interval: Iv(iv) });
                 }
-                let bars_apart = u64::try_from(step / i128::from(iv)).unwrap_or(u64::MAX);
+                let bars_apart = step / iv_u;
                 if bars_apart > 1 {
                     let missing = bars_apart - 1;
                     let g = &mut self.info.gaps;
@@ -503,7 +601,9 @@ impl KlineReader {
                     }
                 },
             };
-            self.sync_unit();
+            if let Some(u) = chunk.unit {
+                self.info.time_unit = u;
+            }
             for (i, bar) in chunk.bars.iter().enumerate() {
                 if let Err(e) = self.validate(bar, chunk.first_line + i as u64) {
                     return Some(Err(e));

@@ -25,6 +25,12 @@
 //!
 //! # The rules
 //!
+//! **The strategy reacts between bars, not inside them.** A bar is settled as a
+//! whole before the strategy hears of any fill in it, so what it decides in
+//! `st_on_fill` takes effect from the next bar on: a cancel it requests in
+//! reaction to one fill cannot stop another of its orders from filling later in
+//! the same bar (a grid's take-profit and a level in one wide bar, say).
+//!
 //! **No look-ahead.** `on_bar` only touches orders that rest at the bar's open:
 //! acknowledged (status `Open` or `PartiallyFilled`) and journaled at or before
 //! `bar.open_time_ms`. An order decided on bar `t` (journaled at its close) is

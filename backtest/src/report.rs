@@ -274,34 +274,37 @@ pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// A duration in words, two units at most: "450ms", "45s", "3m 20s", "3h 20m", "2d 4h".
 pub fn human_duration(ms: i64) -> String {
-    let neg = if ms < 0 { "-" } else { "" };
-    let ms = ms.unsigned_abs();
     const S: u64 = 1000;
     const M: u64 = 60 * S;
     const H: u64 = 60 * M;
     const D: u64 = 24 * H;
-    let two = |big: u64, bu: &str, small: u64, su: &str| {
-        // Round to the smaller unit first so "59m 59.9s" does not print "59m 60s".
-        let total = (ms + small / 2) / small;
-        let per = big / small;
-        let (a, b) = (total / per, total % per);
-        if b == 0 {
-            format!("{neg}{a}{bu}")
-        } else {
-            format!("{neg}{a}{bu} {b}{su}")
+    let neg = if ms < 0 { "-" } else { "" };
+    let mut ms = ms.unsigned_abs();
+    // The units shown, and the value rounded to the smaller one; rounding can carry into the
+    // next tier (59m 59.6s is "1h"), hence the second pass.
+    for _ in 0..2 {
+        let (big, bu, small, su) = match ms {
+            m if m < S => return format!("{neg}{m}ms"),
+            m if m < M => (S, "s", S, ""),
+            m if m < H => (M, "m", S, "s"),
+            m if m < D => (H, "h", M, "m"),
+            _ => (D, "d", H, "h"),
+        };
+        let rounded = ms.saturating_add(small / 2) / small * small;
+        let next = match bu {
+            "s" => M,
+            "m" => H,
+            "h" => D,
+            _ => u64::MAX,
+        };
+        if rounded >= next {
+            ms = rounded;
+            continue;
         }
-    };
-    if ms < S {
-        format!("{neg}{ms}ms")
-    } else if ms < M {
-        format!("{neg}{}s", (ms + S / 2) / S)
-    } else if ms < H {
-        two(M, "m", S, "s")
-    } else if ms < D {
-        two(H, "h", M, "m")
-    } else {
-        two(D, "d", H, "h")
+        let (a, b) = (rounded / big, rounded % big / small);
+        return if b == 0 || su.is_empty() { format!("{neg}{a}{bu}") } else { format!("{neg}{a}{bu} {b}{su}") };
     }
+    format!("{neg}{}d", ms / D)
 }
 
 /// The interval in the largest unit that divides it: "1m", "15m", "4h", "1d", "1w"; "250ms".

@@ -106,7 +106,7 @@ struct Run {
     stderr: thread::JoinHandle<String>,
 }
 
-fn spawn_child(dir: &Path, seed: u64) -> Run {
+fn spawn_child(dir: &Path, seed: u64, context: &str) -> Run {
     let mut child = Command::new(std::env::current_exe().expect("the test binary"))
         .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR_ENV, dir)
@@ -115,7 +115,7 @@ fn spawn_child(dir: &Path, seed: u64) -> Run {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawns the child");
+        .unwrap_or_else(|e| panic!("{context}: cannot spawn the child: {e}"));
     let stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let (send, lines) = mpsc::channel();
@@ -157,7 +157,11 @@ fn check_after_kill(dir: &Path, context: &str, durable_max: Option<u64>, len_bef
         let env = record.unwrap_or_else(|e| panic!("{context}: a torn record: {e}"));
         if let Event::NotificationSent { channel, message } = &env.event {
             if channel == BATCH_CHANNEL {
-                let batch_len: u64 = message.split(' ').nth(1).and_then(|n| n.parse().ok()).expect("marker format");
+                let batch_len: u64 = message
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("{context}: seq {}: a bad batch marker {message:?}", env.seq));
                 assert!(
                     env.seq + batch_len <= len,
                     "{context}: the batch starting at seq {} has {batch_len} events but the journal ends at {len}",
@@ -192,7 +196,7 @@ fn sigkill_loses_nothing_durable_and_tears_nothing() {
             len = 0;
         }
         let context = format!("seed {seed} iteration {iteration} ({})", dir.display());
-        let mut run = spawn_child(&dir, rng.random());
+        let mut run = spawn_child(&dir, rng.random(), &context);
         // Mostly kill while appending; on a reopen, sometimes during recovery.
         let during_open = !fresh && rng.random_range(0..3) == 0;
         let delay = Duration::from_millis(rng.random_range(0..60));
@@ -215,8 +219,8 @@ fn sigkill_loses_nothing_durable_and_tears_nothing() {
         if let Ok(Some(status)) = run.child.try_wait() {
             panic!("{context}: the child exited on its own ({status}): {}", run.stderr.join().unwrap_or_default());
         }
-        run.child.kill().expect("SIGKILL");
-        run.child.wait().expect("reaped");
+        run.child.kill().unwrap_or_else(|e| panic!("{context}: SIGKILL failed: {e}"));
+        run.child.wait().unwrap_or_else(|e| panic!("{context}: the child was not reaped: {e}"));
         // The reader thread ends when the pipe closes; everything printed is in the channel.
         for line in run.lines.iter() {
             if let Line::Durable(seq) = line {

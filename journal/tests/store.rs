@@ -188,12 +188,12 @@ fn group_durability_waits_for_the_count_threshold_or_sync() {
 fn group_durability_flushes_an_old_batch_when_asked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut journal =
-        Journal::create(&dir.path().join("j"), Durability::Group { max_delay_ms: 50, max_events: 1_000 }).expect("creates");
+        Journal::create(&dir.path().join("j"), Durability::Group { max_delay_ms: 200, max_events: 1_000 }).expect("creates");
     let appended = journal.append(0, "alice", &Event::ClockTicked).expect("appends");
     assert_eq!(appended.durable_through, None, "a fresh batch waits");
     journal.flush_if_due().expect("not due yet");
-    assert_eq!(journal.durable_through(), None, "not yet 50 ms old");
-    std::thread::sleep(Duration::from_millis(80));
+    assert_eq!(journal.durable_through(), None, "not yet 200 ms old");
+    std::thread::sleep(Duration::from_millis(250));
     journal.flush_if_due().expect("due now");
     eventually("seq 0 is durable", || journal.durable_through() == Some(0));
 }

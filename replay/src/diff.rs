@@ -116,8 +116,14 @@ impl<'a> Steps<'a> {
 /// Either journal cannot be read or is corrupt.
 pub fn diff(a_dir: &Path, b_dir: &Path) -> Result<DiffReport, StoreError> {
     let a = Journal::open(a_dir, Durability::None)?;
-    let b = Journal::open(b_dir, Durability::None)?;
-    let (mut sa, mut sb) = (Steps::new(&a), Steps::new(&b));
+    // sled locks a directory per process: the same journal twice is opened once.
+    let same_dir = match (std::fs::canonicalize(a_dir), std::fs::canonicalize(b_dir)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    };
+    let b_opened = if same_dir { None } else { Some(Journal::open(b_dir, Durability::None)?) };
+    let b = b_opened.as_ref().unwrap_or(&a);
+    let (mut sa, mut sb) = (Steps::new(&a), Steps::new(b));
     let mut report_steps = 0u64;
     let mut differing_steps = 0u64;
     let mut differing_decisions = 0u64;
@@ -172,7 +178,7 @@ pub fn diff(a_dir: &Path, b_dir: &Path) -> Result<DiffReport, StoreError> {
     };
     Ok(DiffReport {
         a: side(a_dir, &a, &sa),
-        b: side(b_dir, &b, &sb),
+        b: side(b_dir, b, &sb),
         steps: report_steps,
         differing_steps,
         differing_decisions,

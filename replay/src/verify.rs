@@ -81,6 +81,9 @@ pub struct Report {
     pub state_digest: Hash,
     pub reproduced: bool,
     pub divergence: Option<Divergence>,
+    /// The journal ends while a decision was being re-derived, as a journal cut
+    /// by a crash does: everything it holds was reproduced.
+    pub ends_mid_decision: bool,
 }
 
 /// Verifies the chain and snapshots, then re-derives every decision.
@@ -103,6 +106,11 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
         let record = record?;
         if let Event::StrategyLoaded(load) = &record.event {
             if let Some(source) = &load.source {
+                // A re-chained journal can carry an edited source: its hash gives it away.
+                if journal::hash::content(source) != load.code_hash {
+                    let explanation = format!("the stored source of {} does not match its code hash {}", load.file, load.code_hash.short());
+                    break Err(sink.diverge(&record, None, explanation));
+                }
                 sources.insert(load.code_hash, source.clone());
             }
             let spec = match spec_for(&record, load, &sources, overrides) {
@@ -133,6 +141,7 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
     let divergence = match outcome {
         Ok(()) => sink.divergence.take(),
         Err(SinkError::Store(e)) => return Err(e.into()),
+        Err(SinkError::Divergence { .. }) if sink.journal_ended => None,
         Err(SinkError::Divergence { .. }) => sink.divergence.take(),
     };
     Ok(Report {
@@ -148,6 +157,7 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
         state_digest: sink.state.digest(),
         reproduced: divergence.is_none(),
         divergence,
+        ends_mid_decision: sink.journal_ended,
     })
 }
 
@@ -181,6 +191,7 @@ pub struct ReplaySink<'a> {
     recent_inputs: VecDeque<Envelope>,
     divergence: Option<Divergence>,
     peeked: Option<Result<Envelope, StoreError>>,
+    journal_ended: bool,
 }
 
 impl<'a> ReplaySink<'a> {
@@ -194,6 +205,7 @@ impl<'a> ReplaySink<'a> {
             recent_inputs: VecDeque::new(),
             divergence: None,
             peeked: None,
+            journal_ended: false,
         }
     }
 
@@ -242,9 +254,10 @@ impl Sink for ReplaySink<'_> {
             None => match self.next_record() {
                 Some(r) => r?,
                 None => {
+                    // A journal cut by a crash ends inside a decision; that is not a divergence.
+                    self.journal_ended = true;
                     let seq = self.state.last_seq.map_or(0, |s| s + 1);
-                    let explanation = format!("today's code derived {} after the journal's last record", event.kind());
-                    return Err(self.record_divergence(seq, None, Some((time_ms, trader, &event)), explanation));
+                    return Err(SinkError::Divergence { seq, message: format!("the journal ends before {}", event.kind()) });
                 }
             },
         };

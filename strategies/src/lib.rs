@@ -3,6 +3,7 @@
 pub mod indicator;
 pub mod sandbox;
 pub mod api;
+pub mod bench;
 pub mod market;
 pub mod runtime;
 pub mod sink;

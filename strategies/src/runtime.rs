@@ -340,7 +340,6 @@ impl StrategyRuntime {
                 self.journal_output(sink, now_ms, output)
             }
             Err(e) => {
-                self.health.errors += 1;
                 self.erred(sink, now_ms, hook, error_kind(&e), e.to_string())?;
                 if hook != Hook::Exit {
                     self.restart(sink, market, now_ms, cycle_seq, format!("{}: {e}", hook.js_name()))?;
@@ -395,6 +394,8 @@ impl StrategyRuntime {
 
     fn erred(&mut self, sink: &mut dyn Sink, now_ms: i64, hook: Hook, kind: StrategyErrorKind, message: String) -> Result<(), SinkError> {
         tracing::warn!(strategy = %self.spec.trader, hook = hook.js_name(), "{message}");
+        // Every journaled error counts, load failures (syntax, missing hook) included.
+        self.health.errors += 1;
         sink.emit(now_ms, &self.spec.trader, Event::StrategyErred { hook: hook.js_name().to_owned(), kind, message })?;
         Ok(())
     }

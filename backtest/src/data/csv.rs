@@ -5,6 +5,7 @@
 //! field, blank line, bad UTF-8), the block is re-scanned line by line to name the exact line.
 
 use std::fs::File;
+use std::borrow::Cow;
 use std::io::{Cursor, Read};
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use polars::prelude::*;
 
 use super::error::{DataError, Loc};
 use super::num::{parse_decimal, parse_i64, trim_field, NumError};
-use super::{Bar, Format, RawChunk, TimeUnit};
+use super::{guard, Bar, Format, RawChunk, TimeUnit};
 
 const READ_SIZE: u64 = 4 << 20;
 /// Below this many rows a block is converted on the calling thread.
@@ -170,9 +171,11 @@ impl CsvSource {
             src.start = (first_end + 1).min(src.buf.len());
             src.next_line = 2;
         }
-        src.schema = Arc::new(Schema::from_iter(
-            src.names.iter().map(|n| Field::new((*n).into(), DataType::String)),
-        ));
+        // The open time is parsed by polars as Int64 (strict: digits, optional sign, leading blanks);
+        // everything else as String, converted exactly by us.
+        src.schema = Arc::new(Schema::from_iter(src.names.iter().enumerate().map(|(i, n)| {
+            Field::new((*n).into(), if i == 0 { DataType::Int64 } else { DataType::String })
+        })));
         Ok(Opened { source: src, format })
     }
 
@@ -245,7 +248,7 @@ impl CsvSource {
         let (a, b, first_line, n_lines) = match self.next_block() {
             Ok(Some(x)) => x,
             Ok(None) => return None,
-            Err(e) => return Some(RawChunk { first_line: self.next_line, bars: vec![], error: Some(e) }),
+            Err(e) => return Some(RawChunk { first_line: self.next_line, bars: vec![], error: Some(e), unit: self.unit }),
         };
         let buf = std::mem::take(&mut self.buf);
         let block = &buf[a..b];
@@ -263,6 +266,7 @@ impl CsvSource {
                 Err(e) => chunk.error = Some(e),
             }
         }
+        chunk.unit = self.unit;
         Some(chunk)
     }
 
@@ -285,36 +289,42 @@ impl CsvSource {
     fn parse_fast(&mut self, block: &[u8], first_line: u64, n_lines: usize) -> Option<RawChunk> {
         let parse_options = CsvParseOptions {
             // No quoting: one line is always one row, so row i is line first_line + i.
-            // Fields wrapped in quotes are unwrapped by our number parser.
+            // Fields wrapped in quotes are unwrapped by our number parser (the time column then
+            // fails polars' integer parser and the block takes the slow path).
             quote_char: None,
             truncate_ragged_lines: false,
             ..Default::default()
         };
-        let df = CsvReadOptions::default()
-            .with_has_header(false)
-            .with_schema(Some(self.schema.clone()))
-            .with_parse_options(parse_options)
-            .with_raise_if_empty(false)
-            .into_reader_with_file_handle(Cursor::new(block))
-            .finish()
-            .ok()?;
-        if df.height() != n_lines {
+        let df = guard(|| {
+            CsvReadOptions::default()
+                .with_has_header(false)
+                .with_schema(Some(self.schema.clone()))
+                .with_parse_options(parse_options)
+                .with_raise_if_empty(false)
+                .into_reader_with_file_handle(Cursor::new(block))
+                .finish()
+        })
+        .ok()?;
+        if df.height() != n_lines || df.columns().iter().any(|c| c.null_count() > 0) {
             return None;
         }
-        let cols: Vec<&StringChunked> = df.columns()[..6]
+        let times = df.columns()[0].i64().ok()?;
+        let strs: Vec<&StringChunked> =
+            df.columns()[1..6].iter().map(|c| c.str()).collect::<PolarsResult<_>>().ok()?;
+        // polars returns one array per parse task; normally all columns share the boundaries.
+        let t_lens: Vec<usize> = times.downcast_iter().map(|a| a.len()).collect();
+        let aligned = strs
             .iter()
-            .map(|c| c.str())
-            .collect::<PolarsResult<_>>()
-            .ok()?;
-        if df.columns().iter().any(|c| c.null_count() > 0) {
-            return None;
-        }
+            .all(|c| c.downcast_iter().map(|a| a.len()).eq(t_lens.iter().copied()));
+        let (times, strs): (Cow<'_, Int64Chunked>, Vec<Cow<'_, StringChunked>>) = if aligned {
+            (Cow::Borrowed(times), strs.into_iter().map(Cow::Borrowed).collect())
+        } else {
+            (times.rechunk(), strs.into_iter().map(|c| c.rechunk()).collect())
+        };
+        let t_arrs: Vec<_> = times.downcast_iter().collect();
+        let s_arrs: Vec<Vec<_>> = strs.iter().map(|c| c.downcast_iter().collect()).collect();
         if self.unit.is_none() {
-            let raw = cols[0].get(0).and_then(|t| parse_i64(t.as_bytes()));
-            self.unit = Some(match raw {
-                Some(t) if t.unsigned_abs() >= MICROS_THRESHOLD as u64 => TimeUnit::Micros,
-                _ => TimeUnit::Millis,
-            });
+            self.unit = Some(unit_of(t_arrs.first().and_then(|a| a.get(0)).unwrap_or(0)));
         }
         let ctx = RowCtx {
             path: &self.path,
@@ -323,34 +333,75 @@ impl CsvSource {
             unit: self.unit.unwrap_or(TimeUnit::Millis),
         };
         let n = df.height();
+        let mut bars = vec![ZERO_BAR; n];
+        // Split the arrays into `parts` contiguous groups of about n/parts rows, one per thread;
+        // each group fills its own disjoint slice of `bars`.
         let parts = if n >= PAR_MIN_ROWS { self.threads.max(1) } else { 1 };
-        let (bars, error) = if parts == 1 {
-            ctx.convert(&cols, 0, n, first_line)
+        let target = n.div_ceil(parts);
+        let mut groups: Vec<(usize, usize, usize)> = Vec::new(); // (first array, end array, first row)
+        let (mut g_start, mut g_rows, mut row) = (0, 0, 0);
+        for (k, a) in t_arrs.iter().enumerate() {
+            g_rows += a.len();
+            if g_rows >= target || k + 1 == t_arrs.len() {
+                groups.push((g_start, k + 1, row));
+                row += g_rows;
+                g_start = k + 1;
+                g_rows = 0;
+            }
+        }
+        let fill = |(a0, a1, r0): (usize, usize, usize), out: &mut [Bar]| -> Option<(usize, DataError)> {
+            let mut i = 0;
+            for k in a0..a1 {
+                let (t, s) = (t_arrs[k], [s_arrs[0][k], s_arrs[1][k], s_arrs[2][k], s_arrs[3][k], s_arrs[4][k]]);
+                for j in 0..t.len() {
+                    let text = [
+                        s[0].value(j).as_bytes(),
+                        s[1].value(j).as_bytes(),
+                        s[2].value(j).as_bytes(),
+                        s[3].value(j).as_bytes(),
+                        s[4].value(j).as_bytes(),
+                    ];
+                    match ctx.row(Ok(t.value(j)), text, first_line + (r0 + i) as u64) {
+                        Ok(b) => out[i] = b,
+                        Err(e) => return Some((i, e)),
+                    }
+                    i += 1;
+                }
+            }
+            None
+        };
+        let mut slices: Vec<&mut [Bar]> = Vec::with_capacity(groups.len());
+        let mut rest: &mut [Bar] = &mut bars;
+        for w in 0..groups.len() {
+            let end = groups.get(w + 1).map_or(n, |g| g.2);
+            let (head, tail) = rest.split_at_mut(end - groups[w].2);
+            slices.push(head);
+            rest = tail;
+        }
+        let results: Vec<Option<(usize, DataError)>> = if groups.len() == 1 {
+            vec![fill(groups[0], slices[0])]
         } else {
-            let per = n.div_ceil(parts);
-            let results: Vec<(Vec<Bar>, Option<DataError>)> = std::thread::scope(|s| {
-                let handles: Vec<_> = (0..parts)
-                    .map(|p| {
-                        let (off, len) = (p * per, per.min(n.saturating_sub(p * per)));
-                        let cols = &cols;
-                        let ctx = &ctx;
-                        s.spawn(move || ctx.convert(cols, off, len, first_line + off as u64))
+            std::thread::scope(|sc| {
+                let handles: Vec<_> = groups
+                    .iter()
+                    .zip(slices)
+                    .map(|(&g, out)| {
+                        let fill = &fill;
+                        sc.spawn(move || fill(g, out))
                     })
                     .collect();
                 handles.into_iter().map(|h| h.join().expect("conversion thread panicked")).collect()
-            });
-            let mut bars = Vec::with_capacity(n);
-            let mut error = None;
-            for (b, e) in results {
-                bars.extend(b);
-                if e.is_some() {
-                    error = e;
-                    break;
-                }
-            }
-            (bars, error)
+            })
         };
-        Some(RawChunk { first_line, bars, error })
+        let mut error = None;
+        for (g, r) in groups.iter().zip(results) {
+            if let Some((i, e)) = r {
+                bars.truncate(g.2 + i);
+                error = Some(e);
+                break;
+            }
+        }
+        Some(RawChunk { first_line, bars, error, unit: None })
     }
 
     /// Line-by-line path: exact diagnostics for whatever polars did not like.
@@ -361,6 +412,8 @@ impl CsvSource {
         let mut blank_tail = false;
         let mut text: [&[u8]; 6] = [b""; 6];
         let mut offset = 0usize;
+        // A block cut at a newline ends with '\n'; that is not an extra (empty) line.
+        let block = block.strip_suffix(b"\n").unwrap_or(block);
         for (i, line) in block.split(|&c| c == b'\n').enumerate() {
             let ln = first_line + i as u64;
             let rest = &block[offset..];
@@ -387,11 +440,9 @@ impl CsvSource {
                 error = Some(DataError::ColumnCount { loc: l(), expected: self.ncols, found: n });
                 break;
             }
+            let raw_time = parse_i64(text[0]).ok_or(text[0]);
             if self.unit.is_none() {
-                self.unit = Some(match parse_i64(text[0]) {
-                    Some(t) if t.unsigned_abs() >= MICROS_THRESHOLD as u64 => TimeUnit::Micros,
-                    _ => TimeUnit::Millis,
-                });
+                self.unit = Some(unit_of(raw_time.unwrap_or(0)));
             }
             let ctx = RowCtx {
                 path: &self.path,
@@ -399,7 +450,7 @@ impl CsvSource {
                 detect_us: self.detect_us,
                 unit: self.unit.unwrap_or(TimeUnit::Millis),
             };
-            match ctx.row(text, ln) {
+            match ctx.row(raw_time, [text[1], text[2], text[3], text[4], text[5]], ln) {
                 Ok(b) => bars.push(b),
                 Err(e) => {
                     error = Some(e);
@@ -407,7 +458,7 @@ impl CsvSource {
                 }
             }
         }
-        (RawChunk { first_line, bars, error }, blank_tail)
+        (RawChunk { first_line, bars, error, unit: None }, blank_tail)
     }
 }
 
@@ -418,45 +469,31 @@ struct RowCtx<'a> {
     unit: TimeUnit,
 }
 
-impl RowCtx<'_> {
-    fn convert(
-        &self,
-        cols: &[&StringChunked],
-        off: usize,
-        len: usize,
-        first_line: u64,
-    ) -> (Vec<Bar>, Option<DataError>) {
-        let mut bars = Vec::with_capacity(len);
-        let sl: Vec<StringChunked> = cols.iter().map(|c| c.slice(off as i64, len)).collect();
-        let mut its: Vec<_> = sl.iter().map(|c| c.iter()).collect();
-        for i in 0..len {
-            let mut text: [&[u8]; 6] = [b""; 6];
-            for (t, it) in text.iter_mut().zip(its.iter_mut()) {
-                // Nulls were ruled out before.
-                *t = it.next().flatten().unwrap_or("").as_bytes();
-            }
-            match self.row(text, first_line + i as u64) {
-                Ok(b) => bars.push(b),
-                Err(e) => return (bars, Some(e)),
-            }
-        }
-        (bars, None)
-    }
+const ZERO_BAR: Bar = Bar {
+    open_time_ms: 0,
+    open: rust_decimal::Decimal::ZERO,
+    high: rust_decimal::Decimal::ZERO,
+    low: rust_decimal::Decimal::ZERO,
+    close: rust_decimal::Decimal::ZERO,
+    volume: rust_decimal::Decimal::ZERO,
+};
 
+fn unit_of(raw: i64) -> TimeUnit {
+    if raw.unsigned_abs() >= MICROS_THRESHOLD as u64 {
+        TimeUnit::Micros
+    } else {
+        TimeUnit::Millis
+    }
+}
+
+impl RowCtx<'_> {
+    /// One row: the open time (parsed, or its unparseable text) and the five decimal fields.
     #[inline]
-    fn row(&self, text: [&[u8]; 6], line: u64) -> Result<Bar, DataError> {
+    fn row(&self, time: Result<i64, &[u8]>, text: [&[u8]; 5], line: u64) -> Result<Bar, DataError> {
         let l = || loc(self.path, line);
-        let raw = parse_i64(text[0]).ok_or_else(|| DataError::Unparseable {
-            loc: l(),
-            column: self.names[0],
-            text: lossy(text[0]),
-        })?;
+        let raw = time.map_err(|t| DataError::Unparseable { loc: l(), column: self.names[0], text: lossy(t) })?;
         let open_time_ms = if self.detect_us {
-            let unit = if raw.unsigned_abs() >= MICROS_THRESHOLD as u64 {
-                TimeUnit::Micros
-            } else {
-                TimeUnit::Millis
-            };
+            let unit = unit_of(raw);
             if unit != self.unit {
                 return Err(DataError::TimeUnitChanged {
                     loc: l(),
@@ -479,8 +516,8 @@ impl RowCtx<'_> {
         };
         let mut vals = [rust_decimal::Decimal::ZERO; 5];
         for k in 0..5 {
-            vals[k] = parse_decimal(text[k + 1]).map_err(|e| {
-                let (loc, column, text) = (l(), self.names[k + 1], lossy(text[k + 1]));
+            vals[k] = parse_decimal(text[k]).map_err(|e| {
+                let (loc, column, text) = (l(), self.names[k + 1], lossy(text[k]));
                 match e {
                     NumError::Syntax => DataError::Unparseable { loc, column, text },
                     NumError::NonFinite => DataError::NonFinite { loc, column, text },

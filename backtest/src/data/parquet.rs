@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 
 use super::error::{DataError, Loc};
 use super::num::{parse_decimal, parse_i64, NumError};
-use super::{Bar, RawChunk};
+use super::{guard, Bar, RawChunk, TimeUnit};
 
 pub(crate) const COLUMNS: [&str; 6] = ["open_time_ms", "open", "high", "low", "close", "volume"];
 
@@ -39,8 +39,11 @@ impl ParquetSource {
     pub(crate) fn open(path: Arc<Path>, chunk_rows: usize) -> Result<Self, DataError> {
         let file = File::open(&path).map_err(|e| DataError::Io { path: path.as_ref().into(), source: e })?;
         let mut reader = ParquetReader::new(file);
-        let metadata = reader.get_metadata().map_err(|e| perr(&path, e))?.clone();
-        let schema = reader.schema().map_err(|e| perr(&path, e))?;
+        let (metadata, schema) = guard(|| {
+            let metadata = reader.get_metadata()?.clone();
+            Ok((metadata, reader.schema()?))
+        })
+        .map_err(|e| perr(&path, e))?;
         for c in COLUMNS {
             if !schema.contains(c) {
                 return Err(DataError::ParquetSchema {
@@ -66,10 +69,10 @@ impl ParquetSource {
         self.offset += len;
         let first_line = off as u64 + 1;
         Some(match self.read(off, len) {
-            Ok((bars, error)) => RawChunk { first_line, bars, error },
+            Ok((bars, error)) => RawChunk { first_line, bars, error, unit: Some(TimeUnit::Millis) },
             Err(e) => {
                 self.offset = self.n_rows;
-                RawChunk { first_line, bars: vec![], error: Some(e) }
+                RawChunk { first_line, bars: vec![], error: Some(e), unit: Some(TimeUnit::Millis) }
             }
         })
     }
@@ -81,7 +84,7 @@ impl ParquetSource {
             .with_columns(Some(COLUMNS.iter().map(|c| c.to_string()).collect()))
             .with_slice(Some((off, len)));
         reader.set_metadata(self.metadata.clone());
-        let df = reader.finish().map_err(|e| perr(&self.path, e))?;
+        let df = guard(|| reader.finish()).map_err(|e| perr(&self.path, e))?;
         let n = df.height();
         let time = df.column(COLUMNS[0]).map_err(|e| perr(&self.path, e))?;
         let times = TimeCol::new(time).ok_or_else(|| DataError::ParquetSchema {
@@ -101,24 +104,35 @@ impl ParquetSource {
                 ),
             })?);
         }
-        let mut bars = Vec::with_capacity(n);
-        let mut scratch = String::new();
-        for i in 0..n {
-            let loc = || Loc { path: self.path.clone(), line: (off + i) as u64 + 1, is_row: true };
-            let open_time_ms = match times.get(i) {
-                Ok(t) => t,
-                Err(e) => return Ok((bars, Some(e.into_error(loc(), COLUMNS[0])))),
-            };
-            let mut v = [Decimal::ZERO; 5];
-            for k in 0..5 {
-                match vals[k].get(i, &mut scratch) {
-                    Ok(d) => v[k] = d,
-                    Err(e) => return Ok((bars, Some(e.into_error(loc(), COLUMNS[k + 1])))),
+        // Column by column (sequential access); each stops at its first bad cell. The reported
+        // error is the earliest row, and within a row the first column.
+        let (t, t_err) = times.convert();
+        let mut cols: Vec<Vec<Decimal>> = Vec::with_capacity(5);
+        let mut first_err: Option<(usize, usize, CellError)> = t_err.map(|(r, e)| (r, 0, e));
+        for (k, v) in vals.iter().enumerate() {
+            let (c, err) = v.convert();
+            if let Some((r, e)) = err {
+                if first_err.as_ref().is_none_or(|(fr, _, _)| r < *fr) {
+                    first_err = Some((r, k + 1, e));
                 }
             }
-            bars.push(Bar { open_time_ms, open: v[0], high: v[1], low: v[2], close: v[3], volume: v[4] });
+            cols.push(c);
         }
-        Ok((bars, None))
+        let good = first_err.as_ref().map_or(n, |(r, _, _)| *r);
+        let bars = (0..good)
+            .map(|i| Bar {
+                open_time_ms: t[i],
+                open: cols[0][i],
+                high: cols[1][i],
+                low: cols[2][i],
+                close: cols[3][i],
+                volume: cols[4][i],
+            })
+            .collect();
+        let error = first_err.map(|(r, k, e)| {
+            e.into_error(Loc { path: self.path.clone(), line: (off + r) as u64 + 1, is_row: true }, COLUMNS[k])
+        });
+        Ok((bars, error))
     }
 }
 
@@ -158,14 +172,33 @@ impl TimeCol {
         }
     }
 
-    fn get(&self, i: usize) -> Result<i64, CellError> {
+    /// Values up to the first bad one, and that one's index and problem.
+    fn convert(&self) -> (Vec<i64>, Option<(usize, CellError)>) {
+        let mut out = Vec::new();
         match self {
-            TimeCol::Int(ca) => ca.get(i).ok_or(CellError::Null),
+            TimeCol::Int(ca) => {
+                out.reserve(ca.len());
+                for v in ca.iter() {
+                    let i = out.len();
+                    match v {
+                        Some(v) => out.push(v),
+                        None => return (out, Some((i, CellError::Null))),
+                    }
+                }
+            }
             TimeCol::Str(ca) => {
-                let s = ca.get(i).ok_or(CellError::Null)?;
-                parse_i64(s.as_bytes()).ok_or_else(|| CellError::Int(s.to_string()))
+                out.reserve(ca.len());
+                for v in ca.iter() {
+                    let i = out.len();
+                    let Some(s) = v else { return (out, Some((i, CellError::Null))) };
+                    match parse_i64(s.as_bytes()) {
+                        Some(t) => out.push(t),
+                        None => return (out, Some((i, CellError::Int(s.to_string())))),
+                    }
+                }
             }
         }
+        (out, None)
     }
 }
 
@@ -192,29 +225,44 @@ impl ValCol {
         })
     }
 
-    fn get(&self, i: usize, scratch: &mut String) -> Result<Decimal, CellError> {
-        let num = |text: &str| parse_decimal(text.as_bytes()).map_err(|e| CellError::Num(e, text.to_string()));
+    /// Values up to the first bad one, and that one's index and problem.
+    fn convert(&self) -> (Vec<Decimal>, Option<(usize, CellError)>) {
+        fn run<T>(
+            it: impl Iterator<Item = Option<T>>,
+            len: usize,
+            mut f: impl FnMut(T) -> Result<Decimal, CellError>,
+        ) -> (Vec<Decimal>, Option<(usize, CellError)>) {
+            let mut out = Vec::with_capacity(len);
+            for v in it {
+                let i = out.len();
+                match v.ok_or(CellError::Null).and_then(&mut f) {
+                    Ok(d) => out.push(d),
+                    Err(e) => return (out, Some((i, e))),
+                }
+            }
+            (out, None)
+        }
+        fn num(text: &str) -> Result<Decimal, CellError> {
+            parse_decimal(text.as_bytes()).map_err(|e| CellError::Num(e, text.to_string()))
+        }
+        let mut scratch = String::new();
         match self {
-            ValCol::Str(ca) => num(ca.get(i).ok_or(CellError::Null)?),
-            ValCol::Dec(ca, scale) => {
-                let m = ca.get(i).ok_or(CellError::Null)?;
-                Decimal::try_from_i128_with_scale(m, *scale).map_err(|_| {
-                    CellError::Num(NumError::Inexact, format!("{m}e-{scale}"))
-                })
-            }
-            ValCol::Int(ca) => Ok(Decimal::from(ca.get(i).ok_or(CellError::Null)?)),
-            ValCol::F64(ca) => {
-                let f = ca.get(i).ok_or(CellError::Null)?;
+            ValCol::Str(ca) => run(ca.iter(), ca.len(), num),
+            ValCol::Dec(ca, scale) => run(ca.iter(), ca.len(), |m| {
+                Decimal::try_from_i128_with_scale(m, *scale)
+                    .map_err(|_| CellError::Num(NumError::Inexact, format!("{m}e-{scale}")))
+            }),
+            ValCol::Int(ca) => run(ca.iter(), ca.len(), |v| Ok(Decimal::from(v))),
+            ValCol::F64(ca) => run(ca.iter(), ca.len(), |f| {
                 scratch.clear();
                 let _ = write!(scratch, "{f}");
-                num(scratch)
-            }
-            ValCol::F32(ca) => {
-                let f = ca.get(i).ok_or(CellError::Null)?;
+                num(&scratch)
+            }),
+            ValCol::F32(ca) => run(ca.iter(), ca.len(), |f| {
                 scratch.clear();
                 let _ = write!(scratch, "{f}");
-                num(scratch)
-            }
+                num(&scratch)
+            }),
         }
     }
 }

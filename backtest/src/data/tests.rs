@@ -32,10 +32,16 @@ fn opts() -> ReadOptions {
 /// The error for `path` must be exactly `path:line: msg`, whatever the chunk size (so validation
 /// state and line numbers are right across chunk boundaries, and fast and slow paths agree).
 fn assert_err_at(path: &Path, line: u64, msg: &str) {
-    for chunk in [1, 2, 3, 4, 5, 7, DEFAULT_CHUNK_ROWS] {
-        let e = load(path, &opts().chunk_rows(chunk)).expect_err("should fail");
-        assert_eq!(e.to_string(), format!("{}:{}: {}", path.display(), line, msg), "chunk_rows {chunk}");
-        assert_eq!(e.loc().map(|l| l.line), Some(line));
+    for prefetch in [false, true] {
+        for chunk in [1, 2, 3, 4, 5, 7, DEFAULT_CHUNK_ROWS] {
+            let e = load(path, &opts().chunk_rows(chunk).prefetch(prefetch)).expect_err("should fail");
+            assert_eq!(
+                e.to_string(),
+                format!("{}:{}: {}", path.display(), line, msg),
+                "chunk_rows {chunk} prefetch {prefetch}"
+            );
+            assert_eq!(e.loc().map(|l| l.line), Some(line));
+        }
     }
 }
 
@@ -500,6 +506,12 @@ fn chunk_boundary_duplicate() {
     let e = r.next().unwrap().unwrap_err();
     assert_eq!(e.to_string(), format!("{}:5: duplicate open time 1700000120000 (also at line 4)", p.display()));
     assert!(r.next().is_none());
+
+    // Dropping a prefetching reader mid-file stops its thread (the test would hang otherwise).
+    let p = synth_file("drop.csv", 10_000, |_, l| l.to_string());
+    let mut r = KlineReader::open(&p, &opts().chunk_rows(100)).unwrap();
+    assert_eq!(r.next().unwrap().unwrap().len(), 100);
+    drop(r);
 }
 
 /// Synthetic file with `n` bars; `edit(line_no, line) -> line` may alter lines (header = line 1).
@@ -613,10 +625,47 @@ fn garbage_never_panics() {
             let _ = load(&p, &opts().chunk_rows(chunk));
         }
         // The result must not depend on the chunk size.
-        let a = load(&p, &opts().chunk_rows(1)).map(|x| x.1).map_err(|e| e.to_string());
+        let a = load(&p, &opts().chunk_rows(1).prefetch(false)).map(|x| x.1).map_err(|e| e.to_string());
         let c = load(&p, &opts().chunk_rows(DEFAULT_CHUNK_ROWS)).map(|x| x.1).map_err(|e| e.to_string());
         assert_eq!(a, c, "case {k}: {:?}", String::from_utf8_lossy(&b));
     }
     let p = tmp("bin.csv", &[0u8, 159, 146, 150, b'\n', 1, 2]);
     assert!(load(&p, &opts()).is_err());
+}
+
+#[test]
+fn corrupt_parquet_is_an_error_not_a_panic() {
+    let mut df = df!(
+        "open_time_ms" => (0..50i64).map(|i| 1_700_000_000_000 + 60_000 * i).collect::<Vec<_>>(),
+        "open" => vec!["1.5"; 50],
+        "high" => vec!["2"; 50],
+        "low" => vec!["1"; 50],
+        "close" => vec!["1.5"; 50],
+        "volume" => vec!["3"; 50],
+    )
+    .unwrap();
+    let p = write_parquet("good.parquet", &mut df);
+    let (info, bars) = load(&p, &opts()).unwrap();
+    assert_eq!((info.bars, bars.len()), (50, 50));
+    let bytes = std::fs::read(&p).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+    let mut cases: Vec<Vec<u8>> = vec![
+        b"PAR1".to_vec(),
+        b"PAR1garbagegarbagePAR1".to_vec(),
+        bytes[..bytes.len() / 2].to_vec(),
+        bytes[..bytes.len() - 1].to_vec(),
+    ];
+    for _ in 0..60 {
+        let mut b = bytes.clone();
+        for _ in 0..1 + rng.next_u32() % 8 {
+            let pos = 4 + rng.next_u32() as usize % (b.len() - 8);
+            b[pos] = rng.next_u32() as u8;
+        }
+        cases.push(b);
+    }
+    for (k, b) in cases.iter().enumerate() {
+        let p = tmp(&format!("corrupt{k}.parquet"), b);
+        // Ok (a flipped byte in a value can still decode) or Err, but no panic.
+        let _ = load(&p, &opts().chunk_rows(7));
+    }
 }

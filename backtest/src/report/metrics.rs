@@ -1,7 +1,6 @@
 //! The metrics, computed with polars over two DataFrames (definitions: the parent module docs).
 
 use polars::prelude::*;
-use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use crate::record::RunRecord;
@@ -29,8 +28,10 @@ pub(crate) fn finite(x: Option<f64>) -> Option<f64> {
     x.filter(|v| v.is_finite())
 }
 
+/// The nearest `f64` (through the decimal text, which Rust's float parser rounds correctly;
+/// `Decimal::to_f64` can be an ULP off, which shows as `-11.668859920000001`).
 pub(crate) fn to_f64(d: Decimal) -> f64 {
-    d.to_f64().unwrap_or(f64::NAN)
+    d.to_string().parse().unwrap_or(f64::NAN)
 }
 
 /// The equity curve: `time_ms` (i64), `equity` (f64), `exposed` (bool), `drawdown_pct` (f64).
@@ -88,7 +89,7 @@ fn total_return_pct(record: &RunRecord) -> Option<f64> {
         return None;
     }
     let r = record.final_equity.checked_div(record.initial_equity)?.checked_sub(Decimal::ONE)?;
-    finite(r.to_f64().map(|x| x * 100.0))
+    finite(Some(to_f64(r.checked_mul(Decimal::ONE_HUNDRED)?)))
 }
 
 fn cagr_pct(record: &RunRecord) -> Option<f64> {

@@ -134,8 +134,9 @@ impl Axis {
         Axis { lo, hi, step, ticks }
     }
 
+    /// The tick label, with a typographic minus.
     pub(crate) fn label(&self, v: f64) -> String {
-        fmt_num(v, self.step)
+        fmt_num(v, self.step).replace('-', "\u{2212}")
     }
 
     /// Characters in the widest tick label.
@@ -176,6 +177,24 @@ pub(crate) fn time_ticks(x0: i64, x1: i64, max: usize) -> Vec<TimeTick> {
             t += step;
         }
         return label_ticks(&out, step);
+    }
+    // Half months: the 1st and the 16th.
+    if span / (15.2 * DAY as f64) <= max {
+        let (y, m, ..) = civil(x0);
+        let mut idx = y * 12 + i64::from(m) - 1;
+        'months: loop {
+            for day in [1, 16] {
+                let t = super::days_from_civil(idx.div_euclid(12), (idx.rem_euclid(12) + 1) as u32, day) * DAY;
+                if t > x1 {
+                    break 'months;
+                }
+                if t >= x0 {
+                    out.push(t);
+                }
+            }
+            idx += 1;
+        }
+        return label_ticks(&out, 15 * DAY);
     }
     // Calendar steps: months, then years.
     for months in [1i64, 2, 3, 6, 12, 24, 60, 120, 240, 600, 1200] {
@@ -347,13 +366,23 @@ pub(crate) fn chart(o: &ChartOpts, layers: &[Layer]) -> String {
     if o.x_labels {
         s.push_str(r#"<g class="xlabels">"#);
         for tick in o.x_ticks {
+            // Labels at the edges are anchored inside the SVG instead of being cut off.
+            let chars = tick.main.chars().count().max(tick.sub.as_ref().map_or(0, |s| s.chars().count()));
+            let half = chars as f64 * 3.1;
             let x = f.px(tick.t);
+            let (x, anchor) = if x + half > f.w - 1.0 {
+                (f.w - 1.0, "end")
+            } else if x - half < 1.0 {
+                (1.0, "start")
+            } else {
+                (x, "middle")
+            };
             let y = f.plot_bottom() + 16.0;
-            let _ = write!(s, r#"<text x="{x:.1}" y="{y:.1}" text-anchor="middle">{}</text>"#, esc(&tick.main));
+            let _ = write!(s, r#"<text x="{x:.1}" y="{y:.1}" text-anchor="{anchor}">{}</text>"#, esc(&tick.main));
             if let Some(sub) = &tick.sub {
                 let _ = write!(
                     s,
-                    r#"<text class="sub" x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                    r#"<text class="sub" x="{x:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"#,
                     y + 14.0,
                     esc(sub)
                 );

@@ -221,6 +221,9 @@ fn helpers() {
     assert_eq!(human_duration(450), "450ms");
     assert_eq!(human_duration(2 * DAY + 4 * H), "2d 4h");
     assert_eq!(human_duration(3 * H), "3h");
+    assert_eq!(human_duration(3_599_600), "1h", "rounding carries into the next unit");
+    assert_eq!(human_duration(59_600), "1m");
+    assert_eq!(human_duration(0), "0ms");
     assert_eq!(interval_label(900_000), "15m");
     assert_eq!(interval_label(4 * H), "4h");
     assert_eq!(interval_label(7 * DAY), "1w");
@@ -251,7 +254,8 @@ fn time_ticks_are_round_and_bounded() {
         let ticks = svg::time_ticks(t0 + 1234, t0 + span, 9);
         assert!(!ticks.is_empty() && ticks.len() <= 9, "span {span}: {} ticks", ticks.len());
         assert!(ticks.iter().all(|t| t.t >= t0 + 1234 && t.t <= t0 + span));
-        assert!(ticks[0].sub.is_some(), "the first tick carries its date/year");
+        // The first tick carries its date or year (year ticks are the year).
+        assert!(ticks[0].sub.is_some() || ticks[0].main.parse::<i64>().is_ok(), "span {span}: {}", ticks[0].main);
     }
 }
 
@@ -407,7 +411,9 @@ fn write_all_produces_every_file() {
     assert_eq!(last, Some(2025), "0.00002025 at scale 8");
     assert_eq!(read("equity.parquet").height(), record.equity.len());
     assert_eq!(read("series.parquet").height(), record.series.len());
-    assert_eq!(read("equity.parquet").get_column_names_str(), ["time", "time_ms", "equity", "drawdown_pct"]);
+    let equity = read("equity.parquet");
+    let names: Vec<&str> = equity.get_column_names().iter().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["time", "time_ms", "equity", "drawdown_pct"]);
 
     // The page: offline, charts present, strategy text escaped.
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
@@ -444,4 +450,34 @@ fn write_with_can_skip_equity_csv() {
     let files = write_with(&r, &summary(&r), &dir, WriteOptions { equity_csv: false }).unwrap();
     assert_eq!(files.len(), 7);
     assert!(!dir.join("equity.csv").exists() && dir.join("equity.parquet").exists());
+}
+
+#[test]
+fn a_short_run_without_trades_renders_hour_ticks() {
+    // One day of 1m bars, no trades: hour ticks on the time axis, nulls in the page as "—".
+    let start = 1_717_200_000_000; // 2024-06-01T00:00:00Z
+    let mut r = sample();
+    let n = 1440i64;
+    r.interval_ms = 60_000;
+    r.bars = n as u64;
+    r.start_ms = start;
+    r.end_ms = start + n * 60_000;
+    r.trades.clear();
+    r.symbols.truncate(1);
+    r.prices = vec![(0..n).map(|i| PricePoint { time_ms: start + (i + 1) * 60_000, close: 67_000.0 + (i as f64 / 30.0).sin() * 150.0 }).collect()];
+    r.equity = (0..n).map(|i| point(start + (i + 1) * 60_000, 10_000.0, false)).collect();
+    r.series = (0..n).map(|i| SeriesPoint { time_ms: start + (i + 1) * 60_000, name: "z".into(), value: (i as f64 / 50.0).cos() }).collect();
+    r.final_equity = d("10000");
+    r.stopped = Some("strategy error budget exhausted".into());
+    let s = summary(&r);
+    // 1440 bars of 1m span exactly one day: not under a day, so CAGR exists (flat: 0).
+    assert_eq!(s.cagr_pct, Some(0.0));
+    assert_eq!((s.sharpe, s.win_rate_pct), (None, None));
+    let html = render_html(&r, &s);
+    assert!(html.contains(">06:00<") && html.contains(">12:00<"), "hour ticks");
+    assert!(html.contains("No trades.") && html.contains("The run stopped early"));
+    if let Some(dir) = std::env::var_os("QUANTFOLD_REPORT_SAMPLE_DIR") {
+        let dir = PathBuf::from(dir).join("short");
+        write_all(&r, &s, &dir).unwrap();
+    }
 }

@@ -1,0 +1,171 @@
+//! `quantfold backtest`, `strategy check` and `data synth` as a user runs them.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture(name: &str) -> String {
+    root().join("fixtures/klines").join(name).display().to_string()
+}
+
+fn quantfold(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quantfold")).args(args).current_dir(root()).output().expect("failed to run quantfold")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[track_caller]
+fn ok(args: &[&str]) -> Output {
+    let out = quantfold(args);
+    assert!(out.status.success(), "quantfold {args:?} failed:\n{}", text(&out.stderr));
+    out
+}
+
+#[track_caller]
+fn fails(args: &[&str]) -> String {
+    let out = quantfold(args);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "quantfold {args:?} should fail; stdout:\n{}", text(&out.stdout));
+    assert!(!err.contains("panicked"), "quantfold {args:?} panicked:\n{err}");
+    assert_eq!(err.trim().lines().count(), 1, "want a one-line error, got:\n{err}");
+    err
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn default_backtest_prints_json_only_and_writes_every_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = ok(&["backtest", "--format", "json", "--out", p(&out_dir)]);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout must be exactly the JSON summary");
+    assert_eq!(summary["bars"], 20111, "the bundled hourly fixture has 20111 bars");
+    assert_eq!(summary["strategy"], "sma_cross");
+    assert!(summary["trades"].as_u64().unwrap() > 10);
+    assert_eq!(summary["anomalies"], 0);
+    for file in ["summary.json", "trades.csv", "equity.csv", "series.csv", "trades.parquet", "equity.parquet", "series.parquet", "report.html"] {
+        assert!(out_dir.join(file).is_file(), "{file} missing");
+    }
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && !html.contains("https://") && !html.contains("http://"), "self-contained with charts");
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(written, summary);
+}
+
+#[test]
+fn every_bad_data_file_is_named_with_its_line() {
+    // (file, the 1-based line of its one defect, or 0 when the defect is the whole file)
+    let cases = [
+        ("bad_blank_line.csv", 4),
+        ("bad_close_outside.csv", 6),
+        ("bad_duplicate_time.csv", 5),
+        ("bad_empty_field.csv", 5),
+        ("bad_high_below_low.csv", 5),
+        ("bad_missing_header.csv", 1),
+        ("bad_negative_price.csv", 3),
+        ("bad_negative_volume.csv", 6),
+        ("bad_nonfinite.csv", 5),
+        ("bad_off_grid.csv", 5),
+        ("bad_open_outside.csv", 4),
+        ("bad_out_of_order.csv", 6),
+        ("bad_too_few_columns.csv", 4),
+        ("bad_too_many_columns.csv", 3),
+        ("bad_unparseable.csv", 4),
+        ("bad_wrong_header.csv", 1),
+        ("bad_zero_price.csv", 4),
+        ("bad_empty.csv", 0),
+        ("bad_header_only.csv", 0),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for (file, line) in cases {
+        let err = fails(&["backtest", "--data", &fixture(file), "--symbol", "TEST", "--out", p(&tmp.path().join(file))]);
+        assert!(err.contains(file), "{file}: error does not name the file: {err}");
+        if line > 0 {
+            assert!(err.contains(&format!("{file}:{line}")), "{file}: want line {line}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_data_file_and_bad_arguments_are_refused() {
+    let err = fails(&["backtest", "--data", "no/such/file.csv"]);
+    assert!(err.contains("no/such/file.csv"), "{err}");
+    let err = fails(&["backtest", "--params", "{not json"]);
+    assert!(err.contains("--params"), "{err}");
+    let err = fails(&["backtest", "--from", "yesterday"]);
+    assert!(err.contains("--from"), "{err}");
+    let err = fails(&["backtest", "--data", &fixture("bybit_BTCUSDT_1m_2022-12-13.csv"), "--interval", "5m"]);
+    assert!(err.contains("bybit_BTCUSDT_1m_2022-12-13.csv") && err.contains("interval"), "{err}");
+}
+
+#[test]
+fn a_broken_strategy_is_named_with_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("broken.js");
+    std::fs::write(&bad, "function st_heartbeat(ctx, tick) {\n  let x = ;\n}\n").unwrap();
+    let err = fails(&["strategy", "check", p(&bad)]);
+    assert!(err.contains("broken.js:2:11"), "{err}");
+    let err = fails(&["backtest", "--strategy", p(&bad)]);
+    assert!(err.contains("broken.js:2:11"), "{err}");
+
+    let no_heartbeat = tmp.path().join("idle.js");
+    std::fs::write(&no_heartbeat, "function st_init(ctx) {}\n").unwrap();
+    let err = fails(&["strategy", "check", p(&no_heartbeat)]);
+    assert!(err.contains("st_heartbeat"), "{err}");
+}
+
+#[test]
+fn strategy_check_lists_hooks_params_and_init() {
+    let out = ok(&["strategy", "check", "strategies/sma_cross.js"]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("hooks: st_init, st_heartbeat, st_exit"), "{stdout}");
+    assert!(stdout.contains(r#""fast":10"#) && stdout.contains(r#""slow":30"#), "{stdout}");
+    assert!(stdout.contains("st_init returned"), "{stdout}");
+}
+
+#[test]
+fn a_grid_sweep_runs_every_combination_and_sorts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(&[
+        "backtest", "--data", &fixture("bybit_BTCUSDT_1m_2022-12-13.csv"), "--grid", "fast=5..10:5,slow=20..30:10",
+        "--sort", "total_return_pct", "--format", "json", "--out", p(tmp.path()),
+    ]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 4, "2 x 2 combinations");
+    let returns: Vec<f64> = rows.iter().map(|r| r["summary"]["total_return_pct"].as_f64().unwrap()).collect();
+    assert!(returns.windows(2).all(|w| w[0] >= w[1]), "sorted descending: {returns:?}");
+    let csv = std::fs::read_to_string(tmp.path().join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "header + 4 rows:\n{csv}");
+    assert!(csv.starts_with("fast,slow,"));
+    // Each combination equals a single run with the same params.
+    let best = &rows[0];
+    let single = ok(&[
+        "backtest", "--data", &fixture("bybit_BTCUSDT_1m_2022-12-13.csv"), "--params", &best["params"].to_string(),
+        "--format", "json", "--out", p(&tmp.path().join("single")),
+    ]);
+    let single: serde_json::Value = serde_json::from_slice(&single.stdout).unwrap();
+    assert_eq!(single["state_digest"], best["summary"]["state_digest"]);
+}
+
+#[test]
+fn synthetic_data_is_seeded_and_backtests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("synth_BTCUSDT_1m_a.csv");
+    let b = tmp.path().join("synth_BTCUSDT_1m_b.csv");
+    ok(&["data", "synth", "--bars", "3000", "--seed", "7", "--out", p(&a)]);
+    ok(&["data", "synth", "--bars", "3000", "--seed", "7", "--out", p(&b)]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "same seed, same bytes");
+    let out = ok(&["backtest", "--data", p(&a), "--format", "json", "--out", p(&tmp.path().join("r"))]);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["bars"], 3000);
+    assert_eq!(summary["symbols"][0], "BTCUSDT");
+}
