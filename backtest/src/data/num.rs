@@ -50,32 +50,36 @@ pub(crate) fn parse_decimal(field: &[u8]) -> Result<Decimal, NumError> {
         [b'+', rest @ ..] => (false, rest),
         _ => (false, b),
     };
+    // Integer digits, optional '.', fraction digits. Wrapping arithmetic: more than 19 digits may
+    // overflow u64, and such input is sent to the slow path below anyway.
+    let len = digits.len();
     let mut mant: u64 = 0;
-    let mut n_digits = 0u32;
-    let mut scale = 0u32;
-    let mut seen_dot = false;
-    let mut fast = true;
-    for &c in digits {
-        match c {
-            b'0'..=b'9' => {
-                if n_digits == 19 {
-                    fast = false;
-                    break;
-                }
-                mant = mant * 10 + u64::from(c - b'0');
-                n_digits += 1;
-                if seen_dot {
-                    scale += 1;
-                }
-            }
-            b'.' if !seen_dot => seen_dot = true,
-            _ => {
-                fast = false;
+    let mut i = 0;
+    while i < len {
+        let c = digits[i].wrapping_sub(b'0');
+        if c > 9 {
+            break;
+        }
+        mant = mant.wrapping_mul(10).wrapping_add(u64::from(c));
+        i += 1;
+    }
+    let int_digits = i;
+    let mut scale = 0;
+    if i < len && digits[i] == b'.' {
+        i += 1;
+        let frac_start = i;
+        while i < len {
+            let c = digits[i].wrapping_sub(b'0');
+            if c > 9 {
                 break;
             }
+            mant = mant.wrapping_mul(10).wrapping_add(u64::from(c));
+            i += 1;
         }
+        scale = i - frac_start;
     }
-    if fast {
+    let n_digits = int_digits + scale;
+    if i == len && n_digits <= 19 {
         if n_digits == 0 {
             return Err(NumError::Syntax);
         }
@@ -84,7 +88,7 @@ pub(crate) fn parse_decimal(field: &[u8]) -> Result<Decimal, NumError> {
             (mant >> 32) as u32,
             0,
             neg && mant != 0,
-            scale,
+            scale as u32,
         ));
     }
     parse_decimal_slow(b)
