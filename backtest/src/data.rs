@@ -46,7 +46,9 @@
 //! / inexact numbers, negative price or volume, zero price, `high < low`, open or close outside
 //! `[low, high]`, duplicate or decreasing open times, a step that is not a whole multiple of the
 //! interval, wrong column count, blank lines (trailing blank lines at the end of the file are fine),
-//! missing header, empty file, no data rows.
+//! invalid UTF-8, lines over 1 MiB, missing header, empty file, no data rows. Fields may carry
+//! surrounding blanks or one pair of double quotes; quoted commas/newlines are not supported.
+//! polars is called under `catch_unwind`, so a panic inside it (corrupt Parquet) becomes an error.
 //!
 //! # Interval
 //! Inferred as the **most common** positive step between consecutive bars among the first

@@ -6,7 +6,7 @@
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::{
-    event::{Event, OrderIntent, OrderKind, RejectReason, Side},
+    event::{Event, OrderIntent, OrderKind, RejectReason},
     state::State,
 };
 
@@ -46,11 +46,7 @@ fn validate(state: &State, trader_id: &str, mut intent: OrderIntent) -> Result<O
 
     // Only the part of the order that opens or adds exposure needs margin.
     let position_qty = trader.positions.get(&intent.symbol).map_or(Decimal::ZERO, |p| p.qty);
-    let closable = if (intent.side == Side::Buy) == (position_qty < Decimal::ZERO) {
-        position_qty.abs()
-    } else {
-        Decimal::ZERO
-    };
+    let closable = crate::state::positions::closable_qty(position_qty, intent.side);
     if intent.reduce_only && (closable.is_zero() || intent.qty > closable) {
         return Err(RejectReason::ReduceOnlyWouldIncrease);
     }
@@ -106,6 +102,7 @@ mod tests {
     use rust_decimal_macros::dec;
 
     use super::*;
+    use crate::event::Side;
     use crate::{
         event::{Cloid, Envelope, Fill, Instrument, Kline, Liquidity, StrategyLoad, TimeInForce, TraderStart},
         testkit::chain,
@@ -400,6 +397,7 @@ mod property_tests {
     use proptest::{option, prelude::*, sample::select};
 
     use super::*;
+    use crate::event::Side;
     use crate::{
         event::{Cloid, TimeInForce},
         testkit::{

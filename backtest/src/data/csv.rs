@@ -17,6 +17,11 @@ use super::num::{parse_decimal, parse_i64, trim_field, NumError};
 use super::{guard, Bar, Format, RawChunk, TimeUnit};
 
 const READ_SIZE: u64 = 4 << 20;
+/// A line longer than this (bytes, without the newline) is an error: bounds memory on binary or
+/// newline-free input.
+pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
+/// A block is cut early (at a line end) once it holds this many bytes.
+const MAX_BLOCK_BYTES: usize = 32 << 20;
 /// Below this many rows a block is converted on the calling thread.
 const PAR_MIN_ROWS: usize = 8192;
 pub(crate) const KLINE_HEADER: [&str; 6] = ["open_time_ms", "open", "high", "low", "close", "volume"];
@@ -125,6 +130,9 @@ impl CsvSource {
             if src.eof {
                 break src.buf.len();
             }
+            if src.buf.len() > MAX_LINE_BYTES {
+                return Err(DataError::LineTooLong { loc: loc(&src.path, 1), max: MAX_LINE_BYTES });
+            }
             src.fill()?;
         };
         if src.buf.starts_with(b"\xef\xbb\xbf") {
@@ -199,25 +207,41 @@ impl CsvSource {
         Ok(())
     }
 
-    /// Next block of up to `chunk_rows` whole lines: (byte range in buf, first line, n lines).
-    /// At EOF trailing blank lines/whitespace are dropped.
+    /// Next block of up to `chunk_rows` whole lines (fewer if they exceed [`MAX_BLOCK_BYTES`]):
+    /// (byte range in buf, first line, n lines). At EOF trailing blank lines/whitespace are dropped.
     fn next_block(&mut self) -> Result<Option<(usize, usize, u64, usize)>, DataError> {
-        let mut scanned = 0usize; // bytes after start already scanned
+        // Offsets relative to `self.start` (which `fill` may move).
+        let mut scanned = 0usize;
         let mut lines = 0usize;
+        let mut last_end = 0usize; // end of the last complete line
         loop {
-            let hay = &self.buf[self.start + scanned..];
-            let mut end = None;
-            for pos in memchr::memchr_iter(b'\n', hay) {
+            let mut cut = None;
+            let mut long_line = false;
+            for pos in memchr::memchr_iter(b'\n', &self.buf[self.start + scanned..]) {
+                if scanned + pos - last_end > MAX_LINE_BYTES {
+                    long_line = true;
+                    break;
+                }
                 lines += 1;
+                last_end = scanned + pos + 1;
                 if lines == self.chunk_rows {
-                    end = Some(self.start + scanned + pos + 1);
+                    cut = Some(last_end);
                     break;
                 }
             }
-            if let Some(end) = end {
-                let block = (self.start, end, self.next_line, lines);
+            let pending = self.buf.len() - self.start;
+            long_line |= cut.is_none() && pending - last_end > MAX_LINE_BYTES;
+            if cut.is_none() && lines > 0 && (pending >= MAX_BLOCK_BYTES || long_line) {
+                // Hand out the complete lines first; a too-long line is reported on the next call.
+                cut = Some(last_end);
+            }
+            if long_line && lines == 0 {
+                return Err(DataError::LineTooLong { loc: loc(&self.path, self.next_line), max: MAX_LINE_BYTES });
+            }
+            if let Some(rel) = cut {
+                let block = (self.start, self.start + rel, self.next_line, lines);
                 self.next_line += lines as u64;
-                self.start = end;
+                self.start += rel;
                 return Ok(Some(block));
             }
             if self.eof {
@@ -235,11 +259,8 @@ impl CsvSource {
                 self.start = self.buf.len();
                 return Ok(Some(block));
             }
-            scanned = self.buf.len() - self.start;
-            let before = self.start;
+            scanned = pending;
             self.fill()?;
-            // `fill` compacted: `start` moved to 0, `scanned` stays relative to it.
-            debug_assert!(self.start == 0 || self.start == before);
         }
     }
 

@@ -72,6 +72,8 @@ pub enum DataError {
     UnknownFormat { loc: Loc, found: String },
     #[error("{loc}: expected {expected} columns, found {found}")]
     ColumnCount { loc: Loc, expected: usize, found: usize },
+    #[error("{loc}: line longer than {max} bytes")]
+    LineTooLong { loc: Loc, max: usize },
     #[error("{loc}: empty line")]
     EmptyLine { loc: Loc },
     #[error("{loc}: invalid UTF-8")]
@@ -129,6 +131,7 @@ impl DataError {
             | UnknownFormat { loc, .. }
             | ColumnCount { loc, .. }
             | EmptyLine { loc }
+            | LineTooLong { loc, .. }
             | InvalidUtf8 { loc }
             | Unparseable { loc, .. }
             | NonFinite { loc, .. }

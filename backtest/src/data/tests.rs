@@ -669,3 +669,18 @@ fn corrupt_parquet_is_an_error_not_a_panic() {
         let _ = load(&p, &opts().chunk_rows(7));
     }
 }
+
+#[test]
+fn overlong_line_is_an_error() {
+    let mut body = b"open_time_ms,open,high,low,close,volume\n1700000000000,1,1,1,1,1\n1700000060000,1,1,1,1,".to_vec();
+    body.extend(std::iter::repeat_n(b'7', 3 << 20));
+    body.extend_from_slice(b"\n1700000120000,1,1,1,1,1\n");
+    let p = tmp("long.csv", &body);
+    for chunk in [1, DEFAULT_CHUNK_ROWS] {
+        let e = load(&p, &opts().chunk_rows(chunk)).unwrap_err();
+        assert_eq!(e.to_string(), format!("{}:3: line longer than 1048576 bytes", p.display()));
+    }
+    // No newline at all: reported on line 1 without reading the whole file.
+    let p = tmp("nonl.csv", &vec![b'x'; 3 << 20]);
+    assert!(matches!(load(&p, &opts()).unwrap_err(), DataError::LineTooLong { .. }));
+}

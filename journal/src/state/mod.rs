@@ -23,7 +23,7 @@ pub use self::{
 };
 use crate::{
     codec,
-    event::{Cloid, Envelope, Event, Fill, Instrument, Json, RejectReason, Side, StrategyLoad, TraderStart},
+    event::{Cloid, Envelope, Event, Fill, Instrument, Json, RejectReason, StrategyLoad, TraderStart},
     hash::{self, Hash},
     money::dec,
 };
@@ -486,7 +486,7 @@ impl State {
             let leverage = t.leverage(self.instruments.get(&order.intent.symbol));
             // As in the checks: only the part that would open exposure holds margin.
             let held = t.positions.get(&order.intent.symbol).map_or(Decimal::ZERO, |p| p.qty);
-            let closable = if (order.intent.side == Side::Buy) == (held < Decimal::ZERO) { held.abs() } else { Decimal::ZERO };
+            let closable = positions::closable_qty(held, order.intent.side);
             let opening = (order.remaining_qty() - closable).max(Decimal::ZERO);
             if let Some(price) = price {
                 let notional = opening.saturating_mul(price);

@@ -6,10 +6,20 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::money::dec;
+use crate::{event::Side, money::dec};
 
 /// Scale kept for average entry prices: divisions would otherwise run to 28 digits.
 const ENTRY_SCALE: u32 = 12;
+
+/// How much of an order on `side` would close part of a position of signed
+/// `position_qty` (the rest opens or adds exposure and needs margin).
+pub fn closable_qty(position_qty: Decimal, side: Side) -> Decimal {
+    if (side == Side::Buy) == (position_qty < Decimal::ZERO) {
+        position_qty.abs()
+    } else {
+        Decimal::ZERO
+    }
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
