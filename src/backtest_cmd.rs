@@ -68,6 +68,9 @@ pub struct Args {
     /// Funding rates: SYMBOL=FILE.csv with header time_ms,rate (repeatable).
     #[arg(long, value_parser = name_and_path)]
     pub funding: Vec<(String, PathBuf)>,
+    /// Instrument rules per symbol (TOML; see docs/instruments.md); symbols not in it get the defaults.
+    #[arg(long)]
+    pub instruments: Option<PathBuf>,
     /// Seed of the strategy's Math.random.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -165,11 +168,54 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         }
         config.params = params;
     }
+    if let Some(file) = &args.instruments {
+        config.instruments = read_instruments(file, &config)?;
+    }
     config.external = args.external.clone();
     config.funding = args.funding.clone();
     config.seed = args.seed;
     config.journal = args.journal.clone();
     Ok(config)
+}
+
+/// One `[SYMBOL]` table per instrument; every key optional, defaulting to
+/// `backtest::run::default_instrument` (whose fees come from --fee-*-bps).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstrumentFile {
+    tick_size: Option<Decimal>,
+    qty_step: Option<Decimal>,
+    min_qty: Option<Decimal>,
+    max_leverage: Option<Decimal>,
+    maintenance_margin_rate: Option<Decimal>,
+    taker_fee_rate: Option<Decimal>,
+    maker_fee_rate: Option<Decimal>,
+}
+
+fn read_instruments(file: &Path, config: &Config) -> anyhow::Result<std::collections::BTreeMap<String, journal::event::Instrument>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
+    let tables: std::collections::BTreeMap<String, InstrumentFile> =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().replace('\n', " ").trim().to_owned()))?;
+    let mut out = std::collections::BTreeMap::new();
+    for (symbol, t) in tables {
+        let d = run::default_instrument(&symbol, config);
+        let instrument = journal::event::Instrument {
+            symbol: symbol.clone(),
+            tick_size: t.tick_size.unwrap_or(d.tick_size),
+            qty_step: t.qty_step.unwrap_or(d.qty_step),
+            min_qty: t.min_qty.unwrap_or(d.min_qty),
+            max_leverage: t.max_leverage.unwrap_or(d.max_leverage),
+            maintenance_margin_rate: t.maintenance_margin_rate.unwrap_or(d.maintenance_margin_rate),
+            taker_fee_rate: t.taker_fee_rate.unwrap_or(d.taker_fee_rate),
+            maker_fee_rate: t.maker_fee_rate.unwrap_or(d.maker_fee_rate),
+        };
+        let positive = [instrument.tick_size, instrument.qty_step, instrument.max_leverage];
+        if positive.iter().any(|v| *v <= Decimal::ZERO) || instrument.min_qty < Decimal::ZERO {
+            bail!("{}: [{symbol}]: tick_size, qty_step and max_leverage must be positive, min_qty not negative", file.display());
+        }
+        out.insert(symbol, instrument);
+    }
+    Ok(out)
 }
 
 /// A default path that does not exist relative to the working directory is

@@ -169,3 +169,36 @@ fn synthetic_data_is_seeded_and_backtests() {
     assert_eq!(summary["bars"], 3000);
     assert_eq!(summary["symbols"][0], "BTCUSDT");
 }
+
+#[test]
+fn an_instruments_file_overrides_the_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("instruments.toml");
+    std::fs::write(&file, "[BTCUSDT]\ntick_size = \"0.5\"\nqty_step = \"0.01\"\nmin_qty = \"0.01\"\nmax_leverage = \"3\"\n").unwrap();
+    let journal = tmp.path().join("j");
+    ok(&["backtest", "--data", &fixture("bybit_BTCUSDT_1m_2022-12-13.csv"), "--instruments", p(&file), "--journal", p(&journal), "--out", p(&tmp.path().join("o"))]);
+    let out = ok(&["journal", "inspect", p(&journal), "--json", "--limit", "1"]);
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let instrument = &first["event"]["InstrumentDefined"];
+    assert_eq!(instrument["tick_size"], "0.5");
+    assert_eq!(instrument["qty_step"], "0.01");
+    assert_eq!(instrument["taker_fee_rate"], "0.0010", "unset keys keep the defaults (10 bps)");
+    // Every fill quantity sits on the 0.01 grid and every price on the 0.5 grid.
+    let all = ok(&["journal", "inspect", p(&journal), "--json"]);
+    let mut fills = 0;
+    for line in text(&all.stdout).lines() {
+        let env: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(fill) = env["event"].get("OrderFilled") {
+            fills += 1;
+            let qty: f64 = fill["qty"].as_str().unwrap().parse().unwrap();
+            let price: f64 = fill["price"].as_str().unwrap().parse().unwrap();
+            assert!(((qty * 100.0).round() - qty * 100.0).abs() < 1e-9, "qty {qty} off the 0.01 grid");
+            assert!(((price * 2.0).round() - price * 2.0).abs() < 1e-9, "price {price} off the 0.5 grid");
+        }
+    }
+    assert!(fills > 0);
+
+    std::fs::write(&file, "[BTCUSDT]\ntick = \"0.5\"\n").unwrap();
+    let err = fails(&["backtest", "--instruments", p(&file)]);
+    assert!(err.contains("instruments.toml") && err.contains("unknown field `tick`"), "{err}");
+}

@@ -350,7 +350,7 @@ pub enum RejectReason {
     UnknownTrader,
     TraderStopped,
     UnknownSymbol(String),
-    /// The quantity was not a usable number (NaN, infinite, text).
+    /// The quantity was not a usable number (NaN, infinite, text, or beyond the largest decimal).
     InvalidQty(String),
     NonPositiveQty(#[serde(with = "dec")] Decimal),
     QtyBelowMin {
@@ -381,7 +381,7 @@ impl fmt::Display for RejectReason {
             RejectReason::UnknownTrader => write!(f, "unknown trader"),
             RejectReason::TraderStopped => write!(f, "trader is stopped"),
             RejectReason::UnknownSymbol(s) => write!(f, "unknown symbol {s}"),
-            RejectReason::InvalidQty(q) => write!(f, "qty {q} is not a number"),
+            RejectReason::InvalidQty(q) => write!(f, "qty {q} is not a valid quantity (not a finite number in range)"),
             RejectReason::NonPositiveQty(q) => write!(f, "qty {q} is not positive"),
             RejectReason::QtyBelowMin { qty, min } => write!(f, "qty {qty} is below the minimum {min}"),
             RejectReason::InvalidPrice(p) => write!(f, "price {p} is not a positive number"),

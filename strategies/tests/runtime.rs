@@ -428,7 +428,7 @@ function st_heartbeat(ctx, t) {
             other => panic!("leg {leg}: {other:?}"),
         }
     }
-    assert_eq!(answers[0]["reason"], json!("qty NaN is not a number"));
+    assert_eq!(answers[0]["reason"], json!("qty NaN is not a valid quantity (not a finite number in range)"));
     assert_eq!(answers[1]["reason"], json!("qty -1 is not positive"));
     assert_eq!(answers[4]["reason"], json!("unknown symbol NOPE"));
     // Rejections are decisions, not failures: the strategy is healthy.
