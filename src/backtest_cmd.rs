@@ -47,10 +47,13 @@ pub struct Args {
     /// Starting capital in the quote currency.
     #[arg(long, default_value = "10000")]
     pub cash: Decimal,
+    /// The trader's leverage (capped by each instrument's maximum).
     #[arg(long, default_value = "1")]
     pub leverage: Decimal,
+    /// Taker fee in basis points of the notional (market, stop and gap fills).
     #[arg(long, default_value = "10")]
     pub fee_taker_bps: Decimal,
+    /// Maker fee in basis points of the notional (resting limit fills).
     #[arg(long, default_value = "2")]
     pub fee_maker_bps: Decimal,
     /// Price slippage of market and stop fills, against the taker.
@@ -68,7 +71,7 @@ pub struct Args {
     /// Funding rates: SYMBOL=FILE.csv with header time_ms,rate (repeatable).
     #[arg(long, value_parser = name_and_path)]
     pub funding: Vec<(String, PathBuf)>,
-    /// Instrument rules per symbol (TOML; see docs/instruments.md); symbols not in it get the defaults.
+    /// Instrument rules per symbol, a TOML file of [SYMBOL] tables (see README); other symbols get the defaults.
     #[arg(long)]
     pub instruments: Option<PathBuf>,
     /// Seed of the strategy's Math.random.

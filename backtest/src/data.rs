@@ -60,7 +60,12 @@
 //! [`KlineReader`] yields `Vec<Bar>` chunks of `chunk_rows` bars with validation state carried across
 //! chunks; [`Merge`] merges several readers in time order (ties by symbol name). Memory is a few
 //! chunks per reader, independent of file size. [`load`]/[`load_all`] collect everything for small
-//! inputs.
+//! inputs (a `Bar` is 88 bytes: 10M bars collected would be ~880 MB, so stream those).
+//!
+//! Measured (release, this 2-vCPU box while other builds ran; synthetic 1m bars from [`synth`], 57
+//! bytes/row): Kline CSV 1M rows 0.30-0.36 s, 10M rows 3.1-3.6 s (~3 M rows/s, ~0.3 µs CPU per row,
+//! about 45 % of it inside polars' CSV parser), peak RSS 30-41 MB; Parquet (string columns) 1M
+//! 0.44-0.67 s, 10M 4.6-6.1 s, peak RSS 45-60 MB; merging two 10M-row CSVs 6.3 s, 88 MB.
 
 mod csv;
 mod error;

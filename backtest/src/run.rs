@@ -483,7 +483,7 @@ impl<S: Sink> Recorder<S> {
             trade.exit_qty += closed;
             trade.exit_cost += closed * price;
         }
-        trade.qty_max = trade.qty_max.max(after.abs().min(before.abs().max(after.abs())));
+        // A flip's new side belongs to the next trade, so a reduction counts what was held before it.
         trade.qty_max = trade.qty_max.max(if increasing { after.abs() } else { before.abs() });
         let flipped = !before.is_zero() && !after.is_zero() && (before > Decimal::ZERO) != (after > Decimal::ZERO);
         if after.is_zero() || flipped {
@@ -665,4 +665,56 @@ fn read_series(name: &str, path: &Path, column: &str) -> Result<Vec<(String, i64
         out.push((name.to_owned(), time_ms, value));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use journal::event::{Cloid, Fill, Liquidity, Side};
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    fn fill(n: u8, side: Side, qty: Decimal, price: Decimal) -> Event {
+        Event::OrderFilled(Fill {
+            cloid: Cloid([n; 16]),
+            fill_id: format!("f{n}"),
+            symbol: "X".into(),
+            side,
+            qty,
+            price,
+            fee_quote: dec!(0.1),
+            liquidity: Liquidity::Taker,
+        })
+    }
+
+    #[test]
+    fn trades_follow_the_position_through_a_flip() {
+        let mut sink = Recorder::new(FoldSink::new());
+        sink.trader = "t".into();
+        let start = TraderStart {
+            exchange: "sim".into(),
+            account: "a".into(),
+            currency: "USDT".into(),
+            allocation_pct: dec!(100),
+            capital_quote: dec!(1000),
+            leverage: dec!(1),
+        };
+        sink.emit(0, "t", Event::TraderStarted(start)).unwrap();
+        // Long 1 at 100; sell 3 at 110 closes it (+10) and opens a 2 short; buy 2 at 105 closes that (+10).
+        sink.emit(1, "t", fill(1, Side::Buy, dec!(1), dec!(100))).unwrap();
+        sink.emit(2, "t", fill(2, Side::Sell, dec!(3), dec!(110))).unwrap();
+        sink.emit(3, "t", fill(3, Side::Buy, dec!(2), dec!(105))).unwrap();
+        // A repeated fill id is not applied by the ledger, so it makes no trade either.
+        sink.emit(4, "t", fill(3, Side::Buy, dec!(2), dec!(105))).unwrap();
+        let trades = &sink.record.trades;
+        assert_eq!(trades.len(), 2, "{trades:?}");
+        let (long, short) = (&trades[0], &trades[1]);
+        assert_eq!((long.side.as_str(), long.qty, long.entry_price, long.exit_price, long.pnl), ("long", dec!(1), dec!(100), dec!(110), dec!(10)));
+        assert_eq!((long.entry_time_ms, long.exit_time_ms), (1, 2));
+        assert_eq!((short.side.as_str(), short.qty, short.entry_price, short.exit_price, short.pnl), ("short", dec!(2), dec!(110), dec!(105), dec!(10)));
+        assert_eq!((short.entry_time_ms, short.exit_time_ms), (2, 3));
+        // The flip's fee goes to the closing trade; every fee is counted once.
+        assert_eq!(long.fees + short.fees, dec!(0.3));
+        assert!(sink.open.is_empty());
+    }
 }
