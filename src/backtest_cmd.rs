@@ -18,8 +18,6 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value as Json};
 
-
-
 /// The strategy and data a bare `quantfold backtest` runs.
 pub const DEFAULT_STRATEGY: &str = "strategies/sma_cross.js";
 pub const DEFAULT_DATA: &str = "fixtures/klines/coinbase_BTCUSD_1h_2017-07_2019-10.csv";
@@ -115,7 +113,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     progress.finish_and_clear();
     let summary = report::summary(&outcome.record);
     let out = args.out.clone().unwrap_or_else(|| default_out(&config));
-    let written = report::write_all(&outcome.record, &summary, &out).with_context(|| format!("failed to write reports to {}", out.display()))?;
+    let written = report::write_all(&outcome.record, &summary, &out)
+        .with_context(|| format!("failed to write reports to {}", out.display()))?;
     if args.format == "json" {
         say!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -131,10 +130,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// A strategy that does not compile fails the command with FILE:LINE:COLUMN
 /// before any data is read (inside a run it would only be journaled).
 fn precheck_strategy(file: &Path) -> anyhow::Result<()> {
-    let source = std::fs::read_to_string(file).with_context(|| format!("failed to read the strategy {}", file.display()))?;
+    let source =
+        std::fs::read_to_string(file).with_context(|| format!("failed to read the strategy {}", file.display()))?;
     let name = file.display().to_string();
     match strategies::sandbox::Sandbox::load(&name, &source, strategies::sandbox::SandboxConfig::default()) {
-        Ok(sandbox) if !sandbox.has_hook(strategies::sandbox::Hook::Heartbeat) => bail!("{name}: defines no st_heartbeat function"),
+        Ok(sandbox) if !sandbox.has_hook(strategies::sandbox::Hook::Heartbeat) => {
+            bail!("{name}: defines no st_heartbeat function")
+        }
         Ok(_) => Ok(()),
         Err(e) => bail!("{e}"),
     }
@@ -195,10 +197,13 @@ struct InstrumentFile {
     maker_fee_rate: Option<Decimal>,
 }
 
-fn read_instruments(file: &Path, config: &Config) -> anyhow::Result<std::collections::BTreeMap<String, journal::event::Instrument>> {
+fn read_instruments(
+    file: &Path,
+    config: &Config,
+) -> anyhow::Result<std::collections::BTreeMap<String, journal::event::Instrument>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
-    let tables: std::collections::BTreeMap<String, InstrumentFile> =
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().replace('\n', " ").trim().to_owned()))?;
+    let tables: std::collections::BTreeMap<String, InstrumentFile> = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.to_string().replace('\n', " ").trim().to_owned()))?;
     let mut out = std::collections::BTreeMap::new();
     for (symbol, t) in tables {
         let d = run::default_instrument(&symbol, config);
@@ -214,7 +219,10 @@ fn read_instruments(file: &Path, config: &Config) -> anyhow::Result<std::collect
         };
         let positive = [instrument.tick_size, instrument.qty_step, instrument.max_leverage];
         if positive.iter().any(|v| *v <= Decimal::ZERO) || instrument.min_qty < Decimal::ZERO {
-            bail!("{}: [{symbol}]: tick_size, qty_step and max_leverage must be positive, min_qty not negative", file.display());
+            bail!(
+                "{}: [{symbol}]: tick_size, qty_step and max_leverage must be positive, min_qty not negative",
+                file.display()
+            );
         }
         out.insert(symbol, instrument);
     }
@@ -264,7 +272,8 @@ fn progress_bar() -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {pos} bars ({per_sec}) {elapsed}").expect("valid progress template"),
+        indicatif::ProgressStyle::with_template("{spinner} {pos} bars ({per_sec}) {elapsed}")
+            .expect("valid progress template"),
     );
     bar
 }
@@ -278,7 +287,10 @@ fn summary_table(summary: &Summary) -> Table {
             let shown = match v {
                 Json::Null => "-".to_owned(),
                 Json::String(s) => s,
-                Json::Number(n) => n.as_f64().map_or_else(|| n.to_string(), |f| if f.fract() == 0.0 { n.to_string() } else { format!("{f:.3}") }),
+                Json::Number(n) => n.as_f64().map_or_else(
+                    || n.to_string(),
+                    |f| if f.fract() == 0.0 { n.to_string() } else { format!("{f:.3}") },
+                ),
                 other => other.to_string(),
             };
             table.add_row([key, shown]);
@@ -291,10 +303,13 @@ fn summary_table(summary: &Summary) -> Table {
 fn parse_grid(text: &str) -> anyhow::Result<Vec<(String, Vec<Json>)>> {
     let mut axes = Vec::new();
     for part in text.split(',') {
-        let (name, range) = part.split_once('=').with_context(|| format!("--grid: {part:?} is not name=start..end:step"))?;
+        let (name, range) =
+            part.split_once('=').with_context(|| format!("--grid: {part:?} is not name=start..end:step"))?;
         let (span, step) = range.split_once(':').unwrap_or((range, "1"));
-        let (start, end) = span.split_once("..").with_context(|| format!("--grid: {range:?} is not start..end:step"))?;
-        let (start, end, step): (Decimal, Decimal, Decimal) = (start.trim().parse()?, end.trim().parse()?, step.trim().parse()?);
+        let (start, end) =
+            span.split_once("..").with_context(|| format!("--grid: {range:?} is not start..end:step"))?;
+        let (start, end, step): (Decimal, Decimal, Decimal) =
+            (start.trim().parse()?, end.trim().parse()?, step.trim().parse()?);
         if step <= Decimal::ZERO || end < start {
             bail!("--grid: {part:?} needs start <= end and a positive step");
         }
@@ -318,11 +333,13 @@ fn sweep(args: &Args, base: &Config, grid: &str) -> anyhow::Result<ExitCode> {
     for (name, values) in &axes {
         combos = combos
             .into_iter()
-            .flat_map(|c| values.iter().map(move |v| {
-                let mut c = c.clone();
-                c.insert(name.clone(), v.clone());
-                c
-            }))
+            .flat_map(|c| {
+                values.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.insert(name.clone(), v.clone());
+                    c
+                })
+            })
             .collect();
     }
     if base.journal.is_some() {
@@ -343,7 +360,8 @@ fn sweep(args: &Args, base: &Config, grid: &str) -> anyhow::Result<ExitCode> {
                 let Some(params) = combos.get(index) else { break };
                 let mut config = base.clone();
                 config.params = Json::Object(params.clone());
-                let result = run::run(&config, &mut |_| {}).map(|o| report::summary(&o.record)).map_err(anyhow::Error::from);
+                let result =
+                    run::run(&config, &mut |_| {}).map(|o| report::summary(&o.record)).map_err(anyhow::Error::from);
                 results.lock().expect("sweep results").push((index, result));
             });
         }
@@ -357,25 +375,45 @@ fn sweep(args: &Args, base: &Config, grid: &str) -> anyhow::Result<ExitCode> {
     }
     let ascending = args.sort == "max_drawdown_pct";
     rows.sort_by(|a, b| {
-        let key = |r: &(Map<String, Json>, Json)| r.1.get(&args.sort).and_then(Json::as_f64).unwrap_or(f64::NEG_INFINITY);
+        let key =
+            |r: &(Map<String, Json>, Json)| r.1.get(&args.sort).and_then(Json::as_f64).unwrap_or(f64::NEG_INFINITY);
         let order = key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal);
-        if ascending { order } else { order.reverse() }
+        if ascending {
+            order
+        } else {
+            order.reverse()
+        }
     });
     let out = args.out.clone().unwrap_or_else(|| default_out(base));
     std::fs::create_dir_all(&out).with_context(|| format!("failed to create {}", out.display()))?;
-    let metrics = ["total_return_pct", "sharpe", "sortino", "max_drawdown_pct", "calmar", "win_rate_pct", "profit_factor", "trades", "final_equity"];
+    let metrics = [
+        "total_return_pct",
+        "sharpe",
+        "sortino",
+        "max_drawdown_pct",
+        "calmar",
+        "win_rate_pct",
+        "profit_factor",
+        "trades",
+        "final_equity",
+    ];
     let names: Vec<&String> = axes.iter().map(|(n, _)| n).collect();
     let mut csv = String::new();
     csv.push_str(&names.iter().map(|n| n.as_str()).chain(metrics).collect::<Vec<_>>().join(","));
     csv.push('\n');
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(names.iter().map(|n| n.to_string()).chain(metrics.iter().map(|m| m.to_string())));
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(names.iter().map(|n| n.to_string()).chain(metrics.iter().map(|m| m.to_string())));
     for (params, summary) in &rows {
         let cells: Vec<String> = names
             .iter()
             .map(|n| params.get(*n).map_or_else(String::new, Json::to_string))
             .chain(metrics.iter().map(|m| match summary.get(*m) {
-                Some(Json::Number(n)) => n.as_f64().map_or_else(|| n.to_string(), |f| if f.fract() == 0.0 { n.to_string() } else { format!("{f:.4}") }),
+                Some(Json::Number(n)) => n.as_f64().map_or_else(
+                    || n.to_string(),
+                    |f| if f.fract() == 0.0 { n.to_string() } else { format!("{f:.4}") },
+                ),
                 Some(Json::String(s)) => s.clone(),
                 _ => String::new(),
             }))
@@ -391,7 +429,12 @@ fn sweep(args: &Args, base: &Config, grid: &str) -> anyhow::Result<ExitCode> {
     } else {
         say!("{table}");
     }
-    eprintln!("{} runs on {threads} threads; sorted by {}; wrote {}", rows.len(), args.sort, out.join("sweep.csv").display());
+    eprintln!(
+        "{} runs on {threads} threads; sorted by {}; wrote {}",
+        rows.len(),
+        args.sort,
+        out.join("sweep.csv").display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

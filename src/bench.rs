@@ -121,15 +121,36 @@ fn workload(events: u64) -> Vec<(i64, String, Event)> {
             let side = if (bar / 50) % 2 == 0 { Side::Sell } else { Side::Buy };
             let cloid = Cloid::derive(TRADER, bar as u64, 0);
             let qty = Decimal::new(1, 2);
-            out.push((time_ms, TRADER.into(), Event::OrderSubmitted(OrderIntent {
-                cloid, symbol: "BTCUSDT".into(), side, kind: OrderKind::Market, qty,
-                price: None, trigger_price: None, reduce_only: false, tif: TimeInForce::Gtc,
-            })));
+            out.push((
+                time_ms,
+                TRADER.into(),
+                Event::OrderSubmitted(OrderIntent {
+                    cloid,
+                    symbol: "BTCUSDT".into(),
+                    side,
+                    kind: OrderKind::Market,
+                    qty,
+                    price: None,
+                    trigger_price: None,
+                    reduce_only: false,
+                    tif: TimeInForce::Gtc,
+                }),
+            ));
             out.push((time_ms, TRADER.into(), Event::OrderAccepted { cloid, exchange_order_id: format!("x{bar}") }));
-            out.push((time_ms, TRADER.into(), Event::OrderFilled(Fill {
-                cloid, fill_id: format!("f{bar}"), symbol: "BTCUSDT".into(), side, qty, price,
-                fee_quote: (qty * price * Decimal::new(1, 3)).round_dp(8), liquidity: Liquidity::Taker,
-            })));
+            out.push((
+                time_ms,
+                TRADER.into(),
+                Event::OrderFilled(Fill {
+                    cloid,
+                    fill_id: format!("f{bar}"),
+                    symbol: "BTCUSDT".into(),
+                    side,
+                    qty,
+                    price,
+                    fee_quote: (qty * price * Decimal::new(1, 3)).round_dp(8),
+                    liquidity: Liquidity::Taker,
+                }),
+            ));
         }
     }
     out.truncate(events as usize);

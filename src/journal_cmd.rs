@@ -16,7 +16,13 @@ use crate::text;
 /// Events appended per batch on import: one sled batch, one flush.
 const IMPORT_BATCH_EVENTS: usize = 4096;
 
-pub fn inspect(dir: &Path, from: u64, limit: Option<u64>, trader: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+pub fn inspect(
+    dir: &Path,
+    from: u64,
+    limit: Option<u64>,
+    trader: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let journal = open(dir)?;
     let wanted = trader.map(|t| if t == "-" { "" } else { t });
     let stdout = std::io::stdout();
@@ -104,7 +110,8 @@ pub fn import(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
         envelope.with_context(|| file.display().to_string())?;
         total += 1;
     }
-    let mut journal = Journal::open_or_create(dir, Durability::None).with_context(|| "failed to open the journal".to_string())?;
+    let mut journal =
+        Journal::open_or_create(dir, Durability::None).with_context(|| "failed to open the journal".to_string())?;
     if !journal.is_empty() {
         verify::journal(&journal).context("refusing to import into a journal whose chain is broken")?;
     }

@@ -208,9 +208,7 @@ enum BenchCommand {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("QUANTFOLD_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("QUANTFOLD_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -223,7 +221,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn data_synth(bars: usize, interval: &str, seed: u64, start_ms: i64, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn data_synth(
+    bars: usize,
+    interval: &str,
+    seed: u64,
+    start_ms: i64,
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     let interval_ms = backtest::data::parse_interval(interval)?;
     let file = std::fs::File::create(out).with_context(|| format!("failed to create {}", out.display()))?;
@@ -256,6 +260,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             say!("{}", serde_json::to_string_pretty(&strategies::bench::sandbox(heartbeats, strategies))?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Data(DataCommand::Synth { bars, interval, seed, start_ms, out }) => data_synth(bars, &interval, seed, start_ms, &out),
+        Command::Data(DataCommand::Synth { bars, interval, seed, start_ms, out }) => {
+            data_synth(bars, &interval, seed, start_ms, &out)
+        }
     }
 }

@@ -23,7 +23,13 @@ pub fn verify(dir: &Path, overrides: &[(String, std::path::PathBuf)], as_json: b
     if as_json {
         say!("{}", serde_json::to_string_pretty(&report)?);
     } else if let Some(d) = &report.divergence {
-        say!("DIVERGED at seq {} (trader {}, {}): {}", d.seq, text::trader(&d.trader), text::time(d.time_ms), d.explanation);
+        say!(
+            "DIVERGED at seq {} (trader {}, {}): {}",
+            d.seq,
+            text::trader(&d.trader),
+            text::time(d.time_ms),
+            d.explanation
+        );
         say!("  journaled:  {}", side(d.journaled.as_ref()));
         say!("  re-derived: {}", side(d.rederived.as_ref()));
         say!("  inputs that led to it:");
@@ -69,7 +75,16 @@ pub fn rebuild(dir: &Path, to: Option<u64>, as_json: bool) -> anyhow::Result<Exi
     let at = state.last_seq.map_or_else(|| "empty".to_owned(), |s| format!("seq {s} of {events}"));
     say!("state at {at}, {}; digest {}", text::time(state.time_ms), state.digest());
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(["trader", "equity", "cash", "realized", "fees", "funding", "positions", "open orders"]);
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "trader",
+        "equity",
+        "cash",
+        "realized",
+        "fees",
+        "funding",
+        "positions",
+        "open orders",
+    ]);
     for (name, trader) in &state.traders {
         let account = state.account(name);
         let positions: Vec<String> = trader
@@ -91,7 +106,12 @@ pub fn rebuild(dir: &Path, to: Option<u64>, as_json: bool) -> anyhow::Result<Exi
     }
     say!("{table}");
     if state.anomalies_total > 0 {
-        say!("{} anomalies; the first: seq {}: {}", state.anomalies_total, state.anomalies[0].seq, state.anomalies[0].message);
+        say!(
+            "{} anomalies; the first: seq {}: {}",
+            state.anomalies_total,
+            state.anomalies[0].seq,
+            state.anomalies[0].message
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -145,16 +165,37 @@ pub fn diff(a: &Path, b: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
             None => say!("no differing decisions in {} steps", report.steps),
             Some(first) => {
                 let input: Option<Envelope> = serde_json::from_value(first.input.clone()).ok();
-                let at = input.map_or_else(|| "the start".to_owned(), |e| format!("{} {}", text::time(e.time_ms), describe::summary(&e.event)));
+                let at = input.map_or_else(
+                    || "the start".to_owned(),
+                    |e| format!("{} {}", text::time(e.time_ms), describe::summary(&e.event)),
+                );
                 say!("first differing decision, after {at}:");
                 say!("  A: {}", side(first.a.as_ref()));
                 say!("  B: {}", side(first.b.as_ref()));
-                say!("{} of {} steps differ; {} differing decisions", report.differing_steps, report.steps, report.differing_decisions);
+                say!(
+                    "{} of {} steps differ; {} differing decisions",
+                    report.differing_steps,
+                    report.steps,
+                    report.differing_decisions
+                );
             }
         }
         for (label, run) in [("A", &report.a), ("B", &report.b)] {
-            let pnl: Vec<String> = run.traders.iter().map(|t| format!("{} pnl {} (equity {})", text::trader(&t.trader), t.pnl.round_dp(2), t.equity.round_dp(2))).collect();
-            say!("{label} {}: {} events, {} decisions, {} fills; {}", run.journal, run.events, run.decisions, run.fills, pnl.join(", "));
+            let pnl: Vec<String> = run
+                .traders
+                .iter()
+                .map(|t| {
+                    format!("{} pnl {} (equity {})", text::trader(&t.trader), t.pnl.round_dp(2), t.equity.round_dp(2))
+                })
+                .collect();
+            say!(
+                "{label} {}: {} events, {} decisions, {} fills; {}",
+                run.journal,
+                run.events,
+                run.decisions,
+                run.fills,
+                pnl.join(", ")
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

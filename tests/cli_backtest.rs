@@ -14,7 +14,11 @@ fn fixture(name: &str) -> String {
 }
 
 fn quantfold(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quantfold")).args(args).current_dir(root()).output().expect("failed to run quantfold")
+    Command::new(env!("CARGO_BIN_EXE_quantfold"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("failed to run quantfold")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -47,17 +51,31 @@ fn default_backtest_prints_json_only_and_writes_every_report() {
     let tmp = tempfile::tempdir().unwrap();
     let out_dir = tmp.path().join("out");
     let out = ok(&["backtest", "--format", "json", "--out", p(&out_dir)]);
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout must be exactly the JSON summary");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout must be exactly the JSON summary");
     assert_eq!(summary["bars"], 20111, "the bundled hourly fixture has 20111 bars");
     assert_eq!(summary["strategy"], "sma_cross");
     assert!(summary["trades"].as_u64().unwrap() > 10);
     assert_eq!(summary["anomalies"], 0);
-    for file in ["summary.json", "trades.csv", "equity.csv", "series.csv", "trades.parquet", "equity.parquet", "series.parquet", "report.html"] {
+    for file in [
+        "summary.json",
+        "trades.csv",
+        "equity.csv",
+        "series.csv",
+        "trades.parquet",
+        "equity.parquet",
+        "series.parquet",
+        "report.html",
+    ] {
         assert!(out_dir.join(file).is_file(), "{file} missing");
     }
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
-    assert!(html.contains("<svg") && !html.contains("https://") && !html.contains("http://"), "self-contained with charts");
-    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        html.contains("<svg") && !html.contains("https://") && !html.contains("http://"),
+        "self-contained with charts"
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(written, summary);
 }
 
@@ -87,7 +105,8 @@ fn every_bad_data_file_is_named_with_its_line() {
     ];
     let tmp = tempfile::tempdir().unwrap();
     for (file, line) in cases {
-        let err = fails(&["backtest", "--data", &fixture(file), "--symbol", "TEST", "--out", p(&tmp.path().join(file))]);
+        let err =
+            fails(&["backtest", "--data", &fixture(file), "--symbol", "TEST", "--out", p(&tmp.path().join(file))]);
         assert!(err.contains(file), "{file}: error does not name the file: {err}");
         if line > 0 {
             assert!(err.contains(&format!("{file}:{line}")), "{file}: want line {line}: {err}");
@@ -136,8 +155,17 @@ fn strategy_check_lists_hooks_params_and_init() {
 fn a_grid_sweep_runs_every_combination_and_sorts() {
     let tmp = tempfile::tempdir().unwrap();
     let out = ok(&[
-        "backtest", "--data", &fixture("bybit_BTCUSDT_1m_2022-12-13.csv"), "--grid", "fast=5..10:5,slow=20..30:10",
-        "--sort", "total_return_pct", "--format", "json", "--out", p(tmp.path()),
+        "backtest",
+        "--data",
+        &fixture("bybit_BTCUSDT_1m_2022-12-13.csv"),
+        "--grid",
+        "fast=5..10:5,slow=20..30:10",
+        "--sort",
+        "total_return_pct",
+        "--format",
+        "json",
+        "--out",
+        p(tmp.path()),
     ]);
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 4, "2 x 2 combinations");
@@ -149,8 +177,15 @@ fn a_grid_sweep_runs_every_combination_and_sorts() {
     // Each combination equals a single run with the same params.
     let best = &rows[0];
     let single = ok(&[
-        "backtest", "--data", &fixture("bybit_BTCUSDT_1m_2022-12-13.csv"), "--params", &best["params"].to_string(),
-        "--format", "json", "--out", p(&tmp.path().join("single")),
+        "backtest",
+        "--data",
+        &fixture("bybit_BTCUSDT_1m_2022-12-13.csv"),
+        "--params",
+        &best["params"].to_string(),
+        "--format",
+        "json",
+        "--out",
+        p(&tmp.path().join("single")),
     ]);
     let single: serde_json::Value = serde_json::from_slice(&single.stdout).unwrap();
     assert_eq!(single["state_digest"], best["summary"]["state_digest"]);
@@ -174,9 +209,23 @@ fn synthetic_data_is_seeded_and_backtests() {
 fn an_instruments_file_overrides_the_defaults() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("instruments.toml");
-    std::fs::write(&file, "[BTCUSDT]\ntick_size = \"0.5\"\nqty_step = \"0.01\"\nmin_qty = \"0.01\"\nmax_leverage = \"3\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "[BTCUSDT]\ntick_size = \"0.5\"\nqty_step = \"0.01\"\nmin_qty = \"0.01\"\nmax_leverage = \"3\"\n",
+    )
+    .unwrap();
     let journal = tmp.path().join("j");
-    ok(&["backtest", "--data", &fixture("bybit_BTCUSDT_1m_2022-12-13.csv"), "--instruments", p(&file), "--journal", p(&journal), "--out", p(&tmp.path().join("o"))]);
+    ok(&[
+        "backtest",
+        "--data",
+        &fixture("bybit_BTCUSDT_1m_2022-12-13.csv"),
+        "--instruments",
+        p(&file),
+        "--journal",
+        p(&journal),
+        "--out",
+        p(&tmp.path().join("o")),
+    ]);
     let out = ok(&["journal", "inspect", p(&journal), "--json", "--limit", "1"]);
     let first: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let instrument = &first["event"]["InstrumentDefined"];

@@ -85,7 +85,10 @@ fn inspect_table_json_filters_and_limits() {
     assert_eq!(lines[0]["event"]["KlineReceived"]["close"], "17205");
 
     let shared = stdout(&ok(&["journal", "inspect", p(&dir), "--json", "--trader", "-"]));
-    let seqs: Vec<u64> = shared.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = shared
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, [0, 3, 6], "only the trader-less market events");
 }
 

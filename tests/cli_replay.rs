@@ -13,7 +13,11 @@ const HOURLY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/klines/coinb
 const SMA_CROSS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/strategies/sma_cross.js");
 
 fn quantfold(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quantfold")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("failed to run quantfold")
+    Command::new(env!("CARGO_BIN_EXE_quantfold"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("failed to run quantfold")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -56,7 +60,10 @@ fn forged(tmp: &Path, name: &str, edit: impl FnOnce(&mut Vec<String>)) -> PathBu
 
 /// The index of the first line whose event is `kind` (line 0 is the header).
 fn first_line(lines: &[String], kind: &str) -> usize {
-    lines.iter().position(|l| l.contains(&format!("{{\"{kind}\""))).unwrap_or_else(|| panic!("no {kind} in the golden journal"))
+    lines
+        .iter()
+        .position(|l| l.contains(&format!("{{\"{kind}\"")))
+        .unwrap_or_else(|| panic!("no {kind} in the golden journal"))
 }
 
 fn verify_json(dir: &Path, extra: &[&str]) -> (bool, serde_json::Value) {
@@ -64,7 +71,11 @@ fn verify_json(dir: &Path, extra: &[&str]) -> (bool, serde_json::Value) {
     args.extend_from_slice(extra);
     let out = quantfold(&args);
     assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
-    (out.status.success(), serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("not JSON: {}\n{}", text(&out.stdout), text(&out.stderr))))
+    (
+        out.status.success(),
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("not JSON: {}\n{}", text(&out.stdout), text(&out.stderr))),
+    )
 }
 
 #[test]
@@ -155,7 +166,11 @@ fn a_changed_strategy_is_located_by_verify_and_counted_by_diff() {
     let (reproduced, report) = verify_json(&dir, &["--strategy", &override_arg]);
     assert!(!reproduced);
     let golden: Vec<String> = std::fs::read_to_string(GOLDEN).unwrap().lines().map(str::to_owned).collect();
-    assert_eq!(report["divergence"]["seq"], first_line(&golden, "OrderSubmitted") as u64 - 1, "the first entry order is the first affected decision");
+    assert_eq!(
+        report["divergence"]["seq"],
+        first_line(&golden, "OrderSubmitted") as u64 - 1,
+        "the first entry order is the first affected decision"
+    );
     // The unchanged file reproduces everything through the same override path.
     let same = format!("sma_cross={SMA_CROSS}");
     assert!(verify_json(&dir, &["--strategy", &same]).0);
@@ -163,7 +178,19 @@ fn a_changed_strategy_is_located_by_verify_and_counted_by_diff() {
     // Two runs of the same inputs with one parameter apart.
     let run = |name: &str, params: &str| {
         let journal = tmp.path().join(name);
-        ok(&["backtest", "--data", BYBIT, "--params", params, "--journal", p(&journal), "--out", p(&tmp.path().join(format!("{name}-out"))), "--format", "json"]);
+        ok(&[
+            "backtest",
+            "--data",
+            BYBIT,
+            "--params",
+            params,
+            "--journal",
+            p(&journal),
+            "--out",
+            p(&tmp.path().join(format!("{name}-out"))),
+            "--format",
+            "json",
+        ]);
         journal
     };
     let a = run("a", r#"{"fast":5,"slow":20,"record":false}"#);
@@ -183,7 +210,17 @@ fn a_changed_strategy_is_located_by_verify_and_counted_by_diff() {
 fn a_journaled_backtest_matches_its_rebuild() {
     let tmp = tempfile::tempdir().unwrap();
     let journal = tmp.path().join("j");
-    let out = ok(&["backtest", "--data", BYBIT, "--journal", p(&journal), "--out", p(&tmp.path().join("out")), "--format", "json"]);
+    let out = ok(&[
+        "backtest",
+        "--data",
+        BYBIT,
+        "--journal",
+        p(&journal),
+        "--out",
+        p(&tmp.path().join("out")),
+        "--format",
+        "json",
+    ]);
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rebuilt = ok(&["replay", "rebuild", "--journal", p(&journal), "--json"]);
     let rebuilt: serde_json::Value = serde_json::from_slice(&rebuilt.stdout).unwrap();
@@ -203,7 +240,15 @@ fn a_killed_journaled_backtest_leaves_a_verifiable_prefix() {
     for (attempt, delay_ms) in [700u64, 1200, 2000, 3000].into_iter().enumerate() {
         let journal = tmp.path().join(format!("killed-{attempt}"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_quantfold"))
-            .args(["backtest", "--data", HOURLY, "--journal", p(&journal), "--out", p(&tmp.path().join(format!("out-{attempt}")))])
+            .args([
+                "backtest",
+                "--data",
+                HOURLY,
+                "--journal",
+                p(&journal),
+                "--out",
+                p(&tmp.path().join(format!("out-{attempt}"))),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

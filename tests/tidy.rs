@@ -24,7 +24,8 @@ fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 
 #[test]
 fn the_ledger_fold_touches_no_clock_disk_randomness_or_hash_order() {
-    let forbidden = ["sled", "tokio", "std::time", "Instant", "SystemTime", "Utc::now", "rand::", "HashMap", "HashSet", "f64"];
+    let forbidden =
+        ["sled", "tokio", "std::time", "Instant", "SystemTime", "Utc::now", "rand::", "HashMap", "HashSet", "f64"];
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut offences = Vec::new();
     for file in rust_files(&root.join("journal/src/state")).into_iter().chain([root.join("journal/src/check.rs")]) {

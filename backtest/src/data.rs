@@ -189,13 +189,7 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions {
-            symbol: None,
-            interval_ms: None,
-            format: None,
-            chunk_rows: DEFAULT_CHUNK_ROWS,
-            prefetch: true,
-        }
+        ReadOptions { symbol: None, interval_ms: None, format: None, chunk_rows: DEFAULT_CHUNK_ROWS, prefetch: true }
     }
 }
 
@@ -329,10 +323,7 @@ impl Source {
 /// [`PREFETCH_CHUNKS`] parsed chunks ready (so parsing overlaps validation and the consumer).
 enum Feed {
     Direct(Source),
-    Prefetch {
-        rx: Option<mpsc::Receiver<RawChunk>>,
-        handle: Option<std::thread::JoinHandle<()>>,
-    },
+    Prefetch { rx: Option<mpsc::Receiver<RawChunk>>, handle: Option<std::thread::JoinHandle<()>> },
 }
 
 /// Parsed chunks a prefetching reader may hold ahead of the consumer (bounds memory).
@@ -344,16 +335,14 @@ impl Feed {
             return Feed::Direct(source);
         }
         let (tx, rx) = mpsc::sync_channel(PREFETCH_CHUNKS - 1);
-        let handle = std::thread::Builder::new()
-            .name("kline-prefetch".into())
-            .spawn(move || {
-                while let Some(c) = source.next_chunk() {
-                    let stop = c.error.is_some();
-                    if tx.send(c).is_err() || stop {
-                        break;
-                    }
+        let handle = std::thread::Builder::new().name("kline-prefetch".into()).spawn(move || {
+            while let Some(c) = source.next_chunk() {
+                let stop = c.error.is_some();
+                if tx.send(c).is_err() || stop {
+                    break;
                 }
-            });
+            }
+        });
         match handle {
             Ok(h) => Feed::Prefetch { rx: Some(rx), handle: Some(h) },
             // Could not spawn a thread: the source was moved into the closure and is gone, so
@@ -418,11 +407,9 @@ impl KlineReader {
             Some(f) => f,
             None => {
                 let mut magic = [0u8; 4];
-                let mut f = std::fs::File::open(&path)
-                    .map_err(|e| DataError::Io { path: path.as_ref().into(), source: e })?;
-                let n = f
-                    .read(&mut magic)
-                    .map_err(|e| DataError::Io { path: path.as_ref().into(), source: e })?;
+                let mut f =
+                    std::fs::File::open(&path).map_err(|e| DataError::Io { path: path.as_ref().into(), source: e })?;
+                let n = f.read(&mut magic).map_err(|e| DataError::Io { path: path.as_ref().into(), source: e })?;
                 if n == 4 && &magic == b"PAR1" {
                     Format::Parquet
                 } else {
@@ -512,10 +499,7 @@ impl KlineReader {
             }
             prev = Some(b.open_time_ms);
         }
-        let inferred = counts
-            .into_iter()
-            .max_by_key(|&(step, count)| (count, Reverse(step)))
-            .map(|(step, _)| step);
+        let inferred = counts.into_iter().max_by_key(|&(step, count)| (count, Reverse(step))).map(|(step, _)| step);
         self.info.inferred_interval_ms = inferred;
         if let Some(u) = self.pending.iter().rev().find_map(|c| c.unit) {
             self.info.time_unit = u;
@@ -534,7 +518,6 @@ impl KlineReader {
         }
         Ok(())
     }
-
 
     fn validate(&mut self, bar: &Bar, line: u64) -> Result<(), DataError> {
         let loc = || self.loc(line);
@@ -760,10 +743,7 @@ pub fn load(path: impl AsRef<Path>, opts: &ReadOptions) -> Result<(SeriesInfo, V
 
 /// Read several files (one symbol each) completely and merge them in time order.
 pub fn load_all<P: AsRef<Path>>(sources: &[(P, ReadOptions)]) -> Result<Loaded, DataError> {
-    let readers = sources
-        .iter()
-        .map(|(p, o)| KlineReader::open(p, o))
-        .collect::<Result<Vec<_>, _>>()?;
+    let readers = sources.iter().map(|(p, o)| KlineReader::open(p, o)).collect::<Result<Vec<_>, _>>()?;
     let mut merge = Merge::new(readers)?;
     let mut bars = Vec::new();
     for item in merge.by_ref() {

@@ -166,9 +166,15 @@ pub fn trader_name(config: &Config) -> String {
     config.strategy_file.file_stem().map_or_else(|| "strategy".to_owned(), |s| s.to_string_lossy().into_owned())
 }
 
-fn drive<S: Sink + Finish>(config: &Config, mut sink: Recorder<S>, progress: &mut dyn FnMut(u64)) -> Result<Outcome, RunError> {
-    let source = std::fs::read_to_string(&config.strategy_file)
-        .map_err(|e| RunError::Input { path: config.strategy_file.clone(), message: format!("cannot read the strategy: {e}") })?;
+fn drive<S: Sink + Finish>(
+    config: &Config,
+    mut sink: Recorder<S>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Outcome, RunError> {
+    let source = std::fs::read_to_string(&config.strategy_file).map_err(|e| RunError::Input {
+        path: config.strategy_file.clone(),
+        message: format!("cannot read the strategy: {e}"),
+    })?;
     let mut merge = open_data(config)?;
     let symbols: Vec<String> = merge.symbols().iter().map(|s| (*s).to_owned()).collect();
     let mut external = ExternalFeed::open(&config.external, "value")?;
@@ -321,7 +327,13 @@ fn set_up<S: Sink>(
 }
 
 /// Journals an input event, folds it and routes it to the strategies.
-fn input<S: Sink>(sink: &mut Recorder<S>, worker: &mut Worker, time_ms: i64, trader: &str, event: Event) -> Result<(), RunError> {
+fn input<S: Sink>(
+    sink: &mut Recorder<S>,
+    worker: &mut Worker,
+    time_ms: i64,
+    trader: &str,
+    event: Event,
+) -> Result<(), RunError> {
     let routed = event.clone();
     let seq = sink.emit(time_ms, trader, event)?;
     worker.on_input(sink, seq, time_ms, trader, &routed)?;
@@ -330,13 +342,22 @@ fn input<S: Sink>(sink: &mut Recorder<S>, worker: &mut Worker, time_ms: i64, tra
 
 /// Acknowledges new orders and answers cancel requests, until nothing is left
 /// to answer (an answer can make the strategy decide again, in `st_on_order`).
-fn answer_orders<S: Sink>(sim: &SimConfig, sink: &mut Recorder<S>, worker: &mut Worker, time_ms: i64) -> Result<(), RunError> {
+fn answer_orders<S: Sink>(
+    sim: &SimConfig,
+    sink: &mut Recorder<S>,
+    worker: &mut Worker,
+    time_ms: i64,
+) -> Result<(), RunError> {
     let _ = sim;
     // A strategy that answers every acknowledgement with a new order would loop forever; stop it.
     for _round in 0..64 {
         let mut answers = Vec::new();
         for (name, trader) in &sink.state().traders {
-            let mut pending: Vec<_> = trader.orders.values().filter(|o| o.status == journal::state::OrderStatus::Submitted || o.cancel_requested).collect();
+            let mut pending: Vec<_> = trader
+                .orders
+                .values()
+                .filter(|o| o.status == journal::state::OrderStatus::Submitted || o.cancel_requested)
+                .collect();
             pending.sort_by_key(|o| o.submitted_seq);
             for order in pending {
                 let answer = if order.cancel_requested {
@@ -360,7 +381,16 @@ fn answer_orders<S: Sink>(sim: &SimConfig, sink: &mut Recorder<S>, worker: &mut 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn finish_record(record: &mut RunRecord, config: &Config, state: &State, trader: &str, symbols: &[String], interval_ms: i64, bars: u64, end_ms: i64) {
+fn finish_record(
+    record: &mut RunRecord,
+    config: &Config,
+    state: &State,
+    trader: &str,
+    symbols: &[String],
+    interval_ms: i64,
+    bars: u64,
+    end_ms: i64,
+) {
     record.strategy = trader.to_owned();
     record.params = config.params.clone();
     record.symbols = symbols.to_vec();
@@ -454,12 +484,22 @@ impl<S: Sink> Recorder<S> {
             self.record.prices.resize(symbols, Vec::new());
         }
         let decimator = self.chart.entry(index).or_insert_with(Decimator::new);
-        decimator.push(&mut self.record.prices[index], PricePoint { time_ms, close: close.to_f64().unwrap_or(f64::NAN) });
+        decimator
+            .push(&mut self.record.prices[index], PricePoint { time_ms, close: close.to_f64().unwrap_or(f64::NAN) });
     }
 
     /// Trades from fills: a position leaving flat opens one, returning to flat
     /// (or flipping) closes it; realized PnL comes from the ledger itself.
-    fn observe_fill(&mut self, time_ms: i64, symbol: &str, signed_qty: Decimal, price: Decimal, fee: Decimal, before: Decimal, realized: Decimal) {
+    fn observe_fill(
+        &mut self,
+        time_ms: i64,
+        symbol: &str,
+        signed_qty: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        before: Decimal,
+        realized: Decimal,
+    ) {
         let after = before + signed_qty;
         let trade = self.open.entry(symbol.to_owned()).or_insert_with(|| OpenTrade {
             long: signed_qty > Decimal::ZERO,
@@ -490,17 +530,20 @@ impl<S: Sink> Recorder<S> {
             let done = self.open.remove(symbol).expect("invariant: inserted above");
             self.record.trades.push(close_trade(symbol, &done, time_ms));
             if flipped {
-                self.open.insert(symbol.to_owned(), OpenTrade {
-                    long: after > Decimal::ZERO,
-                    entry_time_ms: time_ms,
-                    qty_max: after.abs(),
-                    entry_qty: after.abs(),
-                    entry_cost: after.abs() * price,
-                    exit_qty: Decimal::ZERO,
-                    exit_cost: Decimal::ZERO,
-                    pnl: Decimal::ZERO,
-                    fees: Decimal::ZERO,
-                });
+                self.open.insert(
+                    symbol.to_owned(),
+                    OpenTrade {
+                        long: after > Decimal::ZERO,
+                        entry_time_ms: time_ms,
+                        qty_max: after.abs(),
+                        entry_qty: after.abs(),
+                        entry_cost: after.abs() * price,
+                        exit_qty: Decimal::ZERO,
+                        exit_cost: Decimal::ZERO,
+                        pnl: Decimal::ZERO,
+                        fees: Decimal::ZERO,
+                    },
+                );
             }
         }
     }
@@ -519,7 +562,8 @@ impl<S: Sink> Recorder<S> {
                 keep = !keep;
                 keep
             });
-            self.notes.push(format!("recorded series decimated to every {}th value to bound memory", self.series_stride));
+            self.notes
+                .push(format!("recorded series decimated to every {}th value to bound memory", self.series_stride));
         }
     }
 }
@@ -573,7 +617,12 @@ impl<S: Sink> Sink for Recorder<S> {
 
 impl<S: Sink> Recorder<S> {
     fn position(&self, symbol: &str) -> Decimal {
-        self.inner.state().traders.get(&self.trader).and_then(|t| t.positions.get(symbol)).map_or(Decimal::ZERO, |p| p.qty)
+        self.inner
+            .state()
+            .traders
+            .get(&self.trader)
+            .and_then(|t| t.positions.get(symbol))
+            .map_or(Decimal::ZERO, |p| p.qty)
     }
 
     fn realized(&self) -> Decimal {
@@ -638,8 +687,12 @@ impl ExternalFeed {
 
 /// Reads a small `time_ms,<column>` CSV (header required), exactly, naming file and line on errors.
 fn read_series(name: &str, path: &Path, column: &str) -> Result<Vec<(String, i64, Decimal)>, RunError> {
-    let text = std::fs::read_to_string(path).map_err(|e| RunError::Input { path: path.to_owned(), message: e.to_string() })?;
-    let bad = |line: usize, message: String| RunError::Input { path: path.to_owned(), message: format!("line {line}: {message}") };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| RunError::Input { path: path.to_owned(), message: e.to_string() })?;
+    let bad = |line: usize, message: String| RunError::Input {
+        path: path.to_owned(),
+        message: format!("line {line}: {message}"),
+    };
     let mut lines = text.lines().enumerate();
     match lines.next() {
         Some((_, header)) if header.trim().trim_start_matches('\u{feff}').split(',').next() == Some("time_ms") => {}
@@ -709,9 +762,15 @@ mod tests {
         let trades = &sink.record.trades;
         assert_eq!(trades.len(), 2, "{trades:?}");
         let (long, short) = (&trades[0], &trades[1]);
-        assert_eq!((long.side.as_str(), long.qty, long.entry_price, long.exit_price, long.pnl), ("long", dec!(1), dec!(100), dec!(110), dec!(10)));
+        assert_eq!(
+            (long.side.as_str(), long.qty, long.entry_price, long.exit_price, long.pnl),
+            ("long", dec!(1), dec!(100), dec!(110), dec!(10))
+        );
         assert_eq!((long.entry_time_ms, long.exit_time_ms), (1, 2));
-        assert_eq!((short.side.as_str(), short.qty, short.entry_price, short.exit_price, short.pnl), ("short", dec!(2), dec!(110), dec!(105), dec!(10)));
+        assert_eq!(
+            (short.side.as_str(), short.qty, short.entry_price, short.exit_price, short.pnl),
+            ("short", dec!(2), dec!(110), dec!(105), dec!(10))
+        );
         assert_eq!((short.entry_time_ms, short.exit_time_ms), (2, 3));
         // The flip's fee goes to the closing trade; every fee is counted once.
         assert_eq!(long.fees + short.fees, dec!(0.3));

@@ -39,7 +39,8 @@ fn root() -> PathBuf {
 }
 
 fn config(strategy: &str, klines: &str, params: Json) -> Config {
-    let mut config = Config::new(root().join("strategies").join(strategy), vec![root().join("fixtures/klines").join(klines)]);
+    let mut config =
+        Config::new(root().join("strategies").join(strategy), vec![root().join("fixtures/klines").join(klines)]);
     config.params = params;
     config
 }
@@ -200,7 +201,10 @@ fn check_grid(trader: &str, dir: f64, g: &Grid, symbol: &str, outcome: &Outcome,
                     }
                 } else {
                     assert_eq!(intent.kind, OrderKind::Limit, "only market and limit orders");
-                    assert!(intent.side == entry_side || intent.reduce_only, "every exit-side order is reduce-only: {intent:?}");
+                    assert!(
+                        intent.side == entry_side || intent.reduce_only,
+                        "every exit-side order is reduce-only: {intent:?}"
+                    );
                 }
             }
             Event::OrderCancelRequested { cloid } if env.trader == trader => {
@@ -209,7 +213,11 @@ fn check_grid(trader: &str, dir: f64, g: &Grid, symbol: &str, outcome: &Outcome,
             Event::OrderFilled(fill) if env.trader == trader => {
                 let intent = intents.get(&fill.cloid).expect("a fill of a journaled order");
                 let held = f(position(&state, trader, symbol));
-                assert!(dir * held >= 0.0, "{trader} holds {held} after the fill at {}: on the wrong side", env.time_ms);
+                assert!(
+                    dir * held >= 0.0,
+                    "{trader} holds {held} after the fill at {}: on the wrong side",
+                    env.time_ms
+                );
                 assert!(held.abs() <= bound + 1e-9, "{trader} holds {held} > bound {bound} at {}", env.time_ms);
                 report.max_abs = report.max_abs.max(held.abs());
                 let (qty, price) = (f(fill.qty), f(fill.price));
@@ -217,7 +225,10 @@ fn check_grid(trader: &str, dir: f64, g: &Grid, symbol: &str, outcome: &Outcome,
                     match cycle.as_mut() {
                         None if intent.kind == OrderKind::Limit => {
                             // A level of the cycle that just ended: its cancel was already on the way.
-                            assert!(cancel_requested.contains(&fill.cloid), "a level filled outside a cycle without a cancel: {intent:?}");
+                            assert!(
+                                cancel_requested.contains(&fill.cloid),
+                                "a level filled outside a cycle without a cancel: {intent:?}"
+                            );
                             // (Several may fill in that bar: one stray position, one trade.)
                             report.strays += usize::from((held.abs() - qty).abs() < 1e-12);
                         }
@@ -241,11 +252,21 @@ fn check_grid(trader: &str, dir: f64, g: &Grid, symbol: &str, outcome: &Outcome,
                             assert_eq!(intent.kind, OrderKind::Limit, "grid levels are limit orders");
                             let level = c.anchor * (1.0 - dir * f64::from(k) * g.step / 100.0);
                             let limit = f(intent.price.expect("a limit price"));
-                            assert!((limit - level).abs() <= TICK, "level {k} rests at {limit}, expected {level} (anchor {})", c.anchor);
+                            assert!(
+                                (limit - level).abs() <= TICK,
+                                "level {k} rests at {limit}, expected {level} (anchor {})",
+                                c.anchor
+                            );
                             // Filled at its limit or better (better only on a gap at the open).
-                            assert!(dir * (price - limit) <= 0.0, "level {k} filled at {price}, worse than its limit {limit}");
+                            assert!(
+                                dir * (price - limit) <= 0.0,
+                                "level {k} filled at {price}, worse than its limit {limit}"
+                            );
                             let expected = g.base * g.mult.powi(k as i32);
-                            assert!(expected - qty >= -1e-12 && expected - qty < QTY_STEP, "level {k} size {qty}, expected {expected}");
+                            assert!(
+                                expected - qty >= -1e-12 && expected - qty < QTY_STEP,
+                                "level {k} size {qty}, expected {expected}"
+                            );
                             c.opens += 1;
                             c.last_open = price;
                             c.entry_qty += qty;
@@ -270,7 +291,11 @@ fn check_grid(trader: &str, dir: f64, g: &Grid, symbol: &str, outcome: &Outcome,
                         if c.exits_all_limit {
                             // A take-profit: the exit is at least takeProfitPct beyond the average entry.
                             let target = entry * (1.0 + dir * g.tp / 100.0);
-                            assert!(dir * (exit - target) >= -1e-6, "take-profit exit {exit} short of {target} (entry {entry}) at {}", env.time_ms);
+                            assert!(
+                                dir * (exit - target) >= -1e-6,
+                                "take-profit exit {exit} short of {target} (entry {entry}) at {}",
+                                env.time_ms
+                            );
                             report.take_profits += 1;
                             pause_left = 0;
                         } else {
@@ -281,14 +306,17 @@ fn check_grid(trader: &str, dir: f64, g: &Grid, symbol: &str, outcome: &Outcome,
                     }
                 }
             }
-            Event::PositionLiquidated { .. } if env.trader == trader => panic!("{trader} was liquidated at {}", env.time_ms),
+            Event::PositionLiquidated { .. } if env.trader == trader => {
+                panic!("{trader} was liquidated at {}", env.time_ms)
+            }
             Event::KlineReceived(k) => {
                 let held = position(&state, trader, symbol);
                 match &cycle {
                     Some(c) => {
                         assert_ne!(held, Decimal::ZERO, "flat inside a cycle");
                         // The hard stop this close must trigger.
-                        let reference = if c.opens >= g.levels { c.last_open } else { entry_price(&state, trader, symbol) };
+                        let reference =
+                            if c.opens >= g.levels { c.last_open } else { entry_price(&state, trader, symbol) };
                         let stop = reference * (1.0 - dir * g.sl / 100.0);
                         if dir * (f(k.close) - stop) <= 0.0 {
                             stops_expected.push(env.time_ms);
@@ -314,7 +342,10 @@ fn check_grid(trader: &str, dir: f64, g: &Grid, symbol: &str, outcome: &Outcome,
     }
 
     assert_eq!(stops_placed, stops_expected, "hard stops placed vs closes at or beyond the stop");
-    assert_eq!(entries_placed, entries_expected, "entries: the first bar, the bar after a take-profit, cooldownBars after a stop");
+    assert_eq!(
+        entries_placed, entries_expected,
+        "entries: the first bar, the bar after a take-profit, cooldownBars after a stop"
+    );
     assert_eq!(flattens_placed, flattens_expected, "stray levels closed at the next close");
     // What the strategy keeps in ctx.state to resume from agrees with the ledger.
     let kv = &outcome.state.traders[trader].strategy.as_ref().expect("a strategy").kv;
@@ -361,7 +392,9 @@ fn grid_max_levels_bounds_the_position() {
     // The same day with fewer, wider levels: the bound moves with maxLevels and multiplier.
     for (levels, mult) in [(1, 2.0), (3, 1.5)] {
         let g = Grid { levels, mult, step: 0.25, ..test_grid() };
-        for (file, trader, dir) in [("grid_martingale.js", "grid_martingale", 1.0), ("short_martingale.js", "short_martingale", -1.0)] {
+        for (file, trader, dir) in
+            [("grid_martingale.js", "grid_martingale", 1.0), ("short_martingale.js", "short_martingale", -1.0)]
+        {
             let (outcome, events) = run_journaled(&config(file, BYBIT_1M, g.params()), &format!("{trader}-{levels}"));
             let report = check_grid(trader, dir, &g, "BTCUSDT", &outcome, &events);
             assert!(report.cycles_closed > 0, "{trader}: {report:?}");
@@ -403,7 +436,12 @@ struct Thresholds {
 /// close (drawdown from the running peak, margin used over equity, distance of
 /// the mark to the liquidation price), once per crossing, re-armed only
 /// `rearm` points back on the safe side. Returns the alerts as (time, kind).
-fn check_monitor(mut c: Config, demo: Json, t: &Thresholds, tag: &str) -> (Outcome, Vec<Envelope>, Vec<(i64, &'static str)>) {
+fn check_monitor(
+    mut c: Config,
+    demo: Json,
+    t: &Thresholds,
+    tag: &str,
+) -> (Outcome, Vec<Envelope>, Vec<(i64, &'static str)>) {
     c.params = json!({"demoEntry": demo, "maxDrawdownPct": t.drawdown, "marginUsedPct": t.margin,
                       "liqDistancePct": t.liq, "rearmPct": t.rearm});
     let (outcome, events) = run_journaled(&c, tag);
@@ -443,7 +481,9 @@ fn check_monitor(mut c: Config, demo: Json, t: &Thresholds, tag: &str) -> (Outco
                 }
                 for (symbol, p) in me.positions.iter().filter(|(_, p)| !p.qty.is_zero()) {
                     let instrument = &state.instruments[symbol];
-                    let liquidation = f(p.liquidation_price(me.leverage(Some(instrument)), instrument.maintenance_margin_rate).expect("a price"));
+                    let liquidation = f(p
+                        .liquidation_price(me.leverage(Some(instrument)), instrument.maintenance_margin_rate)
+                        .expect("a price"));
                     let mark = f(state.mark(symbol).expect("a mark"));
                     let gap = if p.qty > Decimal::ZERO { mark - liquidation } else { liquidation - mark };
                     let distance = (gap.max(0.0) / mark) * 100.0;
@@ -455,10 +495,15 @@ fn check_monitor(mut c: Config, demo: Json, t: &Thresholds, tag: &str) -> (Outco
             }
             Event::NotificationSent { channel, message } if env.trader == trader => {
                 assert_eq!(channel, "telegram");
-                let kind = ["drawdown", "margin", "liquidation"].into_iter().find(|k| message.starts_with(k)).expect("a known alert");
+                let kind = ["drawdown", "margin", "liquidation"]
+                    .into_iter()
+                    .find(|k| message.starts_with(k))
+                    .expect("a known alert");
                 alerts.push((env.time_ms, kind));
             }
-            Event::SeriesRecorded { name, value } if env.trader == trader && name == "equity" => recorded_equity.push((env.time_ms, *value)),
+            Event::SeriesRecorded { name, value } if env.trader == trader && name == "equity" => {
+                recorded_equity.push((env.time_ms, *value))
+            }
             Event::OrderFilled(_) if env.trader == trader => fills += 1,
             _ => {}
         }
@@ -531,7 +576,11 @@ fn positions_monitor_alone_trades_nothing_and_stays_quiet() {
 #[test]
 fn lp_hedge_keeps_the_offset_inside_its_zone() {
     let (threshold, min_qty, cooldown) = (0.25, 0.0005, 30i64);
-    let mut c = config("lp_hedge.js", BYBIT_1M, json!({"thresholdPct": threshold, "minQty": min_qty, "cooldownBars": cooldown}));
+    let mut c = config(
+        "lp_hedge.js",
+        BYBIT_1M,
+        json!({"thresholdPct": threshold, "minQty": min_qty, "cooldownBars": cooldown}),
+    );
     c.external = vec![("lp_exposure".into(), root().join("fixtures/external").join(LP_EXPOSURE))];
     let (outcome, events) = run_journaled(&c, "lp");
     let trader = "lp_hedge";
@@ -574,11 +623,30 @@ fn lp_hedge_keeps_the_offset_inside_its_zone() {
             Event::OrderFilled(fill) if env.trader == trader => {
                 let target = target.expect("no hedge before a target");
                 // The rebalance was due, and it brings the hedge back to −target (to the qty step).
-                assert!((target + before).abs() > zone(target), "fill at {} though the offset {} was inside the zone", env.time_ms, target + before);
-                assert!((target + held).abs() <= zone(target), "offset {} after the fill at {}", target + held, env.time_ms);
-                assert!((target + held).abs() <= QTY_STEP + 1e-9, "offset {} after the fill at {}", target + held, env.time_ms);
+                assert!(
+                    (target + before).abs() > zone(target),
+                    "fill at {} though the offset {} was inside the zone",
+                    env.time_ms,
+                    target + before
+                );
+                assert!(
+                    (target + held).abs() <= zone(target),
+                    "offset {} after the fill at {}",
+                    target + held,
+                    env.time_ms
+                );
+                assert!(
+                    (target + held).abs() <= QTY_STEP + 1e-9,
+                    "offset {} after the fill at {}",
+                    target + held,
+                    env.time_ms
+                );
                 if let Some(last) = fill_times.last() {
-                    assert!(env.time_ms - last > cooldown * MINUTE, "fill at {} within the cooldown after {last}", env.time_ms);
+                    assert!(
+                        env.time_ms - last > cooldown * MINUTE,
+                        "fill at {} within the cooldown after {last}",
+                        env.time_ms
+                    );
                 }
                 fill_times.push(env.time_ms);
                 match fill.side {
@@ -622,7 +690,8 @@ fn lp_hedge_without_its_series_does_nothing() {
 
 /// Every example with a run that trades.
 fn example_configs() -> Vec<(&'static str, Config)> {
-    let mut monitor = config("positions_monitor.js", COINBASE_1H, json!({"demoEntry": {"side": "sell", "exposure": 2}}));
+    let mut monitor =
+        config("positions_monitor.js", COINBASE_1H, json!({"demoEntry": {"side": "sell", "exposure": 2}}));
     monitor.from_ms = Some(ms("2019-01-01"));
     monitor.to_ms = Some(ms("2019-03-01"));
     monitor.leverage = Decimal::new(3, 0);
@@ -645,7 +714,9 @@ fn every_example_is_deterministic() {
         assert!(a.state.traders[name].stats.fills > 0, "{name} traded nothing");
         assert_eq!(a.record.state_digest, b.record.state_digest, "{name}: two runs, two digests");
         assert_eq!(a.record.trades, b.record.trades, "{name}");
-        let bits = |o: &Outcome| o.record.series.iter().map(|p| (p.time_ms, p.name.clone(), p.value.to_bits())).collect::<Vec<_>>();
+        let bits = |o: &Outcome| {
+            o.record.series.iter().map(|p| (p.time_ms, p.name.clone(), p.value.to_bits())).collect::<Vec<_>>()
+        };
         assert_eq!(bits(&a), bits(&b), "{name}: recorded series");
     }
 }
@@ -655,7 +726,11 @@ fn sma_cross_trades_and_its_params_matter() {
     let base = run_clean(&config("sma_cross.js", BYBIT_1M, json!({"fast": 5, "slow": 20})));
     assert!(base.record.trades.len() >= 2, "fast=5 slow=20 on a 1440-bar day crosses more than once");
     assert!(base.record.trades.iter().all(|t| t.side == "long"), "allowShort is off by default");
-    for changed in [json!({"fast": 6, "slow": 20}), json!({"fast": 5, "slow": 21}), json!({"fast": 5, "slow": 20, "allowShort": true})] {
+    for changed in [
+        json!({"fast": 6, "slow": 20}),
+        json!({"fast": 5, "slow": 21}),
+        json!({"fast": 5, "slow": 20, "allowShort": true}),
+    ] {
         let other = run_clean(&config("sma_cross.js", BYBIT_1M, changed.clone()));
         assert_ne!(other.record.state_digest, base.record.state_digest, "{changed} changed nothing");
     }
@@ -679,7 +754,8 @@ fn nonsense_params_stop_the_strategy_with_a_clear_error() {
         ("sma_cross.js", json!({"fast": 30, "slow": 10}), "sma_cross needs 1 <= fast < slow"),
     ];
     for (file, params, message) in cases {
-        let outcome = run::run(&config(file, BYBIT_1M_HEAD, params.clone()), &mut |_| {}).expect("the run itself works");
+        let outcome =
+            run::run(&config(file, BYBIT_1M_HEAD, params.clone()), &mut |_| {}).expect("the run itself works");
         let stopped = outcome.record.stopped.clone().unwrap_or_default();
         assert!(stopped.contains(message), "{file} {params}: stopped with {stopped:?}");
         assert!(stopped.starts_with("failed 4 times"), "{file} {params}: {stopped:?}");
@@ -692,7 +768,9 @@ fn nonsense_params_stop_the_strategy_with_a_clear_error() {
 fn grids_on_hourly_bars_through_2018() {
     // 2018 fell from 13.5k to 3.7k with sharp rallies: both grids cycle, stop out and keep to their bound.
     let g = Grid { base: 0.02, step: 2.0, mult: 1.6, levels: 5, tp: 2.0, sl: 6.0, cooldown: 24 };
-    for (file, trader, dir) in [("grid_martingale.js", "grid_martingale", 1.0), ("short_martingale.js", "short_martingale", -1.0)] {
+    for (file, trader, dir) in
+        [("grid_martingale.js", "grid_martingale", 1.0), ("short_martingale.js", "short_martingale", -1.0)]
+    {
         let mut c = config(file, COINBASE_1H, g.params());
         c.from_ms = Some(ms("2018-01-01"));
         c.to_ms = Some(ms("2019-01-01"));

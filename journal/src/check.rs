@@ -58,7 +58,8 @@ fn validate(state: &State, trader_id: &str, mut intent: OrderIntent) -> Result<O
             .or_else(|| state.mark(&intent.symbol))
             .ok_or(RejectReason::NoMarkPrice)?;
         let leverage = trader.leverage(Some(instrument));
-        let notional = opening_qty.checked_mul(price).ok_or_else(|| RejectReason::InvalidQty(intent.qty.to_string()))?;
+        let notional =
+            opening_qty.checked_mul(price).ok_or_else(|| RejectReason::InvalidQty(intent.qty.to_string()))?;
         let fee = notional.saturating_mul(instrument.taker_fee_rate.max(instrument.maker_fee_rate));
         // A journaled leverage can be absurdly small: margin beyond a Decimal is simply too much.
         let required = notional.checked_div(leverage).unwrap_or(Decimal::MAX).saturating_add(fee).round_dp(8);
@@ -89,7 +90,8 @@ fn round_price(price: Option<Decimal>, tick: Decimal) -> Result<Option<Decimal>,
         return Ok(Some(price));
     }
     let invalid = || RejectReason::InvalidPrice(price.to_string());
-    let ticks = price.checked_div(tick).ok_or_else(invalid)?.round_dp_with_strategy(0, RoundingStrategy::MidpointNearestEven);
+    let ticks =
+        price.checked_div(tick).ok_or_else(invalid)?.round_dp_with_strategy(0, RoundingStrategy::MidpointNearestEven);
     let rounded = ticks.checked_mul(tick).ok_or_else(invalid)?.normalize();
     if rounded <= Decimal::ZERO {
         return Err(RejectReason::InvalidPrice(price.to_string()));
@@ -158,7 +160,12 @@ mod tests {
         let items = vec![
             market(instrument("BTCUSDT", dec!(0.1), dec!(0.001), dec!(0.002))),
             market(instrument("ETHUSDT", dec!(0.01), dec!(0.01), dec!(0.01))),
-            market(instrument("TINYUSDT", dec!(0.0000000000000000000000000001), dec!(0.0000000000000000000000000001), dec!(0))),
+            market(instrument(
+                "TINYUSDT",
+                dec!(0.0000000000000000000000000001),
+                dec!(0.0000000000000000000000000001),
+                dec!(0),
+            )),
             market(Event::KlineReceived(Kline {
                 symbol: "BTCUSDT".into(),
                 interval_ms: 60_000,
@@ -185,7 +192,13 @@ mod tests {
                     liquidity: Liquidity::Maker,
                 }),
             ),
-            of("bob", Event::OrderSubmitted(OrderIntent { cloid: OPEN_ORDER, ..intent("BTCUSDT", Side::Buy, OrderKind::Limit, dec!(0.002), Some(dec!(40000))) })),
+            of(
+                "bob",
+                Event::OrderSubmitted(OrderIntent {
+                    cloid: OPEN_ORDER,
+                    ..intent("BTCUSDT", Side::Buy, OrderKind::Limit, dec!(0.002), Some(dec!(40000)))
+                }),
+            ),
             of("erin", start(dec!(100), dec!(50))),
             of("carol", start(dec!(1000), dec!(5))),
             of(
@@ -221,9 +234,24 @@ mod tests {
         let limit = |qty, price| intent("BTCUSDT", Buy, Limit, qty, Some(price));
         let reduce = |side, qty| OrderIntent { reduce_only: true, ..intent("BTCUSDT", side, Market, qty, None) };
         let cases = [
-            Case { name: "unknown trader", trader: "mallory", intent: market(dec!(0.01)), expected: Err(RejectReason::UnknownTrader) },
-            Case { name: "events but never started", trader: "ghost", intent: market(dec!(0.01)), expected: Err(RejectReason::UnknownTrader) },
-            Case { name: "stopped strategy", trader: "carol", intent: market(dec!(0.01)), expected: Err(RejectReason::TraderStopped) },
+            Case {
+                name: "unknown trader",
+                trader: "mallory",
+                intent: market(dec!(0.01)),
+                expected: Err(RejectReason::UnknownTrader),
+            },
+            Case {
+                name: "events but never started",
+                trader: "ghost",
+                intent: market(dec!(0.01)),
+                expected: Err(RejectReason::UnknownTrader),
+            },
+            Case {
+                name: "stopped strategy",
+                trader: "carol",
+                intent: market(dec!(0.01)),
+                expected: Err(RejectReason::TraderStopped),
+            },
             Case {
                 name: "unknown symbol",
                 trader: "alice",
@@ -236,8 +264,18 @@ mod tests {
                 intent: OrderIntent { cloid: OPEN_ORDER, ..market(dec!(0.002)) },
                 expected: Err(RejectReason::DuplicateCloid),
             },
-            Case { name: "zero qty", trader: "alice", intent: market(dec!(0)), expected: Err(RejectReason::NonPositiveQty(dec!(0))) },
-            Case { name: "negative qty", trader: "alice", intent: market(dec!(-1)), expected: Err(RejectReason::NonPositiveQty(dec!(-1))) },
+            Case {
+                name: "zero qty",
+                trader: "alice",
+                intent: market(dec!(0)),
+                expected: Err(RejectReason::NonPositiveQty(dec!(0))),
+            },
+            Case {
+                name: "negative qty",
+                trader: "alice",
+                intent: market(dec!(-1)),
+                expected: Err(RejectReason::NonPositiveQty(dec!(-1))),
+            },
             Case {
                 name: "qty rounds down below the minimum",
                 trader: "alice",
@@ -256,7 +294,12 @@ mod tests {
                 intent: intent("TINYUSDT", Buy, Market, Decimal::MAX, None),
                 expected: Err(RejectReason::InvalidQty(Decimal::MAX.to_string())),
             },
-            Case { name: "negative price", trader: "alice", intent: limit(dec!(0.002), dec!(-5)), expected: Err(RejectReason::InvalidPrice("-5".into())) },
+            Case {
+                name: "negative price",
+                trader: "alice",
+                intent: limit(dec!(0.002), dec!(-5)),
+                expected: Err(RejectReason::InvalidPrice("-5".into())),
+            },
             Case {
                 name: "price rounds to zero ticks",
                 trader: "alice",
@@ -266,11 +309,24 @@ mod tests {
             Case {
                 name: "zero trigger",
                 trader: "alice",
-                intent: OrderIntent { trigger_price: Some(dec!(0)), ..intent("BTCUSDT", Sell, Stop, dec!(0.002), None) },
+                intent: OrderIntent {
+                    trigger_price: Some(dec!(0)),
+                    ..intent("BTCUSDT", Sell, Stop, dec!(0.002), None)
+                },
                 expected: Err(RejectReason::InvalidPrice("0".into())),
             },
-            Case { name: "limit without price", trader: "alice", intent: intent("BTCUSDT", Buy, Limit, dec!(0.002), None), expected: Err(RejectReason::PriceRequired) },
-            Case { name: "stop without trigger", trader: "alice", intent: intent("BTCUSDT", Sell, Stop, dec!(0.002), Some(dec!(49000))), expected: Err(RejectReason::PriceRequired) },
+            Case {
+                name: "limit without price",
+                trader: "alice",
+                intent: intent("BTCUSDT", Buy, Limit, dec!(0.002), None),
+                expected: Err(RejectReason::PriceRequired),
+            },
+            Case {
+                name: "stop without trigger",
+                trader: "alice",
+                intent: intent("BTCUSDT", Sell, Stop, dec!(0.002), Some(dec!(49000))),
+                expected: Err(RejectReason::PriceRequired),
+            },
             Case {
                 name: "market order before any price",
                 trader: "alice",
@@ -284,7 +340,10 @@ mod tests {
                 name: "one step too much for the capital",
                 trader: "alice",
                 intent: market(dec!(0.1)),
-                expected: Err(RejectReason::InsufficientCapital { required_quote: dec!(1002.5), available_quote: dec!(1000) }),
+                expected: Err(RejectReason::InsufficientCapital {
+                    required_quote: dec!(1002.5),
+                    available_quote: dec!(1000),
+                }),
             },
             Case {
                 // 0.0999 rounds toward zero to 0.099: 4950 notional, 990 margin + 2.475 fee = 992.475 <= 1000.
@@ -299,7 +358,10 @@ mod tests {
                 name: "leverage capped by the instrument",
                 trader: "erin",
                 intent: market(dec!(0.02)),
-                expected: Err(RejectReason::InsufficientCapital { required_quote: dec!(100.5), available_quote: dec!(100) }),
+                expected: Err(RejectReason::InsufficientCapital {
+                    required_quote: dec!(100.5),
+                    available_quote: dec!(100),
+                }),
             },
             Case {
                 // bob: cash 1000, long 0.01 @ 50000 at mark 50000 (margin 100), a 0.002 @ 40000
@@ -325,8 +387,14 @@ mod tests {
             Case {
                 name: "trigger rounded to the tick",
                 trader: "alice",
-                intent: OrderIntent { trigger_price: Some(dec!(49999.94)), ..intent("BTCUSDT", Sell, Stop, dec!(0.002), None) },
-                expected: Ok(OrderIntent { trigger_price: Some(dec!(49999.9)), ..intent("BTCUSDT", Sell, Stop, dec!(0.002), None) }),
+                intent: OrderIntent {
+                    trigger_price: Some(dec!(49999.94)),
+                    ..intent("BTCUSDT", Sell, Stop, dec!(0.002), None)
+                },
+                expected: Ok(OrderIntent {
+                    trigger_price: Some(dec!(49999.9)),
+                    ..intent("BTCUSDT", Sell, Stop, dec!(0.002), None)
+                }),
             },
             Case {
                 name: "a limit order needs no mark",
@@ -334,11 +402,36 @@ mod tests {
                 intent: intent("ETHUSDT", Buy, Limit, dec!(0.015), Some(dec!(3000.004))),
                 expected: Ok(intent("ETHUSDT", Buy, Limit, dec!(0.01), Some(dec!(3000)))),
             },
-            Case { name: "reduce-only while flat", trader: "alice", intent: reduce(Sell, dec!(0.002)), expected: Err(RejectReason::ReduceOnlyWouldIncrease) },
-            Case { name: "reduce-only adding to a long", trader: "bob", intent: reduce(Buy, dec!(0.002)), expected: Err(RejectReason::ReduceOnlyWouldIncrease) },
-            Case { name: "reduce-only flipping a long", trader: "bob", intent: reduce(Sell, dec!(0.011)), expected: Err(RejectReason::ReduceOnlyWouldIncrease) },
-            Case { name: "reduce-only closing part of a long", trader: "bob", intent: reduce(Sell, dec!(0.005)), expected: Ok(reduce(Sell, dec!(0.005))) },
-            Case { name: "reduce-only closing all of a long", trader: "bob", intent: reduce(Sell, dec!(0.01)), expected: Ok(reduce(Sell, dec!(0.01))) },
+            Case {
+                name: "reduce-only while flat",
+                trader: "alice",
+                intent: reduce(Sell, dec!(0.002)),
+                expected: Err(RejectReason::ReduceOnlyWouldIncrease),
+            },
+            Case {
+                name: "reduce-only adding to a long",
+                trader: "bob",
+                intent: reduce(Buy, dec!(0.002)),
+                expected: Err(RejectReason::ReduceOnlyWouldIncrease),
+            },
+            Case {
+                name: "reduce-only flipping a long",
+                trader: "bob",
+                intent: reduce(Sell, dec!(0.011)),
+                expected: Err(RejectReason::ReduceOnlyWouldIncrease),
+            },
+            Case {
+                name: "reduce-only closing part of a long",
+                trader: "bob",
+                intent: reduce(Sell, dec!(0.005)),
+                expected: Ok(reduce(Sell, dec!(0.005))),
+            },
+            Case {
+                name: "reduce-only closing all of a long",
+                trader: "bob",
+                intent: reduce(Sell, dec!(0.01)),
+                expected: Ok(reduce(Sell, dec!(0.01))),
+            },
         ];
         for case in cases {
             let cloid = case.intent.cloid;
@@ -352,7 +445,12 @@ mod tests {
             // more places than the instrument allows either.
             if let Event::OrderSubmitted(accepted) = &got {
                 let step = state.instruments[&accepted.symbol].qty_step;
-                assert!(accepted.qty.scale() <= step.scale(), "{}: qty {} has more places than the step", case.name, accepted.qty);
+                assert!(
+                    accepted.qty.scale() <= step.scale(),
+                    "{}: qty {} has more places than the step",
+                    case.name,
+                    accepted.qty
+                );
             }
         }
     }
@@ -401,8 +499,8 @@ mod property_tests {
     use crate::{
         event::{Cloid, TimeInForce},
         testkit::{
-            arb_decimal, arb_envelope_stream, arb_ledger_stream, arb_order_intent, arb_side, arb_trader, arb_workload, chain, SYMBOLS,
-            TRADERS,
+            arb_decimal, arb_envelope_stream, arb_ledger_stream, arb_order_intent, arb_side, arb_trader, arb_workload,
+            chain, SYMBOLS, TRADERS,
         },
     };
 

@@ -81,8 +81,7 @@ impl Header {
 pub fn encode_body(time_ms: i64, trader: &str, event: &Event) -> Vec<u8> {
     // Encoding into a Vec cannot fail for these types: every field is a plain
     // value, string, sequence or fixed array.
-    bincode::serde::encode_to_vec((time_ms, trader, event), CONFIG)
-        .expect("invariant: events always encode")
+    bincode::serde::encode_to_vec((time_ms, trader, event), CONFIG).expect("invariant: events always encode")
 }
 
 /// The stored value of a record.
@@ -148,7 +147,8 @@ impl<'a> RawRecord<'a> {
     /// The body is not a valid event of this schema, or has trailing bytes.
     pub fn decode(&self) -> Result<Envelope, CodecError> {
         let ((time_ms, trader, event), used): ((i64, String, Event), usize) =
-            bincode::serde::decode_from_slice(self.body, DECODE_CONFIG).map_err(|e| CodecError::Payload(e.to_string()))?;
+            bincode::serde::decode_from_slice(self.body, DECODE_CONFIG)
+                .map_err(|e| CodecError::Payload(e.to_string()))?;
         if used != self.body.len() {
             return Err(CodecError::Trailing(self.body.len() - used));
         }
@@ -166,7 +166,8 @@ pub fn encode_value<T: serde::Serialize>(value: &T) -> Vec<u8> {
 /// # Errors
 /// The bytes are not a `T`, or have trailing bytes.
 pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, DECODE_CONFIG).map_err(|e| CodecError::Payload(e.to_string()))?;
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, DECODE_CONFIG).map_err(|e| CodecError::Payload(e.to_string()))?;
     if used != bytes.len() {
         return Err(CodecError::Trailing(bytes.len() - used));
     }
@@ -193,7 +194,8 @@ mod tests {
         // serde_json's default float parser reads this one back one ULP off; the
         // `float_roundtrip` feature is what keeps snapshots' digests stable.
         let value = 1.947700395895162e-169_f64;
-        let event = Event::StrategyStateChanged { changes: vec![("x".into(), crate::event::Json(serde_json::json!([value])))] };
+        let event =
+            Event::StrategyStateChanged { changes: vec![("x".into(), crate::event::Json(serde_json::json!([value])))] };
         let back: Event = decode_value(&encode_value(&event)).expect("decodes");
         let Event::StrategyStateChanged { changes } = back else { unreachable!("same variant") };
         assert_eq!(changes[0].1 .0[0].as_f64().map(f64::to_bits), Some(value.to_bits()));

@@ -18,7 +18,9 @@ pub fn summary(event: &Event) -> String {
         ),
         Event::TickerReceived(t) => {
             let mut parts = vec![t.symbol.clone()];
-            for (name, value) in [("last", t.last), ("mark", t.mark), ("bid", t.bid), ("ask", t.ask), ("funding", t.funding_rate)] {
+            for (name, value) in
+                [("last", t.last), ("mark", t.mark), ("bid", t.bid), ("ask", t.ask), ("funding", t.funding_rate)]
+            {
                 if let Some(v) = value {
                     parts.push(format!("{name}={v}"));
                 }
@@ -27,8 +29,14 @@ pub fn summary(event: &Event) -> String {
         }
         Event::DataPointReceived { series, value } => format!("{series}={value}"),
         Event::ClockTicked => String::new(),
-        Event::InstrumentDefined(i) => format!("{} tick={} step={} min={} max_lev={}", i.symbol, i.tick_size, i.qty_step, i.min_qty, i.max_leverage),
-        Event::TraderStarted(s) => format!("{} {} on {}/{} ({}%, {}x)", s.capital_quote, s.currency, s.exchange, s.account, s.allocation_pct, s.leverage),
+        Event::InstrumentDefined(i) => format!(
+            "{} tick={} step={} min={} max_lev={}",
+            i.symbol, i.tick_size, i.qty_step, i.min_qty, i.max_leverage
+        ),
+        Event::TraderStarted(s) => format!(
+            "{} {} on {}/{} ({}%, {}x)",
+            s.capital_quote, s.currency, s.exchange, s.account, s.allocation_pct, s.leverage
+        ),
         Event::StrategyLoaded(l) => format!("{} ({}) code {} seed {}", l.name, l.file, l.code_hash.short(), l.seed),
         Event::StrategyStateChanged { changes } => {
             changes.iter().map(|(k, v)| format!("{k}={}", v.0)).collect::<Vec<_>>().join(" ")
@@ -46,7 +54,11 @@ pub fn summary(event: &Event) -> String {
         }
         Event::LlmFailed { model, error, .. } => format!("{model}: {error}"),
         Event::DecisionParsed { valid, errors, .. } => {
-            if *valid { "valid".into() } else { format!("invalid: {}", errors.join("; ")) }
+            if *valid {
+                "valid".into()
+            } else {
+                format!("invalid: {}", errors.join("; "))
+            }
         }
         Event::RiskChecked { verdicts } => verdicts
             .iter()
@@ -58,10 +70,19 @@ pub fn summary(event: &Event) -> String {
         Event::OrderAccepted { cloid, exchange_order_id } => format!("{cloid} as {exchange_order_id}"),
         Event::OrderCancelled { cloid, reason } => format!("{cloid}: {reason}"),
         Event::OrderCancelRequested { cloid } => cloid.to_string(),
-        Event::OrderFilled(f) => format!("{} {:?} {} {} @ {} fee {} {:?} ({})", f.cloid, f.side, f.qty, f.symbol, f.price, f.fee_quote, f.liquidity, f.fill_id),
+        Event::OrderFilled(f) => format!(
+            "{} {:?} {} {} @ {} fee {} {:?} ({})",
+            f.cloid, f.side, f.qty, f.symbol, f.price, f.fee_quote, f.liquidity, f.fill_id
+        ),
         Event::FundingPaid { symbol, rate, amount_quote } => format!("{symbol} rate {rate}: {amount_quote}"),
         Event::PositionLiquidated { symbol, price, fee_quote } => format!("{symbol} @ {price} fee {fee_quote}"),
-        Event::ExchangeReconciled(r) => format!("balance {} positions {} open orders {} mismatches {}", r.balance_quote, r.positions.len(), r.open_orders.len(), r.mismatches.len()),
+        Event::ExchangeReconciled(r) => format!(
+            "balance {} positions {} open orders {} mismatches {}",
+            r.balance_quote,
+            r.positions.len(),
+            r.open_orders.len(),
+            r.mismatches.len()
+        ),
     }
 }
 

@@ -64,11 +64,7 @@ pub enum Event {
     /// The `ctx.state` keys one call changed, with their new values.
     StrategyStateChanged { changes: Vec<(String, Json)> },
     /// A hook threw, ran out of fuel or memory, or timed out.
-    StrategyErred {
-        hook: String,
-        kind: StrategyErrorKind,
-        message: String,
-    },
+    StrategyErred { hook: String, kind: StrategyErrorKind, message: String },
     /// The worker restarted the strategy from its last journaled state.
     StrategyRestarted { attempt: u32 },
     /// The strategy will get no more calls.
@@ -105,12 +101,7 @@ pub enum Event {
     /// The call failed: timeout, HTTP error, budget (input).
     LlmFailed { digest: Hash, model: String, error: String },
     /// The response parsed against the decision schema, or did not.
-    DecisionParsed {
-        digest: Hash,
-        valid: bool,
-        decisions: Json,
-        errors: Vec<String>,
-    },
+    DecisionParsed { digest: Hash, valid: bool, decisions: Json, errors: Vec<String> },
     /// Pre-trade risk rules and what each said.
     RiskChecked { verdicts: Vec<RiskVerdict> },
 
@@ -371,7 +362,10 @@ pub enum RejectReason {
     ReduceOnlyWouldIncrease,
     DuplicateCloid,
     UnknownOrder,
-    Exchange { code: i64, message: String },
+    Exchange {
+        code: i64,
+        message: String,
+    },
     Other(String),
 }
 

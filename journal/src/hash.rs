@@ -115,12 +115,9 @@ macro_rules! hex_serde {
                 if deserializer.is_human_readable() {
                     let text = <String as serde::Deserialize>::deserialize(deserializer)?;
                     let hex = text.strip_prefix("0x").unwrap_or(&text);
-                    $crate::hash::decode_hex::<$len>(hex).map($type).ok_or_else(|| {
-                        serde::de::Error::custom(format!(
-                            "{text:?} is not {} hex characters",
-                            2 * $len
-                        ))
-                    })
+                    $crate::hash::decode_hex::<$len>(hex)
+                        .map($type)
+                        .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not {} hex characters", 2 * $len)))
                 } else {
                     <[u8; $len] as serde::Deserialize>::deserialize(deserializer).map($type)
                 }

@@ -29,11 +29,7 @@ pub struct FileHeader {
 
 impl FileHeader {
     pub fn current() -> FileHeader {
-        FileHeader {
-            format: FORMAT.into(),
-            codec_version: codec::CODEC_VERSION,
-            schema_version: codec::SCHEMA_VERSION,
-        }
+        FileHeader { format: FORMAT.into(), codec_version: codec::CODEC_VERSION, schema_version: codec::SCHEMA_VERSION }
     }
 }
 
@@ -157,7 +153,9 @@ mod tests {
             .map(|value| (0, "alice".to_owned(), Event::SeriesRecorded { name: "x".into(), value }))
             .collect();
         let text = export(&chain(&items));
-        for word in [r#""value":"NaN""#, r#""value":"Infinity""#, r#""value":"-Infinity""#, r#""value":-0.0"#, r#""value":0.1"#] {
+        for word in
+            [r#""value":"NaN""#, r#""value":"Infinity""#, r#""value":"-Infinity""#, r#""value":-0.0"#, r#""value":0.1"#]
+        {
             assert!(text.contains(word), "{word} not in {text}");
         }
         let values: Vec<u64> = read_all(&text)
@@ -183,7 +181,11 @@ mod tests {
         let cases = [
             Case { name: "header then event", text: export(&envelopes), error: None },
             Case { name: "blank lines are skipped", text: format!("\n{}\n\n", export(&envelopes)), error: None },
-            Case { name: "no header", text: format!("{body}\n"), error: Some("line 1: not a quantfold journal export") },
+            Case {
+                name: "no header",
+                text: format!("{body}\n"),
+                error: Some("line 1: not a quantfold journal export"),
+            },
             Case {
                 name: "another format",
                 text: format!("{{\"format\":\"other\",\"codec_version\":1,\"schema_version\":1}}\n{body}\n"),
@@ -191,7 +193,10 @@ mod tests {
             },
             Case {
                 name: "a newer schema",
-                text: format!("{{\"format\":\"quantfold-journal\",\"codec_version\":1,\"schema_version\":{}}}\n", codec::SCHEMA_VERSION + 1),
+                text: format!(
+                    "{{\"format\":\"quantfold-journal\",\"codec_version\":1,\"schema_version\":{}}}\n",
+                    codec::SCHEMA_VERSION + 1
+                ),
                 error: Some("unsupported export"),
             },
             Case {
@@ -235,7 +240,9 @@ mod property_tests {
     /// The canonical body bytes, with every NaN made the one NaN JSON can say.
     fn canonical_body(env: &Envelope) -> Vec<u8> {
         let event = match &env.event {
-            Event::SeriesRecorded { name, value } if value.is_nan() => Event::SeriesRecorded { name: name.clone(), value: f64::NAN },
+            Event::SeriesRecorded { name, value } if value.is_nan() => {
+                Event::SeriesRecorded { name: name.clone(), value: f64::NAN }
+            }
             other => other.clone(),
         };
         codec::encode_body(env.time_ms, &env.trader, &event)

@@ -87,11 +87,8 @@ pub mod dec_opt {
 /// A message naming the text.
 pub fn parse(text: &str) -> Result<Decimal, String> {
     let trimmed = text.trim();
-    let parsed = if trimmed.contains(['e', 'E']) {
-        Decimal::from_scientific(trimmed)
-    } else {
-        trimmed.parse::<Decimal>()
-    };
+    let parsed =
+        if trimmed.contains(['e', 'E']) { Decimal::from_scientific(trimmed) } else { trimmed.parse::<Decimal>() };
     parsed.map_err(|_| format!("{text:?} is not a decimal number"))
 }
 

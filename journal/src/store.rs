@@ -159,7 +159,8 @@ impl Journal {
 
     fn from_db(path: &Path, db: sled::Db, durability: Durability) -> Result<Journal, StoreError> {
         let storage = |e: sled::Error| StoreError::Storage { path: path.to_owned(), message: e.to_string() };
-        let header_bytes = db.get(HEADER_KEY).map_err(storage)?.ok_or_else(|| StoreError::NotAJournal(path.to_owned()))?;
+        let header_bytes =
+            db.get(HEADER_KEY).map_err(storage)?.ok_or_else(|| StoreError::NotAJournal(path.to_owned()))?;
         let header = Header::decode(&header_bytes).ok_or_else(|| StoreError::NotAJournal(path.to_owned()))?;
         if header.codec_version > codec::CODEC_VERSION || header.schema_version > codec::SCHEMA_VERSION {
             return Err(StoreError::NewerVersion {
@@ -463,7 +464,9 @@ impl Journal {
         let from = state.last_seq.map_or(0, |s| s + 1);
         if let Some(snapshot_seq) = state.last_seq {
             // The snapshot must sit on this journal's chain, not merely decode.
-            let record = self.get(snapshot_seq)?.ok_or_else(|| corrupt(&self.path, snapshot_seq, "snapshot of a missing record".into()))?;
+            let record = self
+                .get(snapshot_seq)?
+                .ok_or_else(|| corrupt(&self.path, snapshot_seq, "snapshot of a missing record".into()))?;
             if record.hash != state.last_hash {
                 return Err(corrupt(&self.path, snapshot_seq, "snapshot does not match the record's hash".into()));
             }
@@ -609,7 +612,13 @@ impl Iterator for Records<'_> {
     }
 }
 
-fn check_raw(path: &Path, seq: u64, raw: &RawRecord<'_>, prev: Option<&Hash>, verify_hash: bool) -> Result<(), StoreError> {
+fn check_raw(
+    path: &Path,
+    seq: u64,
+    raw: &RawRecord<'_>,
+    prev: Option<&Hash>,
+    verify_hash: bool,
+) -> Result<(), StoreError> {
     if raw.seq != seq {
         return Err(corrupt(path, seq, format!("record says it is seq {} (misplaced write)", raw.seq)));
     }
@@ -638,6 +647,9 @@ fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
     match panic::catch_unwind(AssertUnwindSafe(|| config.open())) {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(e)) => Err(StoreError::Storage { path: path.to_owned(), message: e.to_string() }),
-        Err(_) => Err(StoreError::Storage { path: path.to_owned(), message: "sled panicked while opening: the database files are damaged".into() }),
+        Err(_) => Err(StoreError::Storage {
+            path: path.to_owned(),
+            message: "sled panicked while opening: the database files are damaged".into(),
+        }),
     }
 }

@@ -234,7 +234,12 @@ pub fn arb_order_intent() -> impl Strategy<Value = OrderIntent> + Clone {
         option::of(arb_decimal()),
         option::of(arb_decimal()),
         any::<bool>(),
-        prop_oneof![Just(TimeInForce::Gtc), Just(TimeInForce::Ioc), Just(TimeInForce::Fok), Just(TimeInForce::PostOnly)],
+        prop_oneof![
+            Just(TimeInForce::Gtc),
+            Just(TimeInForce::Ioc),
+            Just(TimeInForce::Fok),
+            Just(TimeInForce::PostOnly)
+        ],
     )
         .prop_map(|(cloid, symbol, side, kind, qty, price, trigger_price, reduce_only, tif)| OrderIntent {
             cloid,
@@ -285,7 +290,10 @@ pub fn arb_reject_reason() -> impl Strategy<Value = RejectReason> + Clone {
         Just(RejectReason::PriceRequired).boxed(),
         Just(RejectReason::NoMarkPrice).boxed(),
         (arb_decimal(), arb_decimal())
-            .prop_map(|(required_quote, available_quote)| RejectReason::InsufficientCapital { required_quote, available_quote })
+            .prop_map(|(required_quote, available_quote)| RejectReason::InsufficientCapital {
+                required_quote,
+                available_quote,
+            })
             .boxed(),
         Just(RejectReason::ReduceOnlyWouldIncrease).boxed(),
         Just(RejectReason::DuplicateCloid).boxed(),
@@ -296,7 +304,13 @@ pub fn arb_reject_reason() -> impl Strategy<Value = RejectReason> + Clone {
 }
 
 fn arb_kline() -> impl Strategy<Value = Kline> {
-    (arb_symbol(), any::<i64>(), any::<i64>(), [arb_decimal(), arb_decimal(), arb_decimal(), arb_decimal(), arb_decimal()], any::<bool>())
+    (
+        arb_symbol(),
+        any::<i64>(),
+        any::<i64>(),
+        [arb_decimal(), arb_decimal(), arb_decimal(), arb_decimal(), arb_decimal()],
+        any::<bool>(),
+    )
         .prop_map(|(symbol, interval_ms, open_time_ms, [open, high, low, close, volume], closed)| Kline {
             symbol,
             interval_ms,
@@ -327,11 +341,27 @@ fn arb_ticker() -> impl Strategy<Value = Ticker> {
 }
 
 fn arb_instrument() -> impl Strategy<Value = Instrument> {
-    (arb_symbol(), [arb_decimal(), arb_decimal(), arb_decimal(), arb_decimal(), arb_decimal(), arb_decimal(), arb_decimal()]).prop_map(
-        |(symbol, [tick_size, qty_step, min_qty, max_leverage, maintenance_margin_rate, taker_fee_rate, maker_fee_rate])| {
-            Instrument { symbol, tick_size, qty_step, min_qty, max_leverage, maintenance_margin_rate, taker_fee_rate, maker_fee_rate }
-        },
+    (
+        arb_symbol(),
+        [arb_decimal(), arb_decimal(), arb_decimal(), arb_decimal(), arb_decimal(), arb_decimal(), arb_decimal()],
     )
+        .prop_map(
+            |(
+                symbol,
+                [tick_size, qty_step, min_qty, max_leverage, maintenance_margin_rate, taker_fee_rate, maker_fee_rate],
+            )| {
+                Instrument {
+                    symbol,
+                    tick_size,
+                    qty_step,
+                    min_qty,
+                    max_leverage,
+                    maintenance_margin_rate,
+                    taker_fee_rate,
+                    maker_fee_rate,
+                }
+            },
+        )
 }
 
 fn arb_trader_start() -> impl Strategy<Value = TraderStart> {
@@ -348,15 +378,21 @@ fn arb_trader_start() -> impl Strategy<Value = TraderStart> {
 }
 
 fn arb_strategy_load() -> impl Strategy<Value = StrategyLoad> {
-    (arb_text(), arb_text(), arb_hash(), option::of(arb_text()), arb_json(), any::<u64>())
-        .prop_map(|(name, file, code_hash, source, params, seed)| StrategyLoad { name, file, code_hash, source, params, seed })
+    (arb_text(), arb_text(), arb_hash(), option::of(arb_text()), arb_json(), any::<u64>()).prop_map(
+        |(name, file, code_hash, source, params, seed)| StrategyLoad { name, file, code_hash, source, params, seed },
+    )
 }
 
 fn arb_reconciliation() -> impl Strategy<Value = Reconciliation> {
     let position = (arb_symbol(), arb_decimal(), arb_decimal())
         .prop_map(|(symbol, qty, entry_price)| ReportedPosition { symbol, qty, entry_price });
     (arb_decimal(), vec(position, 0..3), vec(arb_cloid(), 0..3), vec(arb_text(), 0..3)).prop_map(
-        |(balance_quote, positions, open_orders, mismatches)| Reconciliation { balance_quote, positions, open_orders, mismatches },
+        |(balance_quote, positions, open_orders, mismatches)| Reconciliation {
+            balance_quote,
+            positions,
+            open_orders,
+            mismatches,
+        },
     )
 }
 
@@ -370,7 +406,8 @@ pub fn arb_event() -> impl Strategy<Value = Event> + Clone {
         StrategyErrorKind::OutOfMemory,
         StrategyErrorKind::Missing,
     ]);
-    let verdict = (arb_text(), any::<bool>(), arb_text()).prop_map(|(rule, passed, detail)| RiskVerdict { rule, passed, detail });
+    let verdict =
+        (arb_text(), any::<bool>(), arb_text()).prop_map(|(rule, passed, detail)| RiskVerdict { rule, passed, detail });
     Union::new(vec![
         arb_kline().prop_map(Event::KlineReceived).boxed(),
         arb_ticker().prop_map(Event::TickerReceived).boxed(),
@@ -397,17 +434,13 @@ pub fn arb_event() -> impl Strategy<Value = Event> + Clone {
             })
             .boxed(),
         (arb_hash(), arb_text(), arb_text(), any::<u32>(), any::<u32>(), arb_decimal(), any::<u64>())
-            .prop_map(|(digest, model, raw, tokens_prompt, tokens_completion, cost_usd, latency_ms)| Event::LlmResponded {
-                digest,
-                model,
-                raw,
-                tokens_prompt,
-                tokens_completion,
-                cost_usd,
-                latency_ms,
+            .prop_map(|(digest, model, raw, tokens_prompt, tokens_completion, cost_usd, latency_ms)| {
+                Event::LlmResponded { digest, model, raw, tokens_prompt, tokens_completion, cost_usd, latency_ms }
             })
             .boxed(),
-        (arb_hash(), arb_text(), arb_text()).prop_map(|(digest, model, error)| Event::LlmFailed { digest, model, error }).boxed(),
+        (arb_hash(), arb_text(), arb_text())
+            .prop_map(|(digest, model, error)| Event::LlmFailed { digest, model, error })
+            .boxed(),
         (arb_hash(), any::<bool>(), arb_json(), vec(arb_text(), 0..3))
             .prop_map(|(digest, valid, decisions, errors)| Event::DecisionParsed { digest, valid, decisions, errors })
             .boxed(),
@@ -495,7 +528,14 @@ pub fn chain(items: &[Item]) -> Vec<Envelope> {
     for (seq, (time_ms, trader, event)) in (0u64..).zip(items) {
         let body = codec::encode_body(*time_ms, trader, event);
         let (hash, _) = codec::encode_record(seq, &prev, &body);
-        out.push(Envelope { seq, time_ms: *time_ms, trader: trader.clone(), event: event.clone(), prev_hash: prev, hash });
+        out.push(Envelope {
+            seq,
+            time_ms: *time_ms,
+            trader: trader.clone(),
+            event: event.clone(),
+            prev_hash: prev,
+            hash,
+        });
         prev = hash;
     }
     out
@@ -508,9 +548,15 @@ pub fn chain(items: &[Item]) -> Vec<Envelope> {
 #[derive(Clone, Debug)]
 pub enum Step {
     /// A closed kline moves the symbol's price by `move_bps` basis points.
-    Kline { symbol: usize, move_bps: i32 },
+    Kline {
+        symbol: usize,
+        move_bps: i32,
+    },
     /// A ticker with a mark moved by `move_bps` basis points.
-    Ticker { symbol: usize, move_bps: i32 },
+    Ticker {
+        symbol: usize,
+        move_bps: i32,
+    },
     /// An order intent, run through [`check::order`] (so some are rejected).
     /// `extra_256ths` of a step is added to the quantity to exercise rounding.
     Submit {
@@ -522,20 +568,46 @@ pub enum Step {
         limit_offset_ticks: Option<i32>,
         reduce_only: bool,
     },
-    Ack { order: usize },
+    Ack {
+        order: usize,
+    },
     /// A fill of `percent` of the order's remaining quantity (at least one step;
     /// an order already finished is filled again: a late fill, real world possibility).
-    Fill { order: usize, percent: u8, price_offset_ticks: i32, fee_bps: u8 },
+    Fill {
+        order: usize,
+        percent: u8,
+        price_offset_ticks: i32,
+        fee_bps: u8,
+    },
     /// An earlier fill delivered again with the same fill id.
-    DuplicateFill { fill: usize },
+    DuplicateFill {
+        fill: usize,
+    },
     /// A fill naming an order the trader never submitted.
-    StrayFill { trader: usize, symbol: usize, side: Side, qty_steps: u32 },
+    StrayFill {
+        trader: usize,
+        symbol: usize,
+        side: Side,
+        qty_steps: u32,
+    },
     /// A fill with zero quantity (or a zero price): never applied.
-    InvalidFill { order: usize, zero_qty: bool },
-    Cancel { order: usize },
-    Funding { trader: usize, symbol: usize, amount_cents: i32 },
+    InvalidFill {
+        order: usize,
+        zero_qty: bool,
+    },
+    Cancel {
+        order: usize,
+    },
+    Funding {
+        trader: usize,
+        symbol: usize,
+        amount_cents: i32,
+    },
     /// The exchange liquidates the position (or reports one that does not exist).
-    Liquidation { trader: usize, symbol: usize },
+    Liquidation {
+        trader: usize,
+        symbol: usize,
+    },
     Clock,
 }
 
@@ -575,15 +647,17 @@ fn arb_step() -> impl Strategy<Value = Step> {
         (1, (symbol.clone(), -300i32..300).prop_map(|(symbol, move_bps)| Step::Ticker { symbol, move_bps }).boxed()),
         (
             6,
-            (index(), symbol.clone(), arb_side(), 1u32..40, any::<u8>(), option::of(-20i32..20), prop::bool::weighted(0.25))
-                .prop_map(|(trader, symbol, side, qty_steps, extra_256ths, limit_offset_ticks, reduce_only)| Step::Submit {
-                    trader,
-                    symbol,
-                    side,
-                    qty_steps,
-                    extra_256ths,
-                    limit_offset_ticks,
-                    reduce_only,
+            (
+                index(),
+                symbol.clone(),
+                arb_side(),
+                1u32..40,
+                any::<u8>(),
+                option::of(-20i32..20),
+                prop::bool::weighted(0.25),
+            )
+                .prop_map(|(trader, symbol, side, qty_steps, extra_256ths, limit_offset_ticks, reduce_only)| {
+                    Step::Submit { trader, symbol, side, qty_steps, extra_256ths, limit_offset_ticks, reduce_only }
                 })
                 .boxed(),
         ),
@@ -591,7 +665,12 @@ fn arb_step() -> impl Strategy<Value = Step> {
         (
             6,
             (index(), 1u8..=100, -10i32..10, 0u8..10)
-                .prop_map(|(order, percent, price_offset_ticks, fee_bps)| Step::Fill { order, percent, price_offset_ticks, fee_bps })
+                .prop_map(|(order, percent, price_offset_ticks, fee_bps)| Step::Fill {
+                    order,
+                    percent,
+                    price_offset_ticks,
+                    fee_bps,
+                })
                 .boxed(),
         ),
         (2, index().prop_map(|fill| Step::DuplicateFill { fill }).boxed()),
@@ -627,10 +706,7 @@ pub fn workload_from_seed(seed: u64, steps: usize) -> Workload {
         chunk.copy_from_slice(&seed.to_le_bytes());
     }
     let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
-    arb_workload(steps..=steps)
-        .new_tree(&mut runner)
-        .expect("invariant: workload strategies never reject")
-        .current()
+    arb_workload(steps..=steps).new_tree(&mut runner).expect("invariant: workload strategies never reject").current()
 }
 
 impl Workload {
@@ -755,7 +831,8 @@ impl Generator {
                 let trader = self.traders[trader % self.traders.len()].clone();
                 let instrument = &self.instruments[symbol];
                 let step_qty = instrument.qty_step;
-                let qty = step_qty * Decimal::from(qty_steps) + step_qty * Decimal::from(extra_256ths) / Decimal::from(256);
+                let qty =
+                    step_qty * Decimal::from(qty_steps) + step_qty * Decimal::from(extra_256ths) / Decimal::from(256);
                 let price = limit_offset_ticks.map(|ticks| self.price_near(symbol, ticks));
                 let intent = OrderIntent {
                     cloid: Cloid::derive(&trader, self.items.len() as u64, 0),
@@ -776,14 +853,16 @@ impl Generator {
             }
             Step::Ack { order } => {
                 let Some((trader, intent)) = self.pick_order(order) else { return self.push("", Event::ClockTicked) };
-                let event = Event::OrderAccepted { cloid: intent.cloid, exchange_order_id: format!("ex-{}", self.items.len()) };
+                let event =
+                    Event::OrderAccepted { cloid: intent.cloid, exchange_order_id: format!("ex-{}", self.items.len()) };
                 self.push(&trader, event);
             }
             Step::Fill { order, percent, price_offset_ticks, fee_bps } => {
                 let Some((trader, intent)) = self.pick_order(order) else { return self.push("", Event::ClockTicked) };
                 let symbol = self.symbol_index(&intent.symbol);
                 let step_qty = self.instruments[symbol].qty_step;
-                let remaining = self.state.traders[&trader].orders.get(&intent.cloid).map_or(step_qty, |o| o.remaining_qty());
+                let remaining =
+                    self.state.traders[&trader].orders.get(&intent.cloid).map_or(step_qty, |o| o.remaining_qty());
                 let qty = check::round_down_to_step(remaining * Decimal::from(percent) / Decimal::from(100), step_qty)
                     .expect("invariant: sane quantities")
                     .max(step_qty);
@@ -843,7 +922,10 @@ impl Generator {
             }
             Step::Cancel { order } => {
                 let Some((trader, intent)) = self.pick_order(order) else { return self.push("", Event::ClockTicked) };
-                self.push(&trader, Event::OrderCancelled { cloid: intent.cloid, reason: "cancelled by the trader".into() });
+                self.push(
+                    &trader,
+                    Event::OrderCancelled { cloid: intent.cloid, reason: "cancelled by the trader".into() },
+                );
             }
             Step::Funding { trader, symbol, amount_cents } => {
                 let trader = self.traders[trader % self.traders.len()].clone();
@@ -876,7 +958,10 @@ impl Generator {
     }
 
     fn symbol_index(&self, symbol: &str) -> usize {
-        self.instruments.iter().position(|i| i.symbol == symbol).expect("invariant: workload orders use workload symbols")
+        self.instruments
+            .iter()
+            .position(|i| i.symbol == symbol)
+            .expect("invariant: workload orders use workload symbols")
     }
 }
 
@@ -997,10 +1082,16 @@ impl Auditor {
             let realized_sum = trader.positions.values().map(|p| p.realized_pnl).sum();
             expect("realized_pnl (vs the sum over positions)", trader.realized_pnl, realized_sum)?;
             if trader.fill_ids != model.fill_ids {
-                return Err(format!("trader {name:?}: fill ids {:?}, the model says {:?}", trader.fill_ids, model.fill_ids));
+                return Err(format!(
+                    "trader {name:?}: fill ids {:?}, the model says {:?}",
+                    trader.fill_ids, model.fill_ids
+                ));
             }
             if trader.stats.fills != model.fills_applied {
-                return Err(format!("trader {name:?}: {} fills counted, the model says {}", trader.stats.fills, model.fills_applied));
+                return Err(format!(
+                    "trader {name:?}: {} fills counted, the model says {}",
+                    trader.stats.fills, model.fills_applied
+                ));
             }
             let symbols: Vec<_> = trader.positions.keys().collect();
             let model_symbols: Vec<_> = model.positions.keys().collect();
@@ -1010,7 +1101,10 @@ impl Auditor {
             for (symbol, position) in &trader.positions {
                 let audited = &model.positions[symbol];
                 if position.qty != audited.qty {
-                    return Err(format!("trader {name:?} {symbol}: qty {} but the applied fills sum to {}", position.qty, audited.qty));
+                    return Err(format!(
+                        "trader {name:?} {symbol}: qty {} but the applied fills sum to {}",
+                        position.qty, audited.qty
+                    ));
                 }
                 // Total PnL at any mark m is qty·m − flow; unrealized is qty·(m − entry),
                 // so realized = qty·entry − flow.
@@ -1076,7 +1170,9 @@ mod tests {
             for env in &envelopes {
                 kinds.insert(env.event.kind());
                 match &env.event {
-                    Event::OrderFilled(f) if state.traders.get(&env.trader).is_some_and(|t| t.fill_ids.contains(&f.fill_id)) => {
+                    Event::OrderFilled(f)
+                        if state.traders.get(&env.trader).is_some_and(|t| t.fill_ids.contains(&f.fill_id)) =>
+                    {
                         duplicates += 1
                     }
                     Event::OrderFilled(f) => {
@@ -1087,7 +1183,11 @@ mod tests {
                     }
                     Event::OrderRejected { .. } => rejected += 1,
                     Event::PositionLiquidated { symbol, .. }
-                        if state.traders.get(&env.trader).and_then(|t| t.positions.get(symbol)).is_some_and(|p| !p.qty.is_zero()) =>
+                        if state
+                            .traders
+                            .get(&env.trader)
+                            .and_then(|t| t.positions.get(symbol))
+                            .is_some_and(|p| !p.qty.is_zero()) =>
                     {
                         liquidated += 1
                     }

@@ -55,7 +55,8 @@ fn crash_child_writer() {
     loop {
         if rng.random_range(0..4) == 0 {
             let len = rng.random_range(2..12usize);
-            let marker = Event::NotificationSent { channel: BATCH_CHANNEL.into(), message: format!("{batch_id} {len}") };
+            let marker =
+                Event::NotificationSent { channel: BATCH_CHANNEL.into(), message: format!("{batch_id} {len}") };
             let mut batch: Vec<(i64, &str, &Event)> = vec![(0, "", &marker)];
             for _ in 1..len {
                 let (time_ms, trader, event) = &items[next % items.len()];
@@ -144,7 +145,8 @@ fn spawn_child(dir: &Path, seed: u64, context: &str) -> Run {
 
 /// Opens the journal after a kill and checks everything; returns its length.
 fn check_after_kill(dir: &Path, context: &str, durable_max: Option<u64>, len_before: u64) -> u64 {
-    let journal = Journal::open(dir, Durability::None).unwrap_or_else(|e| panic!("{context}: the journal does not open: {e}"));
+    let journal =
+        Journal::open(dir, Durability::None).unwrap_or_else(|e| panic!("{context}: the journal does not open: {e}"));
     let report = verify::journal(&journal).unwrap_or_else(|e| panic!("{context}: verify failed: {e}"));
     let len = journal.len();
     assert_eq!(report.events, len, "{context}");
@@ -206,7 +208,9 @@ fn sigkill_loses_nothing_durable_and_tears_nothing() {
             thread::sleep(delay / 2);
         } else {
             match run.lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(Line::Ready(recovered)) => assert_eq!(recovered, len, "{context}: the child recovered a different length"),
+                Ok(Line::Ready(recovered)) => {
+                    assert_eq!(recovered, len, "{context}: the child recovered a different length")
+                }
                 Ok(Line::Durable(_)) => panic!("{context}: durable before ready"),
                 Err(_) => {
                     let _ = run.child.kill();
@@ -235,6 +239,12 @@ fn sigkill_loses_nothing_durable_and_tears_nothing() {
         }
         len = check_after_kill(&dir, &context, durable_max, len);
     }
-    println!("{KILLS} kills ({kills_during_open} during recovery), {durable_reports} durability reports, {:?}", started.elapsed());
-    assert!(durable_reports >= KILLS / 2, "seed {seed}: only {durable_reports} durability reports: the kills came too early to test much");
+    println!(
+        "{KILLS} kills ({kills_during_open} during recovery), {durable_reports} durability reports, {:?}",
+        started.elapsed()
+    );
+    assert!(
+        durable_reports >= KILLS / 2,
+        "seed {seed}: only {durable_reports} durability reports: the kills came too early to test much"
+    );
 }

@@ -110,7 +110,11 @@ fn create_append_reopen_recovers_next_seq_and_head() {
     for (time_ms, trader, event) in &all[7..] {
         journal.append(*time_ms, trader, event).expect("appends after reopen");
     }
-    assert_eq!(journal.get(7).expect("reads").expect("exists").prev_hash, head, "the first new record links to the old head");
+    assert_eq!(
+        journal.get(7).expect("reads").expect("exists").prev_hash,
+        head,
+        "the first new record links to the old head"
+    );
     assert_eq!(read_all(&journal), expected, "the chain continues as if never closed");
     let report = verify::journal(&journal).expect("verifies");
     assert_eq!((report.events, report.head), (12, expected[11].hash));
@@ -123,7 +127,8 @@ fn open_or_create_creates_then_opens() {
     let mut journal = Journal::open_or_create(&path, Durability::None).expect("creates a missing journal");
     journal.append(1, "alice", &Event::ClockTicked).expect("appends");
     drop(journal);
-    let journal = retry_while_locked(|| Journal::open_or_create(&path, Durability::None)).expect("opens the existing one");
+    let journal =
+        retry_while_locked(|| Journal::open_or_create(&path, Durability::None)).expect("opens the existing one");
     assert_eq!(journal.len(), 1);
 }
 
@@ -169,7 +174,8 @@ fn every_append_durability_reports_each_seq_durable() {
 fn group_durability_waits_for_the_count_threshold_or_sync() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut journal =
-        Journal::create(&dir.path().join("j"), Durability::Group { max_delay_ms: 3_600_000, max_events: 4 }).expect("creates");
+        Journal::create(&dir.path().join("j"), Durability::Group { max_delay_ms: 3_600_000, max_events: 4 })
+            .expect("creates");
     for seq in 0..3 {
         let appended = journal.append(0, "alice", &Event::ClockTicked).expect("appends");
         assert_eq!((appended.seq, appended.durable_through), (seq, None), "below the threshold nothing is flushed");
@@ -188,7 +194,8 @@ fn group_durability_waits_for_the_count_threshold_or_sync() {
 fn group_durability_flushes_an_old_batch_when_asked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut journal =
-        Journal::create(&dir.path().join("j"), Durability::Group { max_delay_ms: 200, max_events: 1_000 }).expect("creates");
+        Journal::create(&dir.path().join("j"), Durability::Group { max_delay_ms: 200, max_events: 1_000 })
+            .expect("creates");
     let appended = journal.append(0, "alice", &Event::ClockTicked).expect("appends");
     assert_eq!(appended.durable_through, None, "a fresh batch waits");
     journal.flush_if_due().expect("not due yet");
@@ -277,7 +284,12 @@ fn open_refuses_other_versions_with_a_clear_message() {
             name: "newer schema",
             header: newer_schema.encode(),
             check: |e| matches!(e, StoreError::NewerVersion { codec: 1, schema: 2, .. }),
-            message_parts: &["written by a newer quantfold", "schema v2", "reads codec v1, schema v1..=v1", "upgrade quantfold"],
+            message_parts: &[
+                "written by a newer quantfold",
+                "schema v2",
+                "reads codec v1, schema v1..=v1",
+                "upgrade quantfold",
+            ],
         },
         Case {
             name: "newer codec",
@@ -394,11 +406,31 @@ fn forge_snapshot(snapshots: &sled::Tree, edit: fn(&mut State)) {
 #[test]
 fn verify_names_the_first_tampered_seq() {
     let cases = [
-        Tamper { name: "a flipped body byte", change: |e, _| flip(e, 3, 72), first_bad_seq: 3, problem: "hash mismatch" },
-        Tamper { name: "a flipped prev_hash byte", change: |e, _| flip(e, 5, 10), first_bad_seq: 5, problem: "chain broken" },
-        Tamper { name: "a flipped stored hash byte", change: |e, _| flip(e, 5, 50), first_bad_seq: 5, problem: "hash mismatch" },
+        Tamper {
+            name: "a flipped body byte",
+            change: |e, _| flip(e, 3, 72),
+            first_bad_seq: 3,
+            problem: "hash mismatch",
+        },
+        Tamper {
+            name: "a flipped prev_hash byte",
+            change: |e, _| flip(e, 5, 10),
+            first_bad_seq: 5,
+            problem: "chain broken",
+        },
+        Tamper {
+            name: "a flipped stored hash byte",
+            change: |e, _| flip(e, 5, 50),
+            first_bad_seq: 5,
+            problem: "hash mismatch",
+        },
         Tamper { name: "a flipped seq byte", change: |e, _| flip(e, 2, 7), first_bad_seq: 2, problem: "misplaced" },
-        Tamper { name: "the last record flipped", change: |e, _| flip(e, 9, BODY_LAST), first_bad_seq: 9, problem: "hash mismatch" },
+        Tamper {
+            name: "the last record flipped",
+            change: |e, _| flip(e, 9, BODY_LAST),
+            first_bad_seq: 9,
+            problem: "hash mismatch",
+        },
         Tamper {
             name: "a deleted record",
             change: |e, _| {
@@ -438,7 +470,12 @@ fn verify_names_the_first_tampered_seq() {
             first_bad_seq: 5,
             problem: "chain broken",
         },
-        Tamper { name: "a flipped snapshot byte", change: |_, s| flip(s, 6, 40), first_bad_seq: 6, problem: "snapshot: digest" },
+        Tamper {
+            name: "a flipped snapshot byte",
+            change: |_, s| flip(s, 6, 40),
+            first_bad_seq: 6,
+            problem: "snapshot: digest",
+        },
         Tamper {
             name: "a well-formed snapshot of the wrong state",
             change: |_, s| forge_snapshot(s, |state| state.events_applied += 1),
@@ -495,7 +532,10 @@ fn a_damaged_last_record_refuses_appends_and_rebuild_refuses_a_foreign_snapshot(
     });
     let mut journal = reopen(dir.path()).expect("opens");
     let error = journal.append(0, "", &Event::ClockTicked).expect_err("appending onto garbage");
-    assert!(matches!(&error, StoreError::Corrupt { seq: 9, problem, .. } if problem.contains("refusing to append")), "{error:?}");
+    assert!(
+        matches!(&error, StoreError::Corrupt { seq: 9, problem, .. } if problem.contains("refusing to append")),
+        "{error:?}"
+    );
     assert_eq!(journal.len(), 10, "nothing was appended");
     let error = journal.rebuild(Some(7)).expect_err("the snapshot is not on this chain");
     assert!(matches!(error, StoreError::Corrupt { seq: 6, .. }), "{error:?}");

@@ -58,7 +58,10 @@ pub struct DiffReport {
 }
 
 fn is_market(event: &Event) -> bool {
-    matches!(event, Event::KlineReceived(_) | Event::TickerReceived(_) | Event::DataPointReceived { .. } | Event::ClockTicked)
+    matches!(
+        event,
+        Event::KlineReceived(_) | Event::TickerReceived(_) | Event::DataPointReceived { .. } | Event::ClockTicked
+    )
 }
 
 /// Steps of a journal: (market input or None for the preamble, decisions in that step).
@@ -72,7 +75,13 @@ struct Steps<'a> {
 
 impl<'a> Steps<'a> {
     fn new(journal: &'a Journal) -> Steps<'a> {
-        Steps { records: journal.records(0).peekable(), state: State::default(), started: false, decisions: 0, fills: 0 }
+        Steps {
+            records: journal.records(0).peekable(),
+            state: State::default(),
+            started: false,
+            decisions: 0,
+            fills: 0,
+        }
     }
 
     fn next_step(&mut self) -> Option<Result<(Option<Envelope>, Vec<Envelope>), StoreError>> {
@@ -134,7 +143,8 @@ pub fn diff(a_dir: &Path, b_dir: &Path) -> Result<DiffReport, StoreError> {
         let (Some((ia, da)), Some((ib, db))) = (na, nb) else { break };
         let step = report_steps;
         report_steps += 1;
-        let input_bytes = |e: &Option<Envelope>| e.as_ref().map(|e| journal::codec::encode_body(e.time_ms, &e.trader, &e.event));
+        let input_bytes =
+            |e: &Option<Envelope>| e.as_ref().map(|e| journal::codec::encode_body(e.time_ms, &e.trader, &e.event));
         if input_bytes(&ia) != input_bytes(&ib) {
             inputs_differ_at_step = Some(step);
             break;

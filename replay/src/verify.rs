@@ -108,7 +108,11 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
             if let Some(source) = &load.source {
                 // A re-chained journal can carry an edited source: its hash gives it away.
                 if journal::hash::content(source) != load.code_hash {
-                    let explanation = format!("the stored source of {} does not match its code hash {}", load.file, load.code_hash.short());
+                    let explanation = format!(
+                        "the stored source of {} does not match its code hash {}",
+                        load.file,
+                        load.code_hash.short()
+                    );
                     break Err(sink.diverge(&record, None, explanation));
                 }
                 sources.insert(load.code_hash, source.clone());
@@ -121,7 +125,8 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
             // Loading derives the StrategyLoaded itself: the sink compares it (leniently
             // on the code when an override replaces it) and everything st_init derives.
             sink.pending_load = Some(record);
-            sink.lenient_code = overrides.iter().any(|o| o.trader == sink.pending_load.as_ref().map_or("", |r| r.trader.as_str()));
+            sink.lenient_code =
+                overrides.iter().any(|o| o.trader == sink.pending_load.as_ref().map_or("", |r| r.trader.as_str()));
             let time_ms = load_time(&sink);
             if let Err(e) = worker.load(spec, &mut sink, time_ms) {
                 break Err(e);
@@ -165,7 +170,12 @@ fn load_time(sink: &ReplaySink<'_>) -> i64 {
     sink.pending_load.as_ref().map_or(0, |r| r.time_ms)
 }
 
-fn spec_for(record: &Envelope, load: &StrategyLoad, sources: &BTreeMap<Hash, String>, overrides: &[Override]) -> Result<StrategySpec, String> {
+fn spec_for(
+    record: &Envelope,
+    load: &StrategyLoad,
+    sources: &BTreeMap<Hash, String>,
+    overrides: &[Override],
+) -> Result<StrategySpec, String> {
     let (file, source) = match overrides.iter().find(|o| o.trader == record.trader) {
         Some(o) => (o.file.display().to_string(), o.source.clone()),
         None => {
@@ -225,11 +235,17 @@ impl<'a> ReplaySink<'a> {
         self.record_divergence(at.seq, Some(at), rederived, explanation)
     }
 
-    fn record_divergence(&mut self, seq: u64, at: Option<&Envelope>, rederived: Option<(i64, &str, &Event)>, explanation: String) -> SinkError {
+    fn record_divergence(
+        &mut self,
+        seq: u64,
+        at: Option<&Envelope>,
+        rederived: Option<(i64, &str, &Event)>,
+        explanation: String,
+    ) -> SinkError {
         let as_json = |e: &Envelope| serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
-        let rederived_json = rederived.map(|(time_ms, trader, event)| {
-            serde_json::json!({ "time_ms": time_ms, "trader": trader, "event": event })
-        });
+        let rederived_json = rederived.map(
+            |(time_ms, trader, event)| serde_json::json!({ "time_ms": time_ms, "trader": trader, "event": event }),
+        );
         self.divergence = Some(Divergence {
             seq,
             trader: at.map(|r| r.trader.clone()).or_else(|| rederived.map(|r| r.1.to_owned())).unwrap_or_default(),
@@ -257,7 +273,10 @@ impl Sink for ReplaySink<'_> {
                     // A journal cut by a crash ends inside a decision; that is not a divergence.
                     self.journal_ended = true;
                     let seq = self.state.last_seq.map_or(0, |s| s + 1);
-                    return Err(SinkError::Divergence { seq, message: format!("the journal ends before {}", event.kind()) });
+                    return Err(SinkError::Divergence {
+                        seq,
+                        message: format!("the journal ends before {}", event.kind()),
+                    });
                 }
             },
         };
@@ -269,7 +288,9 @@ impl Sink for ReplaySink<'_> {
             _ => false,
         };
         // Canonical bytes, not PartialEq: a recorded NaN equals itself byte for byte.
-        let equal = same_code_aside || codec::encode_body(record.time_ms, &record.trader, &record.event) == codec::encode_body(time_ms, trader, &event);
+        let equal = same_code_aside
+            || codec::encode_body(record.time_ms, &record.trader, &record.event)
+                == codec::encode_body(time_ms, trader, &event);
         if !equal {
             let explanation = if record.event.is_input() {
                 format!("today's code derived {} where the journal has the input {}", event.kind(), record.event.kind())

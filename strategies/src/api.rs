@@ -87,7 +87,9 @@ impl ApiHost<'_> {
         let trader = self.sink.state().traders.get(self.trader);
         let found = trader.and_then(|t| {
             let by_cloid = Cloid::parse(id).filter(|c| t.orders.contains_key(c));
-            by_cloid.or_else(|| t.orders.values().find(|o| o.exchange_order_id.as_deref() == Some(id)).map(|o| o.intent.cloid))
+            by_cloid.or_else(|| {
+                t.orders.values().find(|o| o.exchange_order_id.as_deref() == Some(id)).map(|o| o.intent.cloid)
+            })
         });
         let Some(cloid) = found else {
             return Ok(json!({ "status": "rejected", "reason": RejectReason::UnknownOrder.to_string() }));
@@ -125,7 +127,8 @@ pub fn parse_order(cloid: Cloid, spec: &Json) -> Result<OrderIntent, RejectReaso
         Some("stop" | "stop_market" | "stopmarket") => OrderKind::Stop,
         Some(other) => return Err(bad(format!("type must be market, limit or stop, not {other:?}"))),
     };
-    let qty = decimal(obj.get("qty")).map_err(RejectReason::InvalidQty)?.ok_or(RejectReason::InvalidQty("missing".into()))?;
+    let qty =
+        decimal(obj.get("qty")).map_err(RejectReason::InvalidQty)?.ok_or(RejectReason::InvalidQty("missing".into()))?;
     let price = decimal(obj.get("price")).map_err(RejectReason::InvalidPrice)?;
     let trigger_price = decimal(obj.get("triggerPrice")).map_err(RejectReason::InvalidPrice)?;
     let reduce_only = match obj.get("reduceOnly") {
@@ -217,7 +220,9 @@ fn balance(state: &State, trader: &str) -> Json {
             "marginUsed": num(a.margin_used),
             "currency": a.currency,
         }),
-        None => json!({ "equity": 0.0, "available": 0.0, "cash": 0.0, "unrealizedPnl": 0.0, "marginUsed": 0.0, "currency": "USDT" }),
+        None => {
+            json!({ "equity": 0.0, "available": 0.0, "cash": 0.0, "unrealizedPnl": 0.0, "marginUsed": 0.0, "currency": "USDT" })
+        }
     }
 }
 

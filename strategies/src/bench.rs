@@ -278,7 +278,8 @@ impl BareRun {
         let mut host = NoopHost;
         let started = Instant::now();
         for _ in 0..n {
-            let out = self.sandbox.call(Hook::Heartbeat, Some(self.tick.clone()), &mut host).expect("the bare call succeeds");
+            let out =
+                self.sandbox.call(Hook::Heartbeat, Some(self.tick.clone()), &mut host).expect("the bare call succeeds");
             std::hint::black_box(out);
         }
         started.elapsed()
@@ -426,7 +427,8 @@ mod tests {
         assert_eq!(worker["simulated_seconds"], json!(40));
         assert_eq!(worker["heartbeats"], json!(200));
         let latency = &worker["heartbeat_latency_us"];
-        let (p50, p99, max) = (latency["p50"].as_u64().unwrap(), latency["p99"].as_u64().unwrap(), latency["max"].as_u64().unwrap());
+        let (p50, p99, max) =
+            (latency["p50"].as_u64().unwrap(), latency["p99"].as_u64().unwrap(), latency["max"].as_u64().unwrap());
         assert!(p50 <= p99 && p99 <= max, "{report:#}");
         assert!(worker["p99_under_target"].is_boolean() && worker["keeps_up_with_real_time"].is_boolean());
         let memory = worker["memory_per_sandbox_bytes"]["after_load_mean"].as_u64().unwrap();

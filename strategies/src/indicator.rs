@@ -136,32 +136,24 @@ pub enum IndicatorError {
 impl fmt::Display for IndicatorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::UnknownIndicator(name) => write!(
-                f,
-                "unknown indicator {name:?} (known: {})",
-                Kind::ALL.map(Kind::name).join(", ")
-            ),
+            Self::UnknownIndicator(name) => {
+                write!(f, "unknown indicator {name:?} (known: {})", Kind::ALL.map(Kind::name).join(", "))
+            }
             Self::UnknownParam { indicator, param } => {
                 write!(f, "{indicator}: unknown parameter {param:?}")
             }
             Self::MissingParam { indicator, param } => {
                 write!(f, "{indicator}: missing parameter {param:?}")
             }
-            Self::InvalidParam {
-                param,
-                value,
-                reason,
-            } => {
+            Self::InvalidParam { param, value, reason } => {
                 write!(f, "invalid {param} = {value}: {reason}")
             }
             Self::MissingInput { indicator, input } => {
                 write!(f, "{indicator}: needs the {input} series")
             }
-            Self::LengthMismatch {
-                input,
-                len,
-                expected,
-            } => write!(f, "{input} has {len} values but close has {expected}"),
+            Self::LengthMismatch { input, len, expected } => {
+                write!(f, "{input} has {len} values but close has {expected}")
+            }
         }
     }
 }
@@ -291,9 +283,7 @@ impl Params {
 
     /// All parameters, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
-        self.values
-            .iter()
-            .map(|(name, value)| (name.as_str(), *value))
+        self.values.iter().map(|(name, value)| (name.as_str(), *value))
     }
 }
 
@@ -386,10 +376,7 @@ impl Spec {
                 slow: period_param(kind, params, "slow")?,
                 signal: period_param(kind, params, "signal")?,
             },
-            Kind::Bollinger => Spec::Bollinger {
-                period: period()?,
-                k: band_width_param(params)?,
-            },
+            Kind::Bollinger => Spec::Bollinger { period: period()?, k: band_width_param(params)? },
         };
         spec.validate()?;
         Ok(spec)
@@ -448,24 +435,15 @@ impl Spec {
 }
 
 fn reject_unknown_params(kind: Kind, params: &Params) -> Result<(), IndicatorError> {
-    match params
-        .iter()
-        .find(|(name, _)| !kind.param_names().contains(name))
-    {
-        Some((name, _)) => Err(IndicatorError::UnknownParam {
-            indicator: kind.name(),
-            param: name.to_owned(),
-        }),
+    match params.iter().find(|(name, _)| !kind.param_names().contains(name)) {
+        Some((name, _)) => Err(IndicatorError::UnknownParam { indicator: kind.name(), param: name.to_owned() }),
         None => Ok(()),
     }
 }
 
 /// Reads a period given as a JavaScript number: it must be a whole number.
 fn period_param(kind: Kind, params: &Params, name: &'static str) -> Result<usize, IndicatorError> {
-    let value = params.get(name).ok_or(IndicatorError::MissingParam {
-        indicator: kind.name(),
-        param: name,
-    })?;
+    let value = params.get(name).ok_or(IndicatorError::MissingParam { indicator: kind.name(), param: name })?;
     let in_range = value.is_finite() && value >= 1.0 && value <= MAX_PERIOD as f64;
     if !in_range || value.fract() != 0.0 {
         return Err(IndicatorError::InvalidParam {
@@ -487,10 +465,7 @@ fn band_width_param(params: &Params) -> Result<f64, IndicatorError> {
             value: k,
             reason: "give either k or its alias stddev, not both",
         }),
-        (None, None) => Err(IndicatorError::MissingParam {
-            indicator: Kind::Bollinger.name(),
-            param: "k",
-        }),
+        (None, None) => Err(IndicatorError::MissingParam { indicator: Kind::Bollinger.name(), param: "k" }),
     }
 }
 
@@ -498,11 +473,7 @@ fn check_period(param: &'static str, period: usize) -> Result<usize, IndicatorEr
     if (1..=MAX_PERIOD).contains(&period) {
         Ok(period)
     } else {
-        Err(IndicatorError::InvalidParam {
-            param,
-            value: period as f64,
-            reason: "must be from 1 to 100000",
-        })
+        Err(IndicatorError::InvalidParam { param, value: period as f64, reason: "must be from 1 to 100000" })
     }
 }
 
@@ -510,11 +481,7 @@ fn check_band_width(k: f64) -> Result<f64, IndicatorError> {
     if k.is_finite() && k >= 0.0 {
         Ok(k)
     } else {
-        Err(IndicatorError::InvalidParam {
-            param: "k",
-            value: k,
-            reason: "must be a finite number >= 0",
-        })
+        Err(IndicatorError::InvalidParam { param: "k", value: k, reason: "must be a finite number >= 0" })
     }
 }
 
@@ -606,11 +573,7 @@ pub struct MacdValue {
 }
 
 impl MacdValue {
-    const WARMING_UP: MacdValue = MacdValue {
-        macd: f64::NAN,
-        signal: f64::NAN,
-        histogram: f64::NAN,
-    };
+    const WARMING_UP: MacdValue = MacdValue { macd: f64::NAN, signal: f64::NAN, histogram: f64::NAN };
 }
 
 impl From<MacdValue> for Output {
@@ -632,11 +595,7 @@ pub struct BollingerValue {
 }
 
 impl BollingerValue {
-    const WARMING_UP: BollingerValue = BollingerValue {
-        upper: f64::NAN,
-        middle: f64::NAN,
-        lower: f64::NAN,
-    };
+    const WARMING_UP: BollingerValue = BollingerValue { upper: f64::NAN, middle: f64::NAN, lower: f64::NAN };
 }
 
 impl From<BollingerValue> for Output {
@@ -681,13 +640,7 @@ struct SeededAverage {
 
 impl SeededAverage {
     fn new(period: usize, smoothing: Smoothing) -> Self {
-        Self {
-            period,
-            smoothing,
-            seen: 0,
-            seed_sum: 0.0,
-            value: f64::NAN,
-        }
+        Self { period, smoothing, seen: 0, seed_sum: 0.0, value: f64::NAN }
     }
 
     fn ema(period: usize) -> Self {
@@ -731,20 +684,12 @@ struct Window {
 
 impl Window {
     fn new(cap: usize) -> Self {
-        Self {
-            values: VecDeque::new(),
-            cap,
-            missing: 0,
-        }
+        Self { values: VecDeque::new(), cap, missing: 0 }
     }
 
     /// Appends `x` and answers the value that fell out, if any.
     fn push(&mut self, x: f64) -> Option<f64> {
-        let evicted = if self.values.len() == self.cap {
-            self.values.pop_front()
-        } else {
-            None
-        };
+        let evicted = if self.values.len() == self.cap { self.values.pop_front() } else { None };
         if evicted.is_some_and(f64::is_nan) {
             self.missing -= 1;
         }
@@ -783,11 +728,7 @@ struct Rolling<S> {
 
 impl<S: WindowStats> Rolling<S> {
     fn new(period: usize) -> Self {
-        Self {
-            window: Window::new(period),
-            stats: S::default(),
-            slides: None,
-        }
+        Self { window: Window::new(period), stats: S::default(), slides: None }
     }
 
     /// Pushes `x`; answers the stats when the window is complete.
@@ -904,13 +845,7 @@ struct Extremum {
 
 impl Extremum {
     fn new(period: usize, want_max: bool) -> Self {
-        Self {
-            period: period as u64,
-            want_max,
-            bar: 0,
-            candidates: VecDeque::new(),
-            last_missing: None,
-        }
+        Self { period: period as u64, want_max, bar: 0, candidates: VecDeque::new(), last_missing: None }
     }
 
     /// Whether `new` makes `old` irrelevant for every later window.
@@ -929,20 +864,12 @@ impl Extremum {
         if x.is_nan() {
             self.last_missing = Some(bar);
         } else {
-            while self
-                .candidates
-                .back()
-                .is_some_and(|&(_, v)| self.supersedes(x, v))
-            {
+            while self.candidates.back().is_some_and(|&(_, v)| self.supersedes(x, v)) {
                 self.candidates.pop_back();
             }
             self.candidates.push_back((bar, x));
         }
-        while self
-            .candidates
-            .front()
-            .is_some_and(|&(b, _)| b + self.period <= bar)
-        {
+        while self.candidates.front().is_some_and(|&(b, _)| b + self.period <= bar) {
             self.candidates.pop_front();
         }
         let warming_up = bar + 1 < self.period;
@@ -968,9 +895,7 @@ impl Sma {
     /// Creates an SMA over `period` bars.
     pub fn new(period: usize) -> Result<Self, IndicatorError> {
         check_period("period", period)?;
-        Ok(Self {
-            rolling: Rolling::new(period),
-        })
+        Ok(Self { rolling: Rolling::new(period) })
     }
 
     /// Feeds one close; answers the SMA (NaN during warm-up).
@@ -990,9 +915,7 @@ impl Ema {
     /// Creates an EMA with `k = 2/(period+1)`, seeded by an SMA.
     pub fn new(period: usize) -> Result<Self, IndicatorError> {
         check_period("period", period)?;
-        Ok(Self {
-            average: SeededAverage::ema(period),
-        })
+        Ok(Self { average: SeededAverage::ema(period) })
     }
 
     /// Feeds one close; answers the EMA (NaN during warm-up).
@@ -1011,18 +934,14 @@ impl Wma {
     /// Creates a WMA over `period` bars.
     pub fn new(period: usize) -> Result<Self, IndicatorError> {
         check_period("period", period)?;
-        Ok(Self {
-            rolling: Rolling::new(period),
-        })
+        Ok(Self { rolling: Rolling::new(period) })
     }
 
     /// Feeds one close; answers the WMA (NaN during warm-up).
     pub fn update(&mut self, close: f64) -> f64 {
         let n = self.rolling.period();
         let total_weight = n * (n + 1.0) / 2.0;
-        self.rolling
-            .update(close)
-            .map_or(f64::NAN, |s| s.weighted / total_weight)
+        self.rolling.update(close).map_or(f64::NAN, |s| s.weighted / total_weight)
     }
 }
 
@@ -1038,11 +957,7 @@ impl Rsi {
     /// Creates an RSI over `period` changes.
     pub fn new(period: usize) -> Result<Self, IndicatorError> {
         check_period("period", period)?;
-        Ok(Self {
-            prev: None,
-            gain: SeededAverage::wilder(period),
-            loss: SeededAverage::wilder(period),
-        })
+        Ok(Self { prev: None, gain: SeededAverage::wilder(period), loss: SeededAverage::wilder(period) })
     }
 
     /// Feeds one close; answers the RSI in 0..=100 (NaN during warm-up).
@@ -1109,11 +1024,7 @@ impl Macd {
         }
         let macd = fast - slow;
         let signal = self.signal.update(macd);
-        MacdValue {
-            macd,
-            signal,
-            histogram: macd - signal,
-        }
+        MacdValue { macd, signal, histogram: macd - signal }
     }
 }
 
@@ -1128,10 +1039,7 @@ impl Atr {
     /// Creates an ATR over `period` true ranges.
     pub fn new(period: usize) -> Result<Self, IndicatorError> {
         check_period("period", period)?;
-        Ok(Self {
-            prev_close: None,
-            average: SeededAverage::wilder(period),
-        })
+        Ok(Self { prev_close: None, average: SeededAverage::wilder(period) })
     }
 
     /// Feeds one bar; answers the ATR (NaN during warm-up).
@@ -1140,8 +1048,7 @@ impl Atr {
         let Some(prev_close) = self.prev_close.replace(close) else {
             return f64::NAN; // TA-Lib has no true range for the first bar
         };
-        self.average
-            .update(true_range(sanitize(high), sanitize(low), prev_close))
+        self.average.update(true_range(sanitize(high), sanitize(low), prev_close))
     }
 }
 
@@ -1151,9 +1058,7 @@ fn true_range(high: f64, low: f64, prev_close: f64) -> f64 {
     if high.is_nan() || low.is_nan() || prev_close.is_nan() {
         return f64::NAN;
     }
-    (high - low)
-        .max((high - prev_close).abs())
-        .max((low - prev_close).abs())
+    (high - low).max((high - prev_close).abs()).max((low - prev_close).abs())
 }
 
 /// Streaming Bollinger bands.
@@ -1168,27 +1073,18 @@ impl Bollinger {
     pub fn new(period: usize, k: f64) -> Result<Self, IndicatorError> {
         check_period("period", period)?;
         check_band_width(k)?;
-        Ok(Self {
-            k,
-            rolling: Rolling::new(period),
-        })
+        Ok(Self { k, rolling: Rolling::new(period) })
     }
 
     /// Feeds one close; answers the bands (NaN during warm-up).
     pub fn update(&mut self, close: f64) -> BollingerValue {
         let n = self.rolling.period();
         let k = self.k;
-        self.rolling
-            .update(close)
-            .map_or(BollingerValue::WARMING_UP, |s| {
-                let middle = s.mean(n);
-                let width = k * s.stdev(n);
-                BollingerValue {
-                    upper: middle + width,
-                    middle,
-                    lower: middle - width,
-                }
-            })
+        self.rolling.update(close).map_or(BollingerValue::WARMING_UP, |s| {
+            let middle = s.mean(n);
+            let width = k * s.stdev(n);
+            BollingerValue { upper: middle + width, middle, lower: middle - width }
+        })
     }
 }
 
@@ -1202,9 +1098,7 @@ impl Stdev {
     /// Creates a standard deviation over `period` bars.
     pub fn new(period: usize) -> Result<Self, IndicatorError> {
         check_period("period", period)?;
-        Ok(Self {
-            rolling: Rolling::new(period),
-        })
+        Ok(Self { rolling: Rolling::new(period) })
     }
 
     /// Feeds one close; answers the standard deviation (NaN during warm-up).
@@ -1224,9 +1118,7 @@ impl Highest {
     /// Creates a highest-of-the-last-`period`-values tracker.
     pub fn new(period: usize) -> Result<Self, IndicatorError> {
         check_period("period", period)?;
-        Ok(Self {
-            extremum: Extremum::new(period, true),
-        })
+        Ok(Self { extremum: Extremum::new(period, true) })
     }
 
     /// Feeds one value; answers the window's max (NaN during warm-up).
@@ -1245,9 +1137,7 @@ impl Lowest {
     /// Creates a lowest-of-the-last-`period`-values tracker.
     pub fn new(period: usize) -> Result<Self, IndicatorError> {
         check_period("period", period)?;
-        Ok(Self {
-            extremum: Extremum::new(period, false),
-        })
+        Ok(Self { extremum: Extremum::new(period, false) })
     }
 
     /// Feeds one value; answers the window's min (NaN during warm-up).
@@ -1411,12 +1301,7 @@ pub fn lowest(data: &[f64], period: usize) -> Result<Vec<f64>, IndicatorError> {
 }
 
 /// MACD (TA-Lib seeding, see module docs).
-pub fn macd(
-    data: &[f64],
-    fast: usize,
-    slow: usize,
-    signal: usize,
-) -> Result<MacdSeries, IndicatorError> {
+pub fn macd(data: &[f64], fast: usize, slow: usize, signal: usize) -> Result<MacdSeries, IndicatorError> {
     let mut ind = Macd::new(fast, slow, signal)?;
     let mut out = MacdSeries {
         macd: Vec::with_capacity(data.len()),
@@ -1450,29 +1335,18 @@ pub fn bollinger(data: &[f64], period: usize, k: f64) -> Result<BollingerSeries,
 }
 
 /// Wilder ATR; first value at `period`. All three series must be as long.
-pub fn atr(
-    high: &[f64],
-    low: &[f64],
-    close: &[f64],
-    period: usize,
-) -> Result<Vec<f64>, IndicatorError> {
+pub fn atr(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Result<Vec<f64>, IndicatorError> {
     check_len("high", high, close)?;
     check_len("low", low, close)?;
     let mut ind = Atr::new(period)?;
-    Ok((0..close.len())
-        .map(|i| ind.update(high[i], low[i], close[i]))
-        .collect())
+    Ok((0..close.len()).map(|i| ind.update(high[i], low[i], close[i])).collect())
 }
 
 fn check_len(input: &'static str, series: &[f64], close: &[f64]) -> Result<(), IndicatorError> {
     if series.len() == close.len() {
         Ok(())
     } else {
-        Err(IndicatorError::LengthMismatch {
-            input,
-            len: series.len(),
-            expected: close.len(),
-        })
+        Err(IndicatorError::LengthMismatch { input, len: series.len(), expected: close.len() })
     }
 }
 
@@ -1495,20 +1369,12 @@ pub struct Inputs<'a> {
 impl<'a> Inputs<'a> {
     /// Closes only.
     pub fn close(close: &'a [f64]) -> Self {
-        Self {
-            high: None,
-            low: None,
-            close,
-        }
+        Self { high: None, low: None, close }
     }
 
     /// Highs, lows and closes.
     pub fn hlc(high: &'a [f64], low: &'a [f64], close: &'a [f64]) -> Self {
-        Self {
-            high: Some(high),
-            low: Some(low),
-            close,
-        }
+        Self { high: Some(high), low: Some(low), close }
     }
 }
 
@@ -1535,21 +1401,14 @@ impl ArrayOutput {
     pub fn get(&self, name: &str) -> Option<&[f64]> {
         match self {
             ArrayOutput::Single(_) => None,
-            ArrayOutput::Multi(fields) => fields
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, series)| series.as_slice()),
+            ArrayOutput::Multi(fields) => fields.iter().find(|(n, _)| *n == name).map(|(_, series)| series.as_slice()),
         }
     }
 }
 
 /// Computes an indicator by name over whole series, e.g.
 /// `compute("rsi", &Inputs::close(&closes), &Params::new().with("period", 14.0))`.
-pub fn compute(
-    name: &str,
-    inputs: &Inputs<'_>,
-    params: &Params,
-) -> Result<ArrayOutput, IndicatorError> {
+pub fn compute(name: &str, inputs: &Inputs<'_>, params: &Params) -> Result<ArrayOutput, IndicatorError> {
     compute_spec(&Spec::parse(name, params)?, inputs)
 }
 
@@ -1571,10 +1430,7 @@ pub fn compute_spec(spec: &Spec, inputs: &Inputs<'_>) -> Result<ArrayOutput, Ind
         Spec::Highest { period } => single(highest(close, period)?),
         Spec::Lowest { period } => single(lowest(close, period)?),
         Spec::Atr { period } => {
-            let missing = |input| IndicatorError::MissingInput {
-                indicator: Kind::Atr.name(),
-                input,
-            };
+            let missing = |input| IndicatorError::MissingInput { indicator: Kind::Atr.name(), input };
             let high = inputs.high.ok_or_else(|| missing("high"))?;
             let low = inputs.low.ok_or_else(|| missing("low"))?;
             single(atr(high, low, close, period)?)
@@ -1609,10 +1465,7 @@ mod tests {
     impl Lcg {
         /// Uniform in [0, 1) from the top 31 bits.
         fn unit(&mut self) -> f64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             (self.0 >> 33) as f64 / 2_147_483_648.0
         }
 
@@ -1632,11 +1485,7 @@ mod tests {
     fn hlc_series(seed: u64, n: usize) -> Hlc {
         let mut rng = Lcg(seed);
         let mut price = 100.0;
-        let mut s = Hlc {
-            high: Vec::with_capacity(n),
-            low: Vec::with_capacity(n),
-            close: Vec::with_capacity(n),
-        };
+        let mut s = Hlc { high: Vec::with_capacity(n), low: Vec::with_capacity(n), close: Vec::with_capacity(n) };
         for _ in 0..n {
             price *= 1.0 + (rng.unit() - 0.5) * 0.04;
             s.high.push(price + rng.unit() * price * 0.01);
@@ -1658,11 +1507,7 @@ mod tests {
     fn assert_close(actual: &[f64], expected: &[f64], what: &str) {
         assert_eq!(actual.len(), expected.len(), "{what}: length");
         for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-            let ok = if e.is_nan() {
-                a.is_nan()
-            } else {
-                (a - e).abs() <= 1e-9 * e.abs().max(1.0)
-            };
+            let ok = if e.is_nan() { a.is_nan() } else { (a - e).abs() <= 1e-9 * e.abs().max(1.0) };
             assert!(ok, "{what}: index {i}: got {a}, expected {e}");
         }
     }
@@ -1674,12 +1519,7 @@ mod tests {
     /// NaN exactly on the first `warmup` bars and nowhere after.
     fn assert_warmup(series: &[f64], warmup: usize, what: &str) {
         assert_eq!(leading_nans(series), warmup.min(series.len()), "{what}");
-        assert!(
-            series[warmup.min(series.len())..]
-                .iter()
-                .all(|x| x.is_finite()),
-            "{what}: NaN after warm-up"
-        );
+        assert!(series[warmup.min(series.len())..].iter().all(|x| x.is_finite()), "{what}: NaN after warm-up");
     }
 
     const N: f64 = f64::NAN;
@@ -1691,9 +1531,7 @@ mod tests {
     // ---------------------------------------------------------------------
 
     fn ref_window(xs: &[f64], p: usize, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
-        (0..xs.len())
-            .map(|i| if i + 1 < p { N } else { f(&xs[i + 1 - p..=i]) })
-            .collect()
+        (0..xs.len()).map(|i| if i + 1 < p { N } else { f(&xs[i + 1 - p..=i]) }).collect()
     }
 
     fn mean(w: &[f64]) -> f64 {
@@ -1706,13 +1544,7 @@ mod tests {
 
     fn ref_wma(xs: &[f64], p: usize) -> Vec<f64> {
         let denom = (p * (p + 1) / 2) as f64;
-        ref_window(xs, p, |w| {
-            w.iter()
-                .enumerate()
-                .map(|(j, x)| (j + 1) as f64 * x)
-                .sum::<f64>()
-                / denom
-        })
+        ref_window(xs, p, |w| w.iter().enumerate().map(|(j, x)| (j + 1) as f64 * x).sum::<f64>() / denom)
     }
 
     fn ref_stdev(xs: &[f64], p: usize) -> Vec<f64> {
@@ -1742,9 +1574,7 @@ mod tests {
         }
         let seed = mean(&xs[seed_end + 1 - seed_len..=seed_end]);
         for (t, o) in out.iter_mut().enumerate().skip(seed_end) {
-            let tail: f64 = (seed_end + 1..=t)
-                .map(|j| a * (1.0 - a).powi((t - j) as i32) * xs[j])
-                .sum();
+            let tail: f64 = (seed_end + 1..=t).map(|j| a * (1.0 - a).powi((t - j) as i32) * xs[j]).sum();
             *o = (1.0 - a).powi((t - seed_end) as i32) * seed + tail;
         }
         out
@@ -1761,16 +1591,7 @@ mod tests {
         let losses: Vec<f64> = (0..xs.len()).map(|j| (-change(j)).max(0.0)).collect();
         let g = ref_smooth(&gains, p, p, 1.0 / p as f64);
         let l = ref_smooth(&losses, p, p, 1.0 / p as f64);
-        g.iter()
-            .zip(&l)
-            .map(|(&g, &l)| {
-                if g + l == 0.0 {
-                    0.0
-                } else {
-                    100.0 * g / (g + l)
-                }
-            })
-            .collect()
+        g.iter().zip(&l).map(|(&g, &l)| if g + l == 0.0 { 0.0 } else { 100.0 * g / (g + l) }).collect()
     }
 
     fn ref_atr(s: &Hlc, p: usize) -> Vec<f64> {
@@ -1780,11 +1601,7 @@ mod tests {
                     return N;
                 }
                 let pc = s.close[j - 1];
-                let candidates = [
-                    s.high[j] - s.low[j],
-                    (s.high[j] - pc).abs(),
-                    (s.low[j] - pc).abs(),
-                ];
+                let candidates = [s.high[j] - s.low[j], (s.high[j] - pc).abs(), (s.low[j] - pc).abs()];
                 candidates.into_iter().fold(f64::MIN, f64::max)
             })
             .collect();
@@ -1817,22 +1634,10 @@ mod tests {
         assert_close(&ema(xs, p).unwrap(), &ref_ema(xs, p), &tag("ema"));
         assert_close(&wma(xs, p).unwrap(), &ref_wma(xs, p), &tag("wma"));
         assert_close(&rsi(xs, p).unwrap(), &ref_rsi(xs, p), &tag("rsi"));
-        assert_close(
-            &atr(&s.high, &s.low, xs, p).unwrap(),
-            &ref_atr(s, p),
-            &tag("atr"),
-        );
+        assert_close(&atr(&s.high, &s.low, xs, p).unwrap(), &ref_atr(s, p), &tag("atr"));
         assert_close(&stdev(xs, p).unwrap(), &ref_stdev(xs, p), &tag("stdev"));
-        assert_close(
-            &highest(xs, p).unwrap(),
-            &ref_extreme(xs, p, true),
-            &tag("highest"),
-        );
-        assert_close(
-            &lowest(xs, p).unwrap(),
-            &ref_extreme(xs, p, false),
-            &tag("lowest"),
-        );
+        assert_close(&highest(xs, p).unwrap(), &ref_extreme(xs, p, true), &tag("highest"));
+        assert_close(&lowest(xs, p).unwrap(), &ref_extreme(xs, p, false), &tag("lowest"));
         let b = bollinger(xs, p, 2.5).unwrap();
         let [u, m, l] = ref_bollinger(xs, p, 2.5);
         assert_close(&b.upper, &u, &tag("bollinger upper"));
@@ -1851,10 +1656,7 @@ mod tests {
     }
 
     fn macd_params(fast: usize, slow: usize, signal: usize) -> Params {
-        Params::new()
-            .with("fast", fast as f64)
-            .with("slow", slow as f64)
-            .with("signal", signal as f64)
+        Params::new().with("fast", fast as f64).with("slow", slow as f64).with("signal", signal as f64)
     }
 
     fn params_for(kind: Kind, p: usize) -> Params {
@@ -1872,21 +1674,13 @@ mod tests {
     #[test]
     fn sma_by_hand() {
         // (1+2+3)/3, (2+3+4)/3, (3+4+5)/3
-        assert_close(
-            &sma(&[1.0, 2.0, 3.0, 4.0, 5.0], 3).unwrap(),
-            &[N, N, 2.0, 3.0, 4.0],
-            "sma",
-        );
+        assert_close(&sma(&[1.0, 2.0, 3.0, 4.0, 5.0], 3).unwrap(), &[N, N, 2.0, 3.0, 4.0], "sma");
     }
 
     #[test]
     fn ema_by_hand() {
         // k = 2/4 = 0.5; seed (2+4+6)/3 = 4; 4+(8-4)/2 = 6; 6+(12-6)/2 = 9.
-        assert_close(
-            &ema(&[2.0, 4.0, 6.0, 8.0, 12.0], 3).unwrap(),
-            &[N, N, 4.0, 6.0, 9.0],
-            "ema",
-        );
+        assert_close(&ema(&[2.0, 4.0, 6.0, 8.0, 12.0], 3).unwrap(), &[N, N, 4.0, 6.0, 9.0], "ema");
     }
 
     #[test]
@@ -1905,23 +1699,14 @@ mod tests {
         assert_close(&rsi(&[1.0, 2.0, 1.0, 3.0, 3.0], 2).unwrap(), &want, "rsi");
         // No movement at all: TA-Lib answers 0; only rises: 100.
         assert_close(&rsi(&[5.0; 4], 2).unwrap(), &[N, N, 0.0, 0.0], "flat rsi");
-        assert_close(
-            &rsi(&[1.0, 2.0, 3.0, 4.0], 2).unwrap(),
-            &[N, N, 100.0, 100.0],
-            "rising rsi",
-        );
+        assert_close(&rsi(&[1.0, 2.0, 3.0, 4.0], 2).unwrap(), &[N, N, 100.0, 100.0], "rising rsi");
     }
 
     #[test]
     fn atr_by_hand() {
         // TR1 = max(11-9, |11-9|, |9-9|) = 2; TR2 = max(3, |12-10|, |9-10|) = 3;
         // TR3 = max(1, |11-11|, |10-11|) = 1. ATR2 = (2+3)/2 = 2.5; ATR3 = (2.5+1)/2.
-        let got = atr(
-            &[10.0, 11.0, 12.0, 11.0],
-            &[8.0, 9.0, 9.0, 10.0],
-            &[9.0, 10.0, 11.0, 10.0],
-            2,
-        );
+        let got = atr(&[10.0, 11.0, 12.0, 11.0], &[8.0, 9.0, 9.0, 10.0], &[9.0, 10.0, 11.0, 10.0], 2);
         assert_close(&got.unwrap(), &[N, N, 2.5, 1.75], "atr");
     }
 
@@ -1935,16 +1720,8 @@ mod tests {
         let got = macd(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0], 2, 3, 2).unwrap();
         let m = [N, N, 2.0 / 3.0, 7.0 / 6.0, 79.0 / 36.0, 929.0 / 216.0];
         assert_close(&got.macd, &m, "macd");
-        assert_close(
-            &got.signal,
-            &[N, N, N, 11.0 / 12.0, 191.0 / 108.0, 280.0 / 81.0],
-            "signal",
-        );
-        assert_close(
-            &got.histogram,
-            &[N, N, N, 0.25, 23.0 / 54.0, 547.0 / 648.0],
-            "histogram",
-        );
+        assert_close(&got.signal, &[N, N, N, 11.0 / 12.0, 191.0 / 108.0, 280.0 / 81.0], "signal");
+        assert_close(&got.histogram, &[N, N, N, 0.25, 23.0 / 54.0, 547.0 / 648.0], "histogram");
     }
 
     #[test]
@@ -1982,80 +1759,20 @@ mod tests {
     #[test]
     fn matches_talib_golden_values() {
         let golden: [(&str, usize, [f64; 3]); 14] = [
-            (
-                "sma",
-                9,
-                [104.89179303659935, 101.24334446720711, 80.89961647887053],
-            ),
-            (
-                "ema",
-                9,
-                [104.5897336309846, 101.58413412993589, 80.87674125705384],
-            ),
-            (
-                "wma",
-                9,
-                [105.35399021824026, 100.837873633, 80.79009853300843],
-            ),
-            (
-                "rsi",
-                14,
-                [66.49896895164001, 38.61926836106599, 41.48662894569793],
-            ),
-            (
-                "atr",
-                14,
-                [1.6250246651985247, 1.7157920056319536, 1.2553812973952356],
-            ),
-            (
-                "macd",
-                33,
-                [1.9014910650079173, -1.580301708105523, -0.3245766807254711],
-            ),
-            (
-                "signal",
-                33,
-                [1.488244116903846, -1.1601921704524365, -0.22678622263235748],
-            ),
-            (
-                "histogram",
-                33,
-                [
-                    0.41324694810407125,
-                    -0.42010953765308656,
-                    -0.0977904580931136,
-                ],
-            ),
-            (
-                "upper",
-                19,
-                [108.17189010282829, 109.77333388622164, 83.28552040332184],
-            ),
-            (
-                "middle",
-                19,
-                [102.19671267740766, 103.89013076575274, 81.40695808727394],
-            ),
-            (
-                "lower",
-                19,
-                [96.22153525198704, 98.00692764528385, 79.52839577122603],
-            ),
-            (
-                "stdev",
-                19,
-                [2.9875887127103105, 2.9416015602344454, 0.9392811580239507],
-            ),
-            (
-                "highest",
-                9,
-                [106.7263684845776, 103.76775109111604, 82.2598762544135],
-            ),
-            (
-                "lowest",
-                9,
-                [103.18205774740578, 99.86487866435778, 79.37979761946595],
-            ),
+            ("sma", 9, [104.89179303659935, 101.24334446720711, 80.89961647887053]),
+            ("ema", 9, [104.5897336309846, 101.58413412993589, 80.87674125705384]),
+            ("wma", 9, [105.35399021824026, 100.837873633, 80.79009853300843]),
+            ("rsi", 14, [66.49896895164001, 38.61926836106599, 41.48662894569793]),
+            ("atr", 14, [1.6250246651985247, 1.7157920056319536, 1.2553812973952356]),
+            ("macd", 33, [1.9014910650079173, -1.580301708105523, -0.3245766807254711]),
+            ("signal", 33, [1.488244116903846, -1.1601921704524365, -0.22678622263235748]),
+            ("histogram", 33, [0.41324694810407125, -0.42010953765308656, -0.0977904580931136]),
+            ("upper", 19, [108.17189010282829, 109.77333388622164, 83.28552040332184]),
+            ("middle", 19, [102.19671267740766, 103.89013076575274, 81.40695808727394]),
+            ("lower", 19, [96.22153525198704, 98.00692764528385, 79.52839577122603]),
+            ("stdev", 19, [2.9875887127103105, 2.9416015602344454, 0.9392811580239507]),
+            ("highest", 9, [106.7263684845776, 103.76775109111604, 82.2598762544135]),
+            ("lowest", 9, [103.18205774740578, 99.86487866435778, 79.37979761946595]),
         ];
         let s = hlc_series(42, 300);
         let inputs = Inputs::hlc(&s.high, &s.low, &s.close);
@@ -2067,20 +1784,12 @@ mod tests {
         for name in ["rsi", "atr"] {
             ours.push((name, run(name, period(14)).as_single().unwrap().to_vec()));
         }
-        ours.push((
-            "stdev",
-            run("stdev", period(20)).as_single().unwrap().to_vec(),
-        ));
+        ours.push(("stdev", run("stdev", period(20)).as_single().unwrap().to_vec()));
         for (name, out) in [
             ("macd", run("macd", macd_params(12, 26, 9))),
-            (
-                "bollinger",
-                run("bollinger", period(20).with("stddev", 2.0)),
-            ),
+            ("bollinger", run("bollinger", period(20).with("stddev", 2.0))),
         ] {
-            let ArrayOutput::Multi(fields) = out else {
-                panic!("{name} is multi-output")
-            };
+            let ArrayOutput::Multi(fields) = out else { panic!("{name} is multi-output") };
             ours.extend(fields);
         }
         for (name, talib_nans, values) in golden {
@@ -2183,11 +1892,7 @@ mod tests {
                 let params = params_for(kind, p);
                 let spec = Spec::parse(kind.name(), &params).unwrap();
                 let want = expect(kind, p);
-                assert_eq!(
-                    spec.warmup(),
-                    *want.iter().max().unwrap(),
-                    "{kind:?} lookback"
-                );
+                assert_eq!(spec.warmup(), *want.iter().max().unwrap(), "{kind:?} lookback");
                 let series = match compute(kind.name(), &inputs, &params).unwrap() {
                     ArrayOutput::Single(v) => vec![v],
                     ArrayOutput::Multi(f) => f.into_iter().map(|(_, v)| v).collect(),
@@ -2230,25 +1935,13 @@ mod tests {
         s.close[101] = f64::INFINITY;
         s.close[250] = f64::NEG_INFINITY;
         // The references see every non-finite value as NaN.
-        let clean: Vec<f64> = s
-            .close
-            .iter()
-            .map(|&x| if x.is_finite() { x } else { N })
-            .collect();
+        let clean: Vec<f64> = s.close.iter().map(|&x| if x.is_finite() { x } else { N }).collect();
         for p in [1, 7, 30] {
             assert_close(&sma(&s.close, p).unwrap(), &ref_sma(&clean, p), "sma");
             assert_close(&wma(&s.close, p).unwrap(), &ref_wma(&clean, p), "wma");
             assert_close(&stdev(&s.close, p).unwrap(), &ref_stdev(&clean, p), "stdev");
-            assert_close(
-                &highest(&s.close, p).unwrap(),
-                &ref_extreme(&clean, p, true),
-                "highest",
-            );
-            assert_close(
-                &lowest(&s.close, p).unwrap(),
-                &ref_extreme(&clean, p, false),
-                "lowest",
-            );
+            assert_close(&highest(&s.close, p).unwrap(), &ref_extreme(&clean, p, true), "highest");
+            assert_close(&lowest(&s.close, p).unwrap(), &ref_extreme(&clean, p, false), "lowest");
             // Finite again once the missing values have left the window.
             assert!(sma(&s.close, p).unwrap()[250 - 1].is_finite());
             assert!(sma(&s.close, p).unwrap()[399].is_finite());
@@ -2260,9 +1953,8 @@ mod tests {
         let mut s = hlc_series(8, 300);
         s.close[100] = f64::NAN;
         s.high[200] = f64::INFINITY;
-        let after = |v: &[f64], from: usize| {
-            v[..from].iter().any(|x| x.is_finite()) && v[from..].iter().all(|x| x.is_nan())
-        };
+        let after =
+            |v: &[f64], from: usize| v[..from].iter().any(|x| x.is_finite()) && v[from..].iter().all(|x| x.is_nan());
         assert!(after(&ema(&s.close, 10).unwrap(), 100));
         assert!(after(&rsi(&s.close, 10).unwrap(), 100));
         assert!(after(&macd(&s.close, 5, 10, 3).unwrap().histogram, 100));
@@ -2330,10 +2022,7 @@ mod tests {
         for k in [-1.0, f64::NAN, f64::INFINITY] {
             invalid(Spec::parse("bollinger", &period(20).with("k", k)), "k");
         }
-        invalid(
-            Spec::parse("bollinger", &period(20).with("k", 2.0).with("stddev", 2.0)),
-            "k",
-        );
+        invalid(Spec::parse("bollinger", &period(20).with("k", 2.0).with("stddev", 2.0)), "k");
         assert!(bollinger(&[1.0], 5, -2.0).is_err());
         let spec = Spec::parse("bollinger", &period(20).with("stddev", 1.5)).unwrap();
         assert_eq!(spec, Spec::Bollinger { period: 20, k: 1.5 });
@@ -2342,68 +2031,31 @@ mod tests {
     #[test]
     fn missing_and_unknown_params_and_names_are_errors() {
         let err = Spec::parse("rsi", &Params::new()).unwrap_err();
-        assert_eq!(
-            err,
-            IndicatorError::MissingParam {
-                indicator: "rsi",
-                param: "period"
-            }
-        );
+        assert_eq!(err, IndicatorError::MissingParam { indicator: "rsi", param: "period" });
         let err = Spec::parse("macd", &Params::new().with("fast", 12.0).with("slow", 26.0));
-        assert!(matches!(
-            err,
-            Err(IndicatorError::MissingParam {
-                param: "signal",
-                ..
-            })
-        ));
+        assert!(matches!(err, Err(IndicatorError::MissingParam { param: "signal", .. })));
         let err = Spec::parse("bollinger", &period(20));
-        assert!(matches!(
-            err,
-            Err(IndicatorError::MissingParam { param: "k", .. })
-        ));
+        assert!(matches!(err, Err(IndicatorError::MissingParam { param: "k", .. })));
         let err = Spec::parse("ema", &Params::new().with("peroid", 10.0)).unwrap_err();
         assert!(matches!(&err, IndicatorError::UnknownParam { param, .. } if param == "peroid"));
         let err = create("vwap", &period(10)).unwrap_err();
         assert_eq!(err, IndicatorError::UnknownIndicator("vwap".into()));
-        assert!(
-            err.to_string().contains("sma, ema"),
-            "lists known names: {err}"
-        );
+        assert!(err.to_string().contains("sma, ema"), "lists known names: {err}");
         // Names are case-insensitive.
-        assert_eq!(
-            Spec::parse(" RSI ", &period(14)),
-            Ok(Spec::Rsi { period: 14 })
-        );
+        assert_eq!(Spec::parse(" RSI ", &period(14)), Ok(Spec::Rsi { period: 14 }));
     }
 
     #[test]
     fn input_shape_errors() {
         let (a, b) = ([1.0, 2.0, 3.0], [1.0, 2.0]);
         let err = atr(&a, &b, &a, 2).unwrap_err();
-        assert_eq!(
-            err,
-            IndicatorError::LengthMismatch {
-                input: "low",
-                len: 2,
-                expected: 3
-            }
-        );
+        assert_eq!(err, IndicatorError::LengthMismatch { input: "low", len: 2, expected: 3 });
         assert!(atr(&b, &a, &a, 2).is_err());
         let p = period(2);
         let missing = compute("atr", &Inputs::close(&a), &p).unwrap_err();
-        assert_eq!(
-            missing,
-            IndicatorError::MissingInput {
-                indicator: "atr",
-                input: "high"
-            }
-        );
+        assert_eq!(missing, IndicatorError::MissingInput { indicator: "atr", input: "high" });
         let mismatch = compute("sma", &Inputs::hlc(&b, &a, &a), &p).unwrap_err();
-        assert!(matches!(
-            mismatch,
-            IndicatorError::LengthMismatch { input: "high", .. }
-        ));
+        assert!(matches!(mismatch, IndicatorError::LengthMismatch { input: "high", .. }));
         assert!(compute("sma", &Inputs::close(&a), &p).is_ok());
     }
 }

@@ -17,8 +17,8 @@
 use std::{collections::BTreeMap, time::Instant};
 
 use journal::{
-    event::{Event, Liquidity, Side, StrategyErrorKind, StrategyLoad},
     event::Json as EventJson,
+    event::{Event, Liquidity, Side, StrategyErrorKind, StrategyLoad},
     hash, Cloid,
 };
 use serde_json::{json, Value as Json};
@@ -53,7 +53,9 @@ impl StrategySpec {
     /// A spec with the sandbox's default limits.
     pub fn new(trader: &str, file: &str, source: String, params: Json, seed: u64) -> StrategySpec {
         let defaults = SandboxConfig::default();
-        let name = std::path::Path::new(file).file_stem().map_or_else(|| file.to_owned(), |s| s.to_string_lossy().into_owned());
+        let name = std::path::Path::new(file)
+            .file_stem()
+            .map_or_else(|| file.to_owned(), |s| s.to_string_lossy().into_owned());
         StrategySpec {
             trader: trader.to_owned(),
             name,
@@ -158,7 +160,12 @@ impl StrategyRuntime {
     ///
     /// # Errors
     /// Only sink failures; strategy failures are journaled.
-    pub fn start(spec: StrategySpec, sink: &mut dyn Sink, market: &Market, now_ms: i64) -> Result<StrategyRuntime, SinkError> {
+    pub fn start(
+        spec: StrategySpec,
+        sink: &mut dyn Sink,
+        market: &Market,
+        now_ms: i64,
+    ) -> Result<StrategyRuntime, SinkError> {
         let code_hash = hash::content(&spec.source);
         let seen = sink.state().contents_seen.contains(&code_hash);
         let load = StrategyLoad {
@@ -219,7 +226,11 @@ impl StrategyRuntime {
             call_timeout_ms: self.spec.call_timeout_ms,
             memory_limit_bytes: self.spec.memory_limit_bytes,
             seed: self.spec.seed.wrapping_add(u64::from(self.restarts)),
-            strategy: StrategyInfo { id: self.spec.trader.clone(), name: self.spec.name.clone(), params: self.spec.params.clone() },
+            strategy: StrategyInfo {
+                id: self.spec.trader.clone(),
+                name: self.spec.name.clone(),
+                params: self.spec.params.clone(),
+            },
             initial_state,
             ..SandboxConfig::default()
         };
@@ -251,7 +262,15 @@ impl StrategyRuntime {
     ///
     /// # Errors
     /// Only sink failures.
-    pub fn on_input(&mut self, sink: &mut dyn Sink, market: &Market, seq: u64, time_ms: i64, trader: &str, event: &Event) -> Result<(), SinkError> {
+    pub fn on_input(
+        &mut self,
+        sink: &mut dyn Sink,
+        market: &Market,
+        seq: u64,
+        time_ms: i64,
+        trader: &str,
+        event: &Event,
+    ) -> Result<(), SinkError> {
         if self.stopped.is_some() {
             return Ok(());
         }
@@ -270,19 +289,23 @@ impl StrategyRuntime {
             Event::OrderCancelled { cloid, reason } if own => {
                 (Hook::OnOrder, json!({ "cloid": cloid.to_string(), "status": "cancelled", "reason": reason }))
             }
-            Event::OrderRejected { cloid, reason } if own && event.is_input() => {
-                (Hook::OnOrder, json!({ "cloid": cloid.to_string(), "status": "rejected", "reason": reason.to_string() }))
-            }
-            Event::OrderFilled(f) if own => (Hook::OnFill, json!({
-                "cloid": f.cloid.to_string(),
-                "fillId": f.fill_id,
-                "symbol": f.symbol,
-                "side": if f.side == Side::Buy { "buy" } else { "sell" },
-                "qty": num(f.qty),
-                "price": num(f.price),
-                "fee": num(f.fee_quote),
-                "maker": f.liquidity == Liquidity::Maker,
-            })),
+            Event::OrderRejected { cloid, reason } if own && event.is_input() => (
+                Hook::OnOrder,
+                json!({ "cloid": cloid.to_string(), "status": "rejected", "reason": reason.to_string() }),
+            ),
+            Event::OrderFilled(f) if own => (
+                Hook::OnFill,
+                json!({
+                    "cloid": f.cloid.to_string(),
+                    "fillId": f.fill_id,
+                    "symbol": f.symbol,
+                    "side": if f.side == Side::Buy { "buy" } else { "sell" },
+                    "qty": num(f.qty),
+                    "price": num(f.price),
+                    "fee": num(f.fee_quote),
+                    "maker": f.liquidity == Liquidity::Maker,
+                }),
+            ),
             Event::DataPointReceived { series, value } => {
                 (Hook::OnData, json!({ "series": series, "value": num(*value), "time": time_ms }))
             }
@@ -298,7 +321,14 @@ impl StrategyRuntime {
     ///
     /// # Errors
     /// Only sink failures.
-    pub fn stop(&mut self, sink: &mut dyn Sink, market: &Market, now_ms: i64, cycle_seq: u64, reason: &str) -> Result<(), SinkError> {
+    pub fn stop(
+        &mut self,
+        sink: &mut dyn Sink,
+        market: &Market,
+        now_ms: i64,
+        cycle_seq: u64,
+        reason: &str,
+    ) -> Result<(), SinkError> {
         if self.stopped.is_some() {
             return Ok(());
         }
@@ -311,7 +341,15 @@ impl StrategyRuntime {
 
     /// One hook call: journals what it produced, or its failure (then restarts).
     /// Returns the hook's value when it succeeded.
-    fn call(&mut self, sink: &mut dyn Sink, market: &Market, now_ms: i64, cycle_seq: u64, hook: Hook, arg: Option<Json>) -> Result<Option<Json>, SinkError> {
+    fn call(
+        &mut self,
+        sink: &mut dyn Sink,
+        market: &Market,
+        now_ms: i64,
+        cycle_seq: u64,
+        hook: Hook,
+        arg: Option<Json>,
+    ) -> Result<Option<Json>, SinkError> {
         let Some(sandbox) = self.sandbox.as_mut() else { return Ok(None) };
         if !sandbox.has_hook(hook) {
             return Ok(None);
@@ -336,9 +374,7 @@ impl StrategyRuntime {
             return Err(failure);
         }
         match result {
-            Ok(output) => {
-                self.journal_output(sink, now_ms, output)
-            }
+            Ok(output) => self.journal_output(sink, now_ms, output),
             Err(e) => {
                 self.erred(sink, now_ms, hook, error_kind(&e), e.to_string())?;
                 if hook != Hook::Exit {
@@ -349,7 +385,12 @@ impl StrategyRuntime {
         }
     }
 
-    fn journal_output(&mut self, sink: &mut dyn Sink, now_ms: i64, output: CallOutput) -> Result<Option<Json>, SinkError> {
+    fn journal_output(
+        &mut self,
+        sink: &mut dyn Sink,
+        now_ms: i64,
+        output: CallOutput,
+    ) -> Result<Option<Json>, SinkError> {
         let trader = self.spec.trader.clone();
         for line in &output.logs {
             match line.level {
@@ -372,13 +413,28 @@ impl StrategyRuntime {
         Ok(Some(output.value))
     }
 
-    fn restart(&mut self, sink: &mut dyn Sink, market: &Market, now_ms: i64, cycle_seq: u64, reason: String) -> Result<(), SinkError> {
+    fn restart(
+        &mut self,
+        sink: &mut dyn Sink,
+        market: &Market,
+        now_ms: i64,
+        cycle_seq: u64,
+        reason: String,
+    ) -> Result<(), SinkError> {
         if self.restarts >= RESTARTS_MAX {
             return self.stop_with(sink, now_ms, format!("failed {} times; last: {reason}", RESTARTS_MAX + 1));
         }
         if let Some(mut old) = self.sandbox.take() {
             if !old.is_poisoned() && old.has_hook(Hook::Exit) {
-                let mut host = ApiHost { sink: &mut *sink, market, trader: &self.spec.trader, now_ms, cycle_seq, legs: self.cycle.1, failure: None };
+                let mut host = ApiHost {
+                    sink: &mut *sink,
+                    market,
+                    trader: &self.spec.trader,
+                    now_ms,
+                    cycle_seq,
+                    legs: self.cycle.1,
+                    failure: None,
+                };
                 // The old instance's last words are best effort: it already failed once.
                 let _ = old.call(Hook::Exit, Some(Json::String(reason.clone())), &mut host);
                 self.cycle.1 = host.legs;
@@ -392,7 +448,14 @@ impl StrategyRuntime {
         self.boot(sink, market, now_ms, cycle_seq)
     }
 
-    fn erred(&mut self, sink: &mut dyn Sink, now_ms: i64, hook: Hook, kind: StrategyErrorKind, message: String) -> Result<(), SinkError> {
+    fn erred(
+        &mut self,
+        sink: &mut dyn Sink,
+        now_ms: i64,
+        hook: Hook,
+        kind: StrategyErrorKind,
+        message: String,
+    ) -> Result<(), SinkError> {
         tracing::warn!(strategy = %self.spec.trader, hook = hook.js_name(), "{message}");
         // Every journaled error counts, load failures (syntax, missing hook) included.
         self.health.errors += 1;

@@ -67,10 +67,10 @@
 
 mod convert;
 mod globals;
-mod indicators;
-mod source;
 #[cfg(test)]
 mod indicator_tests;
+mod indicators;
+mod source;
 #[cfg(test)]
 mod tests;
 mod types;
@@ -90,9 +90,8 @@ pub use convert::{f64_to_json, json_function, MAX_DEPTH};
 pub use globals::API_METHODS;
 pub use source::{detect_kind, SourceKind};
 pub use types::{
-    CallOutput, Hook, Host, LogLevel, LogLine, SandboxConfig, SandboxError, StrategyInfo,
-    DEFAULT_CALL_FUEL, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MAX_STACK_BYTES,
-    DEFAULT_MEMORY_LIMIT_BYTES,
+    CallOutput, Hook, Host, LogLevel, LogLine, SandboxConfig, SandboxError, StrategyInfo, DEFAULT_CALL_FUEL,
+    DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MAX_STACK_BYTES, DEFAULT_MEMORY_LIMIT_BYTES,
 };
 
 use globals::{Limits, Shared, SharedRef, Trip};
@@ -125,10 +124,7 @@ impl Loader for RefuseImports {
         _attributes: Option<ImportAttributes<'js>>,
     ) -> rquickjs::Result<Module<'js, Declared>> {
         self.0.borrow_mut().get_or_insert_with(|| name.to_string());
-        Err(rquickjs::Error::new_loading_message(
-            name,
-            "strategies cannot import modules",
-        ))
+        Err(rquickjs::Error::new_loading_message(name, "strategies cannot import modules"))
     }
 }
 
@@ -200,11 +196,7 @@ impl From<SandboxError> for Failure {
 impl Sandbox {
     /// Load a strategy: evaluate `source` (script or module, see [`detect_kind`]) under the
     /// configured limits, discover its hooks and `params` defaults, and build `ctx` once.
-    pub fn load(
-        file_name: &str,
-        source: &str,
-        config: SandboxConfig,
-    ) -> Result<Sandbox, SandboxError> {
+    pub fn load(file_name: &str, source: &str, config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         let runtime = Runtime::new().map_err(|e| SandboxError::Engine(e.to_string()))?;
         // The ballast (see `Limits::set_ballast`) comes on top of the configured limit.
         let runtime_limit = match config.memory_limit_bytes {
@@ -217,18 +209,12 @@ impl Sandbox {
         let l = limits.clone();
         runtime.set_interrupt_handler(Some(Box::new(move || l.tick())));
         let refused_import = Rc::new(RefCell::new(None));
-        runtime.set_loader(
-            RefuseImports(refused_import.clone()),
-            RefuseImports(refused_import.clone()),
-        );
+        runtime.set_loader(RefuseImports(refused_import.clone()), RefuseImports(refused_import.clone()));
         let context = Context::custom::<Intrinsics>(&runtime).map_err(|e| match e {
-            rquickjs::Error::Allocation => SandboxError::OutOfMemory {
-                limit_bytes: config.memory_limit_bytes,
-            },
+            rquickjs::Error::Allocation => SandboxError::OutOfMemory { limit_bytes: config.memory_limit_bytes },
             e => SandboxError::Engine(e.to_string()),
         })?;
-        let shared: SharedRef =
-            Rc::new(RefCell::new(Shared::new(config.seed, config.initial_state)));
+        let shared: SharedRef = Rc::new(RefCell::new(Shared::new(config.seed, config.initial_state)));
         let kind = detect_kind(source);
 
         let mut sandbox = Sandbox {
@@ -250,17 +236,12 @@ impl Sandbox {
             discarded: CallOutput::default(),
         };
         sandbox.context.with(|ctx| -> Result<(), SandboxError> {
-            let ballast =
-                rquickjs::String::from_str(ctx.clone(), &"\0".repeat(globals::BALLAST_BYTES))
-                    .map_err(|_| SandboxError::OutOfMemory {
-                        limit_bytes: config.memory_limit_bytes,
-                    })?;
+            let ballast = rquickjs::String::from_str(ctx.clone(), &"\0".repeat(globals::BALLAST_BYTES))
+                .map_err(|_| SandboxError::OutOfMemory { limit_bytes: config.memory_limit_bytes })?;
             sandbox.limits.set_ballast(Persistent::save(&ctx, ballast));
             Ok(())
         })?;
-        sandbox
-            .limits
-            .arm(sandbox.call_fuel, sandbox.call_timeout_ms);
+        sandbox.limits.arm(sandbox.call_fuel, sandbox.call_timeout_ms);
         let loaded = sandbox.evaluate(source, &config.strategy);
         sandbox.limits.disarm();
         sandbox.last_fuel_used = sandbox.limits.used();
@@ -278,12 +259,7 @@ impl Sandbox {
         })
     }
 
-    fn evaluate_in<'js>(
-        &mut self,
-        ctx: &Ctx<'js>,
-        source: &str,
-        info: &StrategyInfo,
-    ) -> Result<(), Failure> {
+    fn evaluate_in<'js>(&mut self, ctx: &Ctx<'js>, source: &str, info: &StrategyInfo) -> Result<(), Failure> {
         globals::install_prelude(ctx, &self.shared)?;
         let (hooks, params) = match self.kind {
             SourceKind::Script => {
@@ -298,18 +274,14 @@ impl Sandbox {
                 let mut probe = String::from("({");
                 for h in Hook::ALL {
                     let n = h.js_name();
-                    probe.push_str(&format!(
-                        "{n}: typeof {n} === 'function' ? {n} : undefined, "
-                    ));
+                    probe.push_str(&format!("{n}: typeof {n} === 'function' ? {n} : undefined, "));
                 }
                 probe.push_str("params: typeof params === 'undefined' ? undefined : params})");
                 let mut opts = rquickjs::context::EvalOptions::default();
                 opts.filename = Some("<quantfold-probe>".into());
                 let found: Object = ctx.eval_with_options(probe, opts)?;
-                let hooks: Vec<Value> = Hook::ALL
-                    .iter()
-                    .map(|h| found.get(h.js_name()))
-                    .collect::<rquickjs::Result<_>>()?;
+                let hooks: Vec<Value> =
+                    Hook::ALL.iter().map(|h| found.get(h.js_name())).collect::<rquickjs::Result<_>>()?;
                 (hooks, found.get::<_, Value>("params")?)
             }
             SourceKind::Module => {
@@ -318,10 +290,8 @@ impl Sandbox {
                 self.settle(ctx, promise, "module evaluation")?;
                 self.drain_jobs(ctx)?;
                 let ns = module.namespace()?;
-                let hooks: Vec<Value> = Hook::ALL
-                    .iter()
-                    .map(|h| ns.get(h.js_name()))
-                    .collect::<rquickjs::Result<_>>()?;
+                let hooks: Vec<Value> =
+                    Hook::ALL.iter().map(|h| ns.get(h.js_name())).collect::<rquickjs::Result<_>>()?;
                 (hooks, ns.get::<_, Value>("params")?)
             }
         };
@@ -331,10 +301,8 @@ impl Sandbox {
                 self.hooks[slot] = Some(Persistent::save(ctx, f));
             }
         }
-        let defaults = convert::to_json(&params).map_err(|e| SandboxError::Conversion {
-            what: "params".into(),
-            message: e.to_string(),
-        })?;
+        let defaults = convert::to_json(&params)
+            .map_err(|e| SandboxError::Conversion { what: "params".into(), message: e.to_string() })?;
         self.params = overlay_params(defaults, &info.params);
         let c = globals::build_ctx(ctx, &self.shared, info, &self.params)?;
         self.ctx_obj = Persistent::save(ctx, c);
@@ -348,12 +316,7 @@ impl Sandbox {
     /// On success the call's `ctx.state` writes are applied to the sandbox state and returned; on
     /// failure they are discarded (the state map is as before the call) and the call's logs,
     /// notifications and records are kept for [`Sandbox::take_discarded_output`].
-    pub fn call(
-        &mut self,
-        hook: Hook,
-        arg: Option<Json>,
-        host: &mut dyn Host,
-    ) -> Result<CallOutput, SandboxError> {
+    pub fn call(&mut self, hook: Hook, arg: Option<Json>, host: &mut dyn Host) -> Result<CallOutput, SandboxError> {
         if self.poisoned {
             return Err(SandboxError::Poisoned);
         }
@@ -370,8 +333,7 @@ impl Sandbox {
         let this = &*self;
         let result = globals::with_host(host, || {
             this.context.with(|ctx| {
-                this.call_in(&ctx, hook, func, ctx_obj, arg.as_ref())
-                    .map_err(|f| this.classify(&ctx, f, false))
+                this.call_in(&ctx, hook, func, ctx_obj, arg.as_ref()).map_err(|f| this.classify(&ctx, f, false))
             })
         });
         self.limits.disarm();
@@ -428,29 +390,18 @@ impl Sandbox {
     }
 
     /// Run the job queue until `promise` settles.
-    fn settle<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        promise: Promise<'js>,
-        what: &str,
-    ) -> Result<Value<'js>, Failure> {
+    fn settle<'js>(&self, ctx: &Ctx<'js>, promise: Promise<'js>, what: &str) -> Result<Value<'js>, Failure> {
         loop {
             match promise.state() {
                 PromiseState::Resolved | PromiseState::Rejected => {
-                    return promise
-                        .result::<Value>()
-                        .unwrap_or(Err(rquickjs::Error::Unknown))
-                        .map_err(Failure::Js);
+                    return promise.result::<Value>().unwrap_or(Err(rquickjs::Error::Unknown)).map_err(Failure::Js);
                 }
                 PromiseState::Pending => {
                     if self.limits.tripped().is_some() {
                         return Err(Failure::Js(rquickjs::Error::Exception));
                     }
                     if !ctx.execute_pending_job() {
-                        return Err(SandboxError::Unsettled {
-                            hook: what.to_string(),
-                        }
-                        .into());
+                        return Err(SandboxError::Unsettled { hook: what.to_string() }.into());
                     }
                     self.limits.charge_job();
                 }
@@ -480,21 +431,11 @@ impl Sandbox {
             _ => None,
         };
         match self.limits.tripped() {
-            Some(Trip::Fuel) => {
-                return SandboxError::OutOfFuel {
-                    fuel: self.call_fuel,
-                }
-            }
-            Some(Trip::Timeout) => {
-                return SandboxError::Timeout {
-                    timeout_ms: self.call_timeout_ms,
-                }
-            }
+            Some(Trip::Fuel) => return SandboxError::OutOfFuel { fuel: self.call_fuel },
+            Some(Trip::Timeout) => return SandboxError::Timeout { timeout_ms: self.call_timeout_ms },
             None => {}
         }
-        let oom = SandboxError::OutOfMemory {
-            limit_bytes: self.memory_limit_bytes,
-        };
+        let oom = SandboxError::OutOfMemory { limit_bytes: self.memory_limit_bytes };
         let Some(value) = exception else {
             return match err {
                 rquickjs::Error::Allocation => oom,
@@ -503,10 +444,7 @@ impl Sandbox {
         };
         if let Some(specifier) = self.refused_import.borrow_mut().take() {
             if loading {
-                return SandboxError::ImportRefused {
-                    file: self.file_name.clone(),
-                    specifier,
-                };
+                return SandboxError::ImportRefused { file: self.file_name.clone(), specifier };
             }
         }
         let Some(obj) = value.as_object().filter(|o| o.is_error()) else {
@@ -521,11 +459,7 @@ impl Sandbox {
             };
         };
         let get = |k: &str| -> String {
-            obj.get::<_, Option<rquickjs::Coerced<String>>>(k)
-                .ok()
-                .flatten()
-                .map(|c| c.0)
-                .unwrap_or_default()
+            obj.get::<_, Option<rquickjs::Coerced<String>>>(k).ok().flatten().map(|c| c.0).unwrap_or_default()
         };
         let (name, message, stack) = (get("name"), get("message"), get("stack"));
         let _ = ctx.catch(); // a throwing getter above must not leave an exception behind
@@ -534,22 +468,10 @@ impl Sandbox {
         }
         if loading && name == "SyntaxError" {
             if let Some((line, column)) = source::parse_error_location(&stack, &self.file_name) {
-                return SandboxError::Syntax {
-                    file: self.file_name.clone(),
-                    line,
-                    column,
-                    message,
-                };
+                return SandboxError::Syntax { file: self.file_name.clone(), line, column, message };
             }
         }
-        SandboxError::Thrown {
-            message: if name.is_empty() {
-                message
-            } else {
-                format!("{name}: {message}")
-            },
-            stack,
-        }
+        SandboxError::Thrown { message: if name.is_empty() { message } else { format!("{name}: {message}") }, stack }
     }
 
     fn take_buffers(&self) -> CallOutput {
@@ -565,10 +487,7 @@ impl Sandbox {
 
     /// The hooks the strategy defines, in [`Hook::ALL`] order.
     pub fn hooks(&self) -> Vec<Hook> {
-        Hook::ALL
-            .into_iter()
-            .filter(|h| self.has_hook(*h))
-            .collect()
+        Hook::ALL.into_iter().filter(|h| self.has_hook(*h)).collect()
     }
 
     pub fn has_hook(&self, hook: Hook) -> bool {

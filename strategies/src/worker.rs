@@ -49,7 +49,10 @@ impl Worker {
     /// The trader already runs a strategy, or a sink failure.
     pub fn load(&mut self, spec: StrategySpec, sink: &mut dyn Sink, now_ms: i64) -> Result<(), SinkError> {
         if self.strategies.contains_key(&spec.trader) {
-            return Err(SinkError::Divergence { seq: 0, message: format!("trader {} already runs a strategy", spec.trader) });
+            return Err(SinkError::Divergence {
+                seq: 0,
+                message: format!("trader {} already runs a strategy", spec.trader),
+            });
         }
         let trader = spec.trader.clone();
         let runtime = StrategyRuntime::start(spec, sink, &self.market, now_ms)?;
@@ -77,7 +80,14 @@ impl Worker {
     ///
     /// # Errors
     /// Sink failures.
-    pub fn on_input(&mut self, sink: &mut dyn Sink, seq: u64, time_ms: i64, trader: &str, event: &Event) -> Result<(), SinkError> {
+    pub fn on_input(
+        &mut self,
+        sink: &mut dyn Sink,
+        seq: u64,
+        time_ms: i64,
+        trader: &str,
+        event: &Event,
+    ) -> Result<(), SinkError> {
         if let Event::KlineReceived(k) = event {
             self.market.record(k);
         }

@@ -6,7 +6,10 @@ use std::str::FromStr;
 
 use journal::{
     codec,
-    event::{Cloid, Event, Fill, Instrument, Json as EventJson, Kline, Liquidity, RejectReason, Side, StrategyErrorKind, TraderStart},
+    event::{
+        Cloid, Event, Fill, Instrument, Json as EventJson, Kline, Liquidity, RejectReason, Side, StrategyErrorKind,
+        TraderStart,
+    },
     State,
 };
 use rust_decimal::Decimal;
@@ -202,7 +205,11 @@ fn neighbours_kept_going(run: &Run, bars: u32) {
         assert_eq!(count(&events, "OrderSubmitted"), bars as usize, "{good} stopped trading");
         assert_eq!(count(&events, "StrategyErred"), 0, "{good} erred: {events:?}");
         let health = run.health(good);
-        assert_eq!((health.calls, health.errors, health.restarts, health.stopped), (1 + u64::from(bars), 0, 0, None), "{good}");
+        assert_eq!(
+            (health.calls, health.errors, health.restarts, health.stopped),
+            (1 + u64::from(bars), 0, 0, None),
+            "{good}"
+        );
     }
 }
 
@@ -259,8 +266,10 @@ function st_heartbeat(ctx, t) {}
             "StrategyStopped",
         ]
     );
-    let attempts: Vec<u32> =
-        events.iter().filter_map(|e| if let Event::StrategyRestarted { attempt } = e { Some(*attempt) } else { None }).collect();
+    let attempts: Vec<u32> = events
+        .iter()
+        .filter_map(|e| if let Event::StrategyRestarted { attempt } = e { Some(*attempt) } else { None })
+        .collect();
     assert_eq!(attempts, [1, 2, 3]);
     assert_eq!(RESTARTS_MAX, 3);
     for e in events.iter().filter(|e| e.kind() == "StrategyErred") {
@@ -313,7 +322,10 @@ function st_heartbeat(ctx, t) { ctx.state.set("entered", t.close); for (;;) {} }
         ]
     );
     for e in events.iter().filter(|e| e.kind() == "StrategyErred") {
-        assert_eq!(erred(e), ("st_heartbeat", StrategyErrorKind::OutOfFuel, "strategy ran out of fuel (5 interrupt ticks)"));
+        assert_eq!(
+            erred(e),
+            ("st_heartbeat", StrategyErrorKind::OutOfFuel, "strategy ran out of fuel (5 interrupt ticks)")
+        );
     }
     assert!(stopped(events.last().unwrap()).contains("st_heartbeat: strategy ran out of fuel"));
     // The failed calls' state writes were never journaled.
@@ -352,7 +364,10 @@ function st_heartbeat(ctx, t) {
     assert_eq!(count(&events, "StrategyErred"), 4, "{events:?}");
     assert_eq!(count(&events, "StrategyRestarted"), 3);
     for e in events.iter().filter(|e| e.kind() == "StrategyErred") {
-        assert_eq!(erred(e), ("st_heartbeat", StrategyErrorKind::OutOfMemory, "strategy ran out of memory (limit 4194304 bytes)"));
+        assert_eq!(
+            erred(e),
+            ("st_heartbeat", StrategyErrorKind::OutOfMemory, "strategy ran out of memory (limit 4194304 bytes)")
+        );
     }
     assert!(stopped(events.last().unwrap()).contains("out of memory"));
     neighbours_kept_going(&run, 6);
@@ -367,7 +382,10 @@ fn missing_heartbeat_is_journaled_and_stopped() {
     let events = run.events_of("bad");
     assert_eq!(kinds(&events), ["TraderStarted", "StrategyLoaded", "StrategyErred", "StrategyStopped"]);
     let (hook, kind, message) = erred(events[2]);
-    assert_eq!((hook, kind, message), ("st_init", StrategyErrorKind::Missing, "bad.js: defines no st_heartbeat function"));
+    assert_eq!(
+        (hook, kind, message),
+        ("st_init", StrategyErrorKind::Missing, "bad.js: defines no st_heartbeat function")
+    );
     assert_eq!(stopped(events[3]), message);
     let health = run.health("bad");
     assert_eq!((health.calls, health.errors), (0, 1), "st_init is not called without st_heartbeat");
@@ -396,7 +414,11 @@ function st_heartbeat(ctx, t) {
     let bar = run.bars(3)[0];
 
     let events = run.events_of("bad");
-    let decided: Vec<&Event> = events.iter().copied().filter(|e| matches!(e, Event::OrderRejected { .. } | Event::OrderSubmitted(_))).collect();
+    let decided: Vec<&Event> = events
+        .iter()
+        .copied()
+        .filter(|e| matches!(e, Event::OrderRejected { .. } | Event::OrderSubmitted(_)))
+        .collect();
     let expected = [
         Some(RejectReason::InvalidQty("NaN".into())),
         Some(RejectReason::NonPositiveQty(d("-1"))),
@@ -418,7 +440,11 @@ function st_heartbeat(ctx, t) {
             (Event::OrderRejected { cloid: got, reason }, Some(want)) => {
                 assert_eq!((got, reason), (&cloid, want), "leg {leg}");
                 assert_eq!(answer["status"], json!("rejected"), "leg {leg}");
-                assert_eq!(answer["reason"], json!(reason.to_string()), "the answer quotes the journaled reason, leg {leg}");
+                assert_eq!(
+                    answer["reason"],
+                    json!(reason.to_string()),
+                    "the answer quotes the journaled reason, leg {leg}"
+                );
             }
             (Event::OrderSubmitted(intent), None) => {
                 assert_eq!((intent.cloid, intent.qty), (cloid, d("0.01")));
@@ -467,9 +493,12 @@ function st_heartbeat(ctx, t) {
     assert_eq!(count(&events, "StrategyRestarted"), 1);
 
     // The journaled values of n, in order: 1..4 before the failure, 5..7 after it.
-    let changes: Vec<&Vec<(String, EventJson)>> =
-        events.iter().filter_map(|e| if let Event::StrategyStateChanged { changes } = e { Some(changes) } else { None }).collect();
-    let ns: Vec<Json> = changes.iter().flat_map(|c| c.iter()).filter(|(k, _)| k == "n").map(|(_, v)| v.0.clone()).collect();
+    let changes: Vec<&Vec<(String, EventJson)>> = events
+        .iter()
+        .filter_map(|e| if let Event::StrategyStateChanged { changes } = e { Some(changes) } else { None })
+        .collect();
+    let ns: Vec<Json> =
+        changes.iter().flat_map(|c| c.iter()).filter(|(k, _)| k == "n").map(|(_, v)| v.0.clone()).collect();
     assert_eq!(ns, [json!(1), json!(2), json!(3), json!(4), json!(5), json!(6), json!(7)]);
     // The failed call's writes (n = 5, close 105) were never journaled; the restart resumed at 4.
     let failed_at = events.iter().position(|e| e.kind() == "StrategyErred").unwrap();
@@ -530,8 +559,12 @@ function st_exit(ctx, reason) { order(ctx); }
         assert_eq!(got, expected, "{trader}");
         assert_eq!(run.sink.state().traders[trader].stats.orders_rejected, 0, "no duplicate cloid");
     }
-    let all: Vec<Cloid> =
-        run.sink.log.iter().filter_map(|(_, _, _, e)| if let Event::OrderSubmitted(o) = e { Some(o.cloid) } else { None }).collect();
+    let all: Vec<Cloid> = run
+        .sink
+        .log
+        .iter()
+        .filter_map(|(_, _, _, e)| if let Event::OrderSubmitted(o) = e { Some(o.cloid) } else { None })
+        .collect();
     let unique: std::collections::BTreeSet<Cloid> = all.iter().copied().collect();
     assert_eq!(all.len(), 2 * (1 + 2 * 5 + 2));
     assert_eq!(unique.len(), all.len(), "client order ids collide");
@@ -573,7 +606,11 @@ function st_on_fill(ctx, f) { ctx.state.set("last_fill", f); }
         new.sort_by_key(|(_, o)| o.cloid);
         for (n, (trader, intent)) in new.into_iter().enumerate() {
             let time = run.next_open;
-            run.input(time, &trader, Event::OrderAccepted { cloid: intent.cloid, exchange_order_id: format!("x{i}-{n}") });
+            run.input(
+                time,
+                &trader,
+                Event::OrderAccepted { cloid: intent.cloid, exchange_order_id: format!("x{i}-{n}") },
+            );
             if n % 2 == 0 {
                 let fill = Fill {
                     cloid: intent.cloid,
@@ -606,7 +643,9 @@ fn two_runs_of_the_same_inputs_journal_identical_bytes() {
 
     // The scenario exercised what it claims to: orders, fills, notifications, failures.
     let log = &first.sink.log;
-    for kind in ["OrderSubmitted", "OrderFilled", "NotificationSent", "SeriesRecorded", "StrategyErred", "StrategyRestarted"] {
+    for kind in
+        ["OrderSubmitted", "OrderFilled", "NotificationSent", "SeriesRecorded", "StrategyErred", "StrategyRestarted"]
+    {
         assert!(log.iter().any(|(_, _, _, e)| e.kind() == kind), "no {kind}");
     }
     // Date.now() and new Date() are the event time of the call; Math.random differs per seed.
@@ -624,7 +663,9 @@ fn two_runs_of_the_same_inputs_journal_identical_bytes() {
         .iter()
         .filter(|(_, _, t, _)| t == "a")
         .filter_map(|(_, time, _, e)| match e {
-            Event::StrategyStateChanged { changes } => changes.iter().find(|(k, _)| k == "init_now").map(|(_, v)| (*time, v.0.clone())),
+            Event::StrategyStateChanged { changes } => {
+                changes.iter().find(|(k, _)| k == "init_now").map(|(_, v)| (*time, v.0.clone()))
+            }
             _ => None,
         })
         .collect();
@@ -779,7 +820,8 @@ function st_on_data(ctx, p) { ctx.state.set("data", ctx.state.get("data", []).co
 fn routing_follows_the_subscription_and_warmup() {
     let traders = ["all", "only_a", "warm", "five"];
     let mut run = Run::new(&["A", "B"], &traders);
-    let subscribe = [json!({}), json!({ "symbols": ["A"] }), json!({ "symbols": "A", "warmup": 2 }), json!({ "interval": "5m" })];
+    let subscribe =
+        [json!({}), json!({ "symbols": ["A"] }), json!({ "symbols": "A", "warmup": 2 }), json!({ "interval": "5m" })];
     for (trader, sub) in traders.iter().zip(subscribe) {
         run.load(StrategySpec::new(trader, "routed.js", ROUTED.to_owned(), json!({ "subscribe": sub }), 1));
     }
@@ -787,10 +829,30 @@ fn routing_follows_the_subscription_and_warmup() {
         run.bar(symbol, close);
     }
     // An open candle is not a heartbeat.
-    let open = Kline { symbol: "A".into(), interval_ms: MINUTE, open_time_ms: run.next_open, open: d("8"), high: d("8"), low: d("8"), close: d("8"), volume: d("1"), closed: false };
+    let open = Kline {
+        symbol: "A".into(),
+        interval_ms: MINUTE,
+        open_time_ms: run.next_open,
+        open: d("8"),
+        high: d("8"),
+        low: d("8"),
+        close: d("8"),
+        volume: d("1"),
+        closed: false,
+    };
     run.input(run.next_open, "", Event::KlineReceived(open));
     // A 5m bar reaches the "five" subscriber and the catch-all only.
-    let five = Kline { symbol: "B".into(), interval_ms: 5 * MINUTE, open_time_ms: T0, open: d("9"), high: d("9"), low: d("9"), close: d("9"), volume: d("1"), closed: true };
+    let five = Kline {
+        symbol: "B".into(),
+        interval_ms: 5 * MINUTE,
+        open_time_ms: T0,
+        open: d("9"),
+        high: d("9"),
+        low: d("9"),
+        close: d("9"),
+        volume: d("1"),
+        closed: true,
+    };
     run.input(T0 + 5 * MINUTE, "", Event::KlineReceived(five));
 
     let ticks = |t: &str| run.kv(t, "ticks").unwrap_or(json!([]));
@@ -810,7 +872,11 @@ fn order_fill_and_data_hooks_get_their_documented_shapes() {
     let t = T0 + MINUTE;
     run.input(t, "me", Event::OrderAccepted { cloid: x, exchange_order_id: "e1".into() });
     run.input(t, "me", Event::OrderCancelled { cloid: y, reason: "user".into() });
-    run.input(t, "me", Event::OrderRejected { cloid: y, reason: RejectReason::Exchange { code: 110007, message: "no money".into() } });
+    run.input(
+        t,
+        "me",
+        Event::OrderRejected { cloid: y, reason: RejectReason::Exchange { code: 110007, message: "no money".into() } },
+    );
     let fill = Fill {
         cloid: x,
         fill_id: "f1".into(),
@@ -859,7 +925,10 @@ fn report_counts_calls_errors_restarts_and_stops() {
     let report = run.worker.report();
     assert_eq!(report.iter().map(|h| h.trader.as_str()).collect::<Vec<_>>(), ["broken", "flaky", "good"]);
     let good = run.health("good");
-    assert_eq!((good.name.as_str(), good.calls, good.errors, good.restarts, good.stopped.as_deref()), ("good", 6, 0, 0, None));
+    assert_eq!(
+        (good.name.as_str(), good.calls, good.errors, good.restarts, good.stopped.as_deref()),
+        ("good", 6, 0, 0, None)
+    );
     assert!(good.latency_p50_us.is_some() && good.latency_p99_us >= good.latency_p50_us);
     assert!(good.memory_bytes > 0);
     // No st_init: the calls are the five heartbeats.

@@ -4,8 +4,8 @@
 //! parsed exactly by [`super::num`]. If polars rejects a block or returns nulls (ragged line, empty
 //! field, blank line, bad UTF-8), the block is re-scanned line by line to name the exact line.
 
-use std::fs::File;
 use std::borrow::Cow;
+use std::fs::File;
 use std::io::{Cursor, Read};
 use std::path::Path;
 use std::sync::Arc;
@@ -101,11 +101,7 @@ fn lossy(b: &[u8]) -> String {
 
 impl CsvSource {
     /// Open, detect the format from the first line (unless forced), consume the header if any.
-    pub(crate) fn open(
-        path: Arc<Path>,
-        forced: Option<Format>,
-        chunk_rows: usize,
-    ) -> Result<Opened, DataError> {
+    pub(crate) fn open(path: Arc<Path>, forced: Option<Format>, chunk_rows: usize) -> Result<Opened, DataError> {
         let file = File::open(&path).map_err(|e| io_err(&path, e))?;
         let mut src = CsvSource {
             path,
@@ -144,10 +140,7 @@ impl CsvSource {
         let first = strip_cr(&src.buf[src.start..first_end]);
         let first_fields: Vec<&[u8]> = fields(first).map(trim_field).collect();
         let is_kline_header = first_fields.len() == 6
-            && first_fields
-                .iter()
-                .zip(KLINE_HEADER)
-                .all(|(f, h)| f.eq_ignore_ascii_case(h.as_bytes()));
+            && first_fields.iter().zip(KLINE_HEADER).all(|(f, h)| f.eq_ignore_ascii_case(h.as_bytes()));
         let starts_numeric = first_fields.first().is_some_and(|f| parse_i64(f).is_some());
         let is_binance_header = first_fields.len() == 12
             && !starts_numeric
@@ -156,15 +149,11 @@ impl CsvSource {
         let found = || lossy(first);
         let (format, has_header) = match forced {
             Some(Format::KlineCsv) | None if is_kline_header => (Format::KlineCsv, true),
-            Some(Format::KlineCsv) => {
-                return Err(DataError::MissingHeader { loc: l1, found: found() })
-            }
+            Some(Format::KlineCsv) => return Err(DataError::MissingHeader { loc: l1, found: found() }),
             Some(Format::BinanceCsv) | None if is_binance_header => (Format::BinanceCsv, true),
             Some(Format::BinanceCsv) => (Format::BinanceCsv, false),
             None if starts_numeric && first_fields.len() == 12 => (Format::BinanceCsv, false),
-            None if first_fields.len() == 6 => {
-                return Err(DataError::MissingHeader { loc: l1, found: found() })
-            }
+            None if first_fields.len() == 6 => return Err(DataError::MissingHeader { loc: l1, found: found() }),
             None => return Err(DataError::UnknownFormat { loc: l1, found: found() }),
             Some(Format::Parquet) => unreachable!("parquet is not opened as CSV"),
         };
@@ -181,9 +170,12 @@ impl CsvSource {
         }
         // The open time is parsed by polars as Int64 (strict: digits, optional sign, leading blanks);
         // everything else as String, converted exactly by us.
-        src.schema = Arc::new(Schema::from_iter(src.names.iter().enumerate().map(|(i, n)| {
-            Field::new((*n).into(), if i == 0 { DataType::Int64 } else { DataType::String })
-        })));
+        src.schema = Arc::new(Schema::from_iter(
+            src.names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Field::new((*n).into(), if i == 0 { DataType::Int64 } else { DataType::String })),
+        ));
         Ok(Opened { source: src, format })
     }
 
@@ -197,10 +189,7 @@ impl CsvSource {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        let n = (&mut self.file)
-            .take(READ_SIZE)
-            .read_to_end(&mut self.buf)
-            .map_err(|e| io_err(&self.path, e))?;
+        let n = (&mut self.file).take(READ_SIZE).read_to_end(&mut self.buf).map_err(|e| io_err(&self.path, e))?;
         if n == 0 {
             self.eof = true;
         }
@@ -269,7 +258,9 @@ impl CsvSource {
         let (a, b, first_line, n_lines) = match self.next_block() {
             Ok(Some(x)) => x,
             Ok(None) => return None,
-            Err(e) => return Some(RawChunk { first_line: self.next_line, bars: vec![], error: Some(e), unit: self.unit }),
+            Err(e) => {
+                return Some(RawChunk { first_line: self.next_line, bars: vec![], error: Some(e), unit: self.unit })
+            }
         };
         let buf = std::mem::take(&mut self.buf);
         let block = &buf[a..b];
@@ -330,13 +321,10 @@ impl CsvSource {
             return None;
         }
         let times = df.columns()[0].i64().ok()?;
-        let strs: Vec<&StringChunked> =
-            df.columns()[1..6].iter().map(|c| c.str()).collect::<PolarsResult<_>>().ok()?;
+        let strs: Vec<&StringChunked> = df.columns()[1..6].iter().map(|c| c.str()).collect::<PolarsResult<_>>().ok()?;
         // polars returns one array per parse task; normally all columns share the boundaries.
         let t_lens: Vec<usize> = times.downcast_iter().map(|a| a.len()).collect();
-        let aligned = strs
-            .iter()
-            .all(|c| c.downcast_iter().map(|a| a.len()).eq(t_lens.iter().copied()));
+        let aligned = strs.iter().all(|c| c.downcast_iter().map(|a| a.len()).eq(t_lens.iter().copied()));
         let (times, strs): (Cow<'_, Int64Chunked>, Vec<Cow<'_, StringChunked>>) = if aligned {
             (Cow::Borrowed(times), strs.into_iter().map(Cow::Borrowed).collect())
         } else {
@@ -546,13 +534,6 @@ impl RowCtx<'_> {
                 }
             })?;
         }
-        Ok(Bar {
-            open_time_ms,
-            open: vals[0],
-            high: vals[1],
-            low: vals[2],
-            close: vals[3],
-            volume: vals[4],
-        })
+        Ok(Bar { open_time_ms, open: vals[0], high: vals[1], low: vals[2], close: vals[3], volume: vals[4] })
     }
 }

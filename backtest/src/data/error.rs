@@ -100,7 +100,9 @@ pub enum DataError {
     OutOfOrder { loc: Loc, time_ms: i64, prev_ms: i64, prev_line: u64 },
     #[error("{loc}: step of {step_ms} ms from the previous bar (line {prev_line}) is not a whole multiple of the {interval} interval")]
     OffGrid { loc: Loc, step_ms: i64, prev_line: u64, interval: Iv },
-    #[error("{path}: interval mismatch: expected {expected}, inferred {inferred} (most common step between the first bars)")]
+    #[error(
+        "{path}: interval mismatch: expected {expected}, inferred {inferred} (most common step between the first bars)"
+    )]
     IntervalMismatch { path: FilePath, expected: Iv, inferred: Iv },
     #[error("{loc}: open time {raw} is in {unit} but the file started in {first_unit}")]
     TimeUnitChanged { loc: Loc, raw: i64, unit: &'static str, first_unit: &'static str },

@@ -83,13 +83,7 @@ pub(crate) fn parse_decimal(field: &[u8]) -> Result<Decimal, NumError> {
         if n_digits == 0 {
             return Err(NumError::Syntax);
         }
-        return Ok(Decimal::from_parts(
-            mant as u32,
-            (mant >> 32) as u32,
-            0,
-            neg && mant != 0,
-            scale as u32,
-        ));
+        return Ok(Decimal::from_parts(mant as u32, (mant >> 32) as u32, 0, neg && mant != 0, scale as u32));
     }
     parse_decimal_slow(b)
 }
@@ -98,10 +92,7 @@ pub(crate) fn parse_decimal(field: &[u8]) -> Result<Decimal, NumError> {
 fn parse_decimal_slow(b: &[u8]) -> Result<Decimal, NumError> {
     let s = std::str::from_utf8(b).map_err(|_| NumError::Syntax)?;
     let unsigned = s.strip_prefix(['-', '+']).unwrap_or(s);
-    if ["nan", "inf", "infinity"]
-        .iter()
-        .any(|w| unsigned.eq_ignore_ascii_case(w))
-    {
+    if ["nan", "inf", "infinity"].iter().any(|w| unsigned.eq_ignore_ascii_case(w)) {
         return Err(NumError::NonFinite);
     }
     let (base, exp) = match s.find(['e', 'E']) {
@@ -217,10 +208,7 @@ mod tests {
         assert_eq!(parse_decimal(b"1.").unwrap(), d("1"));
         assert_eq!(parse_decimal(b".5").unwrap(), d("0.5"));
         // 25 digits: slow path, still exact.
-        assert_eq!(
-            parse_decimal(b"123456789012.3456789012345").unwrap().to_string(),
-            "123456789012.3456789012345"
-        );
+        assert_eq!(parse_decimal(b"123456789012.3456789012345").unwrap().to_string(), "123456789012.3456789012345");
         assert_eq!(parse_decimal(b"0.00000000000000000000000000001"), Err(NumError::Inexact));
         for bad in [&b""[..], b"abc", b"1.2.3", b"1_000", b"--1", b"1e", b"e5", b".", b"0x10"] {
             assert_eq!(parse_decimal(bad), Err(NumError::Syntax), "{:?}", bad);

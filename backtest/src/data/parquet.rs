@@ -78,8 +78,7 @@ impl ParquetSource {
     }
 
     fn read(&self, off: usize, len: usize) -> Result<(Vec<Bar>, Option<DataError>), DataError> {
-        let file = File::open(&self.path)
-            .map_err(|e| DataError::Io { path: self.path.as_ref().into(), source: e })?;
+        let file = File::open(&self.path).map_err(|e| DataError::Io { path: self.path.as_ref().into(), source: e })?;
         let mut reader = ParquetReader::new(file)
             .with_columns(Some(COLUMNS.iter().map(|c| c.to_string()).collect()))
             .with_slice(Some((off, len)));
@@ -98,10 +97,7 @@ impl ParquetSource {
             vals.push(ValCol::new(col).ok_or_else(|| DataError::ParquetSchema {
                 path: self.path.as_ref().into(),
                 column: c,
-                problem: format!(
-                    "unsupported type {} (need string, decimal, integer or float)",
-                    col.dtype()
-                ),
+                problem: format!("unsupported type {} (need string, decimal, integer or float)", col.dtype()),
             })?);
         }
         // Column by column (sequential access); each stops at its first bad cell. The reported

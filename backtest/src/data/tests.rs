@@ -5,8 +5,8 @@ use polars::prelude::*;
 use rand::{RngCore, SeedableRng};
 use rust_decimal::Decimal;
 
-use super::*;
 use super::TimeUnit;
+use super::*;
 
 fn fx(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/klines").join(name)
@@ -159,11 +159,7 @@ fn first_error_in_file_order_wins() {
         1700000150000,1,1,1,1,1\n\
         1700000210000,1,x,1,1,1\n";
     let p = tmp("order.csv", body.as_bytes());
-    assert_err_at(
-        &p,
-        3,
-        "step of 30000 ms from the previous bar (line 2) is not a whole multiple of the 1m interval",
-    );
+    assert_err_at(&p, 3, "step of 30000 ms from the previous bar (line 2) is not a whole multiple of the 1m interval");
 }
 
 #[test]
@@ -277,11 +273,7 @@ fn parquet_round_trip() {
                 v.mantissa()
             })
             .collect();
-        Int128Chunked::from_vec(parquet::COLUMNS[k].into(), m)
-            .into_decimal(38, 8)
-            .unwrap()
-            .into_series()
-            .into_column()
+        Int128Chunked::from_vec(parquet::COLUMNS[k].into(), m).into_decimal(38, 8).unwrap().into_series().into_column()
     };
     let mut df = DataFrame::new_infer_height(vec![
         Column::new("open_time_ms".into(), times.clone()),
@@ -299,10 +291,7 @@ fn parquet_round_trip() {
 
     // Float columns: each f64 goes through its shortest round-trip text.
     let flt = |k: usize| {
-        Column::new(
-            parquet::COLUMNS[k].into(),
-            rows.iter().map(|r| r[k].parse::<f64>().unwrap()).collect::<Vec<_>>(),
-        )
+        Column::new(parquet::COLUMNS[k].into(), rows.iter().map(|r| r[k].parse::<f64>().unwrap()).collect::<Vec<_>>())
     };
     let mut df = DataFrame::new_infer_height(vec![
         Column::new("open_time_ms".into(), times),
@@ -548,7 +537,11 @@ fn big_file_line_numbers_fast_and_slow_paths() {
     // Empty field deep in the file: polars yields a null, the slow path names the line.
     let bad_line = 99_999;
     let p = synth_file("big_empty.csv", n, |i, l| {
-        if i == bad_line { l.rsplit_once(',').unwrap().0.to_string() + "," } else { l.to_string() }
+        if i == bad_line {
+            l.rsplit_once(',').unwrap().0.to_string() + ","
+        } else {
+            l.to_string()
+        }
     });
     let e = load(&p, &opts()).unwrap_err();
     assert_eq!(e.to_string(), format!("{}:{bad_line}: volume `` is not a number", p.display()));
@@ -556,7 +549,11 @@ fn big_file_line_numbers_fast_and_slow_paths() {
     // Unparseable value in the second half of a chunk (parallel conversion, fast path).
     let bad_line = 40_000;
     let p = synth_file("big_bad.csv", n, |i, l| {
-        if i == bad_line { l.replacen(',', ",x", 2).replacen(",x", ",", 1) } else { l.to_string() }
+        if i == bad_line {
+            l.replacen(',', ",x", 2).replacen(",x", ",", 1)
+        } else {
+            l.to_string()
+        }
     });
     let e = load(&p, &opts()).unwrap_err();
     assert_eq!(e.loc().unwrap().line, bad_line as u64, "{e}");

@@ -86,18 +86,14 @@ fn create(path: &Path) -> Result<BufWriter<File>, ReportError> {
 
 fn write_csv(mut df: DataFrame, path: &Path) -> Result<PathBuf, ReportError> {
     let mut file = create(path)?;
-    CsvWriter::new(&mut file)
-        .finish(&mut df)
-        .map_err(|e| ReportError::polars(path.display().to_string(), e))?;
+    CsvWriter::new(&mut file).finish(&mut df).map_err(|e| ReportError::polars(path.display().to_string(), e))?;
     file.flush().map_err(|e| ReportError::io(path, e))?;
     Ok(path.to_path_buf())
 }
 
 fn write_parquet(mut df: DataFrame, path: &Path) -> Result<PathBuf, ReportError> {
     let mut file = create(path)?;
-    ParquetWriter::new(&mut file)
-        .finish(&mut df)
-        .map_err(|e| ReportError::polars(path.display().to_string(), e))?;
+    ParquetWriter::new(&mut file).finish(&mut df).map_err(|e| ReportError::polars(path.display().to_string(), e))?;
     file.flush().map_err(|e| ReportError::io(path, e))?;
     Ok(path.to_path_buf())
 }

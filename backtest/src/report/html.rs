@@ -207,7 +207,12 @@ fn param_pills(params: &serde_json::Value) -> Vec<String> {
 
 fn kpis(h: &mut String, s: &Summary) {
     let cards: [(&str, String, &str, String); 6] = [
-        ("Total return", pct(s.total_return_pct), signed_class(s.total_return_pct), format!("final {}", s.final_equity)),
+        (
+            "Total return",
+            pct(s.total_return_pct),
+            signed_class(s.total_return_pct),
+            format!("final {}", s.final_equity),
+        ),
         (
             "CAGR",
             pct(s.cagr_pct),
@@ -293,18 +298,7 @@ fn left_margin(chars: usize) -> f64 {
 }
 
 fn frame(w: f64, h: f64, left: f64, x_labels: bool, x0: i64, x1: i64, y: &Axis) -> Frame {
-    Frame {
-        w,
-        h,
-        left,
-        right: 14.0,
-        top: 10.0,
-        bottom: if x_labels { 38.0 } else { 8.0 },
-        x0,
-        x1,
-        y0: y.lo,
-        y1: y.hi,
-    }
+    Frame { w, h, left, right: 14.0, top: 10.0, bottom: if x_labels { 38.0 } else { 8.0 }, x0, x1, y0: y.lo, y1: y.hi }
 }
 
 fn x_ticks(x0: i64, x1: i64, w: f64) -> Vec<svg::TimeTick> {
@@ -339,7 +333,13 @@ fn prices(h: &mut String, r: &RunRecord, x0: i64, x1: i64) {
                 v: pe,
                 up: true,
                 color,
-                title: Some(format!("{} entry {} @ {} · qty {}", t.side, short_time(t.entry_time_ms), t.entry_price, t.qty)),
+                title: Some(format!(
+                    "{} entry {} @ {} · qty {}",
+                    t.side,
+                    short_time(t.entry_time_ms),
+                    t.entry_price,
+                    t.qty
+                )),
             });
             markers.push(Marker {
                 t: t.exit_time_ms,

@@ -41,11 +41,8 @@ pub(crate) fn equity_frame(record: &RunRecord) -> PolarsResult<DataFrame> {
     let time: Vec<i64> = record.equity.iter().map(|p| p.time_ms).collect();
     let equity = Float64Chunked::from_vec("equity".into(), record.equity.iter().map(|p| p.equity).collect());
     let exposed: BooleanChunked = record.equity.iter().map(|p| Some(p.exposed)).collect();
-    let peak = cum_max_with_init(
-        &equity.clone().into_series(),
-        false,
-        &AnyValue::Float64(to_f64(record.initial_equity)),
-    )?;
+    let peak =
+        cum_max_with_init(&equity.clone().into_series(), false, &AnyValue::Float64(to_f64(record.initial_equity)))?;
     let peak = peak.f64()?;
     let drawdown = &(&(peak - &equity) / peak) * 100.0;
     DataFrame::new_infer_height(vec![

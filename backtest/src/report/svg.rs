@@ -161,8 +161,27 @@ pub(crate) fn time_ticks(x0: i64, x1: i64, max: usize) -> Vec<TimeTick> {
     let span = (x1 - x0) as f64;
     let max = max.max(2) as f64;
     const FIXED: [i64; 21] = [
-        1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000,
-        7_200_000, 10_800_000, 14_400_000, 21_600_000, 43_200_000, DAY, 2 * DAY, 7 * DAY,
+        1000,
+        2000,
+        5000,
+        10_000,
+        15_000,
+        30_000,
+        60_000,
+        120_000,
+        300_000,
+        600_000,
+        900_000,
+        1_800_000,
+        3_600_000,
+        7_200_000,
+        10_800_000,
+        14_400_000,
+        21_600_000,
+        43_200_000,
+        DAY,
+        2 * DAY,
+        7 * DAY,
     ];
     let mut out = Vec::new();
     if let Some(&step) = FIXED.iter().find(|&&s| span / s as f64 <= max) {
@@ -284,14 +303,30 @@ impl Frame {
 
 /// What is drawn inside the plot area.
 pub(crate) enum Layer<'a> {
-    Line { points: &'a [(i64, f64)], color: &'a str, width: f64 },
+    Line {
+        points: &'a [(i64, f64)],
+        color: &'a str,
+        width: f64,
+    },
     /// A filled area between the line and `base`, with the line on top.
-    Area { points: &'a [(i64, f64)], base: f64, color: &'a str, opacity: f64 },
+    Area {
+        points: &'a [(i64, f64)],
+        base: f64,
+        color: &'a str,
+        opacity: f64,
+    },
     /// A dashed horizontal reference line with a label at its right end.
-    HRule { y: f64, color: &'a str, label: String },
+    HRule {
+        y: f64,
+        color: &'a str,
+        label: String,
+    },
     Markers(&'a [Marker]),
     /// Thin connectors (e.g. a trade's entry to its exit).
-    Segments { segs: &'a [(i64, f64, i64, f64, &'a str)], opacity: f64 },
+    Segments {
+        segs: &'a [(i64, f64, i64, f64, &'a str)],
+        opacity: f64,
+    },
 }
 
 pub(crate) struct Marker {

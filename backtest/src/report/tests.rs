@@ -28,7 +28,17 @@ fn point(time_ms: i64, equity: f64, exposed: bool) -> EquityPoint {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn trade(symbol: &str, side: &str, entry: i64, exit: i64, qty: &str, pe: &str, px: &str, pnl: &str, fees: &str) -> Trade {
+fn trade(
+    symbol: &str,
+    side: &str,
+    entry: i64,
+    exit: i64,
+    qty: &str,
+    pe: &str,
+    px: &str,
+    pnl: &str,
+    fees: &str,
+) -> Trade {
     Trade {
         symbol: symbol.into(),
         side: side.into(),
@@ -80,9 +90,9 @@ fn metrics_on_a_hand_computed_curve() {
     let mean = 2.0 / 27.0;
     let sd = (38.58f64 / 729.0 / 2.0).sqrt();
     assert_close(s.sharpe, mean / sd * 8766f64.sqrt(), "sharpe"); // ≈ 42.63
-    // Downside: min(r, 0)² = 0, 0.01, 0 → mean 0.01/3 → deviation sqrt(0.01/3) ≈ 0.057735.
+                                                                  // Downside: min(r, 0)² = 0, 0.01, 0 → mean 0.01/3 → deviation sqrt(0.01/3) ≈ 0.057735.
     assert_close(s.sortino, mean / (0.01f64 / 3.0).sqrt() * 8766f64.sqrt(), "sortino"); // ≈ 120.1
-    // Peak 100, 110, 110, 121: the worst point is 99 under 110 → 11/110 = 10%.
+                                                                                        // Peak 100, 110, 110, 121: the worst point is 99 under 110 → 11/110 = 10%.
     assert_close(s.max_drawdown_pct, 10.0, "max_drawdown_pct");
     // 121/100 − 1 = 21%.
     assert_close(s.total_return_pct, 21.0, "total_return_pct");
@@ -107,10 +117,34 @@ fn metrics_on_a_hand_computed_curve() {
     assert_eq!(json["fees_paid"], "2.5");
     assert_eq!(json["cagr_pct"], serde_json::Value::Null);
     for key in [
-        "start", "end", "bars", "trades", "final_equity", "total_return_pct", "cagr_pct", "sharpe", "sortino",
-        "max_drawdown_pct", "calmar", "win_rate_pct", "profit_factor", "exposure_pct", "fees_paid",
-        "avg_trade_duration", "avg_trade_duration_ms", "strategy", "params", "symbols", "interval", "initial_equity",
-        "funding_net", "orders_rejected", "strategy_errors", "anomalies", "state_digest", "data_notes",
+        "start",
+        "end",
+        "bars",
+        "trades",
+        "final_equity",
+        "total_return_pct",
+        "cagr_pct",
+        "sharpe",
+        "sortino",
+        "max_drawdown_pct",
+        "calmar",
+        "win_rate_pct",
+        "profit_factor",
+        "exposure_pct",
+        "fees_paid",
+        "avg_trade_duration",
+        "avg_trade_duration_ms",
+        "strategy",
+        "params",
+        "symbols",
+        "interval",
+        "initial_equity",
+        "funding_net",
+        "orders_rejected",
+        "strategy_errors",
+        "anomalies",
+        "state_digest",
+        "data_notes",
     ] {
         assert!(json.get(key).is_some(), "summary.json lacks {key}");
     }
@@ -327,7 +361,11 @@ pub(super) fn sample() -> RunRecord {
             _ => {}
         }
         let unreal = open.map_or(0.0, |(_, pe, q, long)| if long { (px - pe) * q } else { (pe - px) * q });
-        equity.push(EquityPoint { time_ms: btc[i].time_ms, equity: initial + realized + unreal, exposed: open.is_some() });
+        equity.push(EquityPoint {
+            time_ms: btc[i].time_ms,
+            equity: initial + realized + unreal,
+            exposed: open.is_some(),
+        });
     }
     trades.push(Trade {
         symbol: "1000PEPEUSDT".into(),
@@ -377,7 +415,13 @@ fn write_all_produces_every_file() {
     let files = write_all(&record, &s, &dir).unwrap();
     let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     for want in [
-        "summary.json", "trades.csv", "trades.parquet", "equity.csv", "equity.parquet", "series.csv", "series.parquet",
+        "summary.json",
+        "trades.csv",
+        "trades.parquet",
+        "equity.csv",
+        "equity.parquet",
+        "series.csv",
+        "series.parquet",
         "report.html",
     ] {
         assert!(names.iter().any(|n| n == want), "{want} not written: {names:?}");
@@ -385,7 +429,8 @@ fn write_all_produces_every_file() {
     }
 
     // summary.json round-trips as JSON with exact decimal strings.
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(json["final_equity"], record.final_equity.to_string());
     assert_eq!(json["funding_net"], "-1.25");
 
@@ -464,9 +509,13 @@ fn a_short_run_without_trades_renders_hour_ticks() {
     r.end_ms = start + n * 60_000;
     r.trades.clear();
     r.symbols.truncate(1);
-    r.prices = vec![(0..n).map(|i| PricePoint { time_ms: start + (i + 1) * 60_000, close: 67_000.0 + (i as f64 / 30.0).sin() * 150.0 }).collect()];
+    r.prices = vec![(0..n)
+        .map(|i| PricePoint { time_ms: start + (i + 1) * 60_000, close: 67_000.0 + (i as f64 / 30.0).sin() * 150.0 })
+        .collect()];
     r.equity = (0..n).map(|i| point(start + (i + 1) * 60_000, 10_000.0, false)).collect();
-    r.series = (0..n).map(|i| SeriesPoint { time_ms: start + (i + 1) * 60_000, name: "z".into(), value: (i as f64 / 50.0).cos() }).collect();
+    r.series = (0..n)
+        .map(|i| SeriesPoint { time_ms: start + (i + 1) * 60_000, name: "z".into(), value: (i as f64 / 50.0).cos() })
+        .collect();
     r.final_equity = d("10000");
     r.stopped = Some("strategy error budget exhausted".into());
     let s = summary(&r);

@@ -140,7 +140,13 @@ struct Ledger {
 impl TraderState {
     /// The account after realizing `realized`, paying `fee` and receiving `funding`
     /// (also booked on `position`); `None` on overflow, with nothing written.
-    fn ledger_after(&self, position: &mut Position, realized: Decimal, fee: Decimal, funding: Decimal) -> Option<Ledger> {
+    fn ledger_after(
+        &self,
+        position: &mut Position,
+        realized: Decimal,
+        fee: Decimal,
+        funding: Decimal,
+    ) -> Option<Ledger> {
         position.fees_paid = position.fees_paid.checked_add(fee)?;
         position.funding_net = position.funding_net.checked_add(funding)?;
         Some(Ledger {
@@ -251,7 +257,8 @@ impl State {
             Event::LlmResponded { tokens_prompt, tokens_completion, cost_usd, .. } => {
                 let stats = &mut self.trader_mut(env).stats;
                 stats.llm_calls += 1;
-                stats.llm_tokens = stats.llm_tokens.saturating_add(u64::from(*tokens_prompt) + u64::from(*tokens_completion));
+                stats.llm_tokens =
+                    stats.llm_tokens.saturating_add(u64::from(*tokens_prompt) + u64::from(*tokens_completion));
                 stats.llm_cost_usd = stats.llm_cost_usd.checked_add(*cost_usd).unwrap_or(stats.llm_cost_usd);
             }
             Event::OrderSubmitted(intent) => {
@@ -284,12 +291,10 @@ impl State {
                 self.trader_mut(env).stats.orders_cancelled += 1;
                 self.update_order(env, cloid, OrderUpdate::Cancelled, None);
             }
-            Event::OrderCancelRequested { cloid } => {
-                match self.trader_mut(env).orders.get_mut(cloid) {
-                    Some(order) => order.cancel_requested = true,
-                    None => self.anomaly(env, format!("cancel requested for unknown order {cloid}")),
-                }
-            }
+            Event::OrderCancelRequested { cloid } => match self.trader_mut(env).orders.get_mut(cloid) {
+                Some(order) => order.cancel_requested = true,
+                None => self.anomaly(env, format!("cancel requested for unknown order {cloid}")),
+            },
             Event::OrderFilled(fill) => self.apply_fill(env, fill),
             Event::FundingPaid { symbol, amount_quote, .. } => {
                 let trader = self.trader_mut(env);
@@ -490,7 +495,8 @@ impl State {
             let opening = (order.remaining_qty() - closable).max(Decimal::ZERO);
             if let Some(price) = price {
                 let notional = opening.saturating_mul(price);
-                order_margin = order_margin.saturating_add(notional.checked_div(leverage).unwrap_or(notional).round_dp(8));
+                order_margin =
+                    order_margin.saturating_add(notional.checked_div(leverage).unwrap_or(notional).round_dp(8));
             }
         }
         let equity = t.cash.saturating_add(unrealized);
@@ -609,7 +615,10 @@ mod tests {
         let cases = [
             Case {
                 name: "a fill whose notional overflows after flipping a short",
-                events: vec![fill("a", Side::Sell, dec!(1), dec!(1), dec!(0)), fill("b", Side::Buy, max, dec!(2), dec!(0))],
+                events: vec![
+                    fill("a", Side::Sell, dec!(1), dec!(1), dec!(0)),
+                    fill("b", Side::Buy, max, dec!(2), dec!(0)),
+                ],
             },
             Case {
                 name: "a mark at the bottom of the range under a long",

@@ -31,7 +31,9 @@ pub enum OrderUpdate {
     Rejected,
     Cancelled,
     /// A fill; `complete` when the filled quantity reached the order's quantity.
-    Filled { complete: bool },
+    Filled {
+        complete: bool,
+    },
 }
 
 /// The only place order status changes. `Err` means the update makes no sense

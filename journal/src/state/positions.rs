@@ -52,7 +52,11 @@ impl Position {
             // Reducing, closing or flipping: realize on the closed part.
             let closed = delta.abs().min(old.abs());
             let per_unit = price.checked_sub(self.entry_price)?;
-            let realized = closed.checked_mul(per_unit)?.checked_mul(if old.is_sign_negative() { Decimal::NEGATIVE_ONE } else { Decimal::ONE })?;
+            let realized = closed.checked_mul(per_unit)?.checked_mul(if old.is_sign_negative() {
+                Decimal::NEGATIVE_ONE
+            } else {
+                Decimal::ONE
+            })?;
             let entry = if new.is_zero() {
                 Decimal::ZERO
             } else if new.is_sign_positive() == old.is_sign_positive() {

@@ -39,10 +39,7 @@ impl std::fmt::Display for ToJsonError {
         match self {
             ToJsonError::Cycle => f.write_str("cannot convert a cyclic object to JSON"),
             ToJsonError::TooDeep => {
-                write!(
-                    f,
-                    "cannot convert to JSON: nested deeper than {MAX_DEPTH} levels"
-                )
+                write!(f, "cannot convert to JSON: nested deeper than {MAX_DEPTH} levels")
             }
             ToJsonError::Js(e) => write!(f, "{e}"),
         }
@@ -108,28 +105,18 @@ fn convert<'js>(value: &Value<'js>, ancestors: &mut Vec<Value<'js>>) -> Result<J
         Type::Symbol | Type::Module | Type::Unknown => Ok(Json::Null),
         Type::Function | Type::Constructor => Ok(Json::Null),
         Type::Array => {
-            let arr = value
-                .as_array()
-                .cloned()
-                .ok_or(ToJsonError::Js(rquickjs::Error::Unknown))?;
+            let arr = value.as_array().cloned().ok_or(ToJsonError::Js(rquickjs::Error::Unknown))?;
             enter(value, ancestors)?;
             let mut out = Vec::with_capacity(arr.len());
             for i in 0..arr.len() {
                 let item: Value = arr.get(i)?;
-                out.push(if item.is_function() {
-                    Json::Null
-                } else {
-                    convert(&item, ancestors)?
-                });
+                out.push(if item.is_function() { Json::Null } else { convert(&item, ancestors)? });
             }
             ancestors.pop();
             Ok(Json::Array(out))
         }
         Type::Object | Type::Exception | Type::Promise | Type::Proxy => {
-            let obj = value
-                .as_object()
-                .cloned()
-                .ok_or(ToJsonError::Js(rquickjs::Error::Unknown))?;
+            let obj = value.as_object().cloned().ok_or(ToJsonError::Js(rquickjs::Error::Unknown))?;
             enter(value, ancestors)?;
             let out = object_to_json(&obj, ancestors);
             ancestors.pop();
@@ -149,10 +136,7 @@ fn enter<'js>(value: &Value<'js>, ancestors: &mut Vec<Value<'js>>) -> Result<(),
     Ok(())
 }
 
-fn object_to_json<'js>(
-    obj: &Object<'js>,
-    ancestors: &mut Vec<Value<'js>>,
-) -> Result<Json, ToJsonError> {
+fn object_to_json<'js>(obj: &Object<'js>, ancestors: &mut Vec<Value<'js>>) -> Result<Json, ToJsonError> {
     let to_json_fn: Value = obj.get("toJSON")?;
     if let Some(f) = to_json_fn.as_function() {
         let replaced: Value = f.call((rquickjs::function::This(obj.clone()),))?;
@@ -163,14 +147,8 @@ fn object_to_json<'js>(
         let name: Option<rquickjs::Coerced<String>> = obj.get("name")?;
         let message: Option<rquickjs::Coerced<String>> = obj.get("message")?;
         let mut m = Map::new();
-        m.insert(
-            "name".into(),
-            Json::String(name.map(|c| c.0).unwrap_or_default()),
-        );
-        m.insert(
-            "message".into(),
-            Json::String(message.map(|c| c.0).unwrap_or_default()),
-        );
+        m.insert("name".into(), Json::String(name.map(|c| c.0).unwrap_or_default()));
+        m.insert("message".into(), Json::String(message.map(|c| c.0).unwrap_or_default()));
         return Ok(Json::Object(m));
     }
     let mut m = Map::new();
@@ -223,15 +201,11 @@ fn number_to_js<'js>(ctx: &Ctx<'js>, n: &Number) -> Value<'js> {
 /// other objects as compact JSON, other primitives as JS would print them.
 pub fn display_arg<'js>(value: &Value<'js>) -> String {
     match value.type_of() {
-        Type::String => value
-            .as_string()
-            .and_then(|s| s.to_string().ok())
-            .unwrap_or_default(),
+        Type::String => value.as_string().and_then(|s| s.to_string().ok()).unwrap_or_default(),
         Type::Undefined | Type::Uninitialized => "undefined".into(),
         Type::Function | Type::Constructor => {
-            let name: Option<String> = value
-                .as_object()
-                .and_then(|o| o.get::<_, Option<String>>("name").ok().flatten());
+            let name: Option<String> =
+                value.as_object().and_then(|o| o.get::<_, Option<String>>("name").ok().flatten());
             format!("[function {}]", name.unwrap_or_default())
         }
         Type::Exception => coerce_string(value),
@@ -264,9 +238,7 @@ where
 {
     Function::new(
         ctx.clone(),
-        move |ctx: Ctx<'js>,
-              args: rquickjs::function::Rest<Value<'js>>|
-              -> rquickjs::Result<Value<'js>> {
+        move |ctx: Ctx<'js>, args: rquickjs::function::Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
             let mut json_args = Vec::with_capacity(args.0.len());
             for a in &args.0 {
                 json_args.push(to_json(a).map_err(|e| e.throw(&ctx))?);

@@ -30,23 +30,14 @@ pub(crate) fn with_host<R>(host: &mut dyn Host, f: impl FnOnce() -> R) -> R {
 /// Forward one API call to the host of the call in progress.
 fn host_api(method: &str, args: Vec<Json>) -> Result<Json, String> {
     if !HOST.is_set() {
-        return Err(format!(
-            "ctx.api.{method} is only available while a hook is running"
-        ));
+        return Err(format!("ctx.api.{method} is only available while a hook is running"));
     }
     HOST.with(|host| host.api(method, args))
 }
 
 /// The methods of `ctx.api`, forwarded to `Host::api` under these very names.
-pub const API_METHODS: &[&str] = &[
-    "placeOrder",
-    "cancelOrder",
-    "getPositions",
-    "getOpenOrders",
-    "getBalance",
-    "getKlines",
-    "getTicker",
-];
+pub const API_METHODS: &[&str] =
+    &["placeOrder", "cancelOrder", "getPositions", "getOpenOrders", "getBalance", "getKlines", "getTicker"];
 
 /// Mutable sandbox state shared with the JS callbacks (single-threaded: `Rc<RefCell<_>>`).
 /// Never borrowed across a call back into JS.
@@ -228,27 +219,21 @@ const PRELUDE: &str = include_str!("prelude.js");
 /// stubs that throw, console into the log buffer.
 pub(crate) fn install_prelude<'js>(ctx: &Ctx<'js>, shared: &SharedRef) -> rquickjs::Result<()> {
     let s = shared.clone();
-    let now = Function::new(ctx.clone(), move || -> f64 { s.borrow().now_ms as f64 })?
-        .with_name("now")?;
+    let now = Function::new(ctx.clone(), move || -> f64 { s.borrow().now_ms as f64 })?.with_name("now")?;
     let s = shared.clone();
-    let random = Function::new(ctx.clone(), move || -> f64 {
-        next_f64(&mut s.borrow_mut().rng)
-    })?
-    .with_name("random")?;
+    let random =
+        Function::new(ctx.clone(), move || -> f64 { next_f64(&mut s.borrow_mut().rng) })?.with_name("random")?;
     let s = shared.clone();
-    let log = Function::new(
-        ctx.clone(),
-        move |level: Coerced<String>, args: Rest<Value<'js>>| {
-            let level = match level.0.as_str() {
-                "debug" => LogLevel::Debug,
-                "warn" => LogLevel::Warn,
-                "error" => LogLevel::Error,
-                _ => LogLevel::Info,
-            };
-            let message = join_args(&args.0);
-            s.borrow_mut().push_log(level, message);
-        },
-    )?;
+    let log = Function::new(ctx.clone(), move |level: Coerced<String>, args: Rest<Value<'js>>| {
+        let level = match level.0.as_str() {
+            "debug" => LogLevel::Debug,
+            "warn" => LogLevel::Warn,
+            "error" => LogLevel::Error,
+            _ => LogLevel::Info,
+        };
+        let message = join_args(&args.0);
+        s.borrow_mut().push_log(level, message);
+    })?;
     let mut opts = rquickjs::context::EvalOptions::default();
     opts.global = true;
     opts.strict = true;
@@ -293,22 +278,14 @@ pub(crate) fn build_ctx<'js>(
         "get",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>,
-                  key: Coerced<String>,
-                  default: Opt<Value<'js>>|
-                  -> rquickjs::Result<Value<'js>> {
+            move |ctx: Ctx<'js>, key: Coerced<String>, default: Opt<Value<'js>>| -> rquickjs::Result<Value<'js>> {
                 let found = {
                     let sh = s.borrow();
-                    sh.pending
-                        .get(&key.0)
-                        .or_else(|| sh.state.get(&key.0))
-                        .cloned()
+                    sh.pending.get(&key.0).or_else(|| sh.state.get(&key.0)).cloned()
                 };
                 match found {
                     Some(j) => to_js(&ctx, &j),
-                    None => Ok(default
-                        .0
-                        .unwrap_or_else(|| Value::new_undefined(ctx.clone()))),
+                    None => Ok(default.0.unwrap_or_else(|| Value::new_undefined(ctx.clone()))),
                 }
             },
         )?
@@ -319,10 +296,7 @@ pub(crate) fn build_ctx<'js>(
         "set",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>,
-                  key: Coerced<String>,
-                  value: Opt<Value<'js>>|
-                  -> rquickjs::Result<()> {
+            move |ctx: Ctx<'js>, key: Coerced<String>, value: Opt<Value<'js>>| -> rquickjs::Result<()> {
                 let j = match &value.0 {
                     Some(v) => to_json(v).map_err(|e| e.throw(&ctx))?,
                     None => Json::Null,
@@ -336,28 +310,22 @@ pub(crate) fn build_ctx<'js>(
     let s = shared.clone();
     state.set(
         "batch",
-        Function::new(
-            ctx.clone(),
-            move |ctx: Ctx<'js>, values: Value<'js>| -> rquickjs::Result<()> {
-                let Some(obj) = values
-                    .as_object()
-                    .filter(|_| !values.is_array() && !values.is_function())
-                else {
-                    return Err(rquickjs::Exception::throw_type(
-                        &ctx,
-                        "ctx.state.batch expects an object {key: value, ...}",
-                    ));
-                };
-                // Convert everything first: a failing value leaves the state untouched.
-                let mut converted = Vec::new();
-                for prop in obj.props::<String, Value>() {
-                    let (k, v) = prop?;
-                    converted.push((k, to_json(&v).map_err(|e| e.throw(&ctx))?));
-                }
-                s.borrow_mut().pending.extend(converted);
-                Ok(())
-            },
-        )?
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, values: Value<'js>| -> rquickjs::Result<()> {
+            let Some(obj) = values.as_object().filter(|_| !values.is_array() && !values.is_function()) else {
+                return Err(rquickjs::Exception::throw_type(
+                    &ctx,
+                    "ctx.state.batch expects an object {key: value, ...}",
+                ));
+            };
+            // Convert everything first: a failing value leaves the state untouched.
+            let mut converted = Vec::new();
+            for prop in obj.props::<String, Value>() {
+                let (k, v) = prop?;
+                converted.push((k, to_json(&v).map_err(|e| e.throw(&ctx))?));
+            }
+            s.borrow_mut().pending.extend(converted);
+            Ok(())
+        })?
         .with_name("batch")?,
     )?;
     c.set("state", state)?;
@@ -365,10 +333,7 @@ pub(crate) fn build_ctx<'js>(
     // ctx.api
     let api = Object::new(ctx.clone())?;
     for &method in API_METHODS {
-        api.set(
-            method,
-            json_function(ctx, method, move |args| host_api(method, args))?,
-        )?;
+        api.set(method, json_function(ctx, method, move |args| host_api(method, args))?)?;
     }
     let bybit = Object::new(ctx.clone())?;
     bybit.set(
@@ -379,9 +344,7 @@ pub(crate) fn build_ctx<'js>(
             }
             match args.remove(0) {
                 Json::String(method) => host_api(&method, args),
-                other => Err(format!(
-                    "ctx.api.bybit.call(method, ...args): method must be a string, got {other}"
-                )),
+                other => Err(format!("ctx.api.bybit.call(method, ...args): method must be a string, got {other}")),
             }
         })?,
     )?;
@@ -390,12 +353,9 @@ pub(crate) fn build_ctx<'js>(
 
     // ctx.log
     let log = Object::new(ctx.clone())?;
-    for (name, level) in [
-        ("debug", LogLevel::Debug),
-        ("info", LogLevel::Info),
-        ("warn", LogLevel::Warn),
-        ("error", LogLevel::Error),
-    ] {
+    for (name, level) in
+        [("debug", LogLevel::Debug), ("info", LogLevel::Info), ("warn", LogLevel::Warn), ("error", LogLevel::Error)]
+    {
         let s = shared.clone();
         log.set(
             name,
@@ -425,12 +385,9 @@ pub(crate) fn build_ctx<'js>(
     let s = shared.clone();
     c.set(
         "record",
-        Function::new(
-            ctx.clone(),
-            move |name: Coerced<String>, value: Coerced<f64>| {
-                s.borrow_mut().records.push((name.0, value.0));
-            },
-        )?
+        Function::new(ctx.clone(), move |name: Coerced<String>, value: Coerced<f64>| {
+            s.borrow_mut().records.push((name.0, value.0));
+        })?
         .with_name("record")?,
     )?;
 

@@ -21,13 +21,11 @@ impl Host for NoApi {
 
 fn load(src: &str) -> Sandbox {
     let full = format!("{HELPERS}\n{src}");
-    Sandbox::load("ind.js", &full, SandboxConfig::default())
-        .unwrap_or_else(|e| panic!("load failed: {e}"))
+    Sandbox::load("ind.js", &full, SandboxConfig::default()).unwrap_or_else(|e| panic!("load failed: {e}"))
 }
 
 fn heartbeat(sb: &mut Sandbox, arg: Json) -> Result<Json, SandboxError> {
-    sb.call(Hook::Heartbeat, Some(arg), &mut NoApi)
-        .map(|o| o.value)
+    sb.call(Hook::Heartbeat, Some(arg), &mut NoApi).map(|o| o.value)
 }
 
 /// JS helpers: `bits(x)` is the hex bit pattern of a number (throws for a non-number),
@@ -65,10 +63,7 @@ struct Lcg(u64);
 
 impl Lcg {
     fn unit(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -126,12 +121,7 @@ impl Data {
             low.push(c - rng.unit());
             close.push(c);
         }
-        let mut d = Data {
-            high,
-            low,
-            close,
-            gaps,
-        };
+        let mut d = Data { high, low, close, gaps };
         for &(series, i, gap) in &d.gaps.clone() {
             d.series_mut(series)[i] = gap.rust();
         }
@@ -148,18 +138,9 @@ impl Data {
 
     /// As JSON for the hook: missing values as null (JS then applies the gaps' own spelling).
     fn json(&self) -> Json {
-        let arr = |xs: &[f64]| {
-            Json::Array(
-                xs.iter()
-                    .map(|&x| if x.is_finite() { json!(x) } else { Json::Null })
-                    .collect(),
-            )
-        };
-        let gaps: Vec<Json> = self
-            .gaps
-            .iter()
-            .map(|(s, i, g)| json!([s, i, g.js()]))
-            .collect();
+        let arr =
+            |xs: &[f64]| Json::Array(xs.iter().map(|&x| if x.is_finite() { json!(x) } else { Json::Null }).collect());
+        let gaps: Vec<Json> = self.gaps.iter().map(|(s, i, g)| json!([s, i, g.js()])).collect();
         json!({"high": arr(&self.high), "low": arr(&self.low), "close": arr(&self.close), "gaps": gaps})
     }
 }
@@ -249,11 +230,7 @@ fn reference(name: &str, p: &[f64], d: &Data) -> Vec<(&'static str, Vec<f64>)> {
         "atr" => single(ind::atr(&d.high, &d.low, c, n(0))),
         "macd" => {
             let m = ind::macd(c, n(0), n(1), n(2)).unwrap();
-            vec![
-                ("macd", m.macd),
-                ("signal", m.signal),
-                ("histogram", m.histogram),
-            ]
+            vec![("macd", m.macd), ("signal", m.signal), ("histogram", m.histogram)]
         }
         "bollinger" => {
             let b = ind::bollinger(c, n(0), p[1]).unwrap();
@@ -265,9 +242,7 @@ fn reference(name: &str, p: &[f64], d: &Data) -> Vec<(&'static str, Vec<f64>)> {
 
 /// Compare JS bit patterns with the expected values: NaN positions equal, the rest bitwise.
 fn assert_bits(label: &str, got: &Json, want: &[f64]) {
-    let got = got
-        .as_array()
-        .unwrap_or_else(|| panic!("{label}: not an array: {got}"));
+    let got = got.as_array().unwrap_or_else(|| panic!("{label}: not an array: {got}"));
     assert_eq!(got.len(), want.len(), "{label}: length");
     for (i, (g, &w)) in got.iter().zip(want).enumerate() {
         let g = u64::from_str_radix(g.as_str().unwrap(), 16).unwrap();
@@ -289,12 +264,7 @@ fn assert_outputs(label: &str, got: &Json, want: &[(&str, Vec<f64>)]) {
 }
 
 fn cases_json() -> Json {
-    Json::Array(
-        cases()
-            .into_iter()
-            .map(|(name, p)| json!([name, p]))
-            .collect(),
-    )
+    Json::Array(cases().into_iter().map(|(name, p)| json!([name, p])).collect())
 }
 
 // ---------------------------------------------------------------------------
@@ -338,10 +308,7 @@ fn warmup_values_are_real_nan_numbers() {
         "#,
     );
     let out = heartbeat(&mut sb, Json::Null).unwrap();
-    assert_eq!(
-        out,
-        json!(["number", true, true, 2, 3, "number", true, 4, true])
-    );
+    assert_eq!(out, json!(["number", true, true, 2, 3, "number", true, 4, true]));
 }
 
 #[test]
@@ -459,18 +426,12 @@ fn streaming_state_lives_across_calls_and_per_sandbox() {
     let db = gappy().close;
     let mut ema_a = ind::create("ema", &ind::Params::new().with("period", 5.0)).unwrap();
     let mut ema_b = ema_a.clone();
-    let macd_params = ind::Params::new()
-        .with("fast", 3.0)
-        .with("slow", 6.0)
-        .with("signal", 2.0);
+    let macd_params = ind::Params::new().with("fast", 3.0).with("slow", 6.0).with("signal", 2.0);
     let mut macd_a = ind::create("macd", &macd_params).unwrap();
     let mut macd_b = macd_a.clone();
     // Interleave the two sandboxes: each keeps its own state.
     for i in 0..100 {
-        for (sb, x, ema, macd) in [
-            (&mut a, da[i], &mut ema_a, &mut macd_a),
-            (&mut b, db[i], &mut ema_b, &mut macd_b),
-        ] {
+        for (sb, x, ema, macd) in [(&mut a, da[i], &mut ema_a, &mut macd_a), (&mut b, db[i], &mut ema_b, &mut macd_b)] {
             let out = heartbeat(sb, json!(x)).unwrap();
             let e = ema.update(ind::Bar::from_close(x)).as_single().unwrap();
             assert_bits("ema", &json!([out[0]["value"]]), &[e]);
@@ -561,9 +522,7 @@ fn bad_arguments_throw_errors_and_the_sandbox_survives() {
     let out = heartbeat(&mut sb, Json::Null).unwrap();
     assert_eq!(out, json!(["1.5", "2.5", "NaN", "8"]));
     // An uncaught indicator error fails the call with the JS error, and the sandbox lives on.
-    let err = sb
-        .call(Hook::OnData, Some(json!("throw")), &mut NoApi)
-        .unwrap_err();
+    let err = sb.call(Hook::OnData, Some(json!("throw")), &mut NoApi).unwrap_err();
     match &err {
         SandboxError::Thrown { message, .. } => assert_eq!(
             message,
@@ -609,11 +568,7 @@ fn live_streaming_indicators_are_limited_and_freed() {
         }
         "#,
     );
-    let out = heartbeat(
-        &mut sb,
-        json!({"maxLive": MAX_LIVE_STREAMING, "maxWindow": MAX_LIVE_WINDOW}),
-    )
-    .unwrap();
+    let out = heartbeat(&mut sb, json!({"maxLive": MAX_LIVE_STREAMING, "maxWindow": MAX_LIVE_WINDOW})).unwrap();
     let over = out["overCount"].as_str().unwrap();
     assert!(
         over.starts_with("ctx.indicator.create('rsi', {period}): too many live streaming indicators (10000 alive"),
@@ -622,18 +577,13 @@ fn live_streaming_indicators_are_limited_and_freed() {
     assert_eq!(out["afterDrop"], json!("ok"));
     let over = out["overWindow"].as_str().unwrap();
     assert!(
-        over.contains("too many live streaming indicators")
-            && over.contains("holding 2000000 window values"),
+        over.contains("too many live streaming indicators") && over.contains("holding 2000000 window values"),
         "{over}"
     );
     assert_eq!(out["recursiveStillFits"], json!("ok"));
     assert_eq!(out["afterPop"], json!("ok"));
     // The next call starts from what is still alive: nothing.
-    let again = heartbeat(
-        &mut sb,
-        json!({"maxLive": MAX_LIVE_STREAMING, "maxWindow": MAX_LIVE_WINDOW}),
-    )
-    .unwrap();
+    let again = heartbeat(&mut sb, json!({"maxLive": MAX_LIVE_STREAMING, "maxWindow": MAX_LIVE_WINDOW})).unwrap();
     assert_eq!(again, out);
 }
 
@@ -652,15 +602,7 @@ fn sma_over_1000_bars_from_js_is_cheap_enough() {
     let out = heartbeat(&mut sb, json!(data.close)).unwrap();
     let want = ind::sma(&data.close, 20).unwrap();
     assert_eq!(out[0], json!(1000));
-    assert_bits(
-        "sma",
-        &json!([out[1], out[2], out[3]]),
-        &[want[18], want[19], want[999]],
-    );
+    assert_bits("sma", &json!([out[1], out[2], out[3]]), &[want[18], want[19], want[999]]);
     // 200 calls over 1000 bars within the default fuel, barely touching it.
-    assert!(
-        sb.last_fuel_used() < DEFAULT_CALL_FUEL / 10,
-        "{}",
-        sb.last_fuel_used()
-    );
+    assert!(sb.last_fuel_used() < DEFAULT_CALL_FUEL / 10, "{}", sb.last_fuel_used());
 }

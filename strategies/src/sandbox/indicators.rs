@@ -55,9 +55,7 @@ use std::rc::Rc;
 use rquickjs::function::Rest;
 use rquickjs::{Array, Ctx, Exception, Function, Object, Type, Value};
 
-use crate::indicator::{
-    compute_spec, ArrayOutput, Bar, Inputs, Kind, Output, Params, Spec, StreamingIndicator,
-};
+use crate::indicator::{compute_spec, ArrayOutput, Bar, Inputs, Kind, Output, Params, Spec, StreamingIndicator};
 
 /// Most elements accepted in one input series (caps what a sparse array such as
 /// `a.length = 4e9` could make us allocate outside the runtime's memory limit).
@@ -71,10 +69,7 @@ pub const MAX_LIVE_STREAMING: usize = 10_000;
 pub const MAX_LIVE_WINDOW: usize = 2_000_000;
 
 /// Install the indicator functions on `indicator` (`ctx.indicator`).
-pub(crate) fn install_indicators<'js>(
-    ctx: &Ctx<'js>,
-    indicator: &Object<'js>,
-) -> rquickjs::Result<()> {
+pub(crate) fn install_indicators<'js>(ctx: &Ctx<'js>, indicator: &Object<'js>) -> rquickjs::Result<()> {
     for kind in Kind::ALL {
         indicator.set(kind.name(), array_function(ctx, kind)?)?;
     }
@@ -111,21 +106,12 @@ fn series_names(kind: Kind) -> &'static [&'static str] {
 
 /// `ctx.indicator.sma(values, period)`: the prefix of every error of the array form.
 fn array_usage(kind: Kind) -> String {
-    format!(
-        "ctx.indicator.{}({}, {})",
-        kind.name(),
-        series_names(kind).join(", "),
-        positional(kind).join(", ")
-    )
+    format!("ctx.indicator.{}({}, {})", kind.name(), series_names(kind).join(", "), positional(kind).join(", "))
 }
 
 /// `ctx.indicator.create('sma', {period})`: the prefix of the errors of `create`.
 fn create_usage(kind: Kind) -> String {
-    format!(
-        "ctx.indicator.create('{}', {{{}}})",
-        kind.name(),
-        positional(kind).join(", ")
-    )
+    format!("ctx.indicator.create('{}', {{{}}})", kind.name(), positional(kind).join(", "))
 }
 
 /// `s.update(x)`: the prefix of the errors of a streaming `update`.
@@ -174,10 +160,7 @@ fn element(v: &Value<'_>) -> Option<f64> {
 fn bad_element(ctx: &Ctx<'_>, usage: &str, what: &str, v: &Value<'_>) -> rquickjs::Error {
     Exception::throw_type(
         ctx,
-        &format!(
-            "{usage}: {what} is {}; expected a number or a missing value (null, NaN)",
-            type_name(v)
-        ),
+        &format!("{usage}: {what} is {}; expected a number or a missing value (null, NaN)", type_name(v)),
     )
 }
 
@@ -194,23 +177,11 @@ fn is_number_typed_array(obj: &Object<'_>) -> bool {
 }
 
 /// Read one input series (an array or a numeric typed array).
-fn read_series<'js>(
-    ctx: &Ctx<'js>,
-    usage: &str,
-    what: &str,
-    v: Option<&Value<'js>>,
-) -> rquickjs::Result<Vec<f64>> {
+fn read_series<'js>(ctx: &Ctx<'js>, usage: &str, what: &str, v: Option<&Value<'js>>) -> rquickjs::Result<Vec<f64>> {
     let undefined = Value::new_undefined(ctx.clone());
     let v = v.unwrap_or(&undefined);
-    let not_series = || {
-        Exception::throw_type(
-            ctx,
-            &format!(
-                "{usage}: {what} must be an array of numbers, got {}",
-                type_name(v)
-            ),
-        )
-    };
+    let not_series =
+        || Exception::throw_type(ctx, &format!("{usage}: {what} must be an array of numbers, got {}", type_name(v)));
     let Some(obj) = v.as_object() else {
         return Err(not_series());
     };
@@ -244,21 +215,13 @@ fn read_series<'js>(
 }
 
 /// Read the parameters: one options object, or numbers in [`positional`] order.
-fn read_params<'js>(
-    ctx: &Ctx<'js>,
-    kind: Kind,
-    usage: &str,
-    args: &[Value<'js>],
-) -> rquickjs::Result<Spec> {
+fn read_params<'js>(ctx: &Ctx<'js>, kind: Kind, usage: &str, args: &[Value<'js>]) -> rquickjs::Result<Spec> {
     let mut params = Params::new();
     let number = |name: &str, v: &Value<'js>| -> rquickjs::Result<Option<f64>> {
         match v.type_of() {
             Type::Undefined | Type::Uninitialized => Ok(None),
             Type::Int | Type::Float => Ok(v.as_number()),
-            _ => Err(Exception::throw_type(
-                ctx,
-                &format!("{usage}: {name} must be a number, got {}", type_name(v)),
-            )),
+            _ => Err(Exception::throw_type(ctx, &format!("{usage}: {name} must be a number, got {}", type_name(v)))),
         }
     };
     match args {
@@ -278,11 +241,7 @@ fn read_params<'js>(
             if args.len() > names.len() {
                 return Err(Exception::throw_type(
                     ctx,
-                    &format!(
-                        "{usage}: too many arguments ({} parameters given, {} expected)",
-                        args.len(),
-                        names.len()
-                    ),
+                    &format!("{usage}: too many arguments ({} parameters given, {} expected)", args.len(), names.len()),
                 ));
             }
             for (name, v) in names.iter().zip(args) {
@@ -292,8 +251,7 @@ fn read_params<'js>(
             }
         }
     }
-    Spec::parse(kind.name(), &params)
-        .map_err(|e| Exception::throw_message(ctx, &format!("{usage}: {e}")))
+    Spec::parse(kind.name(), &params).map_err(|e| Exception::throw_message(ctx, &format!("{usage}: {e}")))
 }
 
 // ---------------------------------------------------------------------------
@@ -341,26 +299,22 @@ fn output_to_js<'js>(ctx: &Ctx<'js>, out: &Output) -> rquickjs::Result<Value<'js
 
 fn array_function<'js>(ctx: &Ctx<'js>, kind: Kind) -> rquickjs::Result<Function<'js>> {
     let usage = array_usage(kind);
-    Function::new(
-        ctx.clone(),
-        move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
-            let args = &args.0;
-            let names = series_names(kind);
-            let mut series = Vec::with_capacity(names.len());
-            for (i, name) in names.iter().enumerate() {
-                series.push(read_series(&ctx, &usage, name, args.get(i))?);
-            }
-            let spec = read_params(&ctx, kind, &usage, args.get(names.len()..).unwrap_or(&[]))?;
-            let inputs = match series.as_slice() {
-                [high, low, close] => Inputs::hlc(high, low, close),
-                [close] => Inputs::close(close),
-                _ => return Err(rquickjs::Error::Unknown),
-            };
-            let out = compute_spec(&spec, &inputs)
-                .map_err(|e| Exception::throw_message(&ctx, &format!("{usage}: {e}")))?;
-            array_output_to_js(&ctx, &out)
-        },
-    )?
+    Function::new(ctx.clone(), move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
+        let args = &args.0;
+        let names = series_names(kind);
+        let mut series = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            series.push(read_series(&ctx, &usage, name, args.get(i))?);
+        }
+        let spec = read_params(&ctx, kind, &usage, args.get(names.len()..).unwrap_or(&[]))?;
+        let inputs = match series.as_slice() {
+            [high, low, close] => Inputs::hlc(high, low, close),
+            [close] => Inputs::close(close),
+            _ => return Err(rquickjs::Error::Unknown),
+        };
+        let out = compute_spec(&spec, &inputs).map_err(|e| Exception::throw_message(&ctx, &format!("{usage}: {e}")))?;
+        array_output_to_js(&ctx, &out)
+    })?
     .with_name(kind.name())
 }
 
@@ -377,8 +331,7 @@ struct Registry {
 
 impl Registry {
     fn fits(&self, window: usize) -> bool {
-        self.live.get() < MAX_LIVE_STREAMING
-            && self.window.get().saturating_add(window) <= MAX_LIVE_WINDOW
+        self.live.get() < MAX_LIVE_STREAMING && self.window.get().saturating_add(window) <= MAX_LIVE_WINDOW
     }
 }
 
@@ -393,10 +346,7 @@ impl LiveSlot {
     fn new(registry: &Rc<Registry>, window: usize) -> Self {
         registry.live.set(registry.live.get() + 1);
         registry.window.set(registry.window.get() + window);
-        LiveSlot {
-            registry: registry.clone(),
-            window,
-        }
+        LiveSlot { registry: registry.clone(), window }
     }
 }
 
@@ -435,28 +385,16 @@ fn window_len(spec: &Spec) -> usize {
     }
 }
 
-fn create_streaming<'js>(
-    ctx: &Ctx<'js>,
-    registry: &Rc<Registry>,
-    args: &[Value<'js>],
-) -> rquickjs::Result<Value<'js>> {
+fn create_streaming<'js>(ctx: &Ctx<'js>, registry: &Rc<Registry>, args: &[Value<'js>]) -> rquickjs::Result<Value<'js>> {
     const USAGE: &str = "ctx.indicator.create(name, params)";
     let name = match args.first() {
-        Some(v) if v.is_string() => v
-            .as_string()
-            .map(|s| s.to_string())
-            .transpose()?
-            .unwrap_or_default(),
+        Some(v) if v.is_string() => v.as_string().map(|s| s.to_string()).transpose()?.unwrap_or_default(),
         other => {
             let got = other.map_or("nothing", type_name);
-            return Err(Exception::throw_type(
-                ctx,
-                &format!("{USAGE}: name must be a string, got {got}"),
-            ));
+            return Err(Exception::throw_type(ctx, &format!("{USAGE}: name must be a string, got {got}")));
         }
     };
-    let kind = Kind::from_name(&name)
-        .map_err(|e| Exception::throw_message(ctx, &format!("{USAGE}: {e}")))?;
+    let kind = Kind::from_name(&name).map_err(|e| Exception::throw_message(ctx, &format!("{USAGE}: {e}")))?;
     let usage = create_usage(kind);
     let spec = read_params(ctx, kind, &usage, args.get(1..).unwrap_or(&[]))?;
     let window = window_len(&spec);
@@ -477,25 +415,20 @@ fn create_streaming<'js>(
             ));
         }
     }
-    let indicator = StreamingIndicator::from_spec(&spec)
-        .map_err(|e| Exception::throw_message(ctx, &format!("{usage}: {e}")))?;
-    let live = Live {
-        indicator: RefCell::new(indicator),
-        _slot: LiveSlot::new(registry, window),
-    };
+    let indicator =
+        StreamingIndicator::from_spec(&spec).map_err(|e| Exception::throw_message(ctx, &format!("{usage}: {e}")))?;
+    let live = Live { indicator: RefCell::new(indicator), _slot: LiveSlot::new(registry, window) };
     let usage = update_usage(kind);
-    let update = Function::new(
-        ctx.clone(),
-        move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
+    let update =
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
             // Read the inputs (may run getters) before borrowing the state.
             let bar = read_bar(&ctx, kind, &usage, &args.0)?;
-            let out = live.update(bar).ok_or_else(|| {
-                Exception::throw_message(&ctx, &format!("{usage}: re-entrant update"))
-            })?;
+            let out = live
+                .update(bar)
+                .ok_or_else(|| Exception::throw_message(&ctx, &format!("{usage}: re-entrant update")))?;
             output_to_js(&ctx, &out)
-        },
-    )?
-    .with_name("update")?;
+        })?
+        .with_name("update")?;
     let obj = Object::new(ctx.clone())?;
     obj.set("update", update)?;
     obj.set("name", kind.name())?;
@@ -505,21 +438,12 @@ fn create_streaming<'js>(
 
 /// The input of one streaming `update`: `(x)` or `({close})`; for atr `(high, low, close)` or
 /// `({high, low, close})`.
-fn read_bar<'js>(
-    ctx: &Ctx<'js>,
-    kind: Kind,
-    usage: &str,
-    args: &[Value<'js>],
-) -> rquickjs::Result<Bar> {
-    let num =
-        |what: &str, v: &Value<'js>| element(v).ok_or_else(|| bad_element(ctx, usage, what, v));
+fn read_bar<'js>(ctx: &Ctx<'js>, kind: Kind, usage: &str, args: &[Value<'js>]) -> rquickjs::Result<Bar> {
+    let num = |what: &str, v: &Value<'js>| element(v).ok_or_else(|| bad_element(ctx, usage, what, v));
     let field = |obj: &Object<'js>, name: &str| -> rquickjs::Result<f64> {
         // A property that is not there at all is a mistake, not a missing value.
         if !obj.contains_key(name)? {
-            return Err(Exception::throw_type(
-                ctx,
-                &format!("{usage}: the object has no {name} property"),
-            ));
+            return Err(Exception::throw_type(ctx, &format!("{usage}: the object has no {name} property")));
         }
         let v: Value = obj.get(name)?;
         num(name, &v)
@@ -531,31 +455,19 @@ fn read_bar<'js>(
                 return Err(rquickjs::Error::Unknown);
             };
             if hlc {
-                let (high, low, close) = (
-                    field(obj, "high")?,
-                    field(obj, "low")?,
-                    field(obj, "close")?,
-                );
+                let (high, low, close) = (field(obj, "high")?, field(obj, "low")?, field(obj, "close")?);
                 Ok(Bar::new(high, low, close))
             } else {
                 Ok(Bar::from_close(field(obj, "close")?))
             }
         }
         [x] if !hlc => Ok(Bar::from_close(num("x", x)?)),
-        [high, low, close] if hlc => Ok(Bar::new(
-            num("high", high)?,
-            num("low", low)?,
-            num("close", close)?,
-        )),
+        [high, low, close] if hlc => Ok(Bar::new(num("high", high)?, num("low", low)?, num("close", close)?)),
         _ => Err(Exception::throw_type(
             ctx,
             &format!(
                 "{usage}: expected {}, got {} arguments",
-                if hlc {
-                    "3 arguments or one {high, low, close} object"
-                } else {
-                    "1 argument"
-                },
+                if hlc { "3 arguments or one {high, low, close} object" } else { "1 argument" },
                 args.len()
             ),
         )),

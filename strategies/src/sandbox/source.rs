@@ -44,9 +44,7 @@ pub fn detect_kind(source: &str) -> SourceKind {
                 prev = b'"';
                 continue;
             }
-            b'/' if !(prev.is_ascii_alphanumeric()
-                || matches!(prev, b'_' | b'$' | b')' | b']' | b'"')) =>
-            {
+            b'/' if !(prev.is_ascii_alphanumeric() || matches!(prev, b'_' | b'$' | b')' | b']' | b'"')) => {
                 // A regular-expression literal.
                 i += 1;
                 let mut in_class = false;
@@ -131,45 +129,21 @@ mod tests {
     #[test]
     fn detects_modules_and_scripts() {
         assert_eq!(detect_kind("function st_init(ctx) {}"), SourceKind::Script);
-        assert_eq!(
-            detect_kind("export function st_init(ctx) {}"),
-            SourceKind::Module
-        );
-        assert_eq!(
-            detect_kind("const x = 1;\nexport const params = {};"),
-            SourceKind::Module
-        );
+        assert_eq!(detect_kind("export function st_init(ctx) {}"), SourceKind::Module);
+        assert_eq!(detect_kind("const x = 1;\nexport const params = {};"), SourceKind::Module);
         assert_eq!(detect_kind("import x from 'y';"), SourceKind::Module);
         assert_eq!(detect_kind("import {x} from 'y';"), SourceKind::Module);
-        assert_eq!(
-            detect_kind("// export function f() {}\nfunction f() {}"),
-            SourceKind::Script
-        );
-        assert_eq!(
-            detect_kind("/* export */ var s = 'export x';"),
-            SourceKind::Script
-        );
+        assert_eq!(detect_kind("// export function f() {}\nfunction f() {}"), SourceKind::Script);
+        assert_eq!(detect_kind("/* export */ var s = 'export x';"), SourceKind::Script);
         assert_eq!(detect_kind("var t = `\nexport x`;"), SourceKind::Script);
-        assert_eq!(
-            detect_kind("function f() { return import('x'); }"),
-            SourceKind::Script
-        );
-        assert_eq!(
-            detect_kind("var o = { export: 1 }; o.export;"),
-            SourceKind::Script
-        );
-        assert_eq!(
-            detect_kind("var r = /export/; var d = 4 / 2;"),
-            SourceKind::Script
-        );
+        assert_eq!(detect_kind("function f() { return import('x'); }"), SourceKind::Script);
+        assert_eq!(detect_kind("var o = { export: 1 }; o.export;"), SourceKind::Script);
+        assert_eq!(detect_kind("var r = /export/; var d = 4 / 2;"), SourceKind::Script);
     }
 
     #[test]
     fn parses_parse_error_frames() {
-        assert_eq!(
-            parse_error_location("    at a.js:3:7\n", "a.js"),
-            Some((3, 7))
-        );
+        assert_eq!(parse_error_location("    at a.js:3:7\n", "a.js"), Some((3, 7)));
         assert_eq!(parse_error_location("    at f (a.js:3:7)\n", "a.js"), None);
         assert_eq!(parse_error_location("    at <input>:1:2\n", "a.js"), None);
     }

@@ -10,10 +10,7 @@ struct TestHost {
 
 impl TestHost {
     fn at(now: i64) -> Self {
-        TestHost {
-            now,
-            calls: Vec::new(),
-        }
+        TestHost { now, calls: Vec::new() }
     }
 }
 
@@ -44,11 +41,7 @@ impl Host for TestHost {
 
 fn cfg() -> SandboxConfig {
     SandboxConfig {
-        strategy: StrategyInfo {
-            id: "s-1".into(),
-            name: "test".into(),
-            params: Json::Null,
-        },
+        strategy: StrategyInfo { id: "s-1".into(), name: "test".into(), params: Json::Null },
         ..SandboxConfig::default()
     }
 }
@@ -76,10 +69,7 @@ fn script_form_hooks_and_ctx_strategy() {
     assert_eq!(sb.kind(), SourceKind::Script);
     assert_eq!(sb.hooks(), vec![Hook::Init, Hook::Heartbeat]);
     let out = call(&mut sb, Hook::Init, None).unwrap();
-    assert_eq!(
-        out.value,
-        json!({"symbols": ["BTCUSDT"], "interval": "1m", "warmup": 14, "id": "s-1", "name": "test"})
-    );
+    assert_eq!(out.value, json!({"symbols": ["BTCUSDT"], "interval": "1m", "warmup": 14, "id": "s-1", "name": "test"}));
     let out = call(&mut sb, Hook::Heartbeat, Some(json!({"close": 1.25}))).unwrap();
     assert_eq!(out.value, json!(2.5));
 }
@@ -96,16 +86,8 @@ fn module_form_hooks_and_params() {
     );
     assert_eq!(sb.kind(), SourceKind::Module);
     assert_eq!(sb.hooks(), vec![Hook::Init, Hook::Heartbeat]);
-    assert_eq!(
-        call(&mut sb, Hook::Init, None).unwrap().value,
-        json!({"warmup": 21})
-    );
-    assert_eq!(
-        call(&mut sb, Hook::Heartbeat, Some(json!({"n": 3})))
-            .unwrap()
-            .value,
-        json!(3)
-    );
+    assert_eq!(call(&mut sb, Hook::Init, None).unwrap().value, json!({"warmup": 21}));
+    assert_eq!(call(&mut sb, Hook::Heartbeat, Some(json!({"n": 3}))).unwrap().value, json!(3));
 }
 
 #[test]
@@ -116,10 +98,7 @@ fn module_top_level_await_is_driven() {
         export function st_heartbeat() { return base + 2; }
         "#,
     );
-    assert_eq!(
-        call(&mut sb, Hook::Heartbeat, None).unwrap().value,
-        json!(42)
-    );
+    assert_eq!(call(&mut sb, Hook::Heartbeat, None).unwrap().value, json!(42));
 }
 
 #[test]
@@ -138,28 +117,14 @@ fn async_hook_with_awaited_promises() {
         "#,
     );
     let out = call(&mut sb, Hook::Heartbeat, Some(json!({"v": 5}))).unwrap();
-    assert_eq!(
-        out.value,
-        json!({"a": 10, "b": [2, 4], "bal": {"USDT": 1000.5}})
-    );
-    assert_eq!(
-        out.state_changes,
-        BTreeMap::from([("last".to_string(), json!(10))])
-    );
-    assert_eq!(
-        out.logs,
-        vec![LogLine {
-            level: LogLevel::Info,
-            message: "done 10 [2,4]".into()
-        }]
-    );
+    assert_eq!(out.value, json!({"a": 10, "b": [2, 4], "bal": {"USDT": 1000.5}}));
+    assert_eq!(out.state_changes, BTreeMap::from([("last".to_string(), json!(10))]));
+    assert_eq!(out.logs, vec![LogLine { level: LogLevel::Info, message: "done 10 [2,4]".into() }]);
 }
 
 #[test]
 fn rejected_promise_is_thrown_with_stack() {
-    let mut sb = load(
-        "async function st_heartbeat(ctx) {\n  await null;\n  throw new RangeError('bad tick');\n}\n",
-    );
+    let mut sb = load("async function st_heartbeat(ctx) {\n  await null;\n  throw new RangeError('bad tick');\n}\n");
     match call(&mut sb, Hook::Heartbeat, None) {
         Err(SandboxError::Thrown { message, stack }) => {
             assert_eq!(message, "RangeError: bad tick");
@@ -173,10 +138,7 @@ fn rejected_promise_is_thrown_with_stack() {
 #[test]
 fn never_settling_promise_is_reported() {
     let mut sb = load("async function st_heartbeat() { await new Promise(() => {}); }");
-    assert!(matches!(
-        call(&mut sb, Hook::Heartbeat, None),
-        Err(SandboxError::Unsettled { .. })
-    ));
+    assert!(matches!(call(&mut sb, Hook::Heartbeat, None), Err(SandboxError::Unsettled { .. })));
 }
 
 #[test]
@@ -229,26 +191,17 @@ fn state_rejects_cyclic_values() {
         }"#,
     );
     let out = call(&mut sb, Hook::Heartbeat, None).unwrap();
-    assert_eq!(
-        out.value,
-        json!("TypeError: cannot convert a cyclic object to JSON")
-    );
+    assert_eq!(out.value, json!("TypeError: cannot convert a cyclic object to JSON"));
     assert!(out.state_changes.is_empty());
 }
 
 #[test]
 fn cyclic_return_value_is_an_error_not_a_hang() {
     let mut sb = load("function st_heartbeat() { const a = [1]; a.push({a}); return a; }");
-    assert!(matches!(
-        call(&mut sb, Hook::Heartbeat, None),
-        Err(SandboxError::Conversion { .. })
-    ));
+    assert!(matches!(call(&mut sb, Hook::Heartbeat, None), Err(SandboxError::Conversion { .. })));
     // Shared (non-cyclic) references are fine.
     let mut sb = load("function st_heartbeat() { const x = {v: 1}; return [x, x]; }");
-    assert_eq!(
-        call(&mut sb, Hook::Heartbeat, None).unwrap().value,
-        json!([{"v": 1}, {"v": 1}])
-    );
+    assert_eq!(call(&mut sb, Hook::Heartbeat, None).unwrap().value, json!([{"v": 1}, {"v": 1}]));
 }
 
 #[test]
@@ -276,10 +229,7 @@ fn api_forwarding_bybit_alias_and_host_errors() {
     assert_eq!(out.value["pos"], json!([{"symbol": "BTCUSDT", "qty": 0.5}]));
     assert_eq!(out.value["order"], json!({"orderId": "o-1"}));
     assert_eq!(out.value["cancel"], json!(true));
-    assert_eq!(
-        out.value["raw"],
-        json!({"method": "getWalletBalance", "args": [{"accountType": "UNIFIED"}]})
-    );
+    assert_eq!(out.value["raw"], json!({"method": "getWalletBalance", "args": [{"accountType": "UNIFIED"}]}));
     assert_eq!(out.value["err"], json!("invalid qty \"NaN\""));
     assert_eq!(out.value["err2"], json!("host refused failThis"));
     let methods: Vec<&str> = host.calls.iter().map(|(m, _)| m.as_str()).collect();
@@ -297,14 +247,8 @@ fn api_forwarding_bybit_alias_and_host_errors() {
             "failThis"
         ]
     );
-    assert_eq!(
-        host.calls[1].1,
-        vec![json!("BTCUSDT"), json!("1m"), json!(2)]
-    );
-    assert_eq!(
-        host.calls[7].1,
-        vec![json!({"symbol": "BTCUSDT", "qty": "NaN"})]
-    );
+    assert_eq!(host.calls[1].1, vec![json!("BTCUSDT"), json!("1m"), json!(2)]);
+    assert_eq!(host.calls[7].1, vec![json!({"symbol": "BTCUSDT", "qty": "NaN"})]);
     match sb.call(Hook::Exit, Some(json!("stop")), &mut host) {
         Err(SandboxError::Thrown { message, .. }) => {
             assert_eq!(message, "Error: host refused failUncaught")
@@ -329,11 +273,7 @@ fn log_notify_record() {
         "#,
     );
     let out = call(&mut sb, Hook::Heartbeat, None).unwrap();
-    let logs: Vec<(LogLevel, &str)> = out
-        .logs
-        .iter()
-        .map(|l| (l.level, l.message.as_str()))
-        .collect();
+    let logs: Vec<(LogLevel, &str)> = out.logs.iter().map(|l| (l.level, l.message.as_str())).collect();
     assert_eq!(
         logs,
         vec![
@@ -344,10 +284,7 @@ fn log_notify_record() {
         ]
     );
     assert_eq!(out.notifications, vec!["filled 3".to_string()]);
-    assert_eq!(
-        out.records,
-        vec![("pnl".to_string(), 12.5), ("n".to_string(), 2.0)]
-    );
+    assert_eq!(out.records, vec![("pnl".to_string(), 12.5), ("n".to_string(), 2.0)]);
 }
 
 #[test]
@@ -361,9 +298,7 @@ fn date_is_host_time() {
         }
         "#,
     );
-    let out = sb
-        .call(Hook::Heartbeat, None, &mut TestHost::at(1_234_567))
-        .unwrap();
+    let out = sb.call(Hook::Heartbeat, None, &mut TestHost::at(1_234_567)).unwrap();
     assert_eq!(
         out.value,
         json!([
@@ -378,9 +313,7 @@ fn date_is_host_time() {
             "1970-01-01T00:00:00.000Z"
         ])
     );
-    let out = sb
-        .call(Hook::Heartbeat, None, &mut TestHost::at(99))
-        .unwrap();
+    let out = sb.call(Hook::Heartbeat, None, &mut TestHost::at(99)).unwrap();
     assert_eq!(out.value[0], json!(99));
 }
 
@@ -396,13 +329,8 @@ fn date_at_load_time_and_subclasses() {
                     new Date(NaN).toString(), Date.UTC(2024, 0, 1)];
         }"#,
     );
-    let out = sb
-        .call(Hook::Heartbeat, None, &mut TestHost::at(42))
-        .unwrap();
-    assert_eq!(
-        out.value,
-        json!([0, "t=42", true, true, "Invalid Date", 1_704_067_200_000i64])
-    );
+    let out = sb.call(Hook::Heartbeat, None, &mut TestHost::at(42)).unwrap();
+    assert_eq!(out.value, json!([0, "t=42", true, true, "Invalid Date", 1_704_067_200_000i64]));
 }
 
 #[test]
@@ -435,12 +363,7 @@ fn nan_and_special_values_conversion() {
                      argIsInt: Number.isInteger(arg.i), bigint: 12n };
         }"#,
     );
-    let out = call(
-        &mut sb,
-        Hook::Heartbeat,
-        Some(json!({"i": 5, "f": 1.5, "s": "x", "l": [true, null]})),
-    )
-    .unwrap();
+    let out = call(&mut sb, Hook::Heartbeat, Some(json!({"i": 5, "f": 1.5, "s": "x", "l": [true, null]}))).unwrap();
     assert_eq!(
         out.value,
         json!({"nan": "NaN", "inf": "Infinity", "ninf": "-Infinity", "u": null, "arr": [1, null, null],
@@ -452,19 +375,9 @@ fn nan_and_special_values_conversion() {
 
 #[test]
 fn syntax_error_location_script() {
-    let err = Sandbox::load(
-        "bad.js",
-        "function st_init(ctx) {\n  let x = 1;\n  x = = 2;\n}\n",
-        cfg(),
-    )
-    .unwrap_err();
+    let err = Sandbox::load("bad.js", "function st_init(ctx) {\n  let x = 1;\n  x = = 2;\n}\n", cfg()).unwrap_err();
     match &err {
-        SandboxError::Syntax {
-            file,
-            line,
-            column,
-            message,
-        } => {
+        SandboxError::Syntax { file, line, column, message } => {
             assert_eq!(file, "bad.js");
             assert_eq!(*line, 3);
             assert_eq!(*column, 7);
@@ -484,9 +397,7 @@ fn syntax_error_location_module() {
     )
     .unwrap_err();
     match &err {
-        SandboxError::Syntax {
-            file, line, column, ..
-        } => {
+        SandboxError::Syntax { file, line, column, .. } => {
             assert_eq!(file, "bad.mjs");
             assert_eq!(*line, 3);
             assert_eq!(*column, 13);
@@ -508,10 +419,7 @@ fn throw_in_st_init() {
     match call(&mut sb, Hook::Init, None) {
         Err(SandboxError::Thrown { message, stack }) => {
             assert!(message.starts_with("TypeError: "), "{message}");
-            assert!(
-                stack.contains("st_init") && stack.contains("strat.js:2"),
-                "{stack}"
-            );
+            assert!(stack.contains("st_init") && stack.contains("strat.js:2"), "{stack}");
         }
         other => panic!("expected Thrown, got {other:?}"),
     }
@@ -529,12 +437,7 @@ fn throw_in_st_init() {
 fn infinite_loop_runs_out_of_fuel_then_timeout() {
     let src = "function st_heartbeat() { for (;;) {} }\nfunction st_exit() { return 1; }";
     let mut sb = load(src);
-    assert_eq!(
-        call(&mut sb, Hook::Heartbeat, None),
-        Err(SandboxError::OutOfFuel {
-            fuel: DEFAULT_CALL_FUEL
-        })
-    );
+    assert_eq!(call(&mut sb, Hook::Heartbeat, None), Err(SandboxError::OutOfFuel { fuel: DEFAULT_CALL_FUEL }));
     assert!(sb.is_poisoned());
     assert_eq!(call(&mut sb, Hook::Exit, None), Err(SandboxError::Poisoned));
 
@@ -544,10 +447,7 @@ fn infinite_loop_runs_out_of_fuel_then_timeout() {
     let used: Vec<u64> = (0..2)
         .map(|_| {
             let mut sb = Sandbox::load("strat.js", src, c.clone()).unwrap();
-            assert!(matches!(
-                call(&mut sb, Hook::Heartbeat, None),
-                Err(SandboxError::OutOfFuel { .. })
-            ));
+            assert!(matches!(call(&mut sb, Hook::Heartbeat, None), Err(SandboxError::OutOfFuel { .. })));
             sb.last_fuel_used()
         })
         .collect();
@@ -558,10 +458,7 @@ fn infinite_loop_runs_out_of_fuel_then_timeout() {
     c.call_timeout_ms = 100;
     let mut sb = Sandbox::load("strat.js", src, c).unwrap();
     let t = std::time::Instant::now();
-    assert_eq!(
-        call(&mut sb, Hook::Heartbeat, None),
-        Err(SandboxError::Timeout { timeout_ms: 100 })
-    );
+    assert_eq!(call(&mut sb, Hook::Heartbeat, None), Err(SandboxError::Timeout { timeout_ms: 100 }));
     assert!(t.elapsed() < std::time::Duration::from_secs(5));
     assert!(sb.is_poisoned());
 }
@@ -571,28 +468,17 @@ fn infinite_loop_at_top_level_and_in_promise_jobs() {
     let err = Sandbox::load("s.js", "while (true) {}", cfg()).unwrap_err();
     assert!(matches!(err, SandboxError::OutOfFuel { .. }), "{err:?}");
     let mut sb = load("async function st_heartbeat() { await null; while (true) {} }");
-    assert!(matches!(
-        call(&mut sb, Hook::Heartbeat, None),
-        Err(SandboxError::OutOfFuel { .. })
-    ));
+    assert!(matches!(call(&mut sb, Hook::Heartbeat, None), Err(SandboxError::OutOfFuel { .. })));
     // A job chain that never ends after the hook returned.
     let mut c = cfg();
     c.call_fuel = 20; // unoptimised test builds run promise jobs slowly
     let src = "function spin() { Promise.resolve().then(spin); }\nfunction st_heartbeat() { spin(); return 1; }";
     let mut sb = Sandbox::load("s.js", src, c).unwrap();
     let r = call(&mut sb, Hook::Heartbeat, None);
-    assert!(
-        matches!(r, Err(SandboxError::OutOfFuel { .. })),
-        "{r:?} {}",
-        sb.last_fuel_used()
-    );
+    assert!(matches!(r, Err(SandboxError::OutOfFuel { .. })), "{r:?} {}", sb.last_fuel_used());
     // Catching the interrupt is impossible.
-    let mut sb =
-        load("function st_heartbeat() { try { for (;;) {} } catch (e) { return 'caught'; } }");
-    assert!(matches!(
-        call(&mut sb, Hook::Heartbeat, None),
-        Err(SandboxError::OutOfFuel { .. })
-    ));
+    let mut sb = load("function st_heartbeat() { try { for (;;) {} } catch (e) { return 'caught'; } }");
+    assert!(matches!(call(&mut sb, Hook::Heartbeat, None), Err(SandboxError::OutOfFuel { .. })));
 }
 
 #[test]
@@ -621,27 +507,17 @@ fn unbounded_allocation_is_out_of_memory_and_host_survives() {
     let src = "function st_heartbeat() { let head = null; for (;;) { try { head = { next: head }; } catch (e) {} } }";
     let mut sb = Sandbox::load("strat.js", src, c).unwrap();
     let r = call(&mut sb, Hook::Heartbeat, None);
-    assert!(
-        matches!(
-            r,
-            Err(SandboxError::OutOfFuel { .. }) | Err(SandboxError::Timeout { .. })
-        ),
-        "{r:?}"
-    );
+    assert!(matches!(r, Err(SandboxError::OutOfFuel { .. }) | Err(SandboxError::Timeout { .. })), "{r:?}");
     assert!(sb.is_poisoned());
     drop(sb);
     // A fresh sandbox works afterwards.
     let mut sb = load("function st_heartbeat() { return [1, 2, 3].map(x => x * 2); }");
-    assert_eq!(
-        call(&mut sb, Hook::Heartbeat, None).unwrap().value,
-        json!([2, 4, 6])
-    );
+    assert_eq!(call(&mut sb, Hook::Heartbeat, None).unwrap().value, json!([2, 4, 6]));
 }
 
 #[test]
 fn deep_recursion_is_a_thrown_error() {
-    let mut sb =
-        load("function f(n) { return f(n + 1) + 1; }\nfunction st_heartbeat() { return f(0); }");
+    let mut sb = load("function f(n) { return f(n + 1) + 1; }\nfunction st_heartbeat() { return f(0); }");
     match call(&mut sb, Hook::Heartbeat, None) {
         Err(SandboxError::Thrown { message, .. }) => {
             assert!(message.contains("stack"), "{message}")
@@ -652,27 +528,14 @@ fn deep_recursion_is_a_thrown_error() {
 
 #[test]
 fn imports_are_refused() {
-    let err = Sandbox::load(
-        "m.js",
-        "import { x } from './other.js';\nexport function st_init() { return x; }",
-        cfg(),
-    )
-    .unwrap_err();
-    assert_eq!(
-        err,
-        SandboxError::ImportRefused {
-            file: "m.js".into(),
-            specifier: "./other.js".into()
-        }
-    );
+    let err = Sandbox::load("m.js", "import { x } from './other.js';\nexport function st_init() { return x; }", cfg())
+        .unwrap_err();
+    assert_eq!(err, SandboxError::ImportRefused { file: "m.js".into(), specifier: "./other.js".into() });
     // Dynamic import rejects inside JS.
     let mut sb = load(
         "async function st_heartbeat() { try { await import('fs'); return 'imported'; } catch (e) { return 'refused'; } }",
     );
-    assert_eq!(
-        call(&mut sb, Hook::Heartbeat, None).unwrap().value,
-        json!("refused")
-    );
+    assert_eq!(call(&mut sb, Hook::Heartbeat, None).unwrap().value, json!("refused"));
 }
 
 #[test]
@@ -711,28 +574,12 @@ fn missing_hooks_return_empty_output() {
 fn all_hook_names_are_discovered() {
     let src: String = Hook::ALL
         .iter()
-        .map(|h| {
-            format!(
-                "function {}(ctx, a) {{ return '{}:' + a; }}\n",
-                h.js_name(),
-                h.js_name()
-            )
-        })
+        .map(|h| format!("function {}(ctx, a) {{ return '{}:' + a; }}\n", h.js_name(), h.js_name()))
         .collect();
     let mut sb = load(&src);
     assert_eq!(sb.hooks(), Hook::ALL.to_vec());
-    assert_eq!(
-        call(&mut sb, Hook::Exit, Some(json!("shutdown")))
-            .unwrap()
-            .value,
-        json!("st_exit:shutdown")
-    );
-    assert_eq!(
-        call(&mut sb, Hook::WorkerHeartbeat, Some(json!(1)))
-            .unwrap()
-            .value,
-        json!("st_worker_heartbeat:1")
-    );
+    assert_eq!(call(&mut sb, Hook::Exit, Some(json!("shutdown"))).unwrap().value, json!("st_exit:shutdown"));
+    assert_eq!(call(&mut sb, Hook::WorkerHeartbeat, Some(json!(1))).unwrap().value, json!("st_worker_heartbeat:1"));
 }
 
 #[test]
@@ -750,13 +597,13 @@ fn params_defaults_overlay() {
     // Module form.
     let mut c = cfg();
     c.strategy.params = json!({"b": 2});
-    let mut sb =
-        Sandbox::load("m.js", "export const params = {a: 1, b: 1};\nexport function st_init(ctx) { return ctx.strategy.params; }", c)
-            .unwrap();
-    assert_eq!(
-        call(&mut sb, Hook::Init, None).unwrap().value,
-        json!({"a": 1, "b": 2})
-    );
+    let mut sb = Sandbox::load(
+        "m.js",
+        "export const params = {a: 1, b: 1};\nexport function st_init(ctx) { return ctx.strategy.params; }",
+        c,
+    )
+    .unwrap();
+    assert_eq!(call(&mut sb, Hook::Init, None).unwrap().value, json!({"a": 1, "b": 2}));
 }
 
 #[test]
@@ -782,10 +629,7 @@ fn identical_outputs_run_after_run() {
         let mut outs = Vec::new();
         for i in 0..20 {
             host.now = 1_000 * i;
-            outs.push(
-                sb.call(Hook::Heartbeat, Some(json!({"i": i})), &mut host)
-                    .unwrap(),
-            );
+            outs.push(sb.call(Hook::Heartbeat, Some(json!({"i": i})), &mut host).unwrap());
         }
         (outs, host.calls)
     };
@@ -794,9 +638,7 @@ fn identical_outputs_run_after_run() {
 
 #[test]
 fn logs_of_failed_call_are_kept_aside() {
-    let mut sb = load(
-        "function st_heartbeat(ctx) { ctx.log.error('about to fail'); throw new Error('x'); }",
-    );
+    let mut sb = load("function st_heartbeat(ctx) { ctx.log.error('about to fail'); throw new Error('x'); }");
     assert!(call(&mut sb, Hook::Heartbeat, None).is_err());
     let d = sb.take_discarded_output();
     assert_eq!(d.logs[0].message, "about to fail");
@@ -816,14 +658,10 @@ fn heartbeat_throughput() {
     let n = 20_000;
     let t = std::time::Instant::now();
     for _ in 0..n {
-        sb.call(Hook::Heartbeat, Some(arg.clone()), &mut host)
-            .unwrap();
+        sb.call(Hook::Heartbeat, Some(arg.clone()), &mut host).unwrap();
     }
     let per_sec = n as f64 / t.elapsed().as_secs_f64();
-    eprintln!(
-        "heartbeat calls/s: {per_sec:.0} (fuel used by last call: {})",
-        sb.last_fuel_used()
-    );
+    eprintln!("heartbeat calls/s: {per_sec:.0} (fuel used by last call: {})", sb.last_fuel_used());
     assert_eq!(sb.state()["n"], json!(n));
 }
 
@@ -834,8 +672,14 @@ fn heartbeat_throughput() {
 fn calibrate_fuel() {
     for (what, src) in [
         ("empty loop", "function st_heartbeat() { for (;;) {} }"),
-        ("loop with calls", "function f(x) { return x + 1; }\nfunction st_heartbeat() { let x = 0; for (;;) x = f(x); }"),
-        ("allocating loop", "function st_heartbeat() { let a = []; for (;;) { a.push({ x: 1 }); if (a.length > 1000) a = []; } }"),
+        (
+            "loop with calls",
+            "function f(x) { return x + 1; }\nfunction st_heartbeat() { let x = 0; for (;;) x = f(x); }",
+        ),
+        (
+            "allocating loop",
+            "function st_heartbeat() { let a = []; for (;;) { a.push({ x: 1 }); if (a.length > 1000) a = []; } }",
+        ),
         ("promise job chain", "function spin() { Promise.resolve().then(spin); }\nfunction st_heartbeat() { spin(); }"),
         ("async loop", "async function st_heartbeat() { for (;;) await null; }"),
     ] {

@@ -150,12 +150,7 @@ pub struct CallOutput {
 pub enum SandboxError {
     /// The source does not parse.
     #[error("{file}:{line}:{column}: {message}")]
-    Syntax {
-        file: String,
-        line: u32,
-        column: u32,
-        message: String,
-    },
+    Syntax { file: String, line: u32, column: u32, message: String },
     /// A static `import` (the sandbox has no file access, so no module can be imported).
     #[error("{file}: import of '{specifier}' refused: strategies cannot import modules")]
     ImportRefused { file: String, specifier: String },
@@ -190,11 +185,6 @@ pub enum SandboxError {
 impl SandboxError {
     /// Failures after which the sandbox refuses further calls.
     pub fn poisons(&self) -> bool {
-        matches!(
-            self,
-            SandboxError::OutOfFuel { .. }
-                | SandboxError::Timeout { .. }
-                | SandboxError::OutOfMemory { .. }
-        )
+        matches!(self, SandboxError::OutOfFuel { .. } | SandboxError::Timeout { .. } | SandboxError::OutOfMemory { .. })
     }
 }
