@@ -641,15 +641,33 @@ fn key_to_seq(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.try_into().ok()?))
 }
 
-/// Opens sled, turning its panics on damaged files (seen in 0.34) into errors.
+/// How long opening waits for sled's directory lock: a journal dropped a moment
+/// ago in this process releases it when sled's background thread exits.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Opens sled, turning its panics on damaged files (seen in 0.34) into errors,
+/// and waiting briefly for a lock that a just-dropped handle still holds.
 fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
-    let config = sled::Config::new().path(path);
-    match panic::catch_unwind(AssertUnwindSafe(|| config.open())) {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(e)) => Err(StoreError::Storage { path: path.to_owned(), message: e.to_string() }),
-        Err(_) => Err(StoreError::Storage {
-            path: path.to_owned(),
-            message: "sled panicked while opening: the database files are damaged".into(),
-        }),
+    let started = Instant::now();
+    loop {
+        let config = sled::Config::new().path(path);
+        match panic::catch_unwind(AssertUnwindSafe(|| config.open())) {
+            Ok(Ok(db)) => return Ok(db),
+            // sled reports a held lock as a plain io error with this text (config.rs).
+            Ok(Err(sled::Error::Io(e))) if e.to_string().contains("could not acquire lock") => {
+                if started.elapsed() >= LOCK_WAIT {
+                    let message = "the journal is in use by another process (its lock is held)".to_owned();
+                    return Err(StoreError::Storage { path: path.to_owned(), message });
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            Ok(Err(e)) => return Err(StoreError::Storage { path: path.to_owned(), message: e.to_string() }),
+            Err(_) => {
+                return Err(StoreError::Storage {
+                    path: path.to_owned(),
+                    message: "sled panicked while opening: the database files are damaged".into(),
+                })
+            }
+        }
     }
 }

@@ -575,3 +575,18 @@ proptest! {
         prop_assert_eq!(verify::journal(&journal).expect("verifies").state_digest, full);
     }
 }
+
+#[test]
+fn a_journal_reopens_right_after_it_is_dropped_and_a_held_one_is_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("j");
+    for round in 0..20 {
+        let mut journal = Journal::open_or_create(&path, Durability::None).expect("reopens after a drop");
+        journal.append(round, "t", &journal::Event::ClockTicked).unwrap();
+        journal.sync().unwrap();
+    }
+    let held = Journal::open(&path, Durability::None).unwrap();
+    assert_eq!(held.len(), 20);
+    let err = Journal::open(&path, Durability::None).expect_err("the lock is held");
+    assert!(err.to_string().contains("in use by another process"), "{err}");
+}
