@@ -238,7 +238,7 @@ fn drive<S: Sink + Finish>(
         sink.price(index, symbols.len(), close_ms, &bar.close);
         input(&mut sink, &mut worker, close_ms, "", Event::KlineReceived(kline))?;
         // 4. The exchange's answers to what was just decided.
-        answer_orders(&config.sim, &mut sink, &mut worker, close_ms)?;
+        answer_orders(&mut sink, &mut worker, close_ms)?;
         last_close_ms = close_ms;
         bars += 1;
         if bars % 4096 == 0 {
@@ -323,7 +323,7 @@ fn set_up<S: Sink>(
         spec.call_fuel = fuel;
     }
     worker.load(spec, sink, start_ms)?;
-    answer_orders(&config.sim, sink, worker, start_ms)
+    answer_orders(sink, worker, start_ms)
 }
 
 /// Journals an input event, folds it and routes it to the strategies.
@@ -342,13 +342,7 @@ fn input<S: Sink>(
 
 /// Acknowledges new orders and answers cancel requests, until nothing is left
 /// to answer (an answer can make the strategy decide again, in `st_on_order`).
-fn answer_orders<S: Sink>(
-    sim: &SimConfig,
-    sink: &mut Recorder<S>,
-    worker: &mut Worker,
-    time_ms: i64,
-) -> Result<(), RunError> {
-    let _ = sim;
+fn answer_orders<S: Sink>(sink: &mut Recorder<S>, worker: &mut Worker, time_ms: i64) -> Result<(), RunError> {
     // A strategy that answers every acknowledgement with a new order would loop forever; stop it.
     for _round in 0..64 {
         let mut answers = Vec::new();

@@ -148,6 +148,12 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
         Err(SinkError::Store(e)) => return Err(e.into()),
         Err(SinkError::Divergence { .. }) if sink.journal_ended => None,
         Err(SinkError::Divergence { .. }) => sink.divergence.take(),
+        // E.g. a journal that loads a second strategy for one trader: today's worker refuses.
+        Err(SinkError::Refused(message)) => {
+            let seq = sink.state.last_seq.map_or(0, |s| s + 1);
+            sink.record_divergence(seq, None, None, message);
+            sink.divergence.take()
+        }
     };
     Ok(Report {
         journal: dir.to_owned(),

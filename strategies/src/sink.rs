@@ -14,6 +14,9 @@ use journal::{Durability, Envelope, Event, Hash, Journal, State, StoreError};
 pub enum SinkError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The driver asked for something the worker cannot do (e.g. a second strategy for one trader).
+    #[error("{0}")]
+    Refused(String),
     /// Replay: the re-run derived something other than what the journal says.
     #[error("divergence at seq {seq}: {message}")]
     Divergence { seq: u64, message: String },
