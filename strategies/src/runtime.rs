@@ -357,22 +357,9 @@ impl StrategyRuntime {
         if self.cycle.0 != cycle_seq {
             self.cycle = (cycle_seq, 0);
         }
-        let mut host = ApiHost {
-            sink: &mut *sink,
-            market,
-            trader: &self.spec.trader,
-            now_ms,
-            cycle_seq,
-            legs: self.cycle.1,
-            failure: None,
-        };
         let started = Instant::now();
-        let result = sandbox.call(hook, arg, &mut host);
+        let result = call_with_host(sandbox, hook, arg, sink, market, &self.spec.trader, now_ms, &mut self.cycle)?;
         self.health.observe(started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64);
-        self.cycle.1 = host.legs;
-        if let Some(failure) = host.failure {
-            return Err(failure);
-        }
         match result {
             Ok(output) => self.journal_output(sink, now_ms, output),
             Err(e) => {
@@ -426,21 +413,19 @@ impl StrategyRuntime {
         }
         if let Some(mut old) = self.sandbox.take() {
             if !old.is_poisoned() && old.has_hook(Hook::Exit) {
-                let mut host = ApiHost {
-                    sink: &mut *sink,
-                    market,
-                    trader: &self.spec.trader,
-                    now_ms,
-                    cycle_seq,
-                    legs: self.cycle.1,
-                    failure: None,
-                };
+                self.cycle = if self.cycle.0 == cycle_seq { self.cycle } else { (cycle_seq, 0) };
+                let exit_arg = Some(Json::String(reason.clone()));
                 // The old instance's last words are best effort: it already failed once.
-                let _ = old.call(Hook::Exit, Some(Json::String(reason.clone())), &mut host);
-                self.cycle.1 = host.legs;
-                if let Some(failure) = host.failure {
-                    return Err(failure);
-                }
+                let _ = call_with_host(
+                    &mut old,
+                    Hook::Exit,
+                    exit_arg,
+                    sink,
+                    market,
+                    &self.spec.trader,
+                    now_ms,
+                    &mut self.cycle,
+                )?;
             }
         }
         self.restarts += 1;
@@ -468,6 +453,29 @@ impl StrategyRuntime {
         self.stopped = Some(reason.clone());
         sink.emit(now_ms, &self.spec.trader, Event::StrategyStopped { reason })?;
         Ok(())
+    }
+}
+
+/// One hook call with its `ctx.api` host. `cycle` is (input seq, order legs used
+/// so far), so client order ids stay unique across calls for one input. A sink
+/// failure inside the call stops the run and wins over the hook's own result.
+#[allow(clippy::too_many_arguments)]
+fn call_with_host(
+    sandbox: &mut Sandbox,
+    hook: Hook,
+    arg: Option<Json>,
+    sink: &mut dyn Sink,
+    market: &Market,
+    trader: &str,
+    now_ms: i64,
+    cycle: &mut (u64, u32),
+) -> Result<Result<CallOutput, SandboxError>, SinkError> {
+    let mut host = ApiHost { sink, market, trader, now_ms, cycle_seq: cycle.0, legs: cycle.1, failure: None };
+    let result = sandbox.call(hook, arg, &mut host);
+    cycle.1 = host.legs;
+    match host.failure {
+        Some(failure) => Err(failure),
+        None => Ok(result),
     }
 }
 
