@@ -227,34 +227,13 @@ impl ReadOptions {
 /// Parse an interval like `1s`, `1m`, `5m`, `1h`, `4h`, `1d`, `1w` into milliseconds.
 /// Units are case-sensitive (`M`, months, is rejected: months have no fixed length).
 pub fn parse_interval(s: &str) -> Result<i64, DataError> {
-    let bad = || DataError::BadInterval(s.to_string());
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = t.split_at(split);
-    let n: i64 = n.parse().map_err(|_| bad())?;
-    let mult = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        "w" => 7 * 86_400_000,
-        _ => return Err(bad()),
-    };
-    match n.checked_mul(mult) {
-        Some(ms) if n > 0 => Ok(ms),
-        _ => Err(bad()),
-    }
+    journal::describe::parse_interval(s).ok_or_else(|| DataError::BadInterval(s.to_string()))
 }
 
-/// Inverse of [`parse_interval`] for display: the largest unit that divides evenly (`90000` -> `90s`,
-/// `1500` -> `1500ms`).
+/// The label of an interval ("1m", "4h", "90s", "1500ms"): the journal's, so
+/// data errors, reports and strategies all spell intervals the same way.
 pub fn format_interval(ms: i64) -> String {
-    for (unit, m) in [("w", 7 * 86_400_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if ms > 0 && ms % m == 0 {
-            return format!("{}{}", ms / m, unit);
-        }
-    }
-    format!("{ms}ms")
+    journal::describe::interval_label(ms)
 }
 
 /// Symbol from a file name `exchange_SYMBOL_interval[_...].ext`, e.g.

@@ -309,15 +309,5 @@ pub fn human_duration(ms: i64) -> String {
 
 /// The interval in the largest unit that divides it: "1m", "15m", "4h", "1d", "1w"; "250ms".
 pub fn interval_label(interval_ms: i64) -> String {
-    const UNITS: [(i64, &str); 5] =
-        [(7 * 86_400_000, "w"), (86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s")];
-    if interval_ms <= 0 {
-        return format!("{interval_ms}ms");
-    }
-    for (size, unit) in UNITS {
-        if interval_ms % size == 0 {
-            return format!("{}{unit}", interval_ms / size);
-        }
-    }
-    format!("{interval_ms}ms")
+    journal::describe::interval_label(interval_ms)
 }

@@ -100,16 +100,51 @@ fn order(o: &OrderIntent) -> String {
     text
 }
 
-/// "1m", "4h", "1d" for whole minutes, hours and days; otherwise milliseconds.
+/// Interval units, largest first: the one table both directions use.
+const INTERVAL_UNITS: [(&str, i64); 5] =
+    [("w", 7 * 86_400_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)];
+
+/// "1m", "4h", "1d", "1w", "30s": the largest unit that divides the interval;
+/// otherwise milliseconds ("1500ms").
 pub fn interval_label(interval_ms: i64) -> String {
-    const MINUTE: i64 = 60_000;
-    const HOUR: i64 = 60 * MINUTE;
-    const DAY: i64 = 24 * HOUR;
-    match interval_ms {
-        ms if ms > 0 && ms % (7 * DAY) == 0 => format!("{}w", ms / (7 * DAY)),
-        ms if ms > 0 && ms % DAY == 0 => format!("{}d", ms / DAY),
-        ms if ms > 0 && ms % HOUR == 0 => format!("{}h", ms / HOUR),
-        ms if ms > 0 && ms % MINUTE == 0 => format!("{}m", ms / MINUTE),
-        ms => format!("{ms}ms"),
+    for (unit, size) in INTERVAL_UNITS {
+        if interval_ms > 0 && interval_ms % size == 0 {
+            return format!("{}{unit}", interval_ms / size);
+        }
+    }
+    format!("{interval_ms}ms")
+}
+
+/// Reads what [`interval_label`] writes: a positive count and one of s, m, h, d,
+/// w ("1m", "4h"). Case-sensitive: "1M" (a month) has no fixed length.
+pub fn parse_interval(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (count, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let count: i64 = count.parse().ok().filter(|n| *n > 0)?;
+    let size = INTERVAL_UNITS.iter().find(|(u, _)| *u == unit)?.1;
+    count.checked_mul(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_label_and_parse_both_ways() {
+        for (ms, label) in [
+            (60_000, "1m"),
+            (900_000, "15m"),
+            (14_400_000, "4h"),
+            (86_400_000, "1d"),
+            (604_800_000, "1w"),
+            (90_000, "90s"),
+        ] {
+            assert_eq!(interval_label(ms), label);
+            assert_eq!(parse_interval(label), Some(ms));
+        }
+        assert_eq!(interval_label(1_500), "1500ms");
+        for bad in ["", "m", "0m", "1x", "1M", "-1m", "1.5h", "99999999999999999999m"] {
+            assert_eq!(parse_interval(bad), None, "{bad:?}");
+        }
     }
 }

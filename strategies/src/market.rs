@@ -57,27 +57,21 @@ pub fn num(d: rust_decimal::Decimal) -> f64 {
     d.to_f64().unwrap_or(f64::NAN)
 }
 
-/// "1m" → 60000 and the like (Bybit's bare minute numbers and "D"/"W" too).
+/// "1m" → 60000 and the like, plus Bybit's forms: bare minutes ("60"), a unit
+/// alone ("D", "h") and upper-case day/week units ("D", "W", "2D").
 pub fn parse_interval(text: &str) -> Option<i64> {
-    const MINUTE: i64 = 60_000;
     let text = text.trim();
     if text.is_empty() {
         return None;
     }
-    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => text.split_at(i),
-        None => (text, "m"),
-    };
-    let n: i64 = if digits.is_empty() { 1 } else { digits.parse().ok()? };
-    let unit_ms = match unit {
-        "s" => 1000,
-        "m" => MINUTE,
-        "h" => 60 * MINUTE,
-        "d" | "D" => 24 * 60 * MINUTE,
-        "w" | "W" => 7 * 24 * 60 * MINUTE,
-        _ => return None,
-    };
-    (n > 0).then(|| n * unit_ms)
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse::<i64>().ok().filter(|n| *n > 0)?.checked_mul(60_000);
+    }
+    let mut normal = if text.ends_with(['D', 'W']) { text.to_ascii_lowercase() } else { text.to_owned() };
+    if !normal.starts_with(|c: char| c.is_ascii_digit()) {
+        normal.insert(0, '1');
+    }
+    journal::describe::parse_interval(&normal)
 }
 
 #[cfg(test)]
