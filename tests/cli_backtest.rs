@@ -1,9 +1,10 @@
 //! `quantfold backtest`, `strategy check` and `data synth` as a user runs them.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+mod common;
+
+use std::path::PathBuf;
+
+use common::{fails, ok, p, text};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -11,39 +12,6 @@ fn root() -> PathBuf {
 
 fn fixture(name: &str) -> String {
     root().join("fixtures/klines").join(name).display().to_string()
-}
-
-fn quantfold(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quantfold"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("failed to run quantfold")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-#[track_caller]
-fn ok(args: &[&str]) -> Output {
-    let out = quantfold(args);
-    assert!(out.status.success(), "quantfold {args:?} failed:\n{}", text(&out.stderr));
-    out
-}
-
-#[track_caller]
-fn fails(args: &[&str]) -> String {
-    let out = quantfold(args);
-    let err = text(&out.stderr);
-    assert!(!out.status.success(), "quantfold {args:?} should fail; stdout:\n{}", text(&out.stdout));
-    assert!(!err.contains("panicked"), "quantfold {args:?} panicked:\n{err}");
-    assert_eq!(err.trim().lines().count(), 1, "want a one-line error, got:\n{err}");
-    err
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 #[test]

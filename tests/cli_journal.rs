@@ -1,50 +1,18 @@
 //! `quantfold journal ...` as a user runs it: the real binary, real sled journals.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-};
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{fails, ok, p, stdout};
 
 const SMALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/journals/small.input.jsonl");
-
-fn quantfold(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quantfold")).args(args).output().expect("failed to run quantfold")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn ok(args: &[&str]) -> Output {
-    let out = quantfold(args);
-    assert!(out.status.success(), "quantfold {args:?} failed:\n{}", stderr(&out));
-    out
-}
-
-#[track_caller]
-fn fails(args: &[&str]) -> String {
-    let out = quantfold(args);
-    assert!(!out.status.success(), "quantfold {args:?} should fail; stdout:\n{}", stdout(&out));
-    let err = stderr(&out);
-    assert!(!err.contains("panicked"), "quantfold {args:?} panicked:\n{err}");
-    assert_eq!(err.trim().lines().count(), 1, "want a one-line error, got:\n{err}");
-    err
-}
 
 /// A fresh journal holding the small fixture's 13 events.
 fn small_journal(tmp: &Path) -> PathBuf {
     let dir = tmp.join("journal");
     ok(&["journal", "import", dir.to_str().unwrap(), "--jsonl", SMALL]);
     dir
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 #[test]

@@ -1,47 +1,20 @@
 //! `quantfold replay ...` as a user runs it: the golden journal, tampering,
 //! changed strategies, two runs compared, a killed backtest, and parity.
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
+
+use common::{fails_output, ok, p, quantfold, text};
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/journals/golden_sma_cross_bybit_1m.jsonl");
 const BYBIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/klines/bybit_BTCUSDT_1m_2022-12-13.csv");
 const HOURLY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/klines/coinbase_BTCUSD_1h_2017-07_2019-10.csv");
 const SMA_CROSS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/strategies/sma_cross.js");
-
-fn quantfold(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quantfold"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("failed to run quantfold")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-#[track_caller]
-fn ok(args: &[&str]) -> Output {
-    let out = quantfold(args);
-    assert!(out.status.success(), "quantfold {args:?} failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
-    out
-}
-
-#[track_caller]
-fn fails(args: &[&str]) -> Output {
-    let out = quantfold(args);
-    assert!(!out.status.success(), "quantfold {args:?} should fail:\n{}", text(&out.stdout));
-    assert!(!text(&out.stderr).contains("panicked"), "panicked:\n{}", text(&out.stderr));
-    out
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 fn import(jsonl: &Path, dir: &Path) {
     ok(&["journal", "import", p(dir), "--jsonl", p(jsonl)]);
@@ -112,7 +85,7 @@ fn tampering_is_detected_and_located() {
         events.insert(key, value).unwrap();
         db.flush().unwrap();
     }
-    let err = text(&fails(&["replay", "verify", "--journal", p(&dir)]).stderr);
+    let err = text(&fails_output(&["replay", "verify", "--journal", p(&dir)]).stderr);
     assert!(err.contains(&format!("seq {}", seq_of(submitted))), "{err}");
 
     // An edited decision, re-chained so the hashes are valid: the re-run disagrees at that seq.
