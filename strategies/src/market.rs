@@ -8,6 +8,8 @@ use journal::{describe::interval_label, event::Kline};
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{json, Value as Json};
 
+use crate::sandbox::Tick;
+
 /// The most klines kept per (symbol, interval): Bybit's own `limit` maximum.
 pub const KLINES_KEPT_MAX: usize = 1000;
 
@@ -52,6 +54,40 @@ pub fn tick_json(k: &Kline) -> Json {
     })
 }
 
+/// The same tick as [`tick_json`], for [`crate::sandbox::HookArg::Tick`]; `interval` is
+/// `interval_label(k.interval_ms)`, passed in so the hot path can reuse one label.
+pub fn tick<'a>(k: &'a Kline, interval: &'a str) -> Tick<'a> {
+    Tick {
+        symbol: &k.symbol,
+        interval,
+        open_time_ms: k.open_time_ms,
+        open: num(k.open),
+        high: num(k.high),
+        low: num(k.low),
+        close: num(k.close),
+        volume: num(k.volume),
+        closed: k.closed,
+    }
+}
+
+/// Interval labels by length, computed once each (the heartbeat hot path would otherwise
+/// format one per bar).
+#[derive(Debug, Default, Clone)]
+pub struct IntervalLabels(Vec<(i64, String)>);
+
+impl IntervalLabels {
+    pub fn get(&mut self, interval_ms: i64) -> &str {
+        let at = match self.0.iter().position(|(ms, _)| *ms == interval_ms) {
+            Some(at) => at,
+            None => {
+                self.0.push((interval_ms, interval_label(interval_ms)));
+                self.0.len() - 1
+            }
+        };
+        &self.0[at].1
+    }
+}
+
 /// An exact decimal as the nearest JavaScript number.
 pub fn num(d: rust_decimal::Decimal) -> f64 {
     d.to_f64().unwrap_or(f64::NAN)
@@ -93,6 +129,62 @@ mod tests {
         }
         for bad in ["", "0m", "1x", "m1", "-1m"] {
             assert_eq!(parse_interval(bad), None, "{bad:?}");
+        }
+    }
+
+    /// The heartbeat's fast tick object is, property by property, the JSON one converted.
+    #[test]
+    fn fast_tick_matches_the_json_tick() {
+        use crate::sandbox::{Hook, HookArg, Host, Sandbox, SandboxConfig};
+        use rust_decimal::Decimal;
+
+        struct NoApi;
+        impl Host for NoApi {
+            fn now_ms(&self) -> i64 {
+                0
+            }
+            fn api(&mut self, _: &str, _: Vec<Json>) -> Result<Json, String> {
+                Err("no api here".into())
+            }
+        }
+        let source = "function st_heartbeat(ctx, t) { \
+            return [Object.getPrototypeOf(t) === Object.prototype, \
+                    Object.entries(t).map(([k, v]) => [k, typeof v, String(v), Object.is(v, -0)])]; }";
+        let mut sandbox = Sandbox::load("t.js", source, SandboxConfig::default()).expect("loads");
+        let klines = [
+            Kline {
+                symbol: "BTCUSDT".into(),
+                interval_ms: 3_600_000,
+                open_time_ms: 1_700_000_000_000,
+                open: Decimal::new(3_712_345, 2),
+                high: Decimal::new(3_800_000, 2),
+                low: Decimal::new(3_700_001, 2),
+                close: Decimal::new(37_500, 0),
+                volume: Decimal::new(2025, 8),
+                closed: true,
+            },
+            Kline {
+                symbol: "1000PEPEUSDT".into(),
+                interval_ms: 60_000,
+                open_time_ms: -60_000,
+                open: Decimal::ZERO,
+                high: Decimal::new(1, 28),
+                low: Decimal::ZERO,
+                close: Decimal::MAX,
+                volume: Decimal::ZERO,
+                closed: false,
+            },
+        ];
+        let mut labels = IntervalLabels::default();
+        for k in &klines {
+            let json = sandbox.call(Hook::Heartbeat, Some(tick_json(k)), &mut NoApi).expect("json tick").value;
+            let fast = sandbox
+                .call_with(Hook::Heartbeat, HookArg::Tick(tick(k, labels.get(k.interval_ms))), &mut NoApi)
+                .expect("fast tick")
+                .value;
+            assert_eq!(fast, json, "{k:?}");
+            assert_eq!(json[0], Json::Bool(true));
+            assert_eq!(json[1].as_array().map(Vec::len), Some(9));
         }
     }
 }

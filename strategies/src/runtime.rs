@@ -25,8 +25,8 @@ use serde_json::{json, Value as Json};
 
 use crate::{
     api::ApiHost,
-    market::{num, parse_interval, tick_json, Market},
-    sandbox::{CallOutput, Hook, LogLevel, Sandbox, SandboxConfig, SandboxError, StrategyInfo},
+    market::{num, parse_interval, tick, IntervalLabels, Market},
+    sandbox::{CallOutput, Hook, HookArg, LogLevel, Sandbox, SandboxConfig, SandboxError, StrategyInfo},
     sink::{Sink, SinkError},
 };
 
@@ -141,6 +141,7 @@ pub struct StrategyRuntime {
     sandbox: Option<Sandbox>,
     pub subscription: Subscription,
     bars_seen: u64,
+    interval_labels: IntervalLabels,
     restarts: u32,
     stopped: Option<String>,
     /// (input seq, legs used): client order ids stay unique across calls for one input.
@@ -182,6 +183,7 @@ impl StrategyRuntime {
             sandbox: None,
             subscription: Subscription::default(),
             bars_seen: 0,
+            interval_labels: IntervalLabels::default(),
             restarts: 0,
             stopped: None,
             cycle: (seq, 0),
@@ -252,7 +254,7 @@ impl StrategyRuntime {
                 return self.restart(sink, market, now_ms, cycle_seq, e.to_string());
             }
         }
-        if let Some(value) = self.call(sink, market, now_ms, cycle_seq, Hook::Init, None)? {
+        if let Some(value) = self.call(sink, market, now_ms, cycle_seq, Hook::Init, HookArg::None)? {
             self.subscription = Subscription::from_init(&value);
         }
         Ok(())
@@ -275,14 +277,22 @@ impl StrategyRuntime {
             return Ok(());
         }
         let own = trader == self.spec.trader;
-        let (hook, arg) = match event {
-            Event::KlineReceived(k) if k.closed && self.subscription.wants(&k.symbol, k.interval_ms) => {
-                self.bars_seen += 1;
-                if self.bars_seen <= u64::from(self.subscription.warmup) {
-                    return Ok(());
-                }
-                (Hook::Heartbeat, tick_json(k))
+        if let Event::KlineReceived(k) = event {
+            if !(k.closed && self.subscription.wants(&k.symbol, k.interval_ms)) {
+                return Ok(());
             }
+            self.bars_seen += 1;
+            if self.bars_seen <= u64::from(self.subscription.warmup) {
+                return Ok(());
+            }
+            // Lent out for the call (which needs `&mut self`), then put back.
+            let mut labels = std::mem::take(&mut self.interval_labels);
+            let arg = HookArg::Tick(tick(k, labels.get(k.interval_ms)));
+            let called = self.call(sink, market, time_ms, seq, Hook::Heartbeat, arg);
+            self.interval_labels = labels;
+            return called.map(|_| ());
+        }
+        let (hook, arg) = match event {
             Event::OrderAccepted { cloid, exchange_order_id } if own => {
                 (Hook::OnOrder, json!({ "cloid": cloid.to_string(), "id": exchange_order_id, "status": "accepted" }))
             }
@@ -314,7 +324,7 @@ impl StrategyRuntime {
             }
             _ => return Ok(()),
         };
-        self.call(sink, market, time_ms, seq, hook, Some(arg)).map(|_| ())
+        self.call(sink, market, time_ms, seq, hook, HookArg::Json(&arg)).map(|_| ())
     }
 
     /// Calls `st_exit(ctx, reason)` and journals the stop.
@@ -332,7 +342,7 @@ impl StrategyRuntime {
         if self.stopped.is_some() {
             return Ok(());
         }
-        self.call(sink, market, now_ms, cycle_seq, Hook::Exit, Some(Json::String(reason.to_owned())))?;
+        self.call(sink, market, now_ms, cycle_seq, Hook::Exit, HookArg::Json(&Json::String(reason.to_owned())))?;
         if self.stopped.is_none() {
             self.stop_with(sink, now_ms, reason.to_owned())?;
         }
@@ -348,7 +358,7 @@ impl StrategyRuntime {
         now_ms: i64,
         cycle_seq: u64,
         hook: Hook,
-        arg: Option<Json>,
+        arg: HookArg<'_>,
     ) -> Result<Option<Json>, SinkError> {
         let Some(sandbox) = self.sandbox.as_mut() else { return Ok(None) };
         if !sandbox.has_hook(hook) {
@@ -414,12 +424,12 @@ impl StrategyRuntime {
         if let Some(mut old) = self.sandbox.take() {
             if !old.is_poisoned() && old.has_hook(Hook::Exit) {
                 self.cycle = if self.cycle.0 == cycle_seq { self.cycle } else { (cycle_seq, 0) };
-                let exit_arg = Some(Json::String(reason.clone()));
+                let exit_arg = Json::String(reason.clone());
                 // The old instance's last words are best effort: it already failed once.
                 let _ = call_with_host(
                     &mut old,
                     Hook::Exit,
-                    exit_arg,
+                    HookArg::Json(&exit_arg),
                     sink,
                     market,
                     &self.spec.trader,
@@ -463,7 +473,7 @@ impl StrategyRuntime {
 fn call_with_host(
     sandbox: &mut Sandbox,
     hook: Hook,
-    arg: Option<Json>,
+    arg: HookArg<'_>,
     sink: &mut dyn Sink,
     market: &Market,
     trader: &str,
@@ -471,7 +481,7 @@ fn call_with_host(
     cycle: &mut (u64, u32),
 ) -> Result<Result<CallOutput, SandboxError>, SinkError> {
     let mut host = ApiHost { sink, market, trader, now_ms, cycle_seq: cycle.0, legs: cycle.1, failure: None };
-    let result = sandbox.call(hook, arg, &mut host);
+    let result = sandbox.call_with(hook, arg, &mut host);
     cycle.1 = host.legs;
     match host.failure {
         Some(failure) => Err(failure),

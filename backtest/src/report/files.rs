@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rust_decimal::Decimal;
 
-use super::{iso_utc, metrics, ReportError};
+use super::{iso_utc, metrics, push_iso_utc, ReportError};
 use crate::record::RunRecord;
 
 /// How money columns are stored.
@@ -59,15 +59,39 @@ fn trades_frame(record: &RunRecord, how: Money) -> PolarsResult<DataFrame> {
     ])
 }
 
-/// time (ISO), time_ms, equity, drawdown_pct.
-fn equity_table(record: &RunRecord) -> PolarsResult<DataFrame> {
+/// Rows per batch of the equity tables: bounds the memory their time strings take (a 10M-bar
+/// run would otherwise hold 10M strings at once).
+const EQUITY_BATCH_ROWS: usize = 1 << 16;
+
+fn equity_schema() -> Schema {
+    Schema::from_iter([
+        Field::new("time".into(), DataType::String),
+        Field::new("time_ms".into(), DataType::Int64),
+        Field::new("equity".into(), DataType::Float64),
+        Field::new("drawdown_pct".into(), DataType::Float64),
+    ])
+}
+
+/// The equity table (time (ISO), time_ms, equity, drawdown_pct) in batches of
+/// [`EQUITY_BATCH_ROWS`], each handed to `write`.
+fn equity_batches(record: &RunRecord, mut write: impl FnMut(&DataFrame) -> PolarsResult<()>) -> PolarsResult<()> {
     let df = metrics::equity_frame(record)?;
-    let time: Vec<String> = record.equity.iter().map(|p| iso_utc(p.time_ms)).collect();
-    let mut columns = vec![Column::new("time".into(), time)];
-    for name in ["time_ms", "equity", "drawdown_pct"] {
-        columns.push(df.column(name)?.clone());
+    let mut iso = String::new();
+    for (offset, points) in (0..).step_by(EQUITY_BATCH_ROWS).zip(record.equity.chunks(EQUITY_BATCH_ROWS)) {
+        let part = df.slice(offset, points.len());
+        let mut time = StringChunkedBuilder::new("time".into(), points.len());
+        for p in points {
+            iso.clear();
+            push_iso_utc(&mut iso, p.time_ms);
+            time.append_value(&iso);
+        }
+        let mut columns = vec![time.finish().into_column()];
+        for name in ["time_ms", "equity", "drawdown_pct"] {
+            columns.push(part.column(name)?.clone());
+        }
+        write(&DataFrame::new_infer_height(columns)?)?;
     }
-    DataFrame::new_infer_height(columns)
+    Ok(())
 }
 
 fn series_frame(record: &RunRecord) -> PolarsResult<DataFrame> {
@@ -109,11 +133,28 @@ fn built<T>(what: &Path, r: PolarsResult<T>) -> Result<T, ReportError> {
 /// # Errors
 /// polars or the file system.
 pub fn write_equity_csv(record: &RunRecord, path: &Path) -> Result<PathBuf, ReportError> {
-    write_csv(built(path, equity_table(record))?, path)
+    let mut file = create(path)?;
+    let mut writer = CsvWriter::new(&mut file).batched(&equity_schema()).map_err(|e| polars_at(path, e))?;
+    equity_batches(record, |df| writer.write_batch(df)).map_err(|e| polars_at(path, e))?;
+    writer.finish().map_err(|e| polars_at(path, e))?;
+    drop(writer);
+    file.flush().map_err(|e| ReportError::io(path, e))?;
+    Ok(path.to_path_buf())
 }
 
+/// `equity.parquet` at `path`: the same table as `equity.csv`.
 pub(crate) fn write_equity_parquet(record: &RunRecord, path: &Path) -> Result<PathBuf, ReportError> {
-    write_parquet(built(path, equity_table(record))?, path)
+    let mut file = create(path)?;
+    let mut writer = ParquetWriter::new(&mut file).batched(&equity_schema()).map_err(|e| polars_at(path, e))?;
+    equity_batches(record, |df| writer.write_batch(df)).map_err(|e| polars_at(path, e))?;
+    writer.finish().map_err(|e| polars_at(path, e))?;
+    drop(writer);
+    file.flush().map_err(|e| ReportError::io(path, e))?;
+    Ok(path.to_path_buf())
+}
+
+fn polars_at(path: &Path, e: PolarsError) -> ReportError {
+    ReportError::polars(path.display().to_string(), e)
 }
 
 /// `trades.csv` (exact decimal text) and `trades.parquet` (DECIMAL columns) in `dir`.

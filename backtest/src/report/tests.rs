@@ -246,6 +246,9 @@ fn helpers() {
     assert_eq!(iso_utc(1_704_070_799_999), "2024-01-01T00:59:59.999Z");
     assert_eq!(iso_utc(951_782_400_000), "2000-02-29T00:00:00Z");
     assert_eq!(iso_utc(-1), "1969-12-31T23:59:59.999Z");
+    assert_eq!(iso_utc(1_000), "1970-01-01T00:00:01Z");
+    assert_eq!(iso_utc(253_402_300_799_000), "9999-12-31T23:59:59Z");
+    assert_eq!(iso_utc(253_402_300_800_010), "10000-01-01T00:00:00.010Z");
     for days in [-800_000i64, -1, 0, 59, 10_957, 19_723, 2_932_896] {
         let (y, m, dd) = civil_from_days(days);
         assert_eq!(days_from_civil(y, m, dd), days);
@@ -486,6 +489,53 @@ fn many_trades_are_capped_in_the_page() {
     let html = render_html(&r, &summary(&r));
     assert_eq!(html.matches("<tr><td class=\"num\">").count(), html::MAX_TRADE_ROWS);
     assert!(html.contains("Showing the first 500 of 1,200 trades"));
+}
+
+/// The equity tables are written in batches; every point arrives once, in order, with the
+/// drawdown computed over the whole curve (not restarted per batch).
+#[test]
+fn equity_tables_span_batches_in_order() {
+    let mut r = tiny();
+    let n = 2 * 65_536 + 7;
+    // Rises to a peak in the first batch, then only falls: the drawdown keeps growing across batches.
+    r.equity = (0..n)
+        .map(|i| {
+            let e = if i < 1000 { 100.0 + i as f64 } else { 1099.0 - (i - 999) as f64 * 0.001 };
+            point(1_704_067_200_000 + i as i64 * 60_000, e, false)
+        })
+        .collect();
+    let dir = scratch("batches");
+    std::fs::create_dir_all(&dir).unwrap();
+    write_equity_csv(&r, &dir.join("equity.csv")).unwrap();
+    files::write_equity_parquet(&r, &dir.join("equity.parquet")).unwrap();
+
+    let csv = std::fs::read_to_string(dir.join("equity.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), n + 1);
+    assert_eq!(lines[0], "time,time_ms,equity,drawdown_pct");
+    for (i, line) in lines[1..].iter().enumerate() {
+        let p = &r.equity[i];
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields[0], iso_utc(p.time_ms), "row {i}");
+        assert_eq!(fields[1], p.time_ms.to_string(), "row {i}");
+        assert_eq!(fields[2].parse::<f64>().unwrap(), p.equity, "row {i}");
+    }
+    let last_dd: f64 = lines[n].rsplit(',').next().unwrap().parse().unwrap();
+    let want = (1099.0 - r.equity[n - 1].equity) / 1099.0 * 100.0;
+    assert!(close(last_dd, want, 1e-12), "drawdown {last_dd}, want {want}");
+
+    let parquet = ParquetReader::new(std::fs::File::open(dir.join("equity.parquet")).unwrap()).finish().unwrap();
+    assert_eq!(parquet.height(), n);
+    let times = parquet.column("time_ms").unwrap().i64().unwrap();
+    assert!(times.iter().zip(&r.equity).all(|(t, p)| t == Some(p.time_ms)));
+
+    // No points: the header alone, and a Parquet file with the schema and no rows.
+    r.equity.clear();
+    write_equity_csv(&r, &dir.join("empty.csv")).unwrap();
+    files::write_equity_parquet(&r, &dir.join("empty.parquet")).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join("empty.csv")).unwrap(), "time,time_ms,equity,drawdown_pct\n");
+    let empty = ParquetReader::new(std::fs::File::open(dir.join("empty.parquet")).unwrap()).finish().unwrap();
+    assert_eq!((empty.height(), empty.width()), (0, 4));
 }
 
 #[test]

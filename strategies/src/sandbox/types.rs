@@ -130,6 +130,32 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// The second argument of a hook call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HookArg<'a> {
+    /// `undefined`.
+    None,
+    /// Any JSON value, converted to JS.
+    Json(&'a Json),
+    /// A bar, as `{symbol, interval, openTime, open, high, low, close, volume, closed}`: the same
+    /// object the JSON form would give, built without the JSON detour (the heartbeat hot path).
+    Tick(Tick<'a>),
+}
+
+/// The fields of a tick object (see [`HookArg::Tick`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tick<'a> {
+    pub symbol: &'a str,
+    pub interval: &'a str,
+    pub open_time_ms: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+    pub closed: bool,
+}
+
 /// What one hook call produced.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CallOutput {
