@@ -13,44 +13,50 @@ var params = {
   record: true,      // record both averages as series for the report
 };
 
-let fast = null;
-let slow = null;
+// Per symbol: the two streaming averages, the state key of the regime and the regime last
+// stored under it (read from ctx.state once, so a restarted strategy resumes where it was).
+let bySymbol = null;
 
 function st_init(ctx) {
   const p = ctx.strategy.params;
   if (!(p.fast >= 1 && p.slow > p.fast)) {
     throw new Error("sma_cross needs 1 <= fast < slow, got fast=" + p.fast + " slow=" + p.slow);
   }
-  fast = {};
-  slow = {};
+  bySymbol = {};
   return { symbols: p.symbol ? [p.symbol] : [], warmup: 0 };
 }
 
-function averages(ctx, symbol) {
-  const p = ctx.strategy.params;
-  if (!fast[symbol]) {
-    fast[symbol] = ctx.indicator.create("sma", { period: p.fast });
-    slow[symbol] = ctx.indicator.create("sma", { period: p.slow });
+function track(ctx, symbol) {
+  let t = bySymbol[symbol];
+  if (!t) {
+    const p = ctx.strategy.params;
+    const key = "above:" + symbol;
+    t = bySymbol[symbol] = {
+      fast: ctx.indicator.create("sma", { period: p.fast }),
+      slow: ctx.indicator.create("sma", { period: p.slow }),
+      key: key,
+      above: ctx.state.get(key, null),
+    };
   }
-  return [fast[symbol], slow[symbol]];
+  return t;
 }
 
 function st_heartbeat(ctx, tick) {
   const p = ctx.strategy.params;
-  const [fastSma, slowSma] = averages(ctx, tick.symbol);
-  const f = fastSma.update(tick.close);
-  const s = slowSma.update(tick.close);
+  const t = track(ctx, tick.symbol);
+  const f = t.fast.update(tick.close);
+  const s = t.slow.update(tick.close);
   if (p.record) {
     ctx.record("sma_fast", f);
     ctx.record("sma_slow", s);
   }
   if (Number.isNaN(s)) return;
 
-  const key = "above:" + tick.symbol;
   const above = f > s;
-  const before = ctx.state.get(key, null);
+  const before = t.above;
   if (before === above) return;
-  ctx.state.set(key, above);
+  ctx.state.set(t.key, above);
+  t.above = above;
   if (before === null) return; // the first defined bar sets the regime; no trade on it
 
   const position = ctx.api.getPositions().find((x) => x.symbol === tick.symbol);

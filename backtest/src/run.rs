@@ -468,7 +468,7 @@ impl<S: Sink> Recorder<S> {
 
     fn sample_equity(&mut self, time_ms: i64) {
         let state = self.inner.state();
-        let equity = state.account(&self.trader).map_or(Decimal::ZERO, |a| a.equity);
+        let equity = state.equity(&self.trader).unwrap_or(Decimal::ZERO);
         let exposed = state.traders.get(&self.trader).is_some_and(|t| t.positions.values().any(|p| !p.qty.is_zero()));
         self.record.equity.push(EquityPoint { time_ms, equity: equity.to_f64().unwrap_or(f64::NAN), exposed });
     }

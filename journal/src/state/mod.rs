@@ -478,11 +478,9 @@ impl State {
     /// A trader's account valued at the current marks.
     pub fn account(&self, trader: &str) -> Option<AccountView> {
         let t = self.traders.get(trader)?;
-        let mut unrealized = Decimal::ZERO;
+        let unrealized = self.unrealized_pnl(t);
         let mut margin = Decimal::ZERO;
         for (symbol, position) in &t.positions {
-            let mark = self.mark(symbol).unwrap_or(position.entry_price);
-            unrealized = unrealized.saturating_add(position.unrealized_pnl(mark));
             margin = margin.saturating_add(position.margin(t.leverage(self.instruments.get(symbol))));
         }
         let mut order_margin = Decimal::ZERO;
@@ -500,6 +498,7 @@ impl State {
             }
         }
         let equity = t.cash.saturating_add(unrealized);
+        debug_assert_eq!(Some(equity), self.equity(trader));
         Some(AccountView {
             cash: t.cash,
             equity,
@@ -508,6 +507,19 @@ impl State {
             order_margin,
             available: equity.saturating_sub(margin).saturating_sub(order_margin),
             currency: t.start.as_ref().map_or_else(|| "USDT".to_owned(), |s| s.currency.clone()),
+        })
+    }
+
+    /// [`State::account`]'s `equity` alone (cash plus unrealized PnL at the current marks),
+    /// without the margin figures: the backtester samples it at every bar.
+    pub fn equity(&self, trader: &str) -> Option<Decimal> {
+        let t = self.traders.get(trader)?;
+        Some(t.cash.saturating_add(self.unrealized_pnl(t)))
+    }
+
+    fn unrealized_pnl(&self, t: &TraderState) -> Decimal {
+        t.positions.iter().fold(Decimal::ZERO, |sum, (symbol, position)| {
+            sum.saturating_add(position.unrealized_pnl(self.mark(symbol).unwrap_or(position.entry_price)))
         })
     }
 }
