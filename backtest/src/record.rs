@@ -36,7 +36,8 @@ pub struct Trade {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EquityPoint {
     pub time_ms: i64,
-    /// Float copy for metrics and charts; the exact value is in equity.csv.
+    /// A float copy of the ledger's exact equity, for the metrics, charts and equity tables
+    /// (reports, not the ledger; the exact final equity is [`RunRecord::final_equity`]).
     pub equity: f64,
     /// Whether any position was open at this close (for exposure).
     pub exposed: bool,
