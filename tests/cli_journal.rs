@@ -5,6 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{fails, ok, p, stdout};
+use journal::testkit::stored;
 
 const SMALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/journals/small.input.jsonl");
 
@@ -66,12 +67,10 @@ fn verify_names_the_first_tampered_sequence_number() {
     let dir = small_journal(tmp.path());
     {
         let db = sled::open(&dir).unwrap();
-        let events = db.open_tree("events").unwrap();
-        let key = 7u64.to_be_bytes();
-        let mut value = events.get(key).unwrap().unwrap().to_vec();
-        let last = value.len() - 3;
-        value[last] ^= 0x01;
-        events.insert(key, value).unwrap();
+        let mut record = stored::record(&db, 7).unwrap();
+        let last = record.len() - 3;
+        record[last] ^= 0x01;
+        stored::replace(&db, 7, Some(&record));
         db.flush().unwrap();
     }
     let err = fails(&["journal", "verify", p(&dir)]);
@@ -87,7 +86,7 @@ fn verify_names_a_deleted_record() {
     let dir = small_journal(tmp.path());
     {
         let db = sled::open(&dir).unwrap();
-        db.open_tree("events").unwrap().remove(5u64.to_be_bytes()).unwrap();
+        stored::replace(&db, 5, None);
         db.flush().unwrap();
     }
     let err = fails(&["journal", "verify", p(&dir)]);
@@ -119,11 +118,9 @@ fn import_refuses_a_journal_with_a_broken_chain() {
     let dir = small_journal(tmp.path());
     {
         let db = sled::open(&dir).unwrap();
-        let events = db.open_tree("events").unwrap();
-        let v2 = events.get(2u64.to_be_bytes()).unwrap().unwrap();
-        let v3 = events.get(3u64.to_be_bytes()).unwrap().unwrap();
-        events.insert(2u64.to_be_bytes(), v3).unwrap();
-        events.insert(3u64.to_be_bytes(), v2).unwrap();
+        let (r2, r3) = (stored::record(&db, 2).unwrap(), stored::record(&db, 3).unwrap());
+        stored::replace(&db, 2, Some(&r3));
+        stored::replace(&db, 3, Some(&r2));
         db.flush().unwrap();
     }
     let err = fails(&["journal", "import", p(&dir), "--jsonl", SMALL]);

@@ -10,6 +10,7 @@ use std::{
 };
 
 use common::{fails_output, ok, p, quantfold, text};
+use journal::testkit::stored;
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/journals/golden_sma_cross_bybit_1m.jsonl");
 const BYBIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/klines/bybit_BTCUSDT_1m_2022-12-13.csv");
@@ -77,12 +78,10 @@ fn tampering_is_detected_and_located() {
     import(Path::new(GOLDEN), &dir);
     {
         let db = sled::open(&dir).unwrap();
-        let events = db.open_tree("events").unwrap();
-        let key = seq_of(submitted).to_be_bytes();
-        let mut value = events.get(key).unwrap().unwrap().to_vec();
-        let at = value.len() - 5;
-        value[at] ^= 0x20;
-        events.insert(key, value).unwrap();
+        let mut record = stored::record(&db, seq_of(submitted)).unwrap();
+        let at = record.len() - 5;
+        record[at] ^= 0x20;
+        stored::replace(&db, seq_of(submitted), Some(&record));
         db.flush().unwrap();
     }
     let err = text(&fails_output(&["replay", "verify", "--journal", p(&dir)]).stderr);

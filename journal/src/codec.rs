@@ -1,23 +1,31 @@
-//! The canonical codec: how records, the header and snapshots are laid out in bytes.
+//! The canonical codec: how records, blocks, the header and snapshots are laid out in bytes.
 //!
-//! A record value is `seq (u64 BE) ‖ prev_hash (32) ‖ hash (32) ‖ body`, where the
+//! A record is `seq (u64 BE) ‖ prev_hash (32) ‖ hash (32) ‖ body`, where the
 //! body is bincode 2.0.1 with `config::standard()` (varint integers, little endian)
 //! over `(time_ms, trader, event)`. The hash covers `prev_hash ‖ seq ‖ body`, so it
-//! is checked from the stored bytes without re-encoding, and a record written
-//! under the wrong key is caught by its embedded sequence number.
+//! is checked from the stored bytes without re-encoding, and a record stored at
+//! the wrong position is caught by its embedded sequence number.
 //!
-//! Versions: the codec version names this byte layout and the bincode config;
-//! the schema version names the [`Event`] enum. Both are written in the journal
-//! header. A journal with a newer version than this build knows is refused; an
-//! older schema is decoded by the matching legacy module (none yet: v1 is the first).
+//! How records sit in sled values is the [`Layout`]: codec v1 stores one record
+//! per value; codec v2 packs consecutive records into a block, each record
+//! framed as `len (u32 BE) ‖ record`. The record bytes and hashes are the same in
+//! both, so a v1 journal reads, verifies and folds exactly like a v2 one.
+//!
+//! Versions: the codec version names the layout and the bincode config; the
+//! schema version names the [`Event`] enum. Both are written in the journal
+//! header. A journal with a newer version than this build knows is refused;
+//! codec v1 journals are read and appended to in their own layout; an older
+//! schema is decoded by the matching legacy module (none yet: v1 is the first).
 
 use crate::{
     event::{Envelope, Event},
     hash::{self, Hash},
 };
 
-/// The byte layout and bincode configuration of records.
-pub const CODEC_VERSION: u16 = 1;
+/// The byte layout and bincode configuration of records: v2 packs records into blocks.
+pub const CODEC_VERSION: u16 = 2;
+/// The oldest codec version this build still reads and appends to (v1: one record per value).
+pub const CODEC_VERSION_MIN: u16 = 1;
 /// The version of the event schema this build writes.
 pub const SCHEMA_VERSION: u16 = 1;
 /// The oldest schema version this build still reads.
@@ -26,6 +34,8 @@ pub const SCHEMA_VERSION_MIN: u16 = 1;
 pub const MAGIC: &[u8; 8] = b"QFJOURNL";
 
 const HEADER_LEN: usize = 8 + 32 + 32;
+/// The length prefix of a record inside a codec v2 block.
+const FRAME_LEN_BYTES: usize = 4;
 const CONFIG: bincode::config::Configuration = bincode::config::standard();
 /// Decoding refuses to allocate more than this in total: a corrupt length prefix
 /// becomes an error instead of a huge allocation that aborts the process. (The
@@ -46,6 +56,8 @@ pub enum CodecError {
     Payload(String),
     #[error("{0} trailing bytes after the payload")]
     Trailing(usize),
+    #[error("block framing broken at byte {offset}: {problem}")]
+    Framing { offset: usize, problem: String },
 }
 
 /// The journal header: what wrote the journal and how to read it.
@@ -96,17 +108,139 @@ pub fn encode_record(seq: u64, prev_hash: &Hash, body: &[u8]) -> (Hash, Vec<u8>)
 }
 
 /// The stored value of a record for an event, encoded straight into one buffer
-/// (the append hot path: one allocation, no copy of the body).
+/// (the codec v1 append path: one allocation, no copy of the body).
 pub fn encode_event_record(seq: u64, prev_hash: &Hash, time_ms: i64, trader: &str, event: &Event) -> (Hash, Vec<u8>) {
     let mut out = Vec::with_capacity(HEADER_LEN + 192);
+    let hash = push_event_record(&mut out, seq, prev_hash, time_ms, trader, event);
+    (hash, out)
+}
+
+/// Appends the record of an event to `out`, framed for a codec v2 block (the
+/// append hot path: encoded in place at the end of the open block).
+pub fn push_framed_event_record(
+    out: &mut Vec<u8>,
+    seq: u64,
+    prev_hash: &Hash,
+    time_ms: i64,
+    trader: &str,
+    event: &Event,
+) -> Hash {
+    let frame = out.len();
+    out.extend_from_slice(&[0; FRAME_LEN_BYTES]);
+    let hash = push_event_record(out, seq, prev_hash, time_ms, trader, event);
+    let len = frame_len(out.len() - frame - FRAME_LEN_BYTES);
+    out[frame..frame + FRAME_LEN_BYTES].copy_from_slice(&len);
+    hash
+}
+
+/// Appends any record's bytes to `out`, framed for a codec v2 block.
+pub fn push_frame(out: &mut Vec<u8>, record: &[u8]) {
+    out.extend_from_slice(&frame_len(record.len()));
+    out.extend_from_slice(record);
+}
+
+/// A frame's length prefix. A record longer than 4 GiB cannot come from an
+/// event (sled could not store it either), so this is a programming error.
+fn frame_len(len: usize) -> [u8; FRAME_LEN_BYTES] {
+    u32::try_from(len).expect("invariant: a record is shorter than 4 GiB").to_be_bytes()
+}
+
+fn push_event_record(out: &mut Vec<u8>, seq: u64, prev_hash: &Hash, time_ms: i64, trader: &str, event: &Event) -> Hash {
+    let start = out.len();
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(&prev_hash.0);
     out.extend_from_slice(&[0; 32]);
-    bincode::serde::encode_into_std_write((time_ms, trader, event), &mut out, CONFIG)
+    bincode::serde::encode_into_std_write((time_ms, trader, event), &mut *out, CONFIG)
         .expect("invariant: events always encode into a Vec");
-    let hash = hash::record(prev_hash, seq, &out[HEADER_LEN..]);
-    out[40..72].copy_from_slice(&hash.0);
-    (hash, out)
+    let hash = hash::record(prev_hash, seq, &out[start + HEADER_LEN..]);
+    out[start + 40..start + 72].copy_from_slice(&hash.0);
+    hash
+}
+
+/// How records sit in the sled values of the `events` tree; the key of a value
+/// is always the seq of its first record (u64 BE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Codec v1: a value is exactly one record.
+    Single,
+    /// Codec v2: a value is a block of one or more consecutive records, each
+    /// framed as `len (u32 BE) ‖ record`, with nothing before, between or after.
+    Packed,
+}
+
+impl Layout {
+    /// The layout a codec version writes; `None` for versions this build does not know.
+    pub fn of(codec_version: u16) -> Option<Layout> {
+        match codec_version {
+            1 => Some(Layout::Single),
+            2 => Some(Layout::Packed),
+            _ => None,
+        }
+    }
+
+    /// The records of a stored value, in order; stops after the first framing error.
+    pub fn records(self, value: &[u8]) -> BlockRecords<'_> {
+        self.records_from(value, 0)
+    }
+
+    /// The records of a stored value from the frame at byte `offset` on (a
+    /// [`BlockRecords::offset`]); a v1 value has only the record at 0.
+    pub fn records_from(self, value: &[u8], offset: usize) -> BlockRecords<'_> {
+        let done = self == Layout::Single && offset > 0;
+        BlockRecords { layout: self, value, offset, done }
+    }
+}
+
+/// The records of one stored value (see [`Layout::records`]).
+#[derive(Debug, Clone)]
+pub struct BlockRecords<'a> {
+    layout: Layout,
+    value: &'a [u8],
+    offset: usize,
+    done: bool,
+}
+
+impl<'a> BlockRecords<'a> {
+    /// The byte offset of the next record's frame in the value.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    fn next_frame(&mut self) -> Result<&'a [u8], CodecError> {
+        let rest = &self.value[self.offset..];
+        let framing = |problem: String| CodecError::Framing { offset: self.offset, problem };
+        let Some((len, body)) = rest.split_first_chunk::<FRAME_LEN_BYTES>() else {
+            return Err(framing(format!("{} bytes left, too few for a record length", rest.len())));
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        let Some(record) = body.get(..len) else {
+            return Err(framing(format!("a record of {len} bytes overruns the block ({} bytes left)", body.len())));
+        };
+        self.offset += FRAME_LEN_BYTES + len;
+        Ok(record)
+    }
+}
+
+impl<'a> Iterator for BlockRecords<'a> {
+    type Item = Result<&'a [u8], CodecError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = match self.layout {
+            // A v1 value is one record, even an empty one (which then fails to split).
+            Layout::Single => {
+                self.done = true;
+                self.offset = self.value.len();
+                Ok(self.value)
+            }
+            Layout::Packed if self.offset == self.value.len() => return None,
+            Layout::Packed => self.next_frame(),
+        };
+        self.done |= item.is_err();
+        Some(item)
+    }
 }
 
 /// A stored record split into its parts, body not yet decoded.
@@ -227,6 +361,34 @@ mod tests {
     }
 
     #[test]
+    fn blocks_frame_records_and_name_where_framing_breaks() {
+        let records: Vec<Vec<u8>> = (0..3u64).map(|seq| encode_record(seq, &Hash::ZERO, b"body").1).collect();
+        let mut block = Vec::new();
+        for record in &records {
+            push_frame(&mut block, record);
+        }
+        assert_eq!(block.len(), 3 * (4 + 76), "a u32 length before each record, nothing else");
+        assert_eq!(&block[..4], &76u32.to_be_bytes());
+        let read: Vec<&[u8]> = Layout::Packed.records(&block).collect::<Result<_, _>>().expect("frames");
+        assert_eq!(read, records.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        assert_eq!(Layout::Packed.records_from(&block, 80).count(), 2, "from the second frame on");
+        assert_eq!(Layout::Packed.records(&[]).count(), 0);
+
+        let cut = &block[..block.len() - 1];
+        let errors: Vec<_> = Layout::Packed.records(cut).filter_map(Result::err).collect();
+        assert_eq!(errors.len(), 1, "the first error ends the block");
+        assert!(matches!(&errors[0], CodecError::Framing { offset: 160, .. }), "{errors:?}");
+        let short = &block[..82];
+        let last = Layout::Packed.records(short).last().expect("something");
+        assert!(matches!(last, Err(CodecError::Framing { offset: 80, .. })), "two bytes are too few for a length");
+
+        // Codec v1: the value is the record, whatever its bytes.
+        assert_eq!(Layout::Single.records(&block).collect::<Vec<_>>(), [Ok(block.as_slice())]);
+        assert_eq!(Layout::Single.records_from(&block, 1).count(), 0);
+        assert_eq!((Layout::of(1), Layout::of(2), Layout::of(3)), (Some(Layout::Single), Some(Layout::Packed), None));
+    }
+
+    #[test]
     fn short_and_padded_records_are_refused() {
         assert_eq!(RawRecord::split(&[0; 71]).err(), Some(CodecError::Truncated(71)));
         let body = encode_body(1, "alice", &Event::ClockTicked);
@@ -269,6 +431,12 @@ mod property_tests {
             prop_assert_eq!(hash, hash::record(&prev, seq, &body));
             // The append hot path must write exactly the same bytes.
             prop_assert_eq!(encode_event_record(seq, &prev, time_ms, &trader, &event), (hash, bytes.clone()));
+            // So must the packed append path, inside its frame.
+            let mut framed = vec![7u8];
+            prop_assert_eq!(push_framed_event_record(&mut framed, seq, &prev, time_ms, &trader, &event), hash);
+            let mut expected = vec![7u8];
+            push_frame(&mut expected, &bytes);
+            prop_assert_eq!(framed, expected);
             let raw = RawRecord::split(&bytes).expect("a whole record splits");
             prop_assert_eq!((raw.seq, raw.prev_hash, raw.hash, raw.body), (seq, prev, hash, body.as_slice()));
             prop_assert!(raw.hash_matches());
@@ -320,6 +488,15 @@ mod property_tests {
             if let Ok(raw) = RawRecord::split(&bytes) {
                 let _ = raw.decode();
             }
+            let mut end = 0;
+            for record in Layout::Packed.records(&bytes) {
+                match record {
+                    Ok(record) => end += 4 + record.len(),
+                    Err(CodecError::Framing { offset, .. }) => prop_assert_eq!(offset, end),
+                    Err(other) => prop_assert!(false, "only framing errors: {other:?}"),
+                }
+            }
+            prop_assert!(end <= bytes.len());
             let _ = decode_value::<State>(&bytes);
             let _ = decode_value::<Event>(&bytes);
         }

@@ -1,6 +1,7 @@
 //! The JSON Lines form of a journal: lossless, documented, human-readable.
 //!
-//! Line 1 is a header: `{"format":"quantfold-journal","codec_version":1,"schema_version":1}`.
+//! Line 1 is a header: `{"format":"quantfold-journal","codec_version":2,"schema_version":1}`
+//! (import reads only the format and schema: records and hashes are the same in every codec).
 //! Every further line is one [`Envelope`]: `{"seq", "time_ms", "trader", "event",
 //! "prev_hash", "hash"}` where `event` is externally tagged (`{"KlineReceived":{...}}`,
 //! or `"ClockTicked"` for variants without fields), decimals are exact strings

@@ -2,27 +2,44 @@
 //!
 //! Layout of a journal directory (sled 0.34.7):
 //! - default tree, key `header`: [`Header`] (magic, codec and schema versions);
-//! - tree `events`: key = seq as u64 big-endian (dense from 0, our own counter,
-//!   recovered from the last key on open), value = a record (see [`crate::codec`]);
+//! - tree `events`: key = the seq of the value's first record as u64 big-endian,
+//!   value = a block of consecutive records (codec v2) or one record (codec v1),
+//!   see [`crate::codec::Layout`]. Seqs are our own dense counter from 0,
+//!   recovered from the last record on open;
 //! - tree `snapshots`: key = seq big-endian, value = state digest (32) ‖ encoded [`State`].
+//!
+//! Appends to a codec v2 journal gather in an open block in memory, written as
+//! one sled value when full ([`BLOCK_MAX_BYTES`]) and
+//! before anything is flushed; reads through the journal see it too.
 //!
 //! Durability: a returned sled `insert` is not durable until `flush`. The
 //! [`Durability`] policy decides when this store flushes, and every append
 //! reports how far the journal is known to be durable.
 
+mod block;
+mod records;
+
 use std::{
     panic::{self, AssertUnwindSafe},
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc, Arc, Mutex,
     },
     thread,
     time::{Duration, Instant},
 };
 
+pub use self::{
+    block::BLOCK_MAX_BYTES,
+    records::{Records, CHECKER_MIN_RECORDS},
+};
+use self::{
+    block::{OpenBlock, Sealed},
+    records::BlockBytes,
+};
 use crate::{
-    codec::{self, CodecError, Header, RawRecord},
+    codec::{self, Header, Layout, RawRecord},
     event::{Envelope, Event},
     hash::{self, Hash},
     state::State,
@@ -62,11 +79,14 @@ pub enum StoreError {
     #[error("{0}: already exists and is not empty; refusing to create a journal there")]
     AlreadyExists(PathBuf),
     #[error(
-        "{path}: written by a newer quantfold (codec v{codec}, schema v{schema}); this build reads codec v{}, schema v{}..=v{}; upgrade quantfold",
-        codec::CODEC_VERSION, codec::SCHEMA_VERSION_MIN, codec::SCHEMA_VERSION
+        "{path}: written by a newer quantfold (codec v{codec}, schema v{schema}); this build reads codec v{}..=v{}, schema v{}..=v{}; upgrade quantfold",
+        codec::CODEC_VERSION_MIN, codec::CODEC_VERSION, codec::SCHEMA_VERSION_MIN, codec::SCHEMA_VERSION
     )]
     NewerVersion { path: PathBuf, codec: u16, schema: u16 },
-    #[error("{path}: unsupported journal version (codec v{codec}, schema v{schema})")]
+    #[error(
+        "{path}: unsupported journal version (codec v{codec}, schema v{schema}); this build reads codec v{}..=v{}, schema v{}..=v{}",
+        codec::CODEC_VERSION_MIN, codec::CODEC_VERSION, codec::SCHEMA_VERSION_MIN, codec::SCHEMA_VERSION
+    )]
     OlderVersion { path: PathBuf, codec: u16, schema: u16 },
     #[error("{path}: storage error: {message}")]
     Storage { path: PathBuf, message: String },
@@ -90,8 +110,12 @@ pub struct Journal {
     events: sled::Tree,
     snapshots: sled::Tree,
     header: Header,
+    /// How records sit in sled values: what this journal's codec version writes and reads.
+    layout: Layout,
     next_seq: u64,
     last_hash: Hash,
+    /// Codec v2: the records after the last stored block (always empty for v1).
+    open: OpenBlock,
     durability: Durability,
     /// Every seq below this is durable (shared with the background flusher).
     durable_next: Arc<AtomicU64>,
@@ -110,18 +134,42 @@ impl std::fmt::Debug for Journal {
     }
 }
 
+/// What the last stored record says on open: the next seq, the chain head, and
+/// whether that record is damaged.
+struct Tail {
+    next_seq: u64,
+    last_hash: Hash,
+    damaged: Option<(u64, String)>,
+}
+
 impl Journal {
     /// Creates a new, empty journal at `path` (which must not exist or be empty).
     ///
     /// # Errors
     /// The path holds other files, or sled cannot create the database.
     pub fn create(path: &Path, durability: Durability) -> Result<Journal, StoreError> {
+        Journal::create_with_header(path, durability, Header::CURRENT)
+    }
+
+    /// Creates a journal that writes codec `codec_version` (1 or 2) — for tests
+    /// proving that this build still reads, verifies and appends to codec v1
+    /// journals. Quantfold itself always creates the current codec.
+    ///
+    /// # Errors
+    /// As [`Journal::create`], or a codec version this build does not write.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn create_with_codec(path: &Path, durability: Durability, codec_version: u16) -> Result<Journal, StoreError> {
+        Journal::create_with_header(path, durability, Header { codec_version, ..Header::CURRENT })
+    }
+
+    fn create_with_header(path: &Path, durability: Durability, header: Header) -> Result<Journal, StoreError> {
         if path.exists() && std::fs::read_dir(path).map_or(true, |mut d| d.next().is_some()) {
             return Err(StoreError::AlreadyExists(path.to_owned()));
         }
+        check_versions(path, header)?;
         let db = open_sled(path)?;
         let storage = |e: sled::Error| StoreError::Storage { path: path.to_owned(), message: e.to_string() };
-        db.insert(HEADER_KEY, Header::CURRENT.encode()).map_err(storage)?;
+        db.insert(HEADER_KEY, header.encode()).map_err(storage)?;
         db.flush().map_err(storage)?;
         Journal::from_db(path, db, durability)
     }
@@ -162,55 +210,26 @@ impl Journal {
         let header_bytes =
             db.get(HEADER_KEY).map_err(storage)?.ok_or_else(|| StoreError::NotAJournal(path.to_owned()))?;
         let header = Header::decode(&header_bytes).ok_or_else(|| StoreError::NotAJournal(path.to_owned()))?;
-        if header.codec_version > codec::CODEC_VERSION || header.schema_version > codec::SCHEMA_VERSION {
-            return Err(StoreError::NewerVersion {
-                path: path.to_owned(),
-                codec: header.codec_version,
-                schema: header.schema_version,
-            });
-        }
-        if header.codec_version != codec::CODEC_VERSION || header.schema_version < codec::SCHEMA_VERSION_MIN {
-            return Err(StoreError::OlderVersion {
-                path: path.to_owned(),
-                codec: header.codec_version,
-                schema: header.schema_version,
-            });
-        }
+        let layout = check_versions(path, header)?;
         let events = db.open_tree(EVENTS_TREE).map_err(storage)?;
         let snapshots = db.open_tree(SNAPSHOTS_TREE).map_err(storage)?;
-        let mut damaged = None;
-        let (next_seq, last_hash) = match events.last().map_err(storage)? {
-            None => (0, Hash::ZERO),
-            Some((key, value)) => {
-                let seq = key_to_seq(&key)
-                    .ok_or_else(|| corrupt(path, 0, format!("a key of {} bytes in the events tree", key.len())))?;
-                match RawRecord::split(&value) {
-                    Ok(raw) if raw.seq == seq && raw.hash_matches() => (seq + 1, raw.hash),
-                    Ok(raw) => {
-                        damaged = Some((seq, "the last record does not match its key or hash".to_owned()));
-                        (seq + 1, raw.hash)
-                    }
-                    Err(e) => {
-                        damaged = Some((seq, e.to_string()));
-                        (seq + 1, Hash::ZERO)
-                    }
-                }
-            }
-        };
+        let tail = recover_tail(path, &events, layout)?;
         Ok(Journal {
             path: path.to_owned(),
             db,
             events,
             snapshots,
             header,
-            next_seq,
-            last_hash,
+            layout,
+            next_seq: tail.next_seq,
+            last_hash: tail.last_hash,
+            open: OpenBlock::new(tail.next_seq),
             durability,
-            durable_next: Arc::new(AtomicU64::new(next_seq)),
-            requested_next: next_seq,
+            durable_next: Arc::new(AtomicU64::new(tail.next_seq)),
+            requested_next: tail.next_seq,
             pending_since: None,
             flusher: None,
-            damaged,
+            damaged: tail.damaged,
         })
     }
 
@@ -241,6 +260,12 @@ impl Journal {
         self.durable_next.load(Ordering::Acquire).checked_sub(1)
     }
 
+    /// Records appended but not yet written to sled (the open block of a codec
+    /// v2 journal): readable through this handle, lost if the process dies.
+    pub fn open_block_len(&self) -> u64 {
+        self.open.records
+    }
+
     /// Appends one event.
     ///
     /// # Errors
@@ -248,15 +273,28 @@ impl Journal {
     pub fn append(&mut self, time_ms: i64, trader: &str, event: &Event) -> Result<Appended, StoreError> {
         self.refuse_if_damaged()?;
         let seq = self.next_seq;
-        let (hash, value) = codec::encode_event_record(seq, &self.last_hash, time_ms, trader, event);
-        self.events.insert(seq.to_be_bytes(), value).map_err(|e| self.storage(e))?;
+        let hash = match self.layout {
+            Layout::Single => {
+                let (hash, value) = codec::encode_event_record(seq, &self.last_hash, time_ms, trader, event);
+                self.events.insert(seq.to_be_bytes(), value).map_err(|e| self.storage(e))?;
+                hash
+            }
+            Layout::Packed => {
+                let start = self.open.bytes.len();
+                let hash =
+                    codec::push_framed_event_record(&mut self.open.bytes, seq, &self.last_hash, time_ms, trader, event);
+                self.settle(start, 1)?;
+                hash
+            }
+        };
         self.next_seq += 1;
         self.last_hash = hash;
-        self.after_append(1)?;
+        self.after_append()?;
         Ok(Appended { seq, hash, durable_through: self.durable_through() })
     }
 
-    /// Appends several events atomically (all or none survive a crash).
+    /// Appends several events atomically (all or none survive a crash): in one
+    /// block, or when they exceed a block, in several written by one sled batch.
     ///
     /// # Errors
     /// sled failed to write or flush.
@@ -265,6 +303,26 @@ impl Journal {
         items: impl IntoIterator<Item = (i64, &'a str, &'a Event)>,
     ) -> Result<Vec<Appended>, StoreError> {
         self.refuse_if_damaged()?;
+        let mut appended = match self.layout {
+            Layout::Single => self.append_batch_single(items)?,
+            Layout::Packed => self.append_batch_packed(items)?,
+        };
+        let Some(last) = appended.last().copied() else { return Ok(appended) };
+        self.next_seq = last.seq + 1;
+        self.last_hash = last.hash;
+        self.after_append()?;
+        let durable = self.durable_through();
+        for a in &mut appended {
+            a.durable_through = durable;
+        }
+        Ok(appended)
+    }
+
+    /// Codec v1: one value per record, all in one sled batch.
+    fn append_batch_single<'a>(
+        &mut self,
+        items: impl IntoIterator<Item = (i64, &'a str, &'a Event)>,
+    ) -> Result<Vec<Appended>, StoreError> {
         let mut batch = sled::Batch::default();
         let mut appended = Vec::new();
         let (mut seq, mut prev) = (self.next_seq, self.last_hash);
@@ -275,22 +333,73 @@ impl Journal {
             prev = hash;
             seq += 1;
         }
-        if appended.is_empty() {
-            return Ok(appended);
-        }
-        self.events.apply_batch(batch).map_err(|e| self.storage(e))?;
-        let count = seq - self.next_seq;
-        self.next_seq = seq;
-        self.last_hash = prev;
-        self.after_append(count)?;
-        let durable = self.durable_through();
-        for a in &mut appended {
-            a.durable_through = durable;
+        if !appended.is_empty() {
+            self.events.apply_batch(batch).map_err(|e| self.storage(e))?;
         }
         Ok(appended)
     }
 
-    fn after_append(&mut self, _count: u64) -> Result<(), StoreError> {
+    /// Codec v2: framed into the open block, which [`Journal::settle`] writes out as needed.
+    fn append_batch_packed<'a>(
+        &mut self,
+        items: impl IntoIterator<Item = (i64, &'a str, &'a Event)>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let start = self.open.bytes.len();
+        let mut appended = Vec::new();
+        let (mut seq, mut prev) = (self.next_seq, self.last_hash);
+        for (time_ms, trader, event) in items {
+            let hash = codec::push_framed_event_record(&mut self.open.bytes, seq, &prev, time_ms, trader, event);
+            appended.push(Appended { seq, hash, durable_through: None });
+            prev = hash;
+            seq += 1;
+        }
+        if !appended.is_empty() {
+            self.settle(start, appended.len() as u64)?;
+        }
+        Ok(appended)
+    }
+
+    /// Writes whatever the `count` records just framed at the end of the open
+    /// block make full. If sled refuses, they are dropped as if never appended.
+    fn settle(&mut self, start: usize, count: u64) -> Result<(), StoreError> {
+        let sealed = self.open.plan(start);
+        if let Err(e) = self.write_blocks(&sealed) {
+            self.open.abandon(start);
+            return Err(e);
+        }
+        self.open.commit(&sealed, count);
+        Ok(())
+    }
+
+    /// Writes the open block to sled, before anything is flushed: a seq reported
+    /// durable must be in sled.
+    fn write_open_block(&mut self) -> Result<(), StoreError> {
+        let sealed = self.open.seal_all();
+        self.write_blocks(&sealed)?;
+        self.open.commit(&sealed, 0);
+        Ok(())
+    }
+
+    /// Writes ranges of the open block's buffer as blocks; several go in one
+    /// sled batch, so they all survive a crash or none does.
+    fn write_blocks(&self, sealed: &Sealed) -> Result<(), StoreError> {
+        match sealed.as_slice() {
+            [] => Ok(()),
+            [(key, range)] => {
+                self.events.insert(key.to_be_bytes(), &self.open.bytes[range.clone()]).map_err(|e| self.storage(e))?;
+                Ok(())
+            }
+            blocks => {
+                let mut batch = sled::Batch::default();
+                for (key, range) in blocks {
+                    batch.insert(&key.to_be_bytes(), &self.open.bytes[range.clone()]);
+                }
+                self.events.apply_batch(batch).map_err(|e| self.storage(e))
+            }
+        }
+    }
+
+    fn after_append(&mut self) -> Result<(), StoreError> {
         match self.durability {
             Durability::EveryAppend => self.sync(),
             Durability::Group { .. } => {
@@ -325,8 +434,18 @@ impl Journal {
             return self.sync();
         }
         if self.flusher.is_none() {
-            self.flusher = Some(Flusher::start(self.db.clone(), Arc::clone(&self.durable_next)));
+            let flusher = Flusher::start(self.db.clone(), Arc::clone(&self.durable_next));
+            self.flusher = Some(flusher.map_err(|e| StoreError::Storage {
+                path: self.path.clone(),
+                message: format!("cannot start the flusher thread: {e}"),
+            })?);
         }
+        if self.flusher.as_ref().is_some_and(Flusher::is_queued) {
+            // A request already waits, so this one would be refused: writing the
+            // open block now would only make it smaller. Ask on a later append.
+            return Ok(());
+        }
+        self.write_open_block()?;
         let flusher = self.flusher.as_ref().expect("invariant: started above");
         if flusher.request(self.next_seq) {
             self.requested_next = self.next_seq;
@@ -338,8 +457,9 @@ impl Journal {
     /// Flushes (fsync) everything appended so far, synchronously.
     ///
     /// # Errors
-    /// sled failed to flush.
+    /// sled failed to write or flush.
     pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.write_open_block()?;
         if self.durable_next.load(Ordering::Acquire) == self.next_seq {
             return Ok(());
         }
@@ -350,7 +470,8 @@ impl Journal {
         Ok(())
     }
 
-    /// Records from `from` on, each checked (key, density, chain link, hash) and decoded.
+    /// Records from `from` on, each checked (position, density, chain link, hash) and decoded.
+    /// A long read checks hashes on a second thread, ahead of the caller.
     pub fn records(&self, from: u64) -> Records<'_> {
         Records::new(self, from, true)
     }
@@ -361,17 +482,56 @@ impl Journal {
         Records::new(self, from, false)
     }
 
-    /// The record at `seq`, checked and decoded.
+    /// The record at `seq`, checked (position and hash) and decoded.
     ///
     /// # Errors
     /// Storage failure or a corrupt record.
     pub fn get(&self, seq: u64) -> Result<Option<Envelope>, StoreError> {
-        let Some(value) = self.events.get(seq.to_be_bytes()).map_err(|e| self.storage(e))? else {
-            return Ok(None);
+        let Some((key, block)) = self.block_holding(seq)? else { return Ok(None) };
+        for (position, record) in (key..).zip(self.layout.records(&block)) {
+            let bytes = record.map_err(|e| corrupt(&self.path, position, e.to_string()))?;
+            if position == seq {
+                let raw = RawRecord::split(bytes).map_err(|e| corrupt(&self.path, seq, e.to_string()))?;
+                check_raw(&self.path, seq, &raw)?;
+                return raw.decode().map(Some).map_err(|e| corrupt(&self.path, seq, e.to_string()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The open or stored block whose records would include `seq`, with its key.
+    fn block_holding(&self, seq: u64) -> Result<Option<(u64, BlockBytes<'_>)>, StoreError> {
+        if self.open.records > 0 && seq >= self.open.first_seq {
+            return Ok(Some((self.open.first_seq, BlockBytes::Open(&self.open.bytes))));
+        }
+        let found = match self.layout {
+            Layout::Single => {
+                self.events.get(seq.to_be_bytes()).map(|v| v.map(|v| (sled::IVec::from(&seq.to_be_bytes()), v)))
+            }
+            Layout::Packed => self.events.range(..=seq.to_be_bytes()).next_back().transpose(),
         };
-        let raw = RawRecord::split(&value).map_err(|e| corrupt(&self.path, seq, e.to_string()))?;
-        check_raw(&self.path, seq, &raw, None, true)?;
-        raw.decode().map(Some).map_err(|e| corrupt(&self.path, seq, e.to_string()))
+        let Some((key, value)) = found.map_err(|e| self.storage(e))? else { return Ok(None) };
+        let key = key_to_seq(&key).ok_or_else(|| corrupt(&self.path, seq, "malformed key".into()))?;
+        Ok(Some((key, BlockBytes::Stored(value))))
+    }
+
+    /// Every seq below this is in sled; the open block holds the rest.
+    fn stored_end(&self) -> u64 {
+        self.next_seq - self.open.records
+    }
+
+    /// The key of the stored block holding `seq`: where reading from `seq` starts.
+    fn first_block_key(&self, seq: u64) -> Result<u64, StoreError> {
+        if self.layout == Layout::Single {
+            return Ok(seq);
+        }
+        match self.events.range(..=seq.to_be_bytes()).next_back() {
+            None => Ok(seq),
+            Some(item) => {
+                let (key, _) = item.map_err(|e| self.storage(e))?;
+                Ok(key_to_seq(&key).unwrap_or(seq))
+            }
+        }
     }
 
     /// Saves a snapshot of `state` at `state.last_seq`, flushed.
@@ -383,6 +543,9 @@ impl Journal {
         if seq >= self.next_seq {
             return Err(corrupt(&self.path, seq, "snapshot beyond the end of the journal".into()));
         }
+        // The records go to sled before the snapshot of them, so a crash in
+        // between never leaves a snapshot of records that are not there.
+        self.write_open_block()?;
         let encoded = codec::encode_value(state);
         let mut value = hash::state(&encoded).0.to_vec();
         value.extend_from_slice(&encoded);
@@ -497,8 +660,10 @@ impl Journal {
 
 impl Drop for Journal {
     fn drop(&mut self) {
-        // Stop the flusher first, then flush: a clean shutdown leaves everything durable.
+        // Stop the flusher first, then write the open block and flush: a clean
+        // shutdown leaves everything durable.
         drop(self.flusher.take());
+        let _ = self.write_open_block();
         let _ = self.db.flush();
     }
 }
@@ -507,39 +672,51 @@ impl Drop for Journal {
 /// far the journal is durable.
 struct Flusher {
     requests: Option<mpsc::SyncSender<u64>>,
+    /// A request waits in the channel (set before sending, cleared by the thread on receipt).
+    queued: Arc<AtomicBool>,
     failed: Arc<Mutex<Option<String>>>,
     handle: Option<thread::JoinHandle<()>>,
 }
 
 impl Flusher {
-    fn start(db: sled::Db, durable_next: Arc<AtomicU64>) -> Flusher {
+    fn start(db: sled::Db, durable_next: Arc<AtomicU64>) -> std::io::Result<Flusher> {
         // Capacity 1: one flush running and one queued cover everything appended meanwhile.
         let (requests, inbox) = mpsc::sync_channel::<u64>(1);
+        let queued = Arc::new(AtomicBool::new(false));
         let failed = Arc::new(Mutex::new(None));
-        let failed_in_thread = Arc::clone(&failed);
-        let handle = thread::Builder::new()
-            .name("journal-flusher".into())
-            .spawn(move || {
-                for target in inbox {
-                    match db.flush() {
-                        Ok(_) => {
-                            durable_next.fetch_max(target, Ordering::AcqRel);
-                        }
-                        Err(e) => {
-                            *failed_in_thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-                            return;
-                        }
+        let (queued_in_thread, failed_in_thread) = (Arc::clone(&queued), Arc::clone(&failed));
+        let handle = thread::Builder::new().name("journal-flusher".into()).spawn(move || {
+            for target in inbox {
+                queued_in_thread.store(false, Ordering::Release);
+                match db.flush() {
+                    Ok(_) => {
+                        durable_next.fetch_max(target, Ordering::AcqRel);
+                    }
+                    Err(e) => {
+                        *failed_in_thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                        return;
                     }
                 }
-            })
-            .expect("failed to spawn the journal flusher thread");
-        Flusher { requests: Some(requests), failed, handle: Some(handle) }
+            }
+        })?;
+        Ok(Flusher { requests: Some(requests), queued, failed, handle: Some(handle) })
     }
 
-    /// Asks for everything below `target` to be flushed; false when a flush is
-    /// already queued (it will be asked again on a later append).
+    /// Whether a request already waits for the running flush to finish.
+    fn is_queued(&self) -> bool {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Asks for everything below `target` to be flushed; false when the
+    /// request cannot be queued (it will be asked again on a later append).
     fn request(&self, target: u64) -> bool {
-        self.requests.as_ref().is_some_and(|r| r.try_send(target).is_ok())
+        // Marked before sending: the thread clears the mark when it takes the request.
+        self.queued.store(true, Ordering::Release);
+        let sent = self.requests.as_ref().is_some_and(|r| r.try_send(target).is_ok());
+        if !sent {
+            self.queued.store(false, Ordering::Release);
+        }
+        sent
     }
 
     fn failure(&self) -> Option<String> {
@@ -556,81 +733,60 @@ impl Drop for Flusher {
     }
 }
 
-/// Iterates records in order, checking each as it goes; stops after the first error.
-pub struct Records<'a> {
-    journal: &'a Journal,
-    iter: sled::Iter,
-    expected: u64,
-    prev: Option<Hash>,
-    verify_hashes: bool,
-    failed: bool,
-}
-
-impl<'a> Records<'a> {
-    fn new(journal: &'a Journal, from: u64, verify_hashes: bool) -> Records<'a> {
-        Records {
-            journal,
-            iter: journal.events.range(from.to_be_bytes()..),
-            expected: from,
-            // Seq 0 links to zeros; a later start learns its link from the record before it.
-            prev: if from == 0 { Some(Hash::ZERO) } else { None },
-            verify_hashes,
-            failed: false,
-        }
-    }
-
-    fn next_checked(&mut self, item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<Envelope, StoreError> {
-        let path = &self.journal.path;
-        let (key, value) = item.map_err(|e| self.journal.storage(e))?;
-        let seq = key_to_seq(&key).ok_or_else(|| corrupt(path, self.expected, "malformed key".into()))?;
-        if seq != self.expected {
-            return Err(corrupt(path, self.expected, format!("missing (the next record is seq {seq})")));
-        }
-        let raw = RawRecord::split(&value).map_err(|e| corrupt(path, seq, e.to_string()))?;
-        if self.prev.is_none() && seq > 0 {
-            self.prev = Some(self.journal.get(seq - 1)?.map_or(Hash::ZERO, |e| e.hash));
-        }
-        check_raw(path, seq, &raw, self.prev.as_ref(), self.verify_hashes)?;
-        let env = raw.decode().map_err(|e: CodecError| corrupt(path, seq, e.to_string()))?;
-        self.prev = Some(raw.hash);
-        self.expected += 1;
-        Ok(env)
-    }
-}
-
-impl Iterator for Records<'_> {
-    type Item = Result<Envelope, StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        let item = self.iter.next()?;
-        let result = self.next_checked(item);
-        self.failed = result.is_err();
-        Some(result)
-    }
-}
-
-fn check_raw(
-    path: &Path,
-    seq: u64,
-    raw: &RawRecord<'_>,
-    prev: Option<&Hash>,
-    verify_hash: bool,
-) -> Result<(), StoreError> {
+/// What `get` checks of a single record: it sits where it says, and its hash holds.
+fn check_raw(path: &Path, seq: u64, raw: &RawRecord<'_>) -> Result<(), StoreError> {
     if raw.seq != seq {
         return Err(corrupt(path, seq, format!("record says it is seq {} (misplaced write)", raw.seq)));
     }
-    if let Some(prev) = prev {
-        if raw.prev_hash != *prev {
-            return Err(corrupt(path, seq, "chain broken: prev_hash does not match the previous record".into()));
-        }
-    }
-    if verify_hash && !raw.hash_matches() {
+    if !raw.hash_matches() {
         return Err(corrupt(path, seq, "hash mismatch: the record was altered".into()));
     }
     Ok(())
+}
+
+/// Reads the last stored record on open: the next seq and chain head, and
+/// whether that record is damaged (a crash never tears a sled value, but a disk can).
+fn recover_tail(path: &Path, events: &sled::Tree, layout: Layout) -> Result<Tail, StoreError> {
+    let storage = |e: sled::Error| StoreError::Storage { path: path.to_owned(), message: e.to_string() };
+    let Some((key, value)) = events.last().map_err(storage)? else {
+        return Ok(Tail { next_seq: 0, last_hash: Hash::ZERO, damaged: None });
+    };
+    let key =
+        key_to_seq(&key).ok_or_else(|| corrupt(path, 0, format!("a key of {} bytes in the events tree", key.len())))?;
+    let damaged = |seq: u64, problem: String, last_hash: Hash| Tail {
+        next_seq: seq.saturating_add(1),
+        last_hash,
+        damaged: Some((seq, problem)),
+    };
+    let mut last = None;
+    let mut seq = key;
+    for record in layout.records(&value) {
+        match record {
+            Ok(bytes) => last = Some((seq, bytes)),
+            Err(e) => return Ok(damaged(seq, e.to_string(), Hash::ZERO)),
+        }
+        seq = seq.saturating_add(1);
+    }
+    let Some((seq, bytes)) = last else { return Ok(damaged(key, "an empty block".into(), Hash::ZERO)) };
+    Ok(match RawRecord::split(bytes) {
+        Ok(raw) if raw.seq == seq && raw.hash_matches() => {
+            Tail { next_seq: seq + 1, last_hash: raw.hash, damaged: None }
+        }
+        Ok(raw) => damaged(seq, "the last record does not match its position or hash".into(), raw.hash),
+        Err(e) => damaged(seq, e.to_string(), Hash::ZERO),
+    })
+}
+
+/// The layout of a journal's codec, or why this build cannot read it.
+fn check_versions(path: &Path, header: Header) -> Result<Layout, StoreError> {
+    let (codec, schema) = (header.codec_version, header.schema_version);
+    if codec > codec::CODEC_VERSION || schema > codec::SCHEMA_VERSION {
+        return Err(StoreError::NewerVersion { path: path.to_owned(), codec, schema });
+    }
+    match Layout::of(codec) {
+        Some(layout) if codec >= codec::CODEC_VERSION_MIN && schema >= codec::SCHEMA_VERSION_MIN => Ok(layout),
+        _ => Err(StoreError::OlderVersion { path: path.to_owned(), codec, schema }),
+    }
 }
 
 fn corrupt(path: &Path, seq: u64, problem: String) -> StoreError {

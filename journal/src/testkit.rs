@@ -1121,6 +1121,86 @@ impl Auditor {
     }
 }
 
+/// Tamper tests' access to the records of a closed journal's sled database,
+/// whatever its codec: a record is addressed by the seq whose position it
+/// occupies (its value's key plus its index in a codec v2 block), so a test
+/// can flip, replace, remove or swap "record 5" and expect the reader to name
+/// seq 5. Panics on misuse: this is test code.
+pub mod stored {
+    use crate::codec::{self, Header, Layout};
+
+    fn layout(db: &sled::Db) -> Layout {
+        let header = db.get(b"header").expect("reads the header").expect("a journal header");
+        let header = Header::decode(&header).expect("a journal header");
+        Layout::of(header.codec_version).expect("a codec this build knows")
+    }
+
+    fn events(db: &sled::Db) -> sled::Tree {
+        db.open_tree("events").expect("the events tree")
+    }
+
+    /// The value holding the position of `seq`: its key and its records.
+    fn holding(db: &sled::Db, seq: u64) -> Option<(u64, Vec<Vec<u8>>)> {
+        let events = events(db);
+        let (key, value) = match layout(db) {
+            Layout::Single => (sled::IVec::from(&seq.to_be_bytes()), events.get(seq.to_be_bytes()).expect("reads")?),
+            Layout::Packed => events.range(..=seq.to_be_bytes()).next_back()?.expect("reads"),
+        };
+        let key = u64::from_be_bytes(key.as_ref().try_into().expect("an 8-byte key"));
+        let records = layout(db).records(&value).map(|r| r.expect("intact framing").to_vec()).collect();
+        Some((key, records))
+    }
+
+    /// The bytes of the record at `seq`'s position, if there is one.
+    pub fn record(db: &sled::Db, seq: u64) -> Option<Vec<u8>> {
+        let (key, records) = holding(db, seq)?;
+        records.into_iter().nth(usize::try_from(seq - key).ok()?)
+    }
+
+    /// Replaces the record at `seq`'s position (`Some`) or removes it (`None`),
+    /// re-framing its block the way a writer would: a block that loses its
+    /// first record moves to the next seq; one left empty disappears.
+    pub fn replace(db: &sled::Db, seq: u64, bytes: Option<&[u8]>) {
+        let (key, mut records) = holding(db, seq).expect("a value holds this seq");
+        let index = usize::try_from(seq - key).expect("small");
+        assert!(index < records.len(), "no record at seq {seq}");
+        match bytes {
+            Some(bytes) => records[index] = bytes.to_vec(),
+            None => drop(records.remove(index)),
+        }
+        let events = events(db);
+        let new_key = if index == 0 && bytes.is_none() { key + 1 } else { key };
+        events.remove(key.to_be_bytes()).expect("removes");
+        if records.is_empty() {
+            return;
+        }
+        let value = match layout(db) {
+            Layout::Single => records.concat(),
+            Layout::Packed => {
+                let mut block = Vec::new();
+                for record in &records {
+                    codec::push_frame(&mut block, record);
+                }
+                block
+            }
+        };
+        events.insert(new_key.to_be_bytes(), value).expect("writes");
+    }
+
+    /// Every stored value as (key, number of records, bytes): how appends were packed.
+    pub fn blocks(db: &sled::Db) -> Vec<(u64, usize, usize)> {
+        let layout = layout(db);
+        events(db)
+            .iter()
+            .map(|item| {
+                let (key, value) = item.expect("reads");
+                let key = u64::from_be_bytes(key.as_ref().try_into().expect("an 8-byte key"));
+                (key, layout.records(&value).count(), value.len())
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

@@ -4,6 +4,10 @@
 //! the child saw reported durable, decode every record, and contain no part of
 //! a batch without the rest.
 //!
+//! A second child stops with records in its open block (codec v2 packs
+//! appends in memory until a block fills or a flush needs them): a kill loses
+//! exactly those, and the journal reopens at the last synced record.
+//!
 //! Reproduce a failure with the seed it prints: `QF_CRASH_SEED=<seed> cargo test -p journal --test crash`.
 
 use std::{
@@ -28,6 +32,11 @@ use rand_chacha::ChaCha8Rng;
 
 /// Set for the child: the journal directory to append to.
 const CHILD_DIR_ENV: &str = "QF_CRASH_CHILD_DIR";
+/// Set for the open-block child: the journal directory to append to.
+const OPEN_BLOCK_CHILD_DIR_ENV: &str = "QF_CRASH_OPEN_BLOCK_CHILD_DIR";
+/// Records the open-block child syncs, and those it leaves in its open block.
+const SYNCED: u64 = 100;
+const UNSYNCED: u64 = 5;
 /// Set for the child: the seed of what it appends.
 const CHILD_SEED_ENV: &str = "QF_CRASH_CHILD_SEED";
 /// Overrides the parent's seed.
@@ -108,10 +117,17 @@ struct Run {
 }
 
 fn spawn_child(dir: &Path, seed: u64, context: &str) -> Run {
+    spawn(
+        &[(CHILD_DIR_ENV, dir.as_os_str()), (CHILD_SEED_ENV, seed.to_string().as_ref())],
+        "crash_child_writer",
+        context,
+    )
+}
+
+fn spawn(env: &[(&str, &std::ffi::OsStr)], test: &str, context: &str) -> Run {
     let mut child = Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
-        .env(CHILD_DIR_ENV, dir)
-        .env(CHILD_SEED_ENV, seed.to_string())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -177,9 +193,56 @@ fn check_after_kill(dir: &Path, context: &str, durable_max: Option<u64>, len_bef
     len
 }
 
+/// The open-block child: syncs `SYNCED` records, appends `UNSYNCED` more that
+/// stay in its open block, says so, and waits to be killed.
+#[test]
+fn crash_child_with_an_open_block() {
+    let Some(dir) = std::env::var_os(OPEN_BLOCK_CHILD_DIR_ENV) else { return };
+    let mut journal = Journal::create(Path::new(&dir), Durability::None).expect("the child creates the journal");
+    let items = workload_from_seed(7, SYNCED as usize).items();
+    for (time_ms, trader, event) in items.iter().cycle().take(SYNCED as usize) {
+        journal.append(*time_ms, trader, event).expect("the child appends");
+    }
+    journal.sync().expect("the child syncs");
+    for _ in 0..UNSYNCED {
+        journal.append(0, "", &Event::ClockTicked).expect("the child appends");
+    }
+    assert_eq!(journal.open_block_len(), UNSYNCED, "the last appends wait in the open block");
+    println!("\nready {}", journal.len());
+    std::io::stdout().flush().expect("stdout");
+    thread::sleep(Duration::from_secs(600));
+}
+
+#[test]
+fn sigkill_loses_exactly_the_open_block_and_the_chain_goes_on() {
+    if std::env::var_os(CHILD_DIR_ENV).is_some() || std::env::var_os(OPEN_BLOCK_CHILD_DIR_ENV).is_some() {
+        return;
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("journal");
+    let context = "open-block child";
+    let mut run = spawn(&[(OPEN_BLOCK_CHILD_DIR_ENV, dir.as_os_str())], "crash_child_with_an_open_block", context);
+    match run.lines.recv_timeout(Duration::from_secs(60)) {
+        Ok(Line::Ready(len)) => assert_eq!(len, SYNCED + UNSYNCED),
+        _ => {
+            let _ = run.child.kill();
+            let _ = run.child.wait();
+            panic!("{context} never got ready: {}", run.stderr.join().unwrap_or_default());
+        }
+    }
+    run.child.kill().expect("SIGKILL");
+    run.child.wait().expect("reaped");
+    let mut journal = Journal::open(&dir, Durability::None).expect("the journal opens after the kill");
+    assert_eq!(journal.len(), SYNCED, "everything synced survives; the open block is gone");
+    let report = verify::journal(&journal).expect("verifies");
+    let appended = journal.append(0, "", &Event::ClockTicked).expect("appends after the crash");
+    assert_eq!((appended.seq, journal.get(SYNCED).expect("reads").map(|e| e.prev_hash)), (SYNCED, Some(report.head)));
+    assert_eq!(verify::journal(&journal).expect("verifies").events, SYNCED + 1);
+}
+
 #[test]
 fn sigkill_loses_nothing_durable_and_tears_nothing() {
-    if std::env::var_os(CHILD_DIR_ENV).is_some() {
+    if std::env::var_os(CHILD_DIR_ENV).is_some() || std::env::var_os(OPEN_BLOCK_CHILD_DIR_ENV).is_some() {
         return;
     }
     let seed: u64 = std::env::var(SEED_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEED);

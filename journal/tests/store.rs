@@ -2,6 +2,8 @@
 //! directories and versions, snapshots and rebuilds, and tamper detection by
 //! `verify::journal`, naming the first bad sequence number.
 
+mod common;
+
 use std::{
     collections::BTreeMap,
     fs,
@@ -9,67 +11,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::{items, journal_with, journal_with_codec, key, read_all, reopen, retry_while_locked, with_sled};
 use journal::{
     codec::{self, Header},
     hash,
     state::State,
-    testkit::{arb_item, chain, workload_from_seed, Item},
-    verify, Durability, Envelope, Event, Journal, StoreError,
+    testkit::{arb_item, chain, stored},
+    verify, Durability, Event, Journal, StoreError,
 };
 use proptest::{collection::vec, prelude::*, sample::Index};
-
-/// `n` varied events (instruments, traders, prices, orders, fills, ...).
-fn items(n: usize) -> Vec<Item> {
-    let mut items = workload_from_seed(11, n).items();
-    items.truncate(n);
-    assert_eq!(items.len(), n, "the workload has enough events");
-    items
-}
-
-/// A journal at `dir` holding `items`, appended one by one; returns the envelopes as read back.
-fn journal_with(dir: &Path, items: &[Item]) -> (Journal, Vec<Envelope>) {
-    let mut journal = Journal::create(dir, Durability::None).expect("creates");
-    for (time_ms, trader, event) in items {
-        journal.append(*time_ms, trader, event).expect("appends");
-    }
-    let envelopes = read_all(&journal);
-    (journal, envelopes)
-}
-
-fn read_all(journal: &Journal) -> Vec<Envelope> {
-    journal.records(0).collect::<Result<_, _>>().expect("an intact journal reads")
-}
-
-/// Retries `open` while sled's file lock is still held: sled 0.34's background
-/// threads can keep a just-dropped database alive (and locked) for a moment.
-fn retry_while_locked<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> Result<T, E> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match open() {
-            Err(e) if e.to_string().contains("could not acquire lock") && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            result => return result,
-        }
-    }
-}
-
-fn reopen(dir: &Path) -> Result<Journal, StoreError> {
-    retry_while_locked(|| Journal::open(dir, Durability::None))
-}
-
-/// Opens the journal's sled database directly (the journal must be closed).
-fn with_sled(dir: &Path, change: impl FnOnce(&sled::Tree, &sled::Tree, &sled::Db)) {
-    let db = retry_while_locked(|| sled::open(dir)).expect("sled opens the journal directory");
-    let events = db.open_tree("events").expect("events tree");
-    let snapshots = db.open_tree("snapshots").expect("snapshots tree");
-    change(&events, &snapshots, &db);
-    db.flush().expect("flushes");
-}
-
-fn key(seq: u64) -> [u8; 8] {
-    seq.to_be_bytes()
-}
 
 fn listing(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fs::read_dir(dir)
@@ -283,25 +233,25 @@ fn open_refuses_other_versions_with_a_clear_message() {
         Case {
             name: "newer schema",
             header: newer_schema.encode(),
-            check: |e| matches!(e, StoreError::NewerVersion { codec: 1, schema: 2, .. }),
+            check: |e| matches!(e, StoreError::NewerVersion { codec: 2, schema: 2, .. }),
             message_parts: &[
                 "written by a newer quantfold",
                 "schema v2",
-                "reads codec v1, schema v1..=v1",
+                "reads codec v1..=v2, schema v1..=v1",
                 "upgrade quantfold",
             ],
         },
         Case {
             name: "newer codec",
             header: newer_codec.encode(),
-            check: |e| matches!(e, StoreError::NewerVersion { codec: 2, .. }),
-            message_parts: &["newer quantfold", "codec v2"],
+            check: |e| matches!(e, StoreError::NewerVersion { codec: 3, .. }),
+            message_parts: &["newer quantfold", "codec v3"],
         },
         Case {
             name: "older codec",
             header: older_codec.encode(),
             check: |e| matches!(e, StoreError::OlderVersion { codec: 0, .. }),
-            message_parts: &["unsupported journal version (codec v0"],
+            message_parts: &["unsupported journal version (codec v0", "this build reads codec v1..=v2"],
         },
         Case {
             name: "garbage header",
@@ -374,10 +324,11 @@ fn snapshots_rebuild_to_any_seq_and_prune_keeps_the_newest() {
     assert_eq!(journal.snapshot_seqs().expect("lists"), [19, 25]);
 }
 
-/// A tampering and the sequence number verify must name.
+/// A tampering and the sequence number verify must name. `change` gets the
+/// database (records are reached through `testkit::stored`) and the snapshots tree.
 struct Tamper {
     name: &'static str,
-    change: fn(&sled::Tree, &sled::Tree),
+    change: fn(&sled::Db, &sled::Tree),
     first_bad_seq: u64,
     problem: &'static str,
 }
@@ -385,11 +336,18 @@ struct Tamper {
 /// Byte offsets in a record: seq 0..8, prev_hash 8..40, hash 40..72, body 72..
 const BODY_LAST: usize = usize::MAX;
 
-fn flip(tree: &sled::Tree, seq: u64, at: usize) {
-    let mut value = tree.get(key(seq)).expect("reads").expect("exists").to_vec();
-    let at = at.min(value.len() - 1);
+/// Flips one bit of the record at `seq`, wherever its block keeps it.
+fn flip(db: &sled::Db, seq: u64, at: usize) {
+    let mut record = stored::record(db, seq).expect("the record exists");
+    let at = at.min(record.len() - 1);
+    record[at] ^= 0x01;
+    stored::replace(db, seq, Some(&record));
+}
+
+fn flip_snapshot(snapshots: &sled::Tree, seq: u64, at: usize) {
+    let mut value = snapshots.get(key(seq)).expect("reads").expect("exists").to_vec();
     value[at] ^= 0x01;
-    tree.insert(key(seq), value).expect("writes");
+    snapshots.insert(key(seq), value).expect("writes");
 }
 
 /// Replaces the snapshot at 6 by a well-formed one (right digest) of a wrong state.
@@ -433,18 +391,16 @@ fn verify_names_the_first_tampered_seq() {
         },
         Tamper {
             name: "a deleted record",
-            change: |e, _| {
-                e.remove(key(4)).expect("removes").expect("existed");
-            },
+            change: |e, _| stored::replace(e, 4, None),
             first_bad_seq: 4,
             problem: "missing",
         },
         Tamper {
             name: "two records swapped",
             change: |e, _| {
-                let (a, b) = (e.get(key(3)).unwrap().unwrap(), e.get(key(7)).unwrap().unwrap());
-                e.insert(key(3), b).unwrap();
-                e.insert(key(7), a).unwrap();
+                let (a, b) = (stored::record(e, 3).unwrap(), stored::record(e, 7).unwrap());
+                stored::replace(e, 3, Some(&b));
+                stored::replace(e, 7, Some(&a));
             },
             first_bad_seq: 3,
             problem: "misplaced",
@@ -452,8 +408,8 @@ fn verify_names_the_first_tampered_seq() {
         Tamper {
             name: "a truncated record",
             change: |e, _| {
-                let value = e.get(key(8)).unwrap().unwrap();
-                e.insert(key(8), &value[..20]).unwrap();
+                let record = stored::record(e, 8).unwrap();
+                stored::replace(e, 8, Some(&record[..20]));
             },
             first_bad_seq: 8,
             problem: "shorter",
@@ -461,18 +417,18 @@ fn verify_names_the_first_tampered_seq() {
         Tamper {
             name: "a record rewritten with a recomputed hash (the next link breaks)",
             change: |e, _| {
-                let value = e.get(key(4)).unwrap().unwrap();
-                let raw = codec::RawRecord::split(&value).unwrap();
+                let record = stored::record(e, 4).unwrap();
+                let raw = codec::RawRecord::split(&record).unwrap();
                 let original = raw.decode().unwrap();
                 let body = codec::encode_body(original.time_ms + 1, &original.trader, &original.event);
-                e.insert(key(4), codec::encode_record(4, &raw.prev_hash, &body).1).unwrap();
+                stored::replace(e, 4, Some(&codec::encode_record(4, &raw.prev_hash, &body).1));
             },
             first_bad_seq: 5,
             problem: "chain broken",
         },
         Tamper {
             name: "a flipped snapshot byte",
-            change: |_, s| flip(s, 6, 40),
+            change: |_, s| flip_snapshot(s, 6, 40),
             first_bad_seq: 6,
             problem: "snapshot: digest",
         },
@@ -501,20 +457,25 @@ fn verify_names_the_first_tampered_seq() {
             problem: "beyond the last record",
         },
     ];
-    for case in cases {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (mut journal, envelopes) = journal_with(dir.path(), &items(10));
-        journal.write_snapshot(&State::fold(&envelopes[..=6])).expect("snapshots");
-        verify::journal(&journal).expect("intact before tampering");
-        drop(journal);
-        with_sled(dir.path(), |events, snapshots, _| (case.change)(events, snapshots));
-        let journal = reopen(dir.path()).expect("a tampered journal still opens for verify");
-        match verify::journal(&journal) {
-            Err(StoreError::Corrupt { seq, problem, .. }) => {
-                assert_eq!(seq, case.first_bad_seq, "{}: {problem}", case.name);
-                assert!(problem.contains(case.problem), "{}: {problem:?} lacks {:?}", case.name, case.problem);
+    // Codec v1 keeps one record per value, v2 packs them into blocks: the same
+    // tampering must be named the same way in both.
+    for codec_version in [1, codec::CODEC_VERSION] {
+        for case in &cases {
+            let name = format!("codec v{codec_version}: {}", case.name);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (mut journal, envelopes) = journal_with_codec(dir.path(), &items(10), codec_version);
+            journal.write_snapshot(&State::fold(&envelopes[..=6])).expect("snapshots");
+            verify::journal(&journal).expect("intact before tampering");
+            drop(journal);
+            with_sled(dir.path(), |_, snapshots, db| (case.change)(db, snapshots));
+            let journal = reopen(dir.path()).expect("a tampered journal still opens for verify");
+            match verify::journal(&journal) {
+                Err(StoreError::Corrupt { seq, problem, .. }) => {
+                    assert_eq!(seq, case.first_bad_seq, "{name}: {problem}");
+                    assert!(problem.contains(case.problem), "{name}: {problem:?} lacks {:?}", case.problem);
+                }
+                other => panic!("{name}: verify said {other:?}"),
             }
-            other => panic!("{}: verify said {other:?}", case.name),
         }
     }
 }
@@ -525,8 +486,8 @@ fn a_damaged_last_record_refuses_appends_and_rebuild_refuses_a_foreign_snapshot(
     let (mut journal, envelopes) = journal_with(dir.path(), &items(10));
     journal.write_snapshot(&State::fold(&envelopes[..=6])).expect("snapshots");
     drop(journal);
-    with_sled(dir.path(), |events, snapshots, _| {
-        flip(events, 9, BODY_LAST);
+    with_sled(dir.path(), |_, snapshots, db| {
+        flip(db, 9, BODY_LAST);
         // Same digest rules, but a chain position from another journal.
         forge_snapshot(snapshots, |state| state.last_hash = hash::content("elsewhere"));
     });
