@@ -103,18 +103,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !matches!(args.format.as_str(), "table" | "json") {
         bail!("--format must be table or json, not {:?}", args.format);
     }
-    let config = config(&args)?;
+    let mut config = config(&args)?;
     precheck_strategy(&config.strategy_file)?;
     if let Some(grid) = &args.grid {
         return sweep(&args, &config, grid);
     }
+    let out = args.out.clone().unwrap_or_else(|| default_out(&config));
+    // The per-bar tables are written as the run goes, the rest after it.
+    config.tables = Some(out.clone());
     let progress = progress_bar();
     let outcome = run::run(&config, &mut |bars| progress.set_position(bars)).map_err(anyhow::Error::from)?;
     progress.finish_and_clear();
     let summary = report::summary(&outcome.record);
-    let out = args.out.clone().unwrap_or_else(|| default_out(&config));
-    let written = report::write_all(&outcome.record, &summary, &out)
+    let mut written = report::write_all(&outcome.record, &summary, &out)
         .with_context(|| format!("failed to write reports to {}", out.display()))?;
+    written.extend(outcome.tables.iter().cloned());
     if args.format == "json" {
         say!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -14,8 +14,7 @@ use journal::testkit::stored;
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/journals/golden_sma_cross_bybit_1m.jsonl");
 const BYBIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/klines/bybit_BTCUSDT_1m_2022-12-13.csv");
-const HOURLY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/klines/coinbase_BTCUSD_1h_2017-07_2019-10.csv");
-const SMA_CROSS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/strategies/sma_cross.js");
+const SMA_CROSS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/strategies/sma_cross_every_bar.js");
 
 fn import(jsonl: &Path, dir: &Path) {
     ok(&["journal", "import", p(dir), "--jsonl", p(jsonl)]);
@@ -209,40 +208,49 @@ fn a_journaled_backtest_matches_its_rebuild() {
 #[test]
 fn a_killed_journaled_backtest_leaves_a_verifiable_prefix() {
     let tmp = tempfile::tempdir().unwrap();
-    for (attempt, delay_ms) in [700u64, 1200, 2000, 3000].into_iter().enumerate() {
-        let journal = tmp.path().join(format!("killed-{attempt}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_quantfold"))
-            .args([
-                "backtest",
-                "--data",
-                HOURLY,
-                "--journal",
-                p(&journal),
-                "--out",
-                p(&tmp.path().join(format!("out-{attempt}"))),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        let finished = child.try_wait().unwrap().is_some();
-        child.kill().ok(); // SIGKILL
-        child.wait().unwrap();
-        if finished || !journal.join("conf").exists() {
-            continue; // too early or too late on this machine: try another moment
+    // Long enough to be caught in the middle on any machine: 300k bars, every-bar strategy.
+    let data = tmp.path().join("BTCUSDT.csv");
+    ok(&["data", "synth", "--bars", "300000", "--interval", "1m", "--seed", "3", "--out", p(&data)]);
+    let journal = tmp.path().join("killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quantfold"))
+        .args([
+            "backtest",
+            "--strategy",
+            SMA_CROSS,
+            "--data",
+            p(&data),
+            "--symbol",
+            "BTCUSDT",
+            "--journal",
+            p(&journal),
+        ])
+        .args(["--out", p(&tmp.path().join("out"))])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once sled has written a few MiB of blocks: well into the run, far from its end.
+    let started = std::time::Instant::now();
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        let written: u64 = std::fs::read_dir(&journal)
+            .map(|dir| dir.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(0);
+        if written > 4 << 20 {
+            break;
         }
-        let verified = ok(&["journal", "verify", p(&journal)]);
-        assert!(text(&verified.stdout).starts_with("ok: "), "{}", text(&verified.stdout));
-        let rebuilt = ok(&["replay", "rebuild", "--journal", p(&journal), "--json"]);
-        let state: serde_json::Value = serde_json::from_slice(&rebuilt.stdout).unwrap();
-        if state["last_seq"].as_u64().is_none_or(|s| s < 10) {
-            continue; // killed before sled wrote anything out: try a later moment
-        }
-        // The prefix is a valid journal of decisions too.
-        let (reproduced, report) = verify_json(&journal, &[]);
-        assert!(reproduced, "{report}");
-        return;
+        assert!(started.elapsed() < Duration::from_secs(120), "the journal never grew");
+        std::thread::sleep(Duration::from_millis(10));
     }
-    panic!("the backtest never got killed mid-run; the fixture is too small for this machine");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let verified = ok(&["journal", "verify", p(&journal)]);
+    assert!(text(&verified.stdout).starts_with("ok: "), "{}", text(&verified.stdout));
+    let rebuilt = ok(&["replay", "rebuild", "--journal", p(&journal), "--json"]);
+    let state: serde_json::Value = serde_json::from_slice(&rebuilt.stdout).unwrap();
+    assert!(state["last_seq"].as_u64().is_some_and(|s| s > 1000), "{state}");
+    // The prefix is a valid journal of decisions too.
+    let (reproduced, report) = verify_json(&journal, &[]);
+    assert!(reproduced, "{report}");
 }

@@ -290,12 +290,48 @@ enum Source {
 }
 
 impl Source {
+    /// The next parsed chunk, its bars' prices already checked (on whichever thread parses,
+    /// so the consumer is left with the cheap checks that need the bars in order).
     fn next_chunk(&mut self) -> Option<RawChunk> {
-        match self {
-            Source::Csv(s) => s.next_chunk(),
-            Source::Parquet(s) => s.next_chunk(),
+        let (mut chunk, path, is_row) = match self {
+            Source::Csv(s) => (s.next_chunk()?, s.path(), false),
+            Source::Parquet(s) => (s.next_chunk()?, s.path(), true),
+        };
+        let bad = chunk.bars.iter().enumerate().find_map(|(i, bar)| {
+            let loc = Loc { path: path.clone(), line: chunk.first_line + i as u64, is_row };
+            price_problem(bar, loc).map(|e| (i, e))
+        });
+        if let Some((i, e)) = bad {
+            // Every bar of a chunk comes before its own error, so this one is earlier.
+            chunk.bars.truncate(i);
+            chunk.error = Some(e);
+        }
+        Some(chunk)
+    }
+}
+
+/// What is wrong with a bar's prices and volume on their own, if anything.
+fn price_problem(bar: &Bar, loc: Loc) -> Option<DataError> {
+    for (column, v) in [("open", bar.open), ("high", bar.high), ("low", bar.low), ("close", bar.close)] {
+        if v.is_sign_negative() && !v.is_zero() {
+            return Some(DataError::Negative { loc, column, value: v });
+        }
+        if v.is_zero() {
+            return Some(DataError::ZeroPrice { loc, column });
         }
     }
+    if bar.volume.is_sign_negative() && !bar.volume.is_zero() {
+        return Some(DataError::Negative { loc, column: "volume", value: bar.volume });
+    }
+    if lt(bar.high, bar.low) {
+        return Some(DataError::HighBelowLow { loc, high: bar.high, low: bar.low });
+    }
+    for (column, v) in [("open", bar.open), ("close", bar.close)] {
+        if lt(v, bar.low) || lt(bar.high, v) {
+            return Some(DataError::OutsideRange { loc, column, value: v, low: bar.low, high: bar.high });
+        }
+    }
+    None
 }
 
 /// Where raw chunks come from: parsed on demand, or by a background thread that keeps up to
@@ -498,27 +534,10 @@ impl KlineReader {
         Ok(())
     }
 
+    /// The checks that need the bars in order (times, steps, gaps); the prices were checked
+    /// when the chunk was parsed ([`price_problem`]).
     fn validate(&mut self, bar: &Bar, line: u64) -> Result<(), DataError> {
         let loc = || self.loc(line);
-        for (column, v) in [("open", bar.open), ("high", bar.high), ("low", bar.low), ("close", bar.close)] {
-            if v.is_sign_negative() && !v.is_zero() {
-                return Err(DataError::Negative { loc: loc(), column, value: v });
-            }
-            if v.is_zero() {
-                return Err(DataError::ZeroPrice { loc: loc(), column });
-            }
-        }
-        if bar.volume.is_sign_negative() && !bar.volume.is_zero() {
-            return Err(DataError::Negative { loc: loc(), column: "volume", value: bar.volume });
-        }
-        if lt(bar.high, bar.low) {
-            return Err(DataError::HighBelowLow { loc: loc(), high: bar.high, low: bar.low });
-        }
-        for (column, v) in [("open", bar.open), ("close", bar.close)] {
-            if lt(v, bar.low) || lt(bar.high, v) {
-                return Err(DataError::OutsideRange { loc: loc(), column, value: v, low: bar.low, high: bar.high });
-            }
-        }
         let t = bar.open_time_ms;
         if let Some((p, prev_line)) = self.prev {
             if t == p {
@@ -690,6 +709,20 @@ impl Iterator for Merge {
                     return Some(Err(e));
                 }
             }
+        }
+        if self.readers.len() == 1 {
+            // One file: nothing to merge.
+            if let Some(bar) = self.bufs[0].next() {
+                return Some(Ok((0, bar)));
+            }
+            self.heap.clear();
+            return match self.refill(0) {
+                Err(e) => {
+                    self.done = true;
+                    Some(Err(e))
+                }
+                Ok(()) => self.bufs[0].next().map(|bar| Ok((0, bar))),
+            };
         }
         let Reverse((_, _, i)) = self.heap.pop()?;
         let bar = self.bufs[i].next().expect("heap entry without a buffered bar");

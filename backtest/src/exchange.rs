@@ -126,6 +126,7 @@ use journal::{
 };
 use rust_decimal::Decimal;
 
+pub use self::sim::Memo;
 use self::sim::TraderSim;
 
 #[path = "exchange/sim.rs"]
@@ -225,16 +226,23 @@ pub fn funding(state: &State, symbol: &str, rate: Decimal, mark: Decimal, time_m
 /// traders in name order, every event stamped `bar.open_time_ms`.
 #[must_use]
 pub fn on_bar(config: &SimConfig, state: &State, bar: &Kline) -> Vec<(String, i64, Event)> {
-    simulate(config, state, bar, true)
+    on_bar_with(config, state, bar, &mut Memo::default())
 }
 
-/// [`on_bar`]; `skip_quiet` skips traders to whom nothing can happen (the same
+/// [`on_bar`] for a driver that calls it bar after bar: `memo` keeps what does not change
+/// from bar to bar (the same events, computed once).
+#[must_use]
+pub fn on_bar_with(config: &SimConfig, state: &State, bar: &Kline, memo: &mut Memo) -> Vec<(String, i64, Event)> {
+    simulate(config, state, bar, Some(memo))
+}
+
+/// [`on_bar`]; with a memo it skips traders to whom nothing can happen (the same
 /// events, without copying their ledgers; the tests compare both ways).
-fn simulate(config: &SimConfig, state: &State, bar: &Kline, skip_quiet: bool) -> Vec<(String, i64, Event)> {
+fn simulate(config: &SimConfig, state: &State, bar: &Kline, mut memo: Option<&mut Memo>) -> Vec<(String, i64, Event)> {
     let mut out = Vec::new();
     let Some(instrument) = state.instruments.get(&bar.symbol).filter(|_| bar.closed) else { return out };
     for (name, trader) in &state.traders {
-        if skip_quiet && sim::quiet(trader, instrument, bar) {
+        if memo.as_deref_mut().is_some_and(|memo| sim::quiet(name, trader, instrument, bar, memo)) {
             continue;
         }
         let mut sim = TraderSim::new(config, state, name, trader, instrument, bar);

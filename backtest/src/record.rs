@@ -43,11 +43,20 @@ pub struct EquityPoint {
     pub exposed: bool,
 }
 
-/// A series value the strategy recorded with `ctx.record(name, value)`.
-#[derive(Debug, Clone, PartialEq)]
+/// A named series for the report: what the strategy recorded with `ctx.record(name, value)`,
+/// or an indicator it declared with `record: true`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Series {
+    pub name: String,
+    /// In time order, thinned for the page to a few thousand points (every value is in the
+    /// series tables, which are written as the run goes).
+    pub points: Vec<SeriesPoint>,
+}
+
+/// One value of a [`Series`].
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SeriesPoint {
     pub time_ms: i64,
-    pub name: String,
     pub value: f64,
 }
 
@@ -77,8 +86,8 @@ pub struct RunRecord {
     pub trades: Vec<Trade>,
     /// Per symbol, in `symbols` order; downsampled to at most a few thousand points.
     pub prices: Vec<Vec<PricePoint>>,
-    /// Recorded series, downsampled per name to at most a few thousand points each.
-    pub series: Vec<SeriesPoint>,
+    /// Recorded series, in the order they first appeared.
+    pub series: Vec<Series>,
     /// The data's gaps, one line per file that has any ("BTCUSDT: 3 gaps, 17 missing bars, largest 9").
     pub data_notes: Vec<String>,
     /// Ledger anomalies seen (should be 0 in a backtest).

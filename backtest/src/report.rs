@@ -5,25 +5,27 @@
 //!
 //! # Public API
 //! - [`summary`]: the metrics, as a [`Summary`] (serialized to `summary.json`).
-//! - [`write_all`]: every file below into one directory; [`write_with`] does the same
-//!   with [`WriteOptions`] (e.g. skip `equity.csv` when the driver streams its own).
-//! - [`write_equity_csv`]: `equity.csv` alone.
+//! - [`write_all`]: `summary.json`, the trades tables and the page into one directory.
+//! - [`TableWriter`]: the per-bar tables (equity and series), streamed while the run goes;
+//!   [`write_tables`] writes them from a finished record.
 //!
 //! # Files
 //! | file | columns |
 //! |---|---|
 //! | `summary.json` | the [`Summary`], pretty-printed |
 //! | `trades.csv` / `trades.parquet` | symbol, side, entry_time, exit_time, qty, entry_price, exit_price, pnl, fees, net_pnl |
-//! | `equity.csv` / `equity.parquet` | time, time_ms, equity, drawdown_pct |
-//! | `series.csv` / `series.parquet` | time, time_ms, name, value |
+//! | `equity.csv` | time, time_ms, equity, drawdown_pct |
+//! | `equity.parquet` | time (UTC timestamp), equity, drawdown_pct |
+//! | `series.csv` | time, time_ms, name, value |
+//! | `series.parquet` | time (UTC timestamp), name, value |
 //! | `report.html` | one offline page: header, summary, price charts with trades, equity, drawdown, series, trades, data notes |
 //!
 //! Times are ISO-8601 UTC (`2024-01-05T14:00:00Z`, with `.mmm` only when the milliseconds are not 0).
 //! Money in `trades.csv` is the exact decimal text (`0.00002025` stays `0.00002025`, scale kept);
 //! in `trades.parquet` it is a Parquet DECIMAL(38, s) column, s being the largest scale in
 //! the column (exact; a column whose values cannot share one scale within 38 digits falls back to
-//! text). `net_pnl = pnl − fees`, exact. The equity columns are the record's `f64` copies
-//! (the exact ledger equity is the driver's business).
+//! text). `net_pnl = pnl − fees`, exact. The equity columns are `f64` copies of the ledger's
+//! exact equity at each close (the exact final equity is in `summary.json`).
 //!
 //! # Metric definitions
 //! The metrics are computed with polars (eager `Series`/`ChunkedArray` kernels over two
@@ -57,8 +59,10 @@ mod files;
 mod html;
 mod metrics;
 mod svg;
+mod tables;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -69,8 +73,9 @@ use journal::money::dec;
 
 use crate::record::RunRecord;
 
-pub use files::{write_equity_csv, write_series, write_trades};
+pub use files::write_trades;
 pub use html::render_html;
+pub use tables::{write_tables, TableWriter};
 
 /// The run's headline numbers; `summary.json` is this, pretty-printed.
 /// Definitions: see the [module docs](self).
@@ -135,20 +140,6 @@ impl ReportError {
     }
 }
 
-/// Which files [`write_with`] writes (all by default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WriteOptions {
-    /// Write `equity.csv` (from the record's `f64` curve). Turn off when the driver
-    /// streams its own exact `equity.csv` into the same directory.
-    pub equity_csv: bool,
-}
-
-impl Default for WriteOptions {
-    fn default() -> Self {
-        WriteOptions { equity_csv: true }
-    }
-}
-
 /// Computes the summary metrics (see the module docs for the definitions).
 /// Never panics: empty curves, zero trades and one bar give `null`s where documented.
 pub fn summary(record: &RunRecord) -> Summary {
@@ -187,43 +178,34 @@ pub fn summary(record: &RunRecord) -> Summary {
     }
 }
 
-/// Writes every report file into `out_dir` (created if missing); returns the paths written.
+/// Writes `summary.json`, the trades tables and `report.html` into `out_dir` (created if
+/// missing); returns the paths written. The per-bar tables are streamed during the run
+/// ([`TableWriter`]), or written from a finished record with [`write_tables`].
 ///
 /// # Errors
 /// The first file that cannot be built or written.
 pub fn write_all(record: &RunRecord, summary: &Summary, out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    write_with(record, summary, out_dir, WriteOptions::default())
-}
-
-/// [`write_all`] with options.
-///
-/// # Errors
-/// The first file that cannot be built or written.
-pub fn write_with(
-    record: &RunRecord,
-    summary: &Summary,
-    out_dir: &Path,
-    options: WriteOptions,
-) -> Result<Vec<PathBuf>, ReportError> {
     std::fs::create_dir_all(out_dir).map_err(|e| ReportError::io(out_dir, e))?;
-    let mut written = Vec::new();
-
-    let path = out_dir.join("summary.json");
-    let mut json = serde_json::to_string_pretty(summary)?;
-    json.push('\n');
-    std::fs::write(&path, json).map_err(|e| ReportError::io(&path, e))?;
-    written.push(path);
-
-    written.extend(write_trades(record, out_dir)?);
-    if options.equity_csv {
-        written.push(write_equity_csv(record, &out_dir.join("equity.csv"))?);
-    }
-    written.push(files::write_equity_parquet(record, &out_dir.join("equity.parquet"))?);
-    written.extend(write_series(record, out_dir)?);
-
-    let path = out_dir.join("report.html");
-    std::fs::write(&path, render_html(record, summary)).map_err(|e| ReportError::io(&path, e))?;
-    written.push(path);
+    // The page is the dearest of these: build it beside the others.
+    let (page, others) = std::thread::scope(|scope| {
+        let page = scope.spawn(|| {
+            let path = out_dir.join("report.html");
+            std::fs::write(&path, render_html(record, summary)).map_err(|e| ReportError::io(&path, e))?;
+            Ok::<_, ReportError>(path)
+        });
+        let others = (|| {
+            let path = out_dir.join("summary.json");
+            let mut json = serde_json::to_string_pretty(summary)?;
+            json.push('\n');
+            std::fs::write(&path, json).map_err(|e| ReportError::io(&path, e))?;
+            let mut written = vec![path];
+            written.extend(write_trades(record, out_dir)?);
+            Ok::<_, ReportError>(written)
+        })();
+        (page.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), others)
+    });
+    let mut written = others?;
+    written.push(page?);
     Ok(written)
 }
 

@@ -24,7 +24,7 @@ use journal::{
     event::{Event, Instrument, Kline, TraderStart},
     Durability, State, StoreError,
 };
-use rust_decimal::{prelude::ToPrimitive, Decimal};
+use rust_decimal::Decimal;
 use serde_json::Value as Json;
 use strategies::{
     runtime::StrategySpec,
@@ -35,13 +35,12 @@ use strategies::{
 use crate::{
     data::{self, DataError, KlineReader, Merge, ReadOptions},
     exchange::{self, SimConfig},
-    record::{EquityPoint, PricePoint, RunRecord, SeriesPoint, Trade},
+    record::{EquityPoint, PricePoint, RunRecord, Series, SeriesPoint, Trade},
+    report::{ReportError, TableWriter},
 };
 
-/// Chart points kept per line before downsampling doubles its stride.
+/// Chart points kept per line (prices, recorded series) before downsampling doubles its stride.
 const CHART_POINTS_MAX: usize = 4000;
-/// Recorded series points kept in full; beyond this they are decimated (and a note says so).
-const SERIES_POINTS_MAX: usize = 1_000_000;
 
 /// How to run a backtest.
 #[derive(Debug, Clone)]
@@ -73,6 +72,9 @@ pub struct Config {
     pub journal: Option<PathBuf>,
     /// Deterministic fuel per strategy call (None: the sandbox default).
     pub call_fuel: Option<u64>,
+    /// Write the per-bar tables (equity and series, CSV and Parquet) into this directory
+    /// while the run goes ([`TableWriter`]); None: keep only what the report page draws.
+    pub tables: Option<PathBuf>,
 }
 
 impl Config {
@@ -98,6 +100,7 @@ impl Config {
             seed: 0,
             journal: None,
             call_fuel: None,
+            tables: None,
         }
     }
 }
@@ -113,6 +116,8 @@ pub enum RunError {
     Journal(#[from] StoreError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
     #[error("no bars in the data{0}")]
     NoBars(String),
 }
@@ -124,6 +129,8 @@ pub struct Outcome {
     pub state: State,
     /// The journal's path and event count, when the run was journaled.
     pub journal: Option<(PathBuf, u64)>,
+    /// The per-bar tables written, when [`Config::tables`] asked for them.
+    pub tables: Vec<PathBuf>,
 }
 
 /// Instrument rules for a symbol without overrides: a fine grid (1e-8 price tick,
@@ -187,6 +194,24 @@ fn drive<S: Sink + Finish>(
     let mut bars = 0u64;
     let mut last_close_ms = i64::MIN;
     let mut interval_ms = 0i64;
+    let mut memo = exchange::Memo::default();
+    let mut klines: Vec<Event> = symbols
+        .iter()
+        .map(|symbol| {
+            let zero = Decimal::ZERO;
+            Event::KlineReceived(Kline {
+                symbol: symbol.clone(),
+                interval_ms: 0,
+                open_time_ms: 0,
+                open: zero,
+                high: zero,
+                low: zero,
+                close: zero,
+                volume: zero,
+                closed: true,
+            })
+        })
+        .collect();
 
     while let Some(item) = merge.next() {
         let (index, bar) = item?;
@@ -196,47 +221,45 @@ fn drive<S: Sink + Finish>(
         if config.to_ms.is_some_and(|t| bar.open_time_ms > t) {
             continue;
         }
-        let symbol = &symbols[index];
         // Known once the reader has read its first chunk, which it has by now.
         let interval = config_interval(config, &merge.readers()[index].info().interval_ms);
         interval_ms = interval;
         let close_ms = bar.open_time_ms + interval;
         if first {
             first = false;
+            if let Some(dir) = &config.tables {
+                sink.tables = Some(TableWriter::create(dir, journal::money::to_f64(config.cash))?);
+            }
             set_up(config, &mut sink, &mut worker, &symbols, &trader, &source, bar.open_time_ms)?;
             sink.record.start_ms = bar.open_time_ms;
         }
         if close_ms != last_close_ms && last_close_ms != i64::MIN {
             sink.sample_equity(last_close_ms);
         }
-        let kline = Kline {
-            symbol: symbol.clone(),
-            interval_ms: interval,
-            open_time_ms: bar.open_time_ms,
-            open: bar.open,
-            high: bar.high,
-            low: bar.low,
-            close: bar.close,
-            volume: bar.volume,
-            closed: true,
-        };
+        // One event per symbol, overwritten bar by bar: the hot loop allocates nothing.
+        if let Event::KlineReceived(k) = &mut klines[index] {
+            (k.interval_ms, k.open_time_ms) = (interval, bar.open_time_ms);
+            (k.open, k.high, k.low, k.close, k.volume) = (bar.open, bar.high, bar.low, bar.close, bar.volume);
+        }
+        let kline_event = &klines[index];
+        let Event::KlineReceived(kline) = kline_event else { unreachable!("klines holds only klines") };
         // 1. Fills against this bar of what rested from earlier bars.
-        for (who, time_ms, event) in exchange::on_bar(&config.sim, sink.state(), &kline) {
-            input(&mut sink, &mut worker, time_ms, &who, event)?;
+        for (who, time_ms, event) in exchange::on_bar_with(&config.sim, sink.state(), kline, &mut memo) {
+            input(&mut sink, &mut worker, time_ms, &who, &event)?;
         }
         // 2. External data and funding up to the close.
-        for (series, time_ms, value) in external.until(close_ms)? {
-            input(&mut sink, &mut worker, time_ms, "", Event::DataPointReceived { series, value })?;
+        for (series, time_ms, value) in external.until(close_ms) {
+            input(&mut sink, &mut worker, time_ms, "", &Event::DataPointReceived { series, value })?;
         }
-        for (funded, time_ms, rate) in funding.until(close_ms)? {
+        for (funded, time_ms, rate) in funding.until(close_ms) {
             let Some(mark) = sink.state().mark(&funded) else { continue };
             for (who, t, event) in exchange::funding(sink.state(), &funded, rate, mark, time_ms) {
-                input(&mut sink, &mut worker, t, &who, event)?;
+                input(&mut sink, &mut worker, t, &who, &event)?;
             }
         }
         // 3. The bar itself, and the strategy's decisions on it.
         sink.price(index, symbols.len(), close_ms, &bar.close);
-        input(&mut sink, &mut worker, close_ms, "", Event::KlineReceived(kline))?;
+        input(&mut sink, &mut worker, close_ms, "", kline_event)?;
         // 4. The exchange's answers to what was just decided.
         answer_orders(&mut sink, &mut worker, close_ms)?;
         last_close_ms = close_ms;
@@ -268,10 +291,13 @@ fn drive<S: Sink + Finish>(
             ));
         }
     }
-    record.data_notes.extend(sink.notes.drain(..));
+    let tables = match sink.tables.take() {
+        Some(tables) => tables.finish()?,
+        None => Vec::new(),
+    };
     let state = sink.state().clone();
     let journal = sink.inner.finish()?;
-    Ok(Outcome { record, state, journal })
+    Ok(Outcome { record, state, journal, tables })
 }
 
 fn config_interval(config: &Config, inferred: &Option<i64>) -> i64 {
@@ -305,7 +331,7 @@ fn set_up<S: Sink>(
 ) -> Result<(), RunError> {
     for symbol in symbols {
         let instrument = config.instruments.get(symbol).cloned().unwrap_or_else(|| default_instrument(symbol, config));
-        sink.emit(start_ms, "", Event::InstrumentDefined(instrument))?;
+        sink.emit(start_ms, "", &Event::InstrumentDefined(instrument))?;
     }
     let start = TraderStart {
         exchange: "sim".into(),
@@ -315,7 +341,7 @@ fn set_up<S: Sink>(
         capital_quote: config.cash,
         leverage: config.leverage,
     };
-    sink.emit(start_ms, trader, Event::TraderStarted(start))?;
+    sink.emit(start_ms, trader, &Event::TraderStarted(start))?;
     sink.record.initial_equity = config.cash;
     let file = config.strategy_file.display().to_string();
     let mut spec = StrategySpec::new(trader, &file, source.to_owned(), config.params.clone(), config.seed);
@@ -332,17 +358,20 @@ fn input<S: Sink>(
     worker: &mut Worker,
     time_ms: i64,
     trader: &str,
-    event: Event,
+    event: &Event,
 ) -> Result<(), RunError> {
-    let routed = event.clone();
     let seq = sink.emit(time_ms, trader, event)?;
-    worker.on_input(sink, seq, time_ms, trader, &routed)?;
+    worker.on_input(sink, seq, time_ms, trader, event)?;
     Ok(())
 }
 
 /// Acknowledges new orders and answers cancel requests, until nothing is left
 /// to answer (an answer can make the strategy decide again, in `st_on_order`).
 fn answer_orders<S: Sink>(sink: &mut Recorder<S>, worker: &mut Worker, time_ms: i64) -> Result<(), RunError> {
+    if sink.state().traders.values().all(|t| t.orders.is_empty()) {
+        // Most bars: nothing was ordered or asked to be cancelled.
+        return Ok(());
+    }
     // A strategy that answers every acknowledgement with a new order would loop forever; stop it.
     for _round in 0..64 {
         let mut answers = Vec::new();
@@ -368,7 +397,7 @@ fn answer_orders<S: Sink>(sink: &mut Recorder<S>, worker: &mut Worker, time_ms: 
             return Ok(());
         }
         for (name, event) in answers {
-            input(sink, worker, time_ms, &name, event)?;
+            input(sink, worker, time_ms, &name, &event)?;
         }
     }
     Ok(())
@@ -433,10 +462,16 @@ struct Recorder<S> {
     trader: String,
     record: RunRecord,
     open: BTreeMap<String, OpenTrade>,
-    chart: BTreeMap<usize, Decimator<PricePoint>>,
-    series_stride: u64,
-    series_seen: u64,
-    notes: Vec<String>,
+    /// Per symbol index.
+    chart: Vec<Decimator<PricePoint>>,
+    /// Per recorded series, in `record.series` order.
+    series_chart: Vec<Decimator<SeriesPoint>>,
+    /// The series after the last one recorded to (cyclically): the likeliest next.
+    series_last: usize,
+    /// The per-bar tables, when they are written.
+    tables: Option<TableWriter>,
+    /// The cash of the last flat equity sample and its `f64`, converted once per change.
+    flat_equity: Option<(Decimal, f64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -459,27 +494,45 @@ impl<S: Sink> Recorder<S> {
             trader: String::new(),
             record: RunRecord::default(),
             open: BTreeMap::new(),
-            chart: BTreeMap::new(),
-            series_stride: 1,
-            series_seen: 0,
-            notes: Vec::new(),
+            chart: Vec::new(),
+            series_chart: Vec::new(),
+            series_last: 0,
+            tables: None,
+            flat_equity: None,
         }
     }
 
     fn sample_equity(&mut self, time_ms: i64) {
         let state = self.inner.state();
-        let equity = state.equity(&self.trader).unwrap_or(Decimal::ZERO);
-        let exposed = state.traders.get(&self.trader).is_some_and(|t| t.positions.values().any(|p| !p.qty.is_zero()));
-        self.record.equity.push(EquityPoint { time_ms, equity: equity.to_f64().unwrap_or(f64::NAN), exposed });
+        let Some(trader) = state.traders.get(&self.trader) else { return };
+        let exposed = trader.positions.values().any(|p| !p.qty.is_zero());
+        let equity = if exposed {
+            journal::money::to_f64(state.trader_equity(trader))
+        } else {
+            // Flat: the equity is the cash, which only fills, fees and funding move.
+            match self.flat_equity {
+                Some((cash, f)) if cash == trader.cash => f,
+                _ => {
+                    let f = journal::money::to_f64(trader.cash);
+                    self.flat_equity = Some((trader.cash, f));
+                    f
+                }
+            }
+        };
+        let point = EquityPoint { time_ms, equity, exposed };
+        self.record.equity.push(point);
+        if let Some(tables) = &mut self.tables {
+            tables.equity(point);
+        }
     }
 
     fn price(&mut self, index: usize, symbols: usize, time_ms: i64, close: &Decimal) {
         if self.record.prices.len() < symbols {
             self.record.prices.resize(symbols, Vec::new());
+            self.chart.resize_with(symbols, Decimator::new);
         }
-        let decimator = self.chart.entry(index).or_insert_with(Decimator::new);
-        decimator
-            .push(&mut self.record.prices[index], PricePoint { time_ms, close: close.to_f64().unwrap_or(f64::NAN) });
+        self.chart[index]
+            .push(&mut self.record.prices[index], || PricePoint { time_ms, close: journal::money::to_f64(*close) });
     }
 
     /// Trades from fills: a position leaving flat opens one, returning to flat
@@ -542,23 +595,25 @@ impl<S: Sink> Recorder<S> {
         }
     }
 
-    fn observe_series(&mut self, time_ms: i64, name: String, value: f64) {
-        self.series_seen += 1;
-        if self.series_seen % self.series_stride != 0 {
-            return;
+    fn observe_series(&mut self, time_ms: i64, name: &str, value: f64) {
+        // Most runs record a handful of series in the same order on every bar: the one after
+        // the last is the likeliest next, and a short scan finds the others.
+        let at = match self.record.series.get(self.series_last) {
+            Some(s) if s.name == name => self.series_last,
+            _ => match self.record.series.iter().position(|s| s.name == name) {
+                Some(at) => at,
+                None => {
+                    self.record.series.push(Series { name: name.to_owned(), points: Vec::new() });
+                    self.series_chart.push(Decimator::new());
+                    self.record.series.len() - 1
+                }
+            },
+        };
+        self.series_last = (at + 1) % self.record.series.len();
+        if let Some(tables) = &mut self.tables {
+            tables.series(at, name, time_ms, value);
         }
-        self.record.series.push(SeriesPoint { time_ms, name, value });
-        if self.record.series.len() >= SERIES_POINTS_MAX {
-            // Keep every other point from here on, and say so in the report.
-            self.series_stride *= 2;
-            let mut keep = false;
-            self.record.series.retain(|_| {
-                keep = !keep;
-                keep
-            });
-            self.notes
-                .push(format!("recorded series decimated to every {}th value to bound memory", self.series_stride));
-        }
+        self.series_chart[at].push(&mut self.record.series[at].points, || SeriesPoint { time_ms, value });
     }
 }
 
@@ -582,16 +637,16 @@ impl<S: Sink> Sink for Recorder<S> {
         self.inner.state()
     }
 
-    fn emit(&mut self, time_ms: i64, trader: &str, event: Event) -> Result<u64, SinkError> {
+    fn emit(&mut self, time_ms: i64, trader: &str, event: &Event) -> Result<u64, SinkError> {
         let mine = trader == self.trader;
-        let observed = match &event {
+        let observed = match event {
             Event::OrderFilled(f) if mine => Some((f.symbol.clone(), f.side.sign() * f.qty, f.price, f.fee_quote)),
             Event::PositionLiquidated { symbol, price, fee_quote } if mine => {
                 let qty = self.position(symbol);
                 Some((symbol.clone(), -qty, *price, *fee_quote))
             }
             Event::SeriesRecorded { name, value } if mine => {
-                self.observe_series(time_ms, name.clone(), *value);
+                self.observe_series(time_ms, name, *value);
                 None
             }
             _ => None,
@@ -606,6 +661,14 @@ impl<S: Sink> Sink for Recorder<S> {
             }
         }
         Ok(seq)
+    }
+
+    fn plot(&mut self, time_ms: i64, trader: &str, names: &[String], values: &[f64]) {
+        if trader == self.trader {
+            for (name, value) in names.iter().zip(values) {
+                self.observe_series(time_ms, name, *value);
+            }
+        }
     }
 }
 
@@ -627,23 +690,27 @@ impl<S: Sink> Recorder<S> {
 /// Keeps at most about [`CHART_POINTS_MAX`] points of a line by doubling the stride.
 struct Decimator<T> {
     stride: u64,
-    seen: u64,
+    /// Points to skip before the next one kept (a countdown: no division per point).
+    skip: u64,
     _marker: std::marker::PhantomData<T>,
 }
 
 impl<T> Decimator<T> {
     fn new() -> Decimator<T> {
-        Decimator { stride: 1, seen: 0, _marker: std::marker::PhantomData }
+        Decimator { stride: 1, skip: 0, _marker: std::marker::PhantomData }
     }
 
-    fn push(&mut self, line: &mut Vec<T>, point: T) {
-        self.seen += 1;
-        if self.seen % self.stride != 0 {
+    /// Counts a point, and keeps it (made by `point`) when it falls on the stride.
+    fn push(&mut self, line: &mut Vec<T>, point: impl FnOnce() -> T) {
+        if self.skip > 0 {
+            self.skip -= 1;
             return;
         }
-        line.push(point);
+        self.skip = self.stride - 1;
+        line.push(point());
         if line.len() >= CHART_POINTS_MAX {
             self.stride *= 2;
+            self.skip = self.stride - 1;
             let mut keep = false;
             line.retain(|_| {
                 keep = !keep;
@@ -670,12 +737,13 @@ impl ExternalFeed {
         Ok(ExternalFeed { rows, next: 0 })
     }
 
-    fn until(&mut self, time_ms: i64) -> Result<Vec<(String, i64, Decimal)>, RunError> {
+    /// The rows up to `time_ms` not taken yet.
+    fn until(&mut self, time_ms: i64) -> impl Iterator<Item = (String, i64, Decimal)> + '_ {
         let start = self.next;
         while self.next < self.rows.len() && self.rows[self.next].1 <= time_ms {
             self.next += 1;
         }
-        Ok(self.rows[start..self.next].to_vec())
+        self.rows[start..self.next].iter().cloned()
     }
 }
 
@@ -746,13 +814,13 @@ mod tests {
             capital_quote: dec!(1000),
             leverage: dec!(1),
         };
-        sink.emit(0, "t", Event::TraderStarted(start)).unwrap();
+        sink.emit(0, "t", &Event::TraderStarted(start)).unwrap();
         // Long 1 at 100; sell 3 at 110 closes it (+10) and opens a 2 short; buy 2 at 105 closes that (+10).
-        sink.emit(1, "t", fill(1, Side::Buy, dec!(1), dec!(100))).unwrap();
-        sink.emit(2, "t", fill(2, Side::Sell, dec!(3), dec!(110))).unwrap();
-        sink.emit(3, "t", fill(3, Side::Buy, dec!(2), dec!(105))).unwrap();
+        sink.emit(1, "t", &fill(1, Side::Buy, dec!(1), dec!(100))).unwrap();
+        sink.emit(2, "t", &fill(2, Side::Sell, dec!(3), dec!(110))).unwrap();
+        sink.emit(3, "t", &fill(3, Side::Buy, dec!(2), dec!(105))).unwrap();
         // A repeated fill id is not applied by the ledger, so it makes no trade either.
-        sink.emit(4, "t", fill(3, Side::Buy, dec!(2), dec!(105))).unwrap();
+        sink.emit(4, "t", &fill(3, Side::Buy, dec!(2), dec!(105))).unwrap();
         let trades = &sink.record.trades;
         assert_eq!(trades.len(), 2, "{trades:?}");
         let (long, short) = (&trades[0], &trades[1]);

@@ -566,8 +566,9 @@ fn positions_monitor_alone_trades_nothing_and_stays_quiet() {
     assert_eq!((t.stats.orders_submitted, t.stats.fills, t.stats.notifications), (0, 0, 0));
     assert_eq!(outcome.record.final_equity, Decimal::new(10_000, 0));
     // It still recorded equity and drawdown on every bar.
-    let equity = outcome.record.series.iter().filter(|s| s.name == "equity").count();
-    let drawdown = outcome.record.series.iter().filter(|s| s.name == "drawdown_pct" && s.value == 0.0).count();
+    let series = |name: &str| &outcome.record.series.iter().find(|s| s.name == name).expect(name).points;
+    let equity = series("equity").len();
+    let drawdown = series("drawdown_pct").iter().filter(|p| p.value == 0.0).count();
     assert_eq!((equity, drawdown), (1440, 1440));
 }
 
@@ -715,7 +716,11 @@ fn every_example_is_deterministic() {
         assert_eq!(a.record.state_digest, b.record.state_digest, "{name}: two runs, two digests");
         assert_eq!(a.record.trades, b.record.trades, "{name}");
         let bits = |o: &Outcome| {
-            o.record.series.iter().map(|p| (p.time_ms, p.name.clone(), p.value.to_bits())).collect::<Vec<_>>()
+            o.record
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| (p.time_ms, s.name.clone(), p.value.to_bits())))
+                .collect::<Vec<_>>()
         };
         assert_eq!(bits(&a), bits(&b), "{name}: recorded series");
     }
@@ -737,6 +742,41 @@ fn sma_cross_trades_and_its_params_matter() {
     // The default params (10/30) are valid too, and differ from 5/20.
     let default = run_clean(&config("sma_cross.js", BYBIT_1M, json!({})));
     assert_ne!(default.record.state_digest, base.record.state_digest);
+}
+
+/// sma_cross.js (declared averages, woken on crosses) and sma_cross_every_bar.js (the same
+/// rules, every bar, its own streaming averages) trade identically: the same trades, the
+/// same equity at every close, the same averages recorded. Only the journal differs (the
+/// every-bar form also journals its regime in ctx.state on every change).
+#[test]
+fn sma_cross_declared_trades_as_the_every_bar_heartbeat_does() {
+    let cases = [
+        (BYBIT_1M, json!({"fast": 5, "slow": 20})),
+        (BYBIT_1M, json!({"fast": 5, "slow": 20, "allowShort": true})),
+        (COINBASE_1H, json!({})),
+        (COINBASE_1H, json!({"fast": 20, "slow": 50, "allowShort": true, "fraction": 0.5})),
+    ];
+    for (data, params) in cases {
+        let declared = run_clean(&config("sma_cross.js", data, params.clone()));
+        let every_bar = run_clean(&config("sma_cross_every_bar.js", data, params.clone()));
+        let what = format!("{data} {params}");
+        assert!(declared.record.trades.len() >= 2, "{what}: too few trades to compare");
+        assert_eq!(declared.record.trades, every_bar.record.trades, "{what}: trades");
+        assert_eq!(declared.record.final_equity, every_bar.record.final_equity, "{what}: final equity");
+        let curve = |o: &Outcome| {
+            o.record.equity.iter().map(|p| (p.time_ms, p.equity.to_bits(), p.exposed)).collect::<Vec<_>>()
+        };
+        assert_eq!(curve(&declared), curve(&every_bar), "{what}: equity curve");
+        let series = |o: &Outcome, name: &str| {
+            let s = o.record.series.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{what}: no {name}"));
+            s.points.iter().map(|p| (p.time_ms, p.value.to_bits())).collect::<Vec<_>>()
+        };
+        for name in ["sma_fast", "sma_slow"] {
+            assert_eq!(series(&declared, name), series(&every_bar, name), "{what}: {name}");
+        }
+        let orders = |o: &Outcome, trader: &str| o.state.traders[trader].stats.orders_submitted;
+        assert_eq!(orders(&declared, "sma_cross"), orders(&every_bar, "sma_cross_every_bar"), "{what}: orders");
+    }
 }
 
 #[test]

@@ -35,6 +35,24 @@ pub struct Envelope {
     pub hash: Hash,
 }
 
+impl Envelope {
+    /// The envelope by parts, as the fold reads it.
+    pub fn as_ref(&self) -> EnvelopeRef<'_> {
+        EnvelopeRef { seq: self.seq, time_ms: self.time_ms, trader: &self.trader, event: &self.event, hash: self.hash }
+    }
+}
+
+/// An [`Envelope`] by parts: lets a driver fold an event it still owns without copying it
+/// (the backtest folds one reused kline per bar).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EnvelopeRef<'a> {
+    pub seq: u64,
+    pub time_ms: i64,
+    pub trader: &'a str,
+    pub event: &'a Event,
+    pub hash: Hash,
+}
+
 /// Everything a journal can record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Event {

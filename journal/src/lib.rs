@@ -25,7 +25,7 @@ pub mod store;
 pub mod testkit;
 pub mod verify;
 
-pub use event::{Cloid, Envelope, Event};
+pub use event::{Cloid, Envelope, EnvelopeRef, Event};
 pub use hash::Hash;
 pub use state::State;
 pub use store::{Appended, Durability, Journal, Records, StoreError};

@@ -270,7 +270,7 @@ impl Sink for ReplaySink<'_> {
         &self.state
     }
 
-    fn emit(&mut self, time_ms: i64, trader: &str, event: Event) -> Result<u64, SinkError> {
+    fn emit(&mut self, time_ms: i64, trader: &str, event: &Event) -> Result<u64, SinkError> {
         let record = match self.pending_load.take() {
             Some(load) => load,
             None => match self.next_record() {
@@ -286,7 +286,7 @@ impl Sink for ReplaySink<'_> {
                 }
             },
         };
-        let same_code_aside = match (&record.event, &event, self.lenient_code) {
+        let same_code_aside = match (&record.event, event, self.lenient_code) {
             (Event::StrategyLoaded(a), Event::StrategyLoaded(b), true) => {
                 self.lenient_code = false;
                 a.name == b.name && a.params == b.params && a.seed == b.seed
@@ -296,14 +296,14 @@ impl Sink for ReplaySink<'_> {
         // Canonical bytes, not PartialEq: a recorded NaN equals itself byte for byte.
         let equal = same_code_aside
             || codec::encode_body(record.time_ms, &record.trader, &record.event)
-                == codec::encode_body(time_ms, trader, &event);
+                == codec::encode_body(time_ms, trader, event);
         if !equal {
             let explanation = if record.event.is_input() {
                 format!("today's code derived {} where the journal has the input {}", event.kind(), record.event.kind())
             } else {
                 format!("today's code derived a different {}", event.kind())
             };
-            return Err(self.diverge(&record, Some((time_ms, trader, &event)), explanation));
+            return Err(self.diverge(&record, Some((time_ms, trader, event)), explanation));
         }
         self.checked += 1;
         self.state.apply(&record);

@@ -99,7 +99,7 @@ impl ApiHost<'_> {
     }
 
     fn emit(&mut self, event: Event) -> Result<(), String> {
-        match self.sink.emit(self.now_ms, self.trader, event) {
+        match self.sink.emit(self.now_ms, self.trader, &event) {
             Ok(_) => Ok(()),
             Err(e) => {
                 let message = e.to_string();
@@ -234,7 +234,7 @@ fn klines(market: &Market, args: &[Json]) -> Result<Json, String> {
         _ => return Err("getKlines(symbol, interval, limit): interval missing".into()),
     };
     let limit = args.get(2).and_then(Json::as_u64).map_or(200, |l| l as usize).min(KLINES_LIMIT_MAX);
-    Ok(Json::Array(market.recent(symbol, interval, limit).map(tick_json).collect()))
+    Ok(Json::Array(market.recent(symbol, interval, limit).map(|k| tick_json(&k)).collect()))
 }
 
 fn ticker(state: &State, symbol: Option<&Json>) -> Result<Json, String> {

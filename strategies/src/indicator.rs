@@ -1214,6 +1214,32 @@ impl StreamingIndicator {
         }
     }
 
+    /// [`StreamingIndicator::update`] without allocating: a single output goes to `out[0]`,
+    /// a multi-output indicator's three to `out` in [`Kind::output_names`] order.
+    pub fn update_into(&mut self, bar: Bar, out: &mut [f64; 3]) {
+        let close = bar.close;
+        out[0] = match self {
+            Self::Sma(i) => i.update(close),
+            Self::Ema(i) => i.update(close),
+            Self::Wma(i) => i.update(close),
+            Self::Rsi(i) => i.update(close),
+            Self::Atr(i) => i.update(bar.high, bar.low, close),
+            Self::Stdev(i) => i.update(close),
+            Self::Highest(i) => i.update(close),
+            Self::Lowest(i) => i.update(close),
+            Self::Macd(i) => {
+                let v = i.update(close);
+                *out = [v.macd, v.signal, v.histogram];
+                return;
+            }
+            Self::Bollinger(i) => {
+                let v = i.update(close);
+                *out = [v.upper, v.middle, v.lower];
+                return;
+            }
+        };
+    }
+
     /// Feeds one bar (only atr looks beyond `close`) and answers the value(s).
     pub fn update(&mut self, bar: Bar) -> Output {
         let close = bar.close;

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod declare;
 pub mod indicator;
 pub mod market;
 pub mod runtime;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use journal::{describe::interval_label, event::Kline};
-use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
 use serde_json::{json, Value as Json};
 
 use crate::sandbox::Tick;
@@ -15,7 +15,21 @@ pub const KLINES_KEPT_MAX: usize = 1000;
 
 #[derive(Debug, Default, Clone)]
 pub struct Market {
-    klines: BTreeMap<(String, i64), VecDeque<Kline>>,
+    /// Per symbol, per interval: the latest closed klines, oldest first. Keyed by symbol
+    /// alone so a bar is recorded without building a key, and stored without the symbol so
+    /// it is recorded without copying one.
+    klines: BTreeMap<String, Vec<(i64, VecDeque<Candle>)>>,
+}
+
+/// A closed kline without its symbol and interval (the keys it is stored under).
+#[derive(Debug, Clone, Copy)]
+struct Candle {
+    open_time_ms: i64,
+    open: Decimal,
+    high: Decimal,
+    low: Decimal,
+    close: Decimal,
+    volume: Decimal,
 }
 
 impl Market {
@@ -24,18 +38,45 @@ impl Market {
         if !kline.closed {
             return;
         }
-        let series = self.klines.entry((kline.symbol.clone(), kline.interval_ms)).or_default();
+        let intervals = match self.klines.get_mut(kline.symbol.as_str()) {
+            Some(intervals) => intervals,
+            None => self.klines.entry(kline.symbol.clone()).or_default(),
+        };
+        let at = match intervals.iter().position(|(ms, _)| *ms == kline.interval_ms) {
+            Some(at) => at,
+            None => {
+                intervals.push((kline.interval_ms, VecDeque::with_capacity(KLINES_KEPT_MAX)));
+                intervals.len() - 1
+            }
+        };
+        let series = &mut intervals[at].1;
         if series.len() == KLINES_KEPT_MAX {
             series.pop_front();
         }
-        series.push_back(kline.clone());
+        let Kline { open_time_ms, open, high, low, close, volume, .. } = *kline;
+        series.push_back(Candle { open_time_ms, open, high, low, close, volume });
     }
 
     /// The last `limit` closed klines, oldest first.
-    pub fn recent(&self, symbol: &str, interval_ms: i64, limit: usize) -> impl Iterator<Item = &Kline> {
-        let series = self.klines.get(&(symbol.to_owned(), interval_ms));
-        let len = series.map_or(0, VecDeque::len);
-        series.into_iter().flat_map(|s| s.iter()).skip(len.saturating_sub(limit))
+    pub fn recent(&self, symbol: &str, interval_ms: i64, limit: usize) -> impl Iterator<Item = Kline> + '_ {
+        let series = self
+            .klines
+            .get_key_value(symbol)
+            .and_then(|(symbol, intervals)| Some((symbol, &intervals.iter().find(|(ms, _)| *ms == interval_ms)?.1)));
+        let len = series.map_or(0, |(_, s)| s.len());
+        series.into_iter().flat_map(move |(symbol, s)| {
+            s.iter().skip(len.saturating_sub(limit)).map(move |c| Kline {
+                symbol: symbol.clone(),
+                interval_ms,
+                open_time_ms: c.open_time_ms,
+                open: c.open,
+                high: c.high,
+                low: c.low,
+                close: c.close,
+                volume: c.volume,
+                closed: true,
+            })
+        })
     }
 }
 
@@ -67,6 +108,7 @@ pub fn tick<'a>(k: &'a Kline, interval: &'a str) -> Tick<'a> {
         close: num(k.close),
         volume: num(k.volume),
         closed: k.closed,
+        indicators: &[],
     }
 }
 
@@ -90,7 +132,7 @@ impl IntervalLabels {
 
 /// An exact decimal as the nearest JavaScript number.
 pub fn num(d: rust_decimal::Decimal) -> f64 {
-    d.to_f64().unwrap_or(f64::NAN)
+    journal::money::to_f64(d)
 }
 
 /// "1m" → 60000 and the like, plus Bybit's forms: bare minutes ("60"), a unit

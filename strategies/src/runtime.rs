@@ -25,8 +25,9 @@ use serde_json::{json, Value as Json};
 
 use crate::{
     api::ApiHost,
+    declare::{Plan, Tracker},
     market::{num, parse_interval, tick, IntervalLabels, Market},
-    sandbox::{CallOutput, Hook, HookArg, LogLevel, Sandbox, SandboxConfig, SandboxError, StrategyInfo},
+    sandbox::{CallOutput, Hook, HookArg, LogLevel, Sandbox, SandboxConfig, SandboxError, StrategyInfo, TickIndicator},
     sink::{Sink, SinkError},
 };
 
@@ -140,6 +141,10 @@ pub struct StrategyRuntime {
     spec: StrategySpec,
     sandbox: Option<Sandbox>,
     pub subscription: Subscription,
+    /// Declared indicators and wake conditions, with their state (see [`crate::declare`]).
+    tracker: Tracker,
+    /// The tracker's recorded values of the current bar (a buffer reused bar to bar).
+    recorded: Vec<f64>,
     bars_seen: u64,
     interval_labels: IntervalLabels,
     restarts: u32,
@@ -177,11 +182,13 @@ impl StrategyRuntime {
             params: EventJson(spec.params.clone()),
             seed: spec.seed,
         };
-        let seq = sink.emit(now_ms, &spec.trader, Event::StrategyLoaded(load))?;
+        let seq = sink.emit(now_ms, &spec.trader, &Event::StrategyLoaded(load))?;
         let mut runtime = StrategyRuntime {
             spec,
             sandbox: None,
             subscription: Subscription::default(),
+            tracker: Tracker::default(),
+            recorded: Vec::new(),
             bars_seen: 0,
             interval_labels: IntervalLabels::default(),
             restarts: 0,
@@ -256,6 +263,17 @@ impl StrategyRuntime {
         }
         if let Some(value) = self.call(sink, market, now_ms, cycle_seq, Hook::Init, HookArg::None)? {
             self.subscription = Subscription::from_init(&value);
+            match Plan::from_init(&value) {
+                // A restart that declares the same plan keeps the indicators' state.
+                Ok(plan) if plan == self.tracker.plan => {}
+                Ok(plan) => self.tracker = Tracker::new(plan),
+                Err(message) => {
+                    // Deterministic: restarting would declare the same thing again.
+                    let message = format!("{}: st_init: {message}", self.spec.file);
+                    self.erred(sink, now_ms, Hook::Init, StrategyErrorKind::Thrown, message.clone())?;
+                    return self.stop_with(sink, now_ms, message);
+                }
+            }
         }
         Ok(())
     }
@@ -282,15 +300,41 @@ impl StrategyRuntime {
                 return Ok(());
             }
             self.bars_seen += 1;
-            if self.bars_seen <= u64::from(self.subscription.warmup) {
+            let eligible = self.bars_seen.saturating_sub(u64::from(self.subscription.warmup));
+            let wake = self.tracker.on_bar(k, eligible);
+            let names = self.tracker.recorded(&mut self.recorded);
+            if !names.is_empty() {
+                sink.plot(time_ms, &self.spec.trader, names, &self.recorded);
+            }
+            if !wake {
                 return Ok(());
             }
-            // Lent out for the call (which needs `&mut self`), then put back.
+            // Copied out: the call needs `&mut self` (and a restart inside it may replace the tracker).
+            let values: Vec<(String, _, [f64; 3])> =
+                self.tracker.values().map(|(name, outputs, values)| (name.to_owned(), outputs, *values)).collect();
+            let indicators: Vec<TickIndicator> = values
+                .iter()
+                .map(|(name, outputs, values)| TickIndicator { name, outputs: *outputs, values: *values })
+                .collect();
+            // Lent out for the call, then put back.
             let mut labels = std::mem::take(&mut self.interval_labels);
-            let arg = HookArg::Tick(tick(k, labels.get(k.interval_ms)));
-            let called = self.call(sink, market, time_ms, seq, Hook::Heartbeat, arg);
+            let mut arg = tick(k, labels.get(k.interval_ms));
+            arg.indicators = &indicators;
+            let called = self.call(sink, market, time_ms, seq, Hook::Heartbeat, HookArg::Tick(arg));
             self.interval_labels = labels;
             return called.map(|_| ());
+        }
+        let hook = match event {
+            Event::OrderAccepted { .. } | Event::OrderCancelled { .. } | Event::OrderRejected { .. } => {
+                Some(Hook::OnOrder)
+            }
+            Event::OrderFilled(_) => Some(Hook::OnFill),
+            Event::DataPointReceived { .. } => Some(Hook::OnData),
+            _ => None,
+        };
+        // Most strategies leave some hooks out: skip building an argument nobody reads.
+        if hook.is_some_and(|h| !self.sandbox.as_ref().is_some_and(|s| s.has_hook(h))) {
+            return Ok(());
         }
         let (hook, arg) = match event {
             Event::OrderAccepted { cloid, exchange_order_id } if own => {
@@ -399,13 +443,13 @@ impl StrategyRuntime {
         }
         if !output.state_changes.is_empty() {
             let changes = output.state_changes.into_iter().map(|(k, v)| (k, EventJson(v))).collect();
-            sink.emit(now_ms, &trader, Event::StrategyStateChanged { changes })?;
+            sink.emit(now_ms, &trader, &Event::StrategyStateChanged { changes })?;
         }
         for (name, value) in output.records {
-            sink.emit(now_ms, &trader, Event::SeriesRecorded { name, value })?;
+            sink.emit(now_ms, &trader, &Event::SeriesRecorded { name, value })?;
         }
         for message in output.notifications {
-            sink.emit(now_ms, &trader, Event::NotificationSent { channel: "telegram".into(), message })?;
+            sink.emit(now_ms, &trader, &Event::NotificationSent { channel: "telegram".into(), message })?;
         }
         Ok(Some(output.value))
     }
@@ -439,7 +483,7 @@ impl StrategyRuntime {
             }
         }
         self.restarts += 1;
-        sink.emit(now_ms, &self.spec.trader, Event::StrategyRestarted { attempt: self.restarts })?;
+        sink.emit(now_ms, &self.spec.trader, &Event::StrategyRestarted { attempt: self.restarts })?;
         self.boot(sink, market, now_ms, cycle_seq)
     }
 
@@ -454,14 +498,14 @@ impl StrategyRuntime {
         tracing::warn!(strategy = %self.spec.trader, hook = hook.js_name(), "{message}");
         // Every journaled error counts, load failures (syntax, missing hook) included.
         self.health.errors += 1;
-        sink.emit(now_ms, &self.spec.trader, Event::StrategyErred { hook: hook.js_name().to_owned(), kind, message })?;
+        sink.emit(now_ms, &self.spec.trader, &Event::StrategyErred { hook: hook.js_name().to_owned(), kind, message })?;
         Ok(())
     }
 
     fn stop_with(&mut self, sink: &mut dyn Sink, now_ms: i64, reason: String) -> Result<(), SinkError> {
         self.sandbox = None;
         self.stopped = Some(reason.clone());
-        sink.emit(now_ms, &self.spec.trader, Event::StrategyStopped { reason })?;
+        sink.emit(now_ms, &self.spec.trader, &Event::StrategyStopped { reason })?;
         Ok(())
     }
 }

@@ -91,7 +91,7 @@ pub use convert::{f64_to_json, json_function, MAX_DEPTH};
 pub use globals::API_METHODS;
 pub use source::{detect_kind, SourceKind};
 pub use types::{
-    CallOutput, Hook, HookArg, Host, LogLevel, LogLine, SandboxConfig, SandboxError, StrategyInfo, Tick,
+    CallOutput, Hook, HookArg, Host, LogLevel, LogLine, SandboxConfig, SandboxError, StrategyInfo, Tick, TickIndicator,
     DEFAULT_CALL_FUEL, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MAX_STACK_BYTES, DEFAULT_MEMORY_LIMIT_BYTES,
 };
 
@@ -414,7 +414,26 @@ impl Sandbox {
                     args.push_arg(x)?;
                 }
                 args.push_arg(t.closed)?;
-                self.tick_maker.clone().restore(ctx)?.call_arg(args)?
+                let tick: Value = self.tick_maker.clone().restore(ctx)?.call_arg(args)?;
+                if !t.indicators.is_empty() {
+                    let values = Object::new(ctx.clone())?;
+                    for indicator in t.indicators {
+                        match indicator.outputs {
+                            None => values.set(indicator.name, indicator.values[0])?,
+                            Some(names) => {
+                                let multi = Object::new(ctx.clone())?;
+                                for (name, value) in names.iter().zip(indicator.values) {
+                                    multi.set(*name, value)?;
+                                }
+                                values.set(indicator.name, multi)?;
+                            }
+                        }
+                    }
+                    if let Some(object) = tick.as_object() {
+                        object.set("indicators", values)?;
+                    }
+                }
+                tick
             }
             HookArg::None => Value::new_undefined(ctx.clone()),
         };

@@ -7,7 +7,7 @@
 //! [`FoldSink`], and `replay verify` uses a sink that compares each derived
 //! event with the journaled one instead of writing it.
 
-use journal::{Durability, Envelope, Event, Hash, Journal, State, StoreError};
+use journal::{Durability, EnvelopeRef, Event, Hash, Journal, State, StoreError};
 
 /// Why an event could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,12 @@ pub trait Sink {
     ///
     /// # Errors
     /// The journal could not be written, or (replay) the event diverges.
-    fn emit(&mut self, time_ms: i64, trader: &str, event: Event) -> Result<u64, SinkError>;
+    fn emit(&mut self, time_ms: i64, trader: &str, event: &Event) -> Result<u64, SinkError>;
+
+    /// One bar's values of the indicators a strategy declared with `record: true`, for
+    /// reports: `values[i]` belongs to the series `names[i]`. Not journaled: they are derived
+    /// from journaled klines and recomputed on replay.
+    fn plot(&mut self, _time_ms: i64, _trader: &str, _names: &[String], _values: &[f64]) {}
 }
 
 /// Folds without writing anything: plain backtests. Records get dense sequence
@@ -53,11 +58,10 @@ impl Sink for FoldSink {
         &self.state
     }
 
-    fn emit(&mut self, time_ms: i64, trader: &str, event: Event) -> Result<u64, SinkError> {
+    fn emit(&mut self, time_ms: i64, trader: &str, event: &Event) -> Result<u64, SinkError> {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let env = Envelope { seq, time_ms, trader: trader.to_owned(), event, prev_hash: Hash::ZERO, hash: Hash::ZERO };
-        self.state.apply(&env);
+        self.state.apply_ref(&EnvelopeRef { seq, time_ms, trader, event, hash: Hash::ZERO });
         Ok(seq)
     }
 }
@@ -100,17 +104,9 @@ impl Sink for JournalSink {
         &self.state
     }
 
-    fn emit(&mut self, time_ms: i64, trader: &str, event: Event) -> Result<u64, SinkError> {
-        let appended = self.journal.append(time_ms, trader, &event)?;
-        let env = Envelope {
-            seq: appended.seq,
-            time_ms,
-            trader: trader.to_owned(),
-            event,
-            prev_hash: self.state.last_hash,
-            hash: appended.hash,
-        };
-        self.state.apply(&env);
+    fn emit(&mut self, time_ms: i64, trader: &str, event: &Event) -> Result<u64, SinkError> {
+        let appended = self.journal.append(time_ms, trader, event)?;
+        self.state.apply_ref(&EnvelopeRef { seq: appended.seq, time_ms, trader, event, hash: appended.hash });
         if self.snapshot_every > 0 && (appended.seq + 1) % self.snapshot_every == 0 {
             self.snapshot()?;
         }

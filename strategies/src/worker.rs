@@ -70,7 +70,7 @@ impl Worker {
             return Ok(false);
         }
         let event = Event::StrategyStopRequested { reason: reason.to_owned() };
-        let seq = sink.emit(now_ms, trader, event.clone())?;
+        let seq = sink.emit(now_ms, trader, &event)?;
         self.on_input(sink, seq, now_ms, trader, &event)?;
         self.strategies.remove(trader);
         Ok(true)
@@ -114,7 +114,7 @@ impl Worker {
             self.strategies.values().filter(|r| r.stopped().is_none()).map(|r| r.trader().to_owned()).collect();
         for trader in running {
             let event = Event::StrategyStopRequested { reason: reason.to_owned() };
-            let seq = sink.emit(now_ms, &trader, event.clone())?;
+            let seq = sink.emit(now_ms, &trader, &event)?;
             self.on_input(sink, seq, now_ms, &trader, &event)?;
         }
         Ok(())

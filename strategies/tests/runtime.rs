@@ -43,9 +43,9 @@ impl Sink for Recorder {
         self.inner.state()
     }
 
-    fn emit(&mut self, time_ms: i64, trader: &str, event: Event) -> Result<u64, SinkError> {
-        let seq = self.inner.emit(time_ms, trader, event.clone())?;
-        self.log.push((seq, time_ms, trader.to_owned(), event));
+    fn emit(&mut self, time_ms: i64, trader: &str, event: &Event) -> Result<u64, SinkError> {
+        let seq = self.inner.emit(time_ms, trader, event)?;
+        self.log.push((seq, time_ms, trader.to_owned(), event.clone()));
         Ok(seq)
     }
 }
@@ -101,7 +101,7 @@ impl Run {
 
     /// Journals an input, then routes it (as the drivers do). Returns its seq.
     fn input(&mut self, time_ms: i64, trader: &str, event: Event) -> u64 {
-        let seq = self.sink.emit(time_ms, trader, event.clone()).unwrap();
+        let seq = self.sink.emit(time_ms, trader, &event).unwrap();
         self.worker.on_input(&mut self.sink, seq, time_ms, trader, &event).unwrap();
         seq
     }

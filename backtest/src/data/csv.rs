@@ -1,20 +1,19 @@
-//! CSV chunk source: we cut the file into blocks of whole lines ourselves (so every block starts at a
-//! known line number) and hand each block to polars' CSV parser, all columns typed `String` (polars'
-//! own Decimal parser rounds to a fixed scale, so it is not exact for our inputs). The strings are then
-//! parsed exactly by [`super::num`]. If polars rejects a block or returns nulls (ragged line, empty
-//! field, blank line, bad UTF-8), the block is re-scanned line by line to name the exact line.
+//! CSV chunk source: the file is cut into blocks of whole lines (so every block starts at a known
+//! line number), and each line is split at its commas and its numbers parsed exactly by
+//! [`super::num`] in one pass, stopping at the first bad line with its number. This is ours rather
+//! than polars' CSV reader: these files are six (or twelve) unquoted numeric fields per line, the
+//! prices must stay exact (polars' Decimal parser rounds to one scale per column, so it would have
+//! to hand over strings for us to parse anyway), and every error must name its line. Building
+//! polars' string columns first cost three times what parsing the lines costs.
 
-use std::borrow::Cow;
 use std::fs::File;
-use std::io::{Cursor, Read};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use polars::prelude::*;
-
 use super::error::{DataError, Loc};
 use super::num::{parse_decimal, parse_i64, trim_field, NumError};
-use super::{guard, Bar, Format, RawChunk, TimeUnit};
+use super::{Bar, Format, RawChunk, TimeUnit};
 
 const READ_SIZE: u64 = 4 << 20;
 /// A line longer than this (bytes, without the newline) is an error: bounds memory on binary or
@@ -22,8 +21,6 @@ const READ_SIZE: u64 = 4 << 20;
 pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
 /// A block is cut early (at a line end) once it holds this many bytes.
 const MAX_BLOCK_BYTES: usize = 32 << 20;
-/// Below this many rows a block is converted on the calling thread.
-const PAR_MIN_ROWS: usize = 8192;
 pub(crate) const KLINE_HEADER: [&str; 6] = ["open_time_ms", "open", "high", "low", "close", "volume"];
 const BINANCE_NAMES: [&str; 12] = [
     "open_time",
@@ -55,11 +52,9 @@ pub(crate) struct CsvSource {
     ncols: usize,
     names: &'static [&'static str],
     chunk_rows: usize,
-    schema: SchemaRef,
     /// Binance: detect ms/µs per row, all rows must agree with the first.
     detect_us: bool,
     unit: Option<TimeUnit>,
-    threads: usize,
 }
 
 /// What the first line told us.
@@ -113,10 +108,8 @@ impl CsvSource {
             ncols: 6,
             names: &KLINE_HEADER,
             chunk_rows: chunk_rows.max(1),
-            schema: Arc::new(Schema::default()),
             detect_us: false,
             unit: None,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(8),
         };
         // Get the first line.
         let first_end = loop {
@@ -168,15 +161,11 @@ impl CsvSource {
             src.start = (first_end + 1).min(src.buf.len());
             src.next_line = 2;
         }
-        // The open time is parsed by polars as Int64 (strict: digits, optional sign, leading blanks);
-        // everything else as String, converted exactly by us.
-        src.schema = Arc::new(Schema::from_iter(
-            src.names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| Field::new((*n).into(), if i == 0 { DataType::Int64 } else { DataType::String })),
-        ));
         Ok(Opened { source: src, format })
+    }
+
+    pub(crate) fn path(&self) -> Arc<Path> {
+        self.path.clone()
     }
 
     pub(crate) fn unit(&self) -> Option<TimeUnit> {
@@ -263,12 +252,7 @@ impl CsvSource {
             }
         };
         let buf = std::mem::take(&mut self.buf);
-        let block = &buf[a..b];
-        let fast = self.parse_fast(block, first_line, n_lines);
-        let (mut chunk, blank_tail) = match fast {
-            Some(c) => (c, false),
-            None => self.parse_slow(block, first_line),
-        };
+        let (mut chunk, blank_tail) = self.parse_block(&buf[a..b], first_line, n_lines);
         self.buf = buf;
         if blank_tail {
             // Blank lines from here to the end of the block: fine if the rest of the file is blank too.
@@ -297,171 +281,31 @@ impl CsvSource {
         }
     }
 
-    /// polars path. `None`: polars refused the block or it contains nulls; use the slow path.
-    fn parse_fast(&mut self, block: &[u8], first_line: u64, n_lines: usize) -> Option<RawChunk> {
-        let parse_options = CsvParseOptions {
-            // No quoting: one line is always one row, so row i is line first_line + i.
-            // Fields wrapped in quotes are unwrapped by our number parser (the time column then
-            // fails polars' integer parser and the block takes the slow path).
-            quote_char: None,
-            truncate_ragged_lines: false,
-            ..Default::default()
-        };
-        let df = guard(|| {
-            CsvReadOptions::default()
-                .with_has_header(false)
-                .with_schema(Some(self.schema.clone()))
-                .with_parse_options(parse_options)
-                .with_raise_if_empty(false)
-                .into_reader_with_file_handle(Cursor::new(block))
-                .finish()
-        })
-        .ok()?;
-        if df.height() != n_lines || df.columns().iter().any(|c| c.null_count() > 0) {
-            return None;
-        }
-        let times = df.columns()[0].i64().ok()?;
-        let strs: Vec<&StringChunked> = df.columns()[1..6].iter().map(|c| c.str()).collect::<PolarsResult<_>>().ok()?;
-        // polars returns one array per parse task; normally all columns share the boundaries.
-        let t_lens: Vec<usize> = times.downcast_iter().map(|a| a.len()).collect();
-        let aligned = strs.iter().all(|c| c.downcast_iter().map(|a| a.len()).eq(t_lens.iter().copied()));
-        let (times, strs): (Cow<'_, Int64Chunked>, Vec<Cow<'_, StringChunked>>) = if aligned {
-            (Cow::Borrowed(times), strs.into_iter().map(Cow::Borrowed).collect())
-        } else {
-            (times.rechunk(), strs.into_iter().map(|c| c.rechunk()).collect())
-        };
-        let t_arrs: Vec<_> = times.downcast_iter().collect();
-        let s_arrs: Vec<Vec<_>> = strs.iter().map(|c| c.downcast_iter().collect()).collect();
-        if self.unit.is_none() {
-            self.unit = Some(unit_of(t_arrs.first().and_then(|a| a.get(0)).unwrap_or(0)));
-        }
-        let ctx = RowCtx {
-            path: &self.path,
-            names: self.names,
-            detect_us: self.detect_us,
-            unit: self.unit.unwrap_or(TimeUnit::Millis),
-        };
-        let n = df.height();
-        let mut bars = vec![ZERO_BAR; n];
-        // Split the arrays into `parts` contiguous groups of about n/parts rows, one per thread;
-        // each group fills its own disjoint slice of `bars`.
-        let parts = if n >= PAR_MIN_ROWS { self.threads.max(1) } else { 1 };
-        let target = n.div_ceil(parts);
-        let mut groups: Vec<(usize, usize, usize)> = Vec::new(); // (first array, end array, first row)
-        let (mut g_start, mut g_rows, mut row) = (0, 0, 0);
-        for (k, a) in t_arrs.iter().enumerate() {
-            g_rows += a.len();
-            if g_rows >= target || k + 1 == t_arrs.len() {
-                groups.push((g_start, k + 1, row));
-                row += g_rows;
-                g_start = k + 1;
-                g_rows = 0;
-            }
-        }
-        let fill = |(a0, a1, r0): (usize, usize, usize), out: &mut [Bar]| -> Option<(usize, DataError)> {
-            let mut i = 0;
-            for k in a0..a1 {
-                let (t, s) = (t_arrs[k], [s_arrs[0][k], s_arrs[1][k], s_arrs[2][k], s_arrs[3][k], s_arrs[4][k]]);
-                for j in 0..t.len() {
-                    let text = [
-                        s[0].value(j).as_bytes(),
-                        s[1].value(j).as_bytes(),
-                        s[2].value(j).as_bytes(),
-                        s[3].value(j).as_bytes(),
-                        s[4].value(j).as_bytes(),
-                    ];
-                    match ctx.row(Ok(t.value(j)), text, first_line + (r0 + i) as u64) {
-                        Ok(b) => out[i] = b,
-                        Err(e) => return Some((i, e)),
-                    }
-                    i += 1;
-                }
-            }
-            None
-        };
-        let mut slices: Vec<&mut [Bar]> = Vec::with_capacity(groups.len());
-        let mut rest: &mut [Bar] = &mut bars;
-        for w in 0..groups.len() {
-            let end = groups.get(w + 1).map_or(n, |g| g.2);
-            let (head, tail) = rest.split_at_mut(end - groups[w].2);
-            slices.push(head);
-            rest = tail;
-        }
-        let results: Vec<Option<(usize, DataError)>> = if groups.len() == 1 {
-            vec![fill(groups[0], slices[0])]
-        } else {
-            std::thread::scope(|sc| {
-                let handles: Vec<_> = groups
-                    .iter()
-                    .zip(slices)
-                    .map(|(&g, out)| {
-                        let fill = &fill;
-                        sc.spawn(move || fill(g, out))
-                    })
-                    .collect();
-                handles.into_iter().map(|h| h.join().expect("conversion thread panicked")).collect()
-            })
-        };
-        let mut error = None;
-        for (g, r) in groups.iter().zip(results) {
-            if let Some((i, e)) = r {
-                bars.truncate(g.2 + i);
-                error = Some(e);
-                break;
-            }
-        }
-        Some(RawChunk { first_line, bars, error, unit: None })
-    }
-
-    /// Line-by-line path: exact diagnostics for whatever polars did not like.
-    /// Also says whether it stopped at a blank line followed only by blank lines in this block.
-    fn parse_slow(&mut self, block: &[u8], first_line: u64) -> (RawChunk, bool) {
-        let mut bars = Vec::new();
+    /// Parses a block of whole lines into bars, stopping at the first bad line (the chunk then
+    /// carries its error). Also says whether it stopped at a blank line followed only by blank
+    /// lines in this block.
+    fn parse_block(&mut self, block: &[u8], first_line: u64, n_lines: usize) -> (RawChunk, bool) {
+        let mut bars = Vec::with_capacity(n_lines);
         let mut error = None;
         let mut blank_tail = false;
-        let mut text: [&[u8]; 6] = [b""; 6];
-        let mut offset = 0usize;
         // A block cut at a newline ends with '\n'; that is not an extra (empty) line.
         let block = block.strip_suffix(b"\n").unwrap_or(block);
-        for (i, line) in block.split(|&c| c == b'\n').enumerate() {
-            let ln = first_line + i as u64;
+        let mut offset = 0usize;
+        for i in 0.. {
+            if offset > block.len() {
+                break;
+            }
             let rest = &block[offset..];
+            let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
             offset += line.len() + 1;
             let line = strip_cr(line);
-            let l = || loc(&self.path, ln);
-            if is_blank(line) {
-                error = Some(DataError::EmptyLine { loc: l() });
-                blank_tail = rest.iter().all(|c| c.is_ascii_whitespace());
-                break;
-            }
-            if std::str::from_utf8(line).is_err() {
-                error = Some(DataError::InvalidUtf8 { loc: l() });
-                break;
-            }
-            let mut n = 0;
-            for f in fields(line) {
-                if n < 6 {
-                    text[n] = f;
-                }
-                n += 1;
-            }
-            if n != self.ncols {
-                error = Some(DataError::ColumnCount { loc: l(), expected: self.ncols, found: n });
-                break;
-            }
-            let raw_time = parse_i64(text[0]).ok_or(text[0]);
-            if self.unit.is_none() {
-                self.unit = Some(unit_of(raw_time.unwrap_or(0)));
-            }
-            let ctx = RowCtx {
-                path: &self.path,
-                names: self.names,
-                detect_us: self.detect_us,
-                unit: self.unit.unwrap_or(TimeUnit::Millis),
-            };
-            match ctx.row(raw_time, [text[1], text[2], text[3], text[4], text[5]], ln) {
-                Ok(b) => bars.push(b),
+            let plain = if self.detect_us { None } else { plain_line(line) };
+            match plain.map_or_else(|| self.general_line(line, first_line + i as u64), Ok) {
+                Ok(bar) => bars.push(bar),
                 Err(e) => {
+                    if matches!(e, DataError::EmptyLine { .. }) {
+                        blank_tail = rest.iter().all(|c| c.is_ascii_whitespace());
+                    }
                     error = Some(e);
                     break;
                 }
@@ -469,6 +313,105 @@ impl CsvSource {
         }
         (RawChunk { first_line, bars, error, unit: None }, blank_tail)
     }
+
+    /// Any line, or exactly what is wrong with it: line `ln` of the file.
+    fn general_line(&mut self, line: &[u8], ln: u64) -> Result<Bar, DataError> {
+        let l = || loc(&self.path, ln);
+        if is_blank(line) {
+            return Err(DataError::EmptyLine { loc: l() });
+        }
+        if !line.is_ascii() && std::str::from_utf8(line).is_err() {
+            return Err(DataError::InvalidUtf8 { loc: l() });
+        }
+        let mut text: [&[u8]; 6] = [b""; 6];
+        let mut n = 0;
+        for f in fields(line) {
+            if n < 6 {
+                text[n] = f;
+            }
+            n += 1;
+        }
+        if n != self.ncols {
+            return Err(DataError::ColumnCount { loc: l(), expected: self.ncols, found: n });
+        }
+        let raw_time = parse_i64(text[0]).ok_or(text[0]);
+        if self.unit.is_none() {
+            self.unit = Some(unit_of(raw_time.unwrap_or(0)));
+        }
+        let ctx = RowCtx {
+            path: &self.path,
+            names: self.names,
+            detect_us: self.detect_us,
+            unit: self.unit.unwrap_or(TimeUnit::Millis),
+        };
+        ctx.row(raw_time, [text[1], text[2], text[3], text[4], text[5]], ln)
+    }
+}
+
+/// The common line of a kline CSV, parsed in one pass: six fields, each only digits with at most
+/// one `.` (prices) and a leading `-` allowed, nothing else. Anything else (blanks, quotes, `+`,
+/// exponents, more than 18 digits of time or 19 of a price, another field count) gives `None`,
+/// and the line takes the general path, which reads it the same way or says what is wrong with it
+/// (the tests compare both on every fixture).
+fn plain_line(line: &[u8]) -> Option<Bar> {
+    let mut at = 0;
+    let time = plain_int(line, &mut at)?;
+    let mut vals = [rust_decimal::Decimal::ZERO; 5];
+    for v in &mut vals {
+        if line.get(at) != Some(&b',') {
+            return None;
+        }
+        at += 1;
+        *v = plain_decimal(line, &mut at)?;
+    }
+    if at != line.len() {
+        return None;
+    }
+    Some(Bar { open_time_ms: time, open: vals[0], high: vals[1], low: vals[2], close: vals[3], volume: vals[4] })
+}
+
+fn plain_int(b: &[u8], at: &mut usize) -> Option<i64> {
+    let neg = b.get(*at) == Some(&b'-');
+    *at += usize::from(neg);
+    let start = *at;
+    let mut v: i64 = 0;
+    while let Some(&c) = b.get(*at) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v * 10 + i64::from(d);
+        *at += 1;
+        if *at - start > 18 {
+            return None;
+        }
+    }
+    (*at > start).then_some(if neg { -v } else { v })
+}
+
+/// Exactly what `num::parse_decimal`'s fast path makes of such a field.
+fn plain_decimal(b: &[u8], at: &mut usize) -> Option<rust_decimal::Decimal> {
+    let neg = b.get(*at) == Some(&b'-');
+    *at += usize::from(neg);
+    let (mut mant, mut digits, mut scale, mut dot) = (0u64, 0u32, 0u32, false);
+    while let Some(&c) = b.get(*at) {
+        let d = c.wrapping_sub(b'0');
+        if d <= 9 {
+            if digits == 19 {
+                return None;
+            }
+            mant = mant * 10 + u64::from(d);
+            digits += 1;
+            scale += u32::from(dot);
+        } else if c == b'.' && !dot {
+            dot = true;
+        } else {
+            break;
+        }
+        *at += 1;
+    }
+    (digits > 0)
+        .then(|| rust_decimal::Decimal::from_parts(mant as u32, (mant >> 32) as u32, 0, neg && mant != 0, scale))
 }
 
 struct RowCtx<'a> {
@@ -477,15 +420,6 @@ struct RowCtx<'a> {
     detect_us: bool,
     unit: TimeUnit,
 }
-
-const ZERO_BAR: Bar = Bar {
-    open_time_ms: 0,
-    open: rust_decimal::Decimal::ZERO,
-    high: rust_decimal::Decimal::ZERO,
-    low: rust_decimal::Decimal::ZERO,
-    close: rust_decimal::Decimal::ZERO,
-    volume: rust_decimal::Decimal::ZERO,
-};
 
 fn unit_of(raw: i64) -> TimeUnit {
     if raw.unsigned_abs() >= MICROS_THRESHOLD as u64 {
@@ -535,5 +469,63 @@ impl RowCtx<'_> {
             })?;
         }
         Ok(Bar { open_time_ms, open: vals[0], high: vals[1], low: vals[2], close: vals[3], volume: vals[4] })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass reader of plain lines reads exactly what the general path reads, and
+    /// leaves everything else to it.
+    #[test]
+    fn plain_lines_read_as_the_general_path_reads_them() {
+        let dir = tempfile_dir();
+        let path = dir.join("x.csv");
+        std::fs::write(&path, "open_time_ms,open,high,low,close,volume\n").unwrap();
+        let mut source = CsvSource::open(Arc::from(path.as_path()), None, 16).unwrap().source;
+        let plain = [
+            "1640995200000,20000.00,20012.03,19984.41,19991.59,8.306",
+            "0,1,2,0.5,1.,.5",
+            "-5,-0,-0.00,-1.5,0.00002025,1234567890123456789",
+            "1,9999999999999999999,1,1,1,0",
+            "123456789012345678,1.5,1.5,1.5,1.5,1.5",
+        ];
+        for line in plain {
+            let fast = plain_line(line.as_bytes()).unwrap_or_else(|| panic!("{line} is plain"));
+            let general = source.general_line(line.as_bytes(), 2).unwrap();
+            assert_eq!(fast, general, "{line}");
+            for (a, b) in [(fast.open, general.open), (fast.volume, general.volume)] {
+                assert_eq!(
+                    (a.mantissa(), a.scale(), a.is_sign_negative()),
+                    (b.mantissa(), b.scale(), b.is_sign_negative())
+                );
+            }
+        }
+        let not_plain = [
+            "1, 2,3,4,5,6",
+            "1,\"2\",3,4,5,6",
+            "1,+2,3,4,5,6",
+            "1,2e3,3,4,5,6",
+            "1,2,3,4,5",
+            "1,2,3,4,5,6,7",
+            "1,2,3,4,5,6,",
+            "1,10000000000000000000,3,4,5,6",
+            "1234567890123456789,2,3,4,5,6",
+            "1,2..,3,4,5,6",
+            "1,,3,4,5,6",
+            "-,2,3,4,5,6",
+            "",
+        ];
+        for line in not_plain {
+            assert_eq!(plain_line(line.as_bytes()), None, "{line:?} is not plain");
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("quantfold-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }

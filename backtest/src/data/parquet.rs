@@ -36,6 +36,10 @@ fn perr(path: &Path, e: PolarsError) -> DataError {
 }
 
 impl ParquetSource {
+    pub(crate) fn path(&self) -> Arc<Path> {
+        self.path.clone()
+    }
+
     pub(crate) fn open(path: Arc<Path>, chunk_rows: usize) -> Result<Self, DataError> {
         let file = File::open(&path).map_err(|e| DataError::Io { path: path.as_ref().into(), source: e })?;
         let mut reader = ParquetReader::new(file);

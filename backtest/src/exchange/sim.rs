@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use journal::{
     check::round_down_to_step,
     event::{Cloid, Event, Fill, Instrument, Kline, Liquidity, OrderKind, Side, TimeInForce},
-    state::{Mark, Order, OrderStatus, State, TraderState},
+    state::{Mark, Order, OrderStatus, Position, State, TraderState},
     Envelope, Hash,
 };
 use rust_decimal::Decimal;
@@ -16,10 +16,16 @@ use super::{Intrabar, SimConfig};
 /// symbol, no resting order the bar's range could trigger, and no liquidation in
 /// reach (with no fill the position stays as it is). Conservative: it may answer
 /// `false` for a bar where nothing happens, never `true` for one where something does.
-pub(super) fn quiet(trader: &TraderState, instrument: &Instrument, bar: &Kline) -> bool {
+pub(super) fn quiet(name: &str, trader: &TraderState, instrument: &Instrument, bar: &Kline, memo: &mut Memo) -> bool {
+    let position = trader.positions.get(&bar.symbol).filter(|p| !p.qty.is_zero());
+    let mut orders = trader.orders.values().filter(|o| o.intent.symbol == bar.symbol).peekable();
+    if position.is_none() && orders.peek().is_none() {
+        // Most bars: nothing rests and nothing can be liquidated.
+        return true;
+    }
     let low = bar.low.min(bar.open).min(bar.close);
     let high = bar.high.max(bar.open).max(bar.close);
-    let orders_quiet = trader.orders.values().filter(|o| o.intent.symbol == bar.symbol).all(|o| {
+    let orders_quiet = orders.all(|o| {
         let intent = &o.intent;
         if o.cancel_requested {
             return false;
@@ -39,11 +45,57 @@ pub(super) fn quiet(trader: &TraderState, instrument: &Instrument, bar: &Kline) 
     if !orders_quiet {
         return false;
     }
-    let Some(position) = trader.positions.get(&bar.symbol).filter(|p| !p.qty.is_zero()) else { return true };
-    match position.liquidation_price(trader.leverage(Some(instrument)), instrument.maintenance_margin_rate) {
+    let Some(position) = position else { return true };
+    match memo.liquidation(name, &bar.symbol, position, trader, instrument) {
         Some(liquidation) if position.qty > Decimal::ZERO => low > liquidation,
         Some(liquidation) => high < liquidation,
         None => true,
+    }
+}
+
+/// Liquidation prices remembered per (trader, symbol): every bar of an open position is
+/// checked against one, and it changes only when a fill changes the position (or the
+/// leverage or maintenance rate change). The same numbers as computing them each time.
+#[derive(Debug, Default)]
+pub struct Memo {
+    liquidation: Vec<Remembered>,
+}
+
+#[derive(Debug)]
+struct Remembered {
+    trader: String,
+    symbol: String,
+    /// Position quantity and entry, trader leverage, instrument leverage cap and maintenance rate.
+    inputs: [Decimal; 5],
+    price: Option<Decimal>,
+}
+
+impl Memo {
+    fn liquidation(
+        &mut self,
+        name: &str,
+        symbol: &str,
+        position: &Position,
+        trader: &TraderState,
+        instrument: &Instrument,
+    ) -> Option<Decimal> {
+        let own = trader.start.as_ref().map_or(Decimal::ONE, |s| s.leverage);
+        let inputs =
+            [position.qty, position.entry_price, own, instrument.max_leverage, instrument.maintenance_margin_rate];
+        // Compared by representation (value and scale), so a remembered price is the very one
+        // computing it now would give.
+        let same = |a: &[Decimal; 5]| a.iter().zip(&inputs).all(|(x, y)| x.serialize() == y.serialize());
+        let at = self.liquidation.iter().position(|r| r.trader == name && r.symbol == symbol);
+        if let Some(r) = at.map(|i| &self.liquidation[i]).filter(|r| same(&r.inputs)) {
+            return r.price;
+        }
+        let price = position.liquidation_price(trader.leverage(Some(instrument)), instrument.maintenance_margin_rate);
+        let remembered = Remembered { trader: name.to_owned(), symbol: symbol.to_owned(), inputs, price };
+        match at {
+            Some(i) => self.liquidation[i] = remembered,
+            None => self.liquidation.push(remembered),
+        }
+        price
     }
 }
 

@@ -18,7 +18,10 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
-use super::{acknowledge, cancel, funding, on_bar, simulate, Intrabar, SimConfig, REJECT_POST_ONLY_WOULD_CROSS};
+use super::{
+    acknowledge, cancel, funding, on_bar, on_bar_with, simulate, Intrabar, Memo, SimConfig,
+    REJECT_POST_ONLY_WOULD_CROSS,
+};
 
 const SYM: &str = "BTCUSDT";
 const MINUTE: i64 = 60_000;
@@ -582,6 +585,7 @@ proptest! {
         book.place("alice", intent(Side::Buy, OrderKind::Market, dec!(5)));
         book.place("bob", intent(Side::Sell, OrderKind::Market, dec!(5)));
         book.bar(&cfg(dec!(0)), &bar(1, dec!(100), dec!(100), dec!(100), dec!(100)));
+        let mut memo = Memo::default();
         for (i, (specs, (o, c, up, down))) in rounds.into_iter().enumerate() {
             for (j, spec) in specs.iter().enumerate() {
                 let side = if spec.buy { Side::Buy } else { Side::Sell };
@@ -600,9 +604,10 @@ proptest! {
             let low = open.min(close) - Decimal::from(down) * tick;
             let k = bar(i64::try_from(i).expect("few rounds") + 2, open, high, low, close);
             let (floor, ceil) = ((low * (Decimal::ONE - s) / tick).floor() * tick, (high * (Decimal::ONE + s) / tick).ceil() * tick);
-            let events = on_bar(&config, &book.state, &k);
-            // Skipping quiet traders changes nothing.
-            prop_assert_eq!(&events, &simulate(&config, &book.state, &k, false));
+            // One memo across the bars, as the driver keeps it: skipping quiet traders with
+            // remembered liquidation prices changes nothing.
+            let events = on_bar_with(&config, &book.state, &k, &mut memo);
+            prop_assert_eq!(&events, &simulate(&config, &book.state, &k, None));
             for (trader, time_ms, event) in events {
                 let before = book.position(&trader).qty;
                 let order = match &event {

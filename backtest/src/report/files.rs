@@ -1,4 +1,4 @@
-//! The CSV and Parquet tables, written with polars.
+//! The trades tables (`trades.csv`, `trades.parquet`), written with polars.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rust_decimal::Decimal;
 
-use super::{iso_utc, metrics, push_iso_utc, ReportError};
+use super::{iso_utc, ReportError};
 use crate::record::RunRecord;
 
 /// How money columns are stored.
@@ -59,53 +59,8 @@ fn trades_frame(record: &RunRecord, how: Money) -> PolarsResult<DataFrame> {
     ])
 }
 
-/// Rows per batch of the equity tables: bounds the memory their time strings take (a 10M-bar
-/// run would otherwise hold 10M strings at once).
-const EQUITY_BATCH_ROWS: usize = 1 << 16;
-
-fn equity_schema() -> Schema {
-    Schema::from_iter([
-        Field::new("time".into(), DataType::String),
-        Field::new("time_ms".into(), DataType::Int64),
-        Field::new("equity".into(), DataType::Float64),
-        Field::new("drawdown_pct".into(), DataType::Float64),
-    ])
-}
-
-/// The equity table (time (ISO), time_ms, equity, drawdown_pct) in batches of
-/// [`EQUITY_BATCH_ROWS`], each handed to `write`.
-fn equity_batches(record: &RunRecord, mut write: impl FnMut(&DataFrame) -> PolarsResult<()>) -> PolarsResult<()> {
-    let df = metrics::equity_frame(record)?;
-    let mut iso = String::new();
-    for (offset, points) in (0..).step_by(EQUITY_BATCH_ROWS).zip(record.equity.chunks(EQUITY_BATCH_ROWS)) {
-        let part = df.slice(offset, points.len());
-        let mut time = StringChunkedBuilder::new("time".into(), points.len());
-        for p in points {
-            iso.clear();
-            push_iso_utc(&mut iso, p.time_ms);
-            time.append_value(&iso);
-        }
-        let mut columns = vec![time.finish().into_column()];
-        for name in ["time_ms", "equity", "drawdown_pct"] {
-            columns.push(part.column(name)?.clone());
-        }
-        write(&DataFrame::new_infer_height(columns)?)?;
-    }
-    Ok(())
-}
-
-fn series_frame(record: &RunRecord) -> PolarsResult<DataFrame> {
-    let s = &record.series;
-    DataFrame::new_infer_height(vec![
-        Column::new("time".into(), s.iter().map(|p| iso_utc(p.time_ms)).collect::<Vec<_>>()),
-        Column::new("time_ms".into(), s.iter().map(|p| p.time_ms).collect::<Vec<_>>()),
-        Column::new("name".into(), s.iter().map(|p| p.name.as_str()).collect::<Vec<_>>()),
-        Column::new("value".into(), s.iter().map(|p| p.value).collect::<Vec<_>>()),
-    ])
-}
-
 fn create(path: &Path) -> Result<BufWriter<File>, ReportError> {
-    File::create(path).map(BufWriter::new).map_err(|e| ReportError::io(path, e))
+    File::create(path).map(|f| BufWriter::with_capacity(1 << 20, f)).map_err(|e| ReportError::io(path, e))
 }
 
 fn write_csv(mut df: DataFrame, path: &Path) -> Result<PathBuf, ReportError> {
@@ -126,41 +81,9 @@ fn built<T>(what: &Path, r: PolarsResult<T>) -> Result<T, ReportError> {
     r.map_err(|e| ReportError::polars(what.display().to_string(), e))
 }
 
-/// `equity.csv` at `path`: time (ISO), time_ms, equity, drawdown_pct, from the record's
-/// `f64` curve (floats in their shortest round-trip form). The driver may stream an exact
-/// one instead and skip this (see [`super::WriteOptions`]).
-///
-/// # Errors
-/// polars or the file system.
-pub fn write_equity_csv(record: &RunRecord, path: &Path) -> Result<PathBuf, ReportError> {
-    let mut file = create(path)?;
-    let mut writer = CsvWriter::new(&mut file).batched(&equity_schema()).map_err(|e| polars_at(path, e))?;
-    equity_batches(record, |df| writer.write_batch(df)).map_err(|e| polars_at(path, e))?;
-    writer.finish().map_err(|e| polars_at(path, e))?;
-    drop(writer);
-    file.flush().map_err(|e| ReportError::io(path, e))?;
-    Ok(path.to_path_buf())
-}
-
-/// `equity.parquet` at `path`: the same table as `equity.csv`.
-pub(crate) fn write_equity_parquet(record: &RunRecord, path: &Path) -> Result<PathBuf, ReportError> {
-    let mut file = create(path)?;
-    let mut writer = parquet_writer(&mut file).batched(&equity_schema()).map_err(|e| polars_at(path, e))?;
-    equity_batches(record, |df| writer.write_batch(df)).map_err(|e| polars_at(path, e))?;
-    writer.finish().map_err(|e| polars_at(path, e))?;
-    drop(writer);
-    file.flush().map_err(|e| ReportError::io(path, e))?;
-    Ok(path.to_path_buf())
-}
-
-/// Snappy, Parquet's customary codec: every reader has it, and it costs a fraction of zstd's
-/// time on a 10M-row equity curve (the tables are small next to the run that made them).
+/// Snappy, Parquet's customary codec: every reader has it (the trades table is small).
 fn parquet_writer<W: Write>(file: W) -> ParquetWriter<W> {
     ParquetWriter::new(file).with_compression(ParquetCompression::Snappy)
-}
-
-fn polars_at(path: &Path, e: PolarsError) -> ReportError {
-    ReportError::polars(path.display().to_string(), e)
 }
 
 /// `trades.csv` (exact decimal text) and `trades.parquet` (DECIMAL columns) in `dir`.
@@ -174,15 +97,4 @@ pub fn write_trades(record: &RunRecord, dir: &Path) -> Result<Vec<PathBuf>, Repo
         write_csv(built(&csv, trades_frame(record, Money::Text))?, &csv)?,
         write_parquet(built(&parquet, trades_frame(record, Money::Decimal))?, &parquet)?,
     ])
-}
-
-/// `series.csv` and `series.parquet` in `dir`: time (ISO), time_ms, name, value (long format).
-///
-/// # Errors
-/// polars or the file system.
-pub fn write_series(record: &RunRecord, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    let csv = dir.join("series.csv");
-    let parquet = dir.join("series.parquet");
-    let df = built(&csv, series_frame(record))?;
-    Ok(vec![write_csv(df.clone(), &csv)?, write_parquet(df, &parquet)?])
 }

@@ -1,6 +1,5 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no script, no external resource).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::metrics::to_f64;
@@ -284,7 +283,7 @@ fn time_domain(r: &RunRecord) -> (i64, i64) {
         .iter()
         .map(|p| p.time_ms)
         .chain(r.prices.iter().flatten().map(|p| p.time_ms))
-        .chain(r.series.iter().map(|p| p.time_ms));
+        .chain(r.series.iter().flat_map(|s| &s.points).map(|p| p.time_ms));
     for t in times {
         lo = lo.min(t);
         hi = hi.max(t);
@@ -456,22 +455,12 @@ fn series(h: &mut String, r: &RunRecord, x0: i64, x1: i64) {
     if r.series.is_empty() {
         return;
     }
-    // Names in first-seen order.
-    let mut order: Vec<&str> = Vec::new();
-    let mut by_name: BTreeMap<&str, Vec<(i64, f64)>> = BTreeMap::new();
-    for p in &r.series {
-        let e = by_name.entry(p.name.as_str()).or_insert_with(|| {
-            order.push(p.name.as_str());
-            Vec::new()
-        });
-        e.push((p.time_ms, p.value));
-    }
     let w = 540.0;
     let ticks = x_ticks(x0, x1, w);
     h.push_str("<section class=\"card\"><h2>Recorded series</h2><div class=\"series-grid\">");
-    for (i, name) in order.iter().enumerate() {
-        let mut pts = by_name.remove(name).unwrap_or_default();
-        pts.sort_by_key(|p| p.0);
+    for (i, s) in r.series.iter().enumerate() {
+        let name = s.name.as_str();
+        let pts: Vec<(i64, f64)> = s.points.iter().map(|p| (p.time_ms, p.value)).collect();
         let line = svg::downsample(&pts, MAX_POINTS);
         let lo = line.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
         let hi = line.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);

@@ -34,23 +34,37 @@ pub(crate) fn to_f64(d: Decimal) -> f64 {
     d.to_string().parse().unwrap_or(f64::NAN)
 }
 
-/// The equity curve: `time_ms` (i64), `equity` (f64), `exposed` (bool), `drawdown_pct` (f64).
-/// `drawdown_pct` = (peak − equity) / peak · 100, the peak being the running maximum that
-/// starts at `initial_equity` (polars `cum_max_with_init`).
+/// The drawdown of an equity curve point by point, in percent: (peak − equity) / peak · 100,
+/// the peak being the running maximum that starts at the initial equity.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Drawdown {
+    peak: f64,
+}
+
+impl Drawdown {
+    pub(crate) fn new(initial_equity: f64) -> Drawdown {
+        Drawdown { peak: initial_equity }
+    }
+
+    /// The drawdown at the next point of the curve.
+    pub(crate) fn next(&mut self, equity: f64) -> f64 {
+        self.peak = self.peak.max(equity);
+        (self.peak - equity) / self.peak * 100.0
+    }
+}
+
+/// Each equity point's [`Drawdown`].
+pub(crate) fn drawdowns(record: &RunRecord) -> impl Iterator<Item = f64> + '_ {
+    let mut drawdown = Drawdown::new(to_f64(record.initial_equity));
+    record.equity.iter().map(move |p| drawdown.next(p.equity))
+}
+
+/// The equity curve: `equity` (f64), `exposed` (bool), `drawdown_pct` (f64, [`drawdowns`]).
 pub(crate) fn equity_frame(record: &RunRecord) -> PolarsResult<DataFrame> {
-    let time: Vec<i64> = record.equity.iter().map(|p| p.time_ms).collect();
-    let equity = Float64Chunked::from_vec("equity".into(), record.equity.iter().map(|p| p.equity).collect());
-    let exposed: BooleanChunked = record.equity.iter().map(|p| Some(p.exposed)).collect();
-    let peak =
-        cum_max_with_init(&equity.clone().into_series(), false, &AnyValue::Float64(to_f64(record.initial_equity)))?;
-    let peak = peak.f64()?;
-    let drawdown = &(&(peak - &equity) / peak) * 100.0;
-    DataFrame::new_infer_height(vec![
-        Column::new("time_ms".into(), time),
-        equity.into_column(),
-        exposed.with_name("exposed".into()).into_column(),
-        drawdown.with_name("drawdown_pct".into()).into_column(),
-    ])
+    let equity = Float64Chunked::from_iter_values("equity".into(), record.equity.iter().map(|p| p.equity));
+    let exposed = BooleanChunked::from_iter_values("exposed".into(), record.equity.iter().map(|p| p.exposed));
+    let drawdown = Float64Chunked::from_iter_values("drawdown_pct".into(), drawdowns(record));
+    DataFrame::new_infer_height(vec![equity.into_column(), exposed.into_column(), drawdown.into_column()])
 }
 
 /// The trades for the metrics: `net` = pnl − fees (exact, then f64: its sign is exact),

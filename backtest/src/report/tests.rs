@@ -5,7 +5,7 @@ use polars::prelude::*;
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::record::{EquityPoint, PricePoint, RunRecord, SeriesPoint, Trade};
+use crate::record::{EquityPoint, PricePoint, RunRecord, Series, SeriesPoint, Trade};
 
 const H: i64 = 3_600_000;
 const DAY: i64 = 86_400_000;
@@ -212,7 +212,8 @@ fn zero_trades_one_bar_and_empty_records_do_not_panic() {
     assert_eq!(s.exposure_pct, None);
     assert_eq!(s.sharpe, None);
     let dir = scratch("empty");
-    let files = write_all(&RunRecord::default(), &s, &dir).unwrap();
+    let mut files = write_tables(&RunRecord::default(), &dir).unwrap();
+    files.extend(write_all(&RunRecord::default(), &s, &dir).unwrap());
     assert_eq!(files.len(), 8);
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("No trades."));
@@ -329,18 +330,15 @@ pub(super) fn sample() -> RunRecord {
     let mut trades = vec![];
     let mut equity = vec![];
     let mut open: Option<(usize, f64, f64, bool)> = None; // (entry index, price, qty, long)
-    let mut series = vec![];
+    let mut series =
+        vec![Series { name: "ema_20".into(), points: vec![] }, Series { name: "signal <z>".into(), points: vec![] }];
     let mut ema = btc[0].close;
     for i in 0..n as usize {
         let px = btc[i].close;
         ema += (px - ema) * 0.05;
         if i % 6 == 0 {
-            series.push(SeriesPoint { time_ms: btc[i].time_ms, name: "ema_20".into(), value: ema });
-            series.push(SeriesPoint {
-                time_ms: btc[i].time_ms,
-                name: "signal <z>".into(),
-                value: (px - ema) / ema * 100.0,
-            });
+            series[0].points.push(SeriesPoint { time_ms: btc[i].time_ms, value: ema });
+            series[1].points.push(SeriesPoint { time_ms: btc[i].time_ms, value: (px - ema) / ema * 100.0 });
         }
         match open {
             None if rand() < 0.03 => open = Some((i, px, 0.1, rand() < 0.6)),
@@ -415,7 +413,8 @@ fn write_all_produces_every_file() {
         Some(d) => PathBuf::from(d),
         None => scratch("sample"),
     };
-    let files = write_all(&record, &s, &dir).unwrap();
+    let mut files = write_tables(&record, &dir).unwrap();
+    files.extend(write_all(&record, &s, &dir).unwrap());
     let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     for want in [
         "summary.json",
@@ -458,10 +457,17 @@ fn write_all_produces_every_file() {
     let last = fees.as_materialized_series().decimal().unwrap().physical().get(record.trades.len() - 1);
     assert_eq!(last, Some(2025), "0.00002025 at scale 8");
     assert_eq!(read("equity.parquet").height(), record.equity.len());
-    assert_eq!(read("series.parquet").height(), record.series.len());
+    let recorded: usize = record.series.iter().map(|s| s.points.len()).sum();
+    assert_eq!(read("series.parquet").height(), recorded);
+    assert_eq!(series_csv.lines().count(), recorded + 1);
     let equity = read("equity.parquet");
     let names: Vec<&str> = equity.get_column_names().iter().map(|n| n.as_str()).collect();
-    assert_eq!(names, ["time", "time_ms", "equity", "drawdown_pct"]);
+    assert_eq!(names, ["time", "equity", "drawdown_pct"]);
+    assert_eq!(
+        equity.column("time").unwrap().dtype(),
+        &DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)),
+        "Parquet times are timestamps"
+    );
 
     // The page: offline, charts present, strategy text escaped.
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
@@ -505,9 +511,7 @@ fn equity_tables_span_batches_in_order() {
         })
         .collect();
     let dir = scratch("batches");
-    std::fs::create_dir_all(&dir).unwrap();
-    write_equity_csv(&r, &dir.join("equity.csv")).unwrap();
-    files::write_equity_parquet(&r, &dir.join("equity.parquet")).unwrap();
+    write_tables(&r, &dir).unwrap();
 
     let csv = std::fs::read_to_string(dir.join("equity.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
@@ -526,25 +530,47 @@ fn equity_tables_span_batches_in_order() {
 
     let parquet = ParquetReader::new(std::fs::File::open(dir.join("equity.parquet")).unwrap()).finish().unwrap();
     assert_eq!(parquet.height(), n);
-    let times = parquet.column("time_ms").unwrap().i64().unwrap();
+    let times = parquet.column("time").unwrap().datetime().unwrap().physical().clone();
     assert!(times.iter().zip(&r.equity).all(|(t, p)| t == Some(p.time_ms)));
+    let last_pq = parquet.column("drawdown_pct").unwrap().f64().unwrap().get(n - 1).unwrap();
+    assert_eq!(last_pq.to_bits(), last_dd.to_bits(), "the same drawdown in both tables");
 
-    // No points: the header alone, and a Parquet file with the schema and no rows.
+    // No points: the headers alone, and Parquet files with their schema and no rows.
     r.equity.clear();
-    write_equity_csv(&r, &dir.join("empty.csv")).unwrap();
-    files::write_equity_parquet(&r, &dir.join("empty.parquet")).unwrap();
-    assert_eq!(std::fs::read_to_string(dir.join("empty.csv")).unwrap(), "time,time_ms,equity,drawdown_pct\n");
-    let empty = ParquetReader::new(std::fs::File::open(dir.join("empty.parquet")).unwrap()).finish().unwrap();
-    assert_eq!((empty.height(), empty.width()), (0, 4));
+    r.series.clear();
+    let empty = scratch("empty-tables");
+    write_tables(&r, &empty).unwrap();
+    assert_eq!(std::fs::read_to_string(empty.join("equity.csv")).unwrap(), "time,time_ms,equity,drawdown_pct\n");
+    assert_eq!(std::fs::read_to_string(empty.join("series.csv")).unwrap(), "time,time_ms,name,value\n");
+    for (name, width) in [("equity.parquet", 3), ("series.parquet", 3)] {
+        let df = ParquetReader::new(std::fs::File::open(empty.join(name)).unwrap()).finish().unwrap();
+        assert_eq!((df.height(), df.width()), (0, width), "{name}");
+    }
 }
 
+/// Series rows arrive in time order, several series per time; names needing quotes are quoted.
 #[test]
-fn write_with_can_skip_equity_csv() {
-    let r = tiny();
-    let dir = scratch("skip");
-    let files = write_with(&r, &summary(&r), &dir, WriteOptions { equity_csv: false }).unwrap();
-    assert_eq!(files.len(), 7);
-    assert!(!dir.join("equity.csv").exists() && dir.join("equity.parquet").exists());
+fn series_tables_keep_every_value_in_order() {
+    let dir = scratch("series");
+    let mut tables = TableWriter::create(&dir, 100.0).unwrap();
+    let n = 3 * 65_536 + 5; // several batches
+    for i in 0..n as i64 {
+        tables.series(0, "fast", i * 60_000, i as f64);
+        tables.series(1, "a,b \"q\"", i * 60_000, -(i as f64));
+    }
+    tables.finish().unwrap();
+    let csv = std::fs::read_to_string(dir.join("series.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2 * n + 1);
+    assert_eq!(lines[1], "1970-01-01T00:00:00Z,0,fast,0.0");
+    assert_eq!(lines[2], "1970-01-01T00:00:00Z,0,\"a,b \"\"q\"\"\",-0.0");
+    assert_eq!(lines[2 * n - 1], format!("{},{},fast,{}.0", iso_utc((n as i64 - 1) * 60_000), (n - 1) * 60_000, n - 1));
+    let df = ParquetReader::new(std::fs::File::open(dir.join("series.parquet")).unwrap()).finish().unwrap();
+    assert_eq!(df.height(), 2 * n);
+    let names = df.column("name").unwrap().str().unwrap();
+    assert_eq!((names.get(0), names.get(1)), (Some("fast"), Some("a,b \"q\"")));
+    let values = df.column("value").unwrap().f64().unwrap();
+    assert_eq!(values.get(2 * n - 2), Some((n - 1) as f64));
 }
 
 #[test]
@@ -563,9 +589,12 @@ fn a_short_run_without_trades_renders_hour_ticks() {
         .map(|i| PricePoint { time_ms: start + (i + 1) * 60_000, close: 67_000.0 + (i as f64 / 30.0).sin() * 150.0 })
         .collect()];
     r.equity = (0..n).map(|i| point(start + (i + 1) * 60_000, 10_000.0, false)).collect();
-    r.series = (0..n)
-        .map(|i| SeriesPoint { time_ms: start + (i + 1) * 60_000, name: "z".into(), value: (i as f64 / 50.0).cos() })
-        .collect();
+    r.series = vec![Series {
+        name: "z".into(),
+        points: (0..n)
+            .map(|i| SeriesPoint { time_ms: start + (i + 1) * 60_000, value: (i as f64 / 50.0).cos() })
+            .collect(),
+    }];
     r.final_equity = d("10000");
     r.stopped = Some("strategy error budget exhausted".into());
     let s = summary(&r);
@@ -577,6 +606,7 @@ fn a_short_run_without_trades_renders_hour_ticks() {
     assert!(html.contains("No trades.") && html.contains("The run stopped early"));
     if let Some(dir) = std::env::var_os("QUANTFOLD_REPORT_SAMPLE_DIR") {
         let dir = PathBuf::from(dir).join("short");
+        write_tables(&r, &dir).unwrap();
         write_all(&r, &s, &dir).unwrap();
     }
 }

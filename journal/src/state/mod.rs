@@ -23,7 +23,7 @@ pub use self::{
 };
 use crate::{
     codec,
-    event::{Cloid, Envelope, Event, Fill, Instrument, Json, RejectReason, StrategyLoad, TraderStart},
+    event::{Cloid, Envelope, EnvelopeRef, Event, Fill, Instrument, Json, RejectReason, StrategyLoad, TraderStart},
     hash::{self, Hash},
     money::dec,
 };
@@ -194,6 +194,11 @@ impl State {
     /// Evolves the state by one journaled event. Total: never fails, never panics
     /// on a journal that passed the chain checks.
     pub fn apply(&mut self, env: &Envelope) {
+        self.apply_ref(&env.as_ref());
+    }
+
+    /// [`State::apply`] of an envelope by parts.
+    pub fn apply_ref(&mut self, env: &EnvelopeRef<'_>) {
         if let Some(last) = self.last_seq {
             if env.seq <= last {
                 self.anomaly(env, format!("seq {} after {last}: applied anyway", env.seq));
@@ -206,8 +211,8 @@ impl State {
         self.apply_event(env);
     }
 
-    fn apply_event(&mut self, env: &Envelope) {
-        match &env.event {
+    fn apply_event(&mut self, env: &EnvelopeRef<'_>) {
+        match env.event {
             Event::KlineReceived(k) => {
                 self.set_mark(&k.symbol, k.close, env.time_ms);
             }
@@ -328,17 +333,17 @@ impl State {
         }
     }
 
-    fn start_trader(&mut self, env: &Envelope, start: &TraderStart) {
-        if self.traders.get(&env.trader).is_some_and(|t| t.start.is_some()) {
+    fn start_trader(&mut self, env: &EnvelopeRef<'_>, start: &TraderStart) {
+        if self.traders.get(env.trader).is_some_and(|t| t.start.is_some()) {
             self.anomaly(env, "trader started twice; the first start stands".into());
             return;
         }
-        let trader = self.traders.entry(env.trader.clone()).or_default();
+        let trader = self.traders.entry(env.trader.to_owned()).or_default();
         trader.cash = trader.cash.checked_add(start.capital_quote).unwrap_or(trader.cash);
         trader.start = Some(start.clone());
     }
 
-    fn load_strategy(&mut self, env: &Envelope, load: &StrategyLoad) {
+    fn load_strategy(&mut self, env: &EnvelopeRef<'_>, load: &StrategyLoad) {
         if load.source.is_some() {
             self.contents_seen.insert(load.code_hash);
         }
@@ -358,7 +363,13 @@ impl State {
         });
     }
 
-    fn update_order(&mut self, env: &Envelope, cloid: &Cloid, update: OrderUpdate, exchange_id: Option<&String>) {
+    fn update_order(
+        &mut self,
+        env: &EnvelopeRef<'_>,
+        cloid: &Cloid,
+        update: OrderUpdate,
+        exchange_id: Option<&String>,
+    ) {
         let trader = self.trader_mut(env);
         let Some(order) = trader.orders.get_mut(cloid) else {
             // Rejections from the checks never had an open order; that is expected.
@@ -381,7 +392,7 @@ impl State {
         }
     }
 
-    fn apply_fill(&mut self, env: &Envelope, fill: &Fill) {
+    fn apply_fill(&mut self, env: &EnvelopeRef<'_>, fill: &Fill) {
         let trader = self.trader_mut(env);
         if trader.fill_ids.contains(&fill.fill_id) {
             self.anomaly(env, format!("duplicate fill id {}: not applied again", fill.fill_id));
@@ -433,7 +444,7 @@ impl State {
         }
     }
 
-    fn liquidate(&mut self, env: &Envelope, symbol: &str, price: Decimal, fee: Decimal) {
+    fn liquidate(&mut self, env: &EnvelopeRef<'_>, symbol: &str, price: Decimal, fee: Decimal) {
         let trader = self.trader_mut(env);
         // A flat position (left by closing fills or funding) has nothing to liquidate.
         let Some(mut position) = trader.positions.get(symbol).filter(|p| !p.qty.is_zero()).cloned() else {
@@ -455,18 +466,18 @@ impl State {
 
     /// The trader the envelope belongs to; an unknown trader is created empty
     /// (and noted) so that its facts still fold.
-    fn trader_mut(&mut self, env: &Envelope) -> &mut TraderState {
-        if !self.traders.contains_key(&env.trader) {
+    fn trader_mut(&mut self, env: &EnvelopeRef<'_>) -> &mut TraderState {
+        if !self.traders.contains_key(env.trader) {
             self.anomaly(env, format!("event for trader {:?} before it started", env.trader));
-            self.traders.insert(env.trader.clone(), TraderState::default());
+            self.traders.insert(env.trader.to_owned(), TraderState::default());
         }
-        self.traders.get_mut(&env.trader).expect("invariant: inserted above")
+        self.traders.get_mut(env.trader).expect("invariant: inserted above")
     }
 
-    fn anomaly(&mut self, env: &Envelope, message: String) {
+    fn anomaly(&mut self, env: &EnvelopeRef<'_>, message: String) {
         self.anomalies_total += 1;
         if self.anomalies.len() < ANOMALIES_KEPT_MAX {
-            self.anomalies.push(Anomaly { seq: env.seq, trader: env.trader.clone(), message });
+            self.anomalies.push(Anomaly { seq: env.seq, trader: env.trader.to_owned(), message });
         }
     }
 
@@ -513,8 +524,12 @@ impl State {
     /// [`State::account`]'s `equity` alone (cash plus unrealized PnL at the current marks),
     /// without the margin figures: the backtester samples it at every bar.
     pub fn equity(&self, trader: &str) -> Option<Decimal> {
-        let t = self.traders.get(trader)?;
-        Some(t.cash.saturating_add(self.unrealized_pnl(t)))
+        Some(self.trader_equity(self.traders.get(trader)?))
+    }
+
+    /// [`State::equity`] of a trader already looked up.
+    pub fn trader_equity(&self, t: &TraderState) -> Decimal {
+        t.cash.saturating_add(self.unrealized_pnl(t))
     }
 
     fn unrealized_pnl(&self, t: &TraderState) -> Decimal {

@@ -154,6 +154,18 @@ pub struct Tick<'a> {
     pub close: f64,
     pub volume: f64,
     pub closed: bool,
+    /// Declared indicators' values on this bar (`tick.indicators`; absent when none are declared).
+    pub indicators: &'a [TickIndicator<'a>],
+}
+
+/// One declared indicator's value on a tick: a number, or `{output: number, ...}` for a
+/// multi-output indicator.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TickIndicator<'a> {
+    pub name: &'a str,
+    /// `None`: a single value, `values[0]`.
+    pub outputs: Option<&'static [&'static str; 3]>,
+    pub values: [f64; 3],
 }
 
 /// What one hook call produced.
