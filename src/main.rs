@@ -195,7 +195,8 @@ enum BenchCommand {
         #[arg(long, default_value_t = strategies::bench::DEFAULT_STRATEGIES)]
         strategies: usize,
     },
-    /// sma_cross on seeded 1-minute bars, whole process from CSV to reports, against a bare CSV read of the same file.
+    /// sma_cross on seeded 1-minute bars, the whole `quantfold backtest` process from CSV to reports;
+    /// with --reference, backtesting.py and NautilusTrader on the same bars in the same run.
     Backtest {
         /// Bars to synthesize (comma-separated for several sizes).
         #[arg(long, default_value = "1000000", value_delimiter = ',')]
@@ -203,6 +204,13 @@ enum BenchCommand {
         /// Where to put the data and reports (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// A Python with backtesting.py and nautilus_trader installed (see docs/performance.md):
+        /// runs bench/reference/*.py on the first size's bars.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        /// Taker and maker fee in basis points, for every tool.
+        #[arg(long, default_value_t = 0)]
+        fee_bps: u32,
     },
 }
 
@@ -255,7 +263,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ReplayCommand::Diff { a, b, json } => replay_cmd::diff(&a, &b, json),
         },
         Command::Bench(BenchCommand::Journal { events, dir }) => bench::journal(events, dir.as_deref()),
-        Command::Bench(BenchCommand::Backtest { bars, dir }) => bench::backtest(&bars, dir.as_deref()),
+        Command::Bench(BenchCommand::Backtest { bars, dir, reference, fee_bps }) => {
+            bench::backtest(&bench::BacktestBench {
+                sizes: &bars,
+                dir: dir.as_deref(),
+                reference: reference.as_deref(),
+                fee_bps,
+            })
+        }
         Command::Bench(BenchCommand::Sandbox { heartbeats, strategies }) => {
             say!("{}", serde_json::to_string_pretty(&strategies::bench::sandbox(heartbeats, strategies))?);
             Ok(ExitCode::SUCCESS)

@@ -395,18 +395,16 @@ fn equity(h: &mut String, r: &RunRecord, x0: i64, x1: i64) {
         return;
     }
     let initial = to_f64(r.initial_equity);
-    let raw: Vec<(i64, f64)> = r.equity.iter().map(|p| (p.time_ms, p.equity)).collect();
+    let eq_line = svg::downsample_with(|| r.equity.iter().map(|p| (p.time_ms, p.equity)), MAX_POINTS);
     // Drawdown per point against the running peak (starting at the initial equity), as a negative %.
-    let mut peak = initial;
-    let dd_raw: Vec<(i64, f64)> = raw
-        .iter()
-        .map(|&(t, e)| {
-            peak = if peak.is_finite() { peak.max(e) } else { e };
-            (t, if peak > 0.0 { -(peak - e) / peak * 100.0 } else { 0.0 })
+    let drawdowns = || {
+        let mut peak = initial;
+        r.equity.iter().map(move |p| {
+            peak = if peak.is_finite() { peak.max(p.equity) } else { p.equity };
+            (p.time_ms, if peak > 0.0 { -(peak - p.equity) / peak * 100.0 } else { 0.0 })
         })
-        .collect();
-    let eq_line = svg::downsample(&raw, MAX_POINTS);
-    let dd_line = svg::downsample(&dd_raw, MAX_POINTS);
+    };
+    let dd_line = svg::downsample_with(drawdowns, MAX_POINTS);
     let (mut lo, mut hi) = (initial, initial);
     for &(_, v) in &eq_line {
         lo = lo.min(v);

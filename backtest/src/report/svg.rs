@@ -16,35 +16,47 @@ const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Au
 /// buckets of consecutive points and each bucket keeps its minimum and its maximum, in time
 /// order, so spikes survive. Non-finite values are dropped first.
 pub(crate) fn downsample(points: &[(i64, f64)], max: usize) -> Vec<(i64, f64)> {
-    let pts: Vec<(i64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
+    downsample_with(|| points.iter().copied(), max)
+}
+
+/// [`downsample`] of the points `points()` yields (called twice), without holding them: a
+/// long run's curve has tens of millions of points and the chart keeps a few thousand.
+pub(crate) fn downsample_with<I: Iterator<Item = (i64, f64)>>(points: impl Fn() -> I, max: usize) -> Vec<(i64, f64)> {
+    let finite = || points().filter(|p| p.1.is_finite());
+    let n = finite().count();
     let max = max.max(2);
-    if pts.len() <= max {
-        return pts;
+    if n <= max {
+        return finite().collect();
     }
     let buckets = max / 2;
     let mut out = Vec::with_capacity(max);
-    for b in 0..buckets {
-        let lo = b * pts.len() / buckets;
-        let hi = (b + 1) * pts.len() / buckets;
-        let slice = &pts[lo..hi];
-        if slice.is_empty() {
-            continue;
-        }
-        let (mut imin, mut imax) = (0, 0);
-        for (i, p) in slice.iter().enumerate() {
-            if p.1 < slice[imin].1 {
-                imin = i;
-            }
-            if p.1 > slice[imax].1 {
-                imax = i;
+    // Bucket b holds the points [b·n/buckets, (b+1)·n/buckets); keep its extremes in time order.
+    let mut bucket = 0;
+    let mut end = n / buckets;
+    let (mut low, mut high): (Option<(usize, (i64, f64))>, Option<(usize, (i64, f64))>) = (None, None);
+    let mut flush = |low: &mut Option<(usize, (i64, f64))>, high: &mut Option<(usize, (i64, f64))>| {
+        if let (Some(l), Some(h)) = (low.take(), high.take()) {
+            let (a, b) = if l.0 <= h.0 { (l, h) } else { (h, l) };
+            out.push(a.1);
+            if b.0 != a.0 {
+                out.push(b.1);
             }
         }
-        let (a, b) = if imin <= imax { (imin, imax) } else { (imax, imin) };
-        out.push(slice[a]);
-        if b != a {
-            out.push(slice[b]);
+    };
+    for (i, p) in finite().enumerate() {
+        while i >= end {
+            flush(&mut low, &mut high);
+            bucket += 1;
+            end = (bucket + 1) * n / buckets;
+        }
+        if low.is_none_or(|(_, l)| p.1 < l.1) {
+            low = Some((i, p));
+        }
+        if high.is_none_or(|(_, h)| p.1 > h.1) {
+            high = Some((i, p));
         }
     }
+    flush(&mut low, &mut high);
     out
 }
 

@@ -285,6 +285,61 @@ fn downsample_keeps_spikes_and_bounds_points() {
     assert!(out.iter().all(|p| p.1.is_finite()));
 }
 
+/// The streaming downsampler keeps exactly the points of the plain bucket algorithm: per
+/// bucket of consecutive finite points, the first minimum and the first maximum, in time order.
+#[test]
+fn streaming_downsample_is_the_bucket_algorithm() {
+    fn reference(points: &[(i64, f64)], max: usize) -> Vec<(i64, f64)> {
+        let pts: Vec<(i64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
+        if pts.len() <= max {
+            return pts;
+        }
+        let buckets = max / 2;
+        let mut out = Vec::new();
+        for b in 0..buckets {
+            let slice = &pts[b * pts.len() / buckets..(b + 1) * pts.len() / buckets];
+            if slice.is_empty() {
+                continue;
+            }
+            let (mut imin, mut imax) = (0, 0);
+            for (i, p) in slice.iter().enumerate() {
+                if p.1 < slice[imin].1 {
+                    imin = i;
+                }
+                if p.1 > slice[imax].1 {
+                    imax = i;
+                }
+            }
+            let (a, b) = (imin.min(imax), imin.max(imax));
+            out.push(slice[a]);
+            if b != a {
+                out.push(slice[b]);
+            }
+        }
+        out
+    }
+    let mut x: u64 = 12345;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for (n, max) in [(0, 10), (1, 10), (9, 10), (11, 10), (4001, 4000), (10_007, 400), (99_991, 4000)] {
+        let pts: Vec<(i64, f64)> = (0..n)
+            .map(|i| {
+                let r = next();
+                let v = if r % 97 == 0 { f64::NAN } else { (r % 1000) as f64 / 7.0 };
+                (i as i64, v)
+            })
+            .collect();
+        let streamed = svg::downsample_with(|| pts.iter().copied(), max);
+        let want = reference(&pts, max);
+        assert_eq!(streamed.len(), want.len(), "n={n} max={max}");
+        assert!(streamed.iter().zip(&want).all(|(a, b)| a.0 == b.0 && a.1.to_bits() == b.1.to_bits()), "n={n}");
+    }
+}
+
 #[test]
 fn time_ticks_are_round_and_bounded() {
     let t0 = 1_704_067_200_000; // 2024-01-01
