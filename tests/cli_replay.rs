@@ -198,6 +198,11 @@ fn a_journaled_backtest_matches_its_rebuild() {
     assert_eq!(rebuilt["digest"], summary["state_digest"], "one fold: same final state");
     assert_eq!(rebuilt["traders"]["sma_cross"]["equity"], summary["final_equity"]);
     ok(&["journal", "verify", p(&journal)]);
+    // sma_cross declares its averages and is woken on crosses: replay recomputes the averages
+    // from the journaled klines and re-derives every decision.
+    let (reproduced, report) = verify_json(&journal, &[]);
+    assert!(reproduced, "{report}");
+    assert!(summary["trades"].as_u64().unwrap() >= 2, "{summary}");
     // The backtest's own run, without a journal, reaches the same equity.
     let plain = ok(&["backtest", "--data", BYBIT, "--out", p(&tmp.path().join("plain")), "--format", "json"]);
     let plain: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();

@@ -276,19 +276,14 @@ impl<'a> TraderSim<'a> {
     }
 
     /// Orders on the bar's symbol resting since the bar's open and not yet handled.
-    fn resting(&self) -> Vec<Order> {
-        self.trader()
-            .orders
-            .values()
-            .filter(|o| {
-                o.intent.symbol == self.bar.symbol
-                    && matches!(o.status, OrderStatus::Open | OrderStatus::PartiallyFilled)
-                    && o.submitted_ms <= self.bar.open_time_ms
-                    && !o.cancel_requested
-                    && !self.done.contains(&o.intent.cloid)
-            })
-            .cloned()
-            .collect()
+    fn resting(&self) -> impl Iterator<Item = &Order> {
+        self.trader().orders.values().filter(|o| {
+            o.intent.symbol == self.bar.symbol
+                && matches!(o.status, OrderStatus::Open | OrderStatus::PartiallyFilled)
+                && o.submitted_ms <= self.bar.open_time_ms
+                && !o.cancel_requested
+                && !self.done.contains(&o.intent.cloid)
+        })
     }
 
     /// Which kind goes first at one price: markets, then under `AdverseFirst`
@@ -422,7 +417,10 @@ impl<'a> TraderSim<'a> {
 
     /// `price` moved against the taker by the slippage, on the tick grid toward the taker's loss.
     fn slipped(&self, price: Decimal, side: Side) -> Option<Decimal> {
-        let s = self.config.slippage_bps.max(Decimal::ZERO).checked_div(Decimal::from(10_000))?;
+        if self.config.slippage_bps <= Decimal::ZERO {
+            return to_tick(price, self.instrument.tick_size, side == Side::Buy);
+        }
+        let s = self.config.slippage_bps.checked_div(Decimal::from(10_000))?;
         let raw = price.checked_mul(Decimal::ONE.checked_add(side.sign() * s)?)?;
         to_tick(raw, self.instrument.tick_size, side == Side::Buy)
     }
@@ -539,7 +537,45 @@ fn to_tick(price: Decimal, tick: Decimal, up: bool) -> Option<Decimal> {
     if tick <= Decimal::ZERO {
         return Some(price);
     }
+    // A tick of 10^-k (the usual kind) holds every price written with at most k decimals:
+    // such a price is already on the grid, and the division below would give it back (when
+    // the count of ticks fits a Decimal at all, as checked here too).
+    if tick.mantissa() == 1 && price.scale() <= tick.scale() {
+        let ticks = 10i128.checked_pow(tick.scale() - price.scale()).and_then(|f| price.mantissa().checked_mul(f));
+        if ticks.is_some_and(|t| t.unsigned_abs() < 1 << 96) {
+            return Some(price.normalize());
+        }
+    }
     let ticks = price.checked_div(tick)?;
     let ticks = if up { ticks.ceil() } else { ticks.floor() };
     Some(ticks.checked_mul(tick)?.normalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    /// The shortcut for prices already on a power-of-ten grid gives what the division gives.
+    #[test]
+    fn to_tick_on_the_grid_is_the_division() {
+        let by_division = |price: Decimal, tick: Decimal, up: bool| -> Option<Decimal> {
+            let ticks = price.checked_div(tick)?;
+            let ticks = if up { ticks.ceil() } else { ticks.floor() };
+            Some(ticks.checked_mul(tick)?.normalize())
+        };
+        let prices = [dec!(20012.03), dec!(20012.10), dec!(0.00002025), dec!(5), dec!(-3.5), dec!(100.000), dec!(0)];
+        for tick in [dec!(0.01), dec!(0.00000001), dec!(1), dec!(0.1), dec!(0.5), dec!(0.25), dec!(10)] {
+            for price in prices {
+                for up in [false, true] {
+                    let got = to_tick(price, tick, up);
+                    let want = by_division(price, tick, up);
+                    assert_eq!(got.map(|d| (d, d.scale())), want.map(|d| (d, d.scale())), "{price} on {tick}");
+                }
+            }
+        }
+        // So many ticks that the division overflows: both refuse.
+        assert_eq!(to_tick(Decimal::MAX, dec!(0.00000001), true), None);
+    }
 }

@@ -33,8 +33,10 @@ pub(crate) fn downsample_with<I: Iterator<Item = (i64, f64)>>(points: impl Fn() 
     // Bucket b holds the points [b·n/buckets, (b+1)·n/buckets); keep its extremes in time order.
     let mut bucket = 0;
     let mut end = n / buckets;
-    let (mut low, mut high): (Option<(usize, (i64, f64))>, Option<(usize, (i64, f64))>) = (None, None);
-    let mut flush = |low: &mut Option<(usize, (i64, f64))>, high: &mut Option<(usize, (i64, f64))>| {
+    // (index among the finite points, point) of the bucket's lowest and highest so far.
+    type Kept = Option<(usize, (i64, f64))>;
+    let (mut low, mut high): (Kept, Kept) = (None, None);
+    let mut flush = |low: &mut Kept, high: &mut Kept| {
         if let (Some(l), Some(h)) = (low.take(), high.take()) {
             let (a, b) = if l.0 <= h.0 { (l, h) } else { (h, l) };
             out.push(a.1);
