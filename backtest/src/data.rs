@@ -21,21 +21,18 @@
 //! 0.00002025 (same mantissa and scale as written). CSV numbers never pass through `f64`, and a value
 //! `Decimal` cannot hold exactly is an error, not a rounding.
 //!
-//! # How polars is used (and why the chunking is ours)
-//! polars 0.55 has no batched/streaming CSV reader in its eager API any more (`BatchedCsvReader` is
-//! gone; streaming CSV lives in the lazy/new-streaming engine, which pulls the whole query engine in,
-//! gives no control over batch boundaries and carries no line numbers). Re-reading the file with
-//! `skip_rows`/`n_rows` windows is quadratic. So the reader reads the file in blocks, cuts each block
-//! at the `chunk_rows`-th newline (one memchr pass), and hands that block of whole lines to polars'
-//! `CsvReader` with an explicit schema: open time `Int64`, every other column `String` (polars' own
-//! Decimal parser rounds to one fixed scale per column, so it is not exact for mixed-precision
-//! input), no quoting, so one line = one row and row *i* is line `first_line + i`. The price strings
-//! are converted to exact decimals by us (in parallel, one group of polars' arrays per core) and
-//! validated in order. polars errors carry no line numbers, so when polars rejects a block or yields
-//! nulls (ragged line, empty field, blank line, bad UTF-8, a quoted or non-integer time) that one
-//! block is re-scanned line by line (our own splitter, same number parser) to report the exact line;
-//! the result never depends on `chunk_rows` (tested). Parquet is read with
-//! `ParquetReader::with_slice` per chunk, the footer parsed once.
+//! # How the files are read
+//! CSV: the reader reads the file in blocks and cuts each block at the `chunk_rows`-th newline
+//! (one memchr pass), so every block starts at a known line and a line is a row. Each line is
+//! split at its commas and its fields parsed exactly in one pass (`csv::plain_line` for the
+//! common plain line, the general path for blanks, quotes, exponents and everything that needs
+//! a diagnosis), which also names the exact line of any problem; the result never depends on
+//! `chunk_rows` (tested). polars' CSV reader is not used: its Decimal parser rounds to one scale
+//! per column, so it would have had to hand over strings for us to parse anyway, and building
+//! those string columns cost three times what parsing the lines costs. Parquet is read with
+//! polars (`ParquetReader::with_slice` per chunk, the footer parsed once). A chunk's prices are
+//! checked where it is parsed; the checks that need the bars in order (times, steps, gaps) run
+//! as the consumer takes them.
 //!
 //! By default each reader parses ahead on one background thread (at most [`PREFETCH_CHUNKS`] chunks
 //! in flight), so parsing overlaps validation and whatever the consumer does with the bars.
@@ -62,10 +59,9 @@
 //! chunks per reader, independent of file size. [`load`]/[`load_all`] collect everything for small
 //! inputs (a `Bar` is 88 bytes: 10M bars collected would be ~880 MB, so stream those).
 //!
-//! Measured (release, this 2-vCPU box while other builds ran; synthetic 1m bars from [`synth`], 57
-//! bytes/row): Kline CSV 1M rows 0.30-0.36 s, 10M rows 3.1-3.6 s (~3 M rows/s, ~0.3 µs CPU per row,
-//! about 45 % of it inside polars' CSV parser), peak RSS 30-41 MB; Parquet (string columns) 1M
-//! 0.44-0.67 s, 10M 4.6-6.1 s, peak RSS 45-60 MB; merging two 10M-row CSVs 6.3 s, 88 MB.
+//! Measured (release, this 2-vCPU box; synthetic 1m bars from [`synth`], 57 bytes/row): Kline CSV
+//! 1M rows read and collected in 0.11 s (0.18 s through polars' string columns before);
+//! Parquet (string columns, earlier measurement) 1M 0.44-0.67 s, 10M 4.6-6.1 s, peak RSS 45-60 MB.
 
 mod csv;
 mod error;

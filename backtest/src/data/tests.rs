@@ -546,7 +546,7 @@ fn big_file_line_numbers_fast_and_slow_paths() {
     let e = load(&p, &opts()).unwrap_err();
     assert_eq!(e.to_string(), format!("{}:{bad_line}: volume `` is not a number", p.display()));
 
-    // Unparseable value in the second half of a chunk (parallel conversion, fast path).
+    // Unparseable value in the second half of a chunk.
     let bad_line = 40_000;
     let p = synth_file("big_bad.csv", n, |i, l| {
         if i == bad_line {
