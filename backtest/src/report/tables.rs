@@ -275,7 +275,7 @@ impl Files {
             line.push(b',');
             push_i64(line, r.time_ms);
             line.push(b',');
-            line.extend_from_slice(self.csv_names[r.series as usize].as_bytes());
+            line.extend_from_slice(self.csv_names.get(r.series as usize).map_or("", String::as_str).as_bytes());
             line.push(b',');
             push_f64(line, r.value);
             line.push(b'\n');
@@ -285,7 +285,10 @@ impl Files {
         let names = &self.names;
         let batch = DataFrame::new_infer_height(vec![
             time_column(rows.iter().map(|r| r.time_ms).collect()),
-            Column::new("name".into(), rows.iter().map(|r| names[r.series as usize].as_str()).collect::<Vec<_>>()),
+            Column::new(
+                "name".into(),
+                rows.iter().map(|r| names.get(r.series as usize).map_or("", String::as_str)).collect::<Vec<_>>(),
+            ),
             Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<_>>()),
         ])
         .map_err(|e| ReportError::polars("series.parquet", e))?;
