@@ -1214,8 +1214,8 @@ impl StreamingIndicator {
         }
     }
 
-    /// [`StreamingIndicator::update`] without allocating: a single output goes to `out[0]`,
-    /// a multi-output indicator's three to `out` in [`Kind::output_names`] order.
+    /// Feeds one bar without allocating: a single output goes to `out[0]`, a multi-output
+    /// indicator's three to `out` in [`Kind::output_names`] order.
     pub fn update_into(&mut self, bar: Bar, out: &mut [f64; 3]) {
         let close = bar.close;
         out[0] = match self {
@@ -1240,20 +1240,14 @@ impl StreamingIndicator {
         };
     }
 
-    /// Feeds one bar (only atr looks beyond `close`) and answers the value(s).
+    /// Feeds one bar (only atr looks beyond `close`) and answers the value(s):
+    /// [`StreamingIndicator::update_into`], named.
     pub fn update(&mut self, bar: Bar) -> Output {
-        let close = bar.close;
-        match self {
-            Self::Sma(i) => Output::Single(i.update(close)),
-            Self::Ema(i) => Output::Single(i.update(close)),
-            Self::Wma(i) => Output::Single(i.update(close)),
-            Self::Rsi(i) => Output::Single(i.update(close)),
-            Self::Macd(i) => i.update(close).into(),
-            Self::Atr(i) => Output::Single(i.update(bar.high, bar.low, close)),
-            Self::Bollinger(i) => i.update(close).into(),
-            Self::Stdev(i) => Output::Single(i.update(close)),
-            Self::Highest(i) => Output::Single(i.update(close)),
-            Self::Lowest(i) => Output::Single(i.update(close)),
+        let mut values = [f64::NAN; 3];
+        self.update_into(bar, &mut values);
+        match self.kind().output_names() {
+            None => Output::Single(values[0]),
+            Some(names) => Output::Multi(names.iter().copied().zip(values).collect()),
         }
     }
 }

@@ -992,10 +992,10 @@ fn a_declared_plan_wakes_the_strategy_only_on_crosses_and_survives_a_restart() {
     let sma = |i: usize, n: usize| closes[i + 1 - n..=i].iter().sum::<f64>() / n as f64;
     let mut expected = Vec::new();
     let mut before: Option<bool> = None;
-    for i in 3..closes.len() {
+    for (i, close) in closes.iter().enumerate().skip(3) {
         let above = sma(i, 2) > sma(i, 4);
         if before.is_some_and(|b| b != above) {
-            expected.push(json!([closes[i], sma(i, 2), sma(i, 4)]));
+            expected.push(json!([close, sma(i, 2), sma(i, 4)]));
         }
         before = Some(above);
     }
