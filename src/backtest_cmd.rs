@@ -10,13 +10,13 @@ use std::{
 
 use anyhow::{bail, Context};
 use backtest::{
-    exchange::Intrabar,
     report::{self, Summary},
     run::{self, Config},
 };
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value as Json};
+use sim::Intrabar;
 
 /// The strategy and data a bare `quantfold backtest` runs.
 pub const DEFAULT_STRATEGY: &str = "strategies/sma_cross.js";

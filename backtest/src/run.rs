@@ -1,4 +1,4 @@
-//! The backtest driver: the live path with recorded inputs and the simulated exchange.
+//! The backtest driver: the engine with a historical feed and the simulated exchange.
 //!
 //! For each bar, in time order (several symbols merged):
 //! 1. the simulated exchange fills, cancels or liquidates against this bar
@@ -11,30 +11,32 @@
 //! 4. the exchange acknowledges each new order and answers each cancel request;
 //! 5. equity is sampled at the close.
 //!
-//! Every event goes through a [`Sink`]: a plain [`FoldSink`] by default (nothing
-//! written), or a [`JournalSink`] with `--journal`, which makes the run
-//! inspectable, verifiable and replayable like a live journal.
+//! Every input goes through [`Engine::step`], the step live trading and replay run
+//! too; the engine's sink is a plain [`FoldSink`] by default (nothing written), or
+//! a [`JournalSink`] with `--journal`, which makes the run inspectable, verifiable
+//! and replayable like a live journal. The driver's own part is the feed (bars,
+//! external data, funding, merged in time order) and the run record for reports.
 
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
 };
 
+use engine::Engine;
 use journal::{
     event::{Event, Instrument, Kline, TraderStart},
     Durability, State, StoreError,
 };
 use rust_decimal::Decimal;
 use serde_json::Value as Json;
+use sim::{SimConfig, SimVenue};
 use strategies::{
     runtime::StrategySpec,
     sink::{FoldSink, JournalSink, Sink, SinkError},
-    worker::Worker,
 };
 
 use crate::{
     data::{self, DataError, KlineReader, Merge, ReadOptions},
-    exchange::{self, SimConfig},
     record::{EquityPoint, PricePoint, RunRecord, Series, SeriesPoint, Trade},
     report::{ReportError, TableWriter},
 };
@@ -175,7 +177,7 @@ pub fn trader_name(config: &Config) -> String {
 
 fn drive<S: Sink + Finish>(
     config: &Config,
-    mut sink: Recorder<S>,
+    recorder: Recorder<S>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Outcome, RunError> {
     let source = std::fs::read_to_string(&config.strategy_file).map_err(|e| RunError::Input {
@@ -188,13 +190,13 @@ fn drive<S: Sink + Finish>(
     let mut funding = ExternalFeed::open(&config.funding, "rate")?;
 
     let trader = trader_name(config);
-    sink.trader = trader.clone();
-    let mut worker = Worker::new();
+    let mut engine = Engine::new(recorder);
+    engine.sink_mut().trader = trader.clone();
+    let mut venue = SimVenue::new(config.sim.clone());
     let mut first = true;
     let mut bars = 0u64;
     let mut last_close_ms = i64::MIN;
     let mut interval_ms = 0i64;
-    let mut memo = exchange::Memo::default();
     let mut klines: Vec<Event> = symbols
         .iter()
         .map(|symbol| {
@@ -228,13 +230,13 @@ fn drive<S: Sink + Finish>(
         if first {
             first = false;
             if let Some(dir) = &config.tables {
-                sink.tables = Some(TableWriter::create(dir, journal::money::to_f64(config.cash))?);
+                engine.sink_mut().tables = Some(TableWriter::create(dir, journal::money::to_f64(config.cash))?);
             }
-            set_up(config, &mut sink, &mut worker, &symbols, &trader, &source, bar.open_time_ms)?;
-            sink.record.start_ms = bar.open_time_ms;
+            set_up(config, &mut engine, &mut venue, &symbols, &trader, &source, bar.open_time_ms)?;
+            engine.sink_mut().record.start_ms = bar.open_time_ms;
         }
         if close_ms != last_close_ms && last_close_ms != i64::MIN {
-            sink.sample_equity(last_close_ms);
+            engine.sink_mut().sample_equity(last_close_ms);
         }
         // One event per symbol, overwritten bar by bar: the hot loop allocates nothing.
         if let Event::KlineReceived(k) = &mut klines[index] {
@@ -244,24 +246,24 @@ fn drive<S: Sink + Finish>(
         let kline_event = &klines[index];
         let Event::KlineReceived(kline) = kline_event else { unreachable!("klines holds only klines") };
         // 1. Fills against this bar of what rested from earlier bars.
-        for (who, time_ms, event) in exchange::on_bar_with(&config.sim, sink.state(), kline, &mut memo) {
-            input(&mut sink, &mut worker, time_ms, &who, &event)?;
+        for (who, time_ms, event) in venue.on_bar(engine.state(), kline) {
+            engine.step(time_ms, &who, &event, &mut venue)?;
         }
         // 2. External data and funding up to the close.
         for (series, time_ms, value) in external.until(close_ms) {
-            input(&mut sink, &mut worker, time_ms, "", &Event::DataPointReceived { series, value })?;
+            engine.step(time_ms, "", &Event::DataPointReceived { series, value }, &mut venue)?;
         }
         for (funded, time_ms, rate) in funding.until(close_ms) {
-            let Some(mark) = sink.state().mark(&funded) else { continue };
-            for (who, t, event) in exchange::funding(sink.state(), &funded, rate, mark, time_ms) {
-                input(&mut sink, &mut worker, t, &who, &event)?;
+            let Some(mark) = engine.state().mark(&funded) else { continue };
+            for (who, t, event) in venue.funding(engine.state(), &funded, rate, mark, time_ms) {
+                engine.step(t, &who, &event, &mut venue)?;
             }
         }
         // 3. The bar itself, and the strategy's decisions on it.
-        sink.price(index, symbols.len(), close_ms, &bar.close);
-        input(&mut sink, &mut worker, close_ms, "", kline_event)?;
+        engine.sink_mut().price(index, symbols.len(), close_ms, &bar.close);
+        engine.step(close_ms, "", kline_event, &mut venue)?;
         // 4. The exchange's answers to what was just decided.
-        answer_orders(&mut sink, &mut worker, close_ms)?;
+        engine.settle(&mut venue)?;
         last_close_ms = close_ms;
         bars += 1;
         if bars % 4096 == 0 {
@@ -275,9 +277,10 @@ fn drive<S: Sink + Finish>(
         };
         return Err(RunError::NoBars(range));
     }
-    sink.sample_equity(last_close_ms);
-    worker.exit(&mut sink, last_close_ms, "end of data")?;
+    engine.sink_mut().sample_equity(last_close_ms);
+    engine.stop_all(last_close_ms, "end of data", &mut venue)?;
     progress(bars);
+    let mut sink = engine.into_sink();
 
     let infos = merge.into_infos();
     let mut record = std::mem::take(&mut sink.record);
@@ -319,11 +322,10 @@ fn open_data(config: &Config) -> Result<Merge, RunError> {
     Ok(Merge::new(readers)?)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn set_up<S: Sink>(
     config: &Config,
-    sink: &mut Recorder<S>,
-    worker: &mut Worker,
+    engine: &mut Engine<Recorder<S>>,
+    venue: &mut SimVenue,
     symbols: &[String],
     trader: &str,
     source: &str,
@@ -331,7 +333,7 @@ fn set_up<S: Sink>(
 ) -> Result<(), RunError> {
     for symbol in symbols {
         let instrument = config.instruments.get(symbol).cloned().unwrap_or_else(|| default_instrument(symbol, config));
-        sink.emit(start_ms, "", &Event::InstrumentDefined(instrument))?;
+        engine.step(start_ms, "", &Event::InstrumentDefined(instrument), venue)?;
     }
     let start = TraderStart {
         exchange: "sim".into(),
@@ -341,66 +343,15 @@ fn set_up<S: Sink>(
         capital_quote: config.cash,
         leverage: config.leverage,
     };
-    sink.emit(start_ms, trader, &Event::TraderStarted(start))?;
-    sink.record.initial_equity = config.cash;
+    engine.step(start_ms, trader, &Event::TraderStarted(start), venue)?;
+    engine.sink_mut().record.initial_equity = config.cash;
     let file = config.strategy_file.display().to_string();
     let mut spec = StrategySpec::new(trader, &file, source.to_owned(), config.params.clone(), config.seed);
     if let Some(fuel) = config.call_fuel {
         spec.call_fuel = fuel;
     }
-    worker.load(spec, sink, start_ms)?;
-    answer_orders(sink, worker, start_ms)
-}
-
-/// Journals an input event, folds it and routes it to the strategies.
-fn input<S: Sink>(
-    sink: &mut Recorder<S>,
-    worker: &mut Worker,
-    time_ms: i64,
-    trader: &str,
-    event: &Event,
-) -> Result<(), RunError> {
-    let seq = sink.emit(time_ms, trader, event)?;
-    worker.on_input(sink, seq, time_ms, trader, event)?;
-    Ok(())
-}
-
-/// Acknowledges new orders and answers cancel requests, until nothing is left
-/// to answer (an answer can make the strategy decide again, in `st_on_order`).
-fn answer_orders<S: Sink>(sink: &mut Recorder<S>, worker: &mut Worker, time_ms: i64) -> Result<(), RunError> {
-    if sink.state().traders.values().all(|t| t.orders.is_empty()) {
-        // Most bars: nothing was ordered or asked to be cancelled.
-        return Ok(());
-    }
-    // A strategy that answers every acknowledgement with a new order would loop forever; stop it.
-    for _round in 0..64 {
-        let mut answers = Vec::new();
-        for (name, trader) in &sink.state().traders {
-            let mut pending: Vec<_> = trader
-                .orders
-                .values()
-                .filter(|o| o.status == journal::state::OrderStatus::Submitted || o.cancel_requested)
-                .collect();
-            pending.sort_by_key(|o| o.submitted_seq);
-            for order in pending {
-                let answer = if order.cancel_requested {
-                    exchange::cancel(sink.state(), name, &order.intent.cloid)
-                } else {
-                    Some(exchange::acknowledge(sink.state(), name, &order.intent))
-                };
-                if let Some(event) = answer {
-                    answers.push((name.clone(), event));
-                }
-            }
-        }
-        if answers.is_empty() {
-            return Ok(());
-        }
-        for (name, event) in answers {
-            input(sink, worker, time_ms, &name, &event)?;
-        }
-    }
-    Ok(())
+    engine.load(spec, start_ms, venue)?;
+    Ok(engine.settle(venue)?)
 }
 
 #[allow(clippy::too_many_arguments)]

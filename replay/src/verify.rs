@@ -1,10 +1,11 @@
 //! Re-run the deciders on a journal's inputs and compare their decisions.
 //!
-//! The journal is walked in order. An input (market data, exchange answers,
-//! operator commands) is folded and routed to the worker, exactly as the driver
-//! that wrote the journal did; every event the strategies then derive goes to a
-//! [`ReplaySink`], which takes the next journaled record and demands equality
-//! (trader, time and event). A `StrategyLoaded` record loads the strategy — with
+//! The journal is walked in order, and every input (market data, exchange
+//! answers, operator commands) goes through [`Engine::step`], the same step the
+//! driver that wrote the journal ran; the engine's sink is a [`ReplaySink`],
+//! which folds the journaled input and, for every event the strategies then
+//! derive, takes the next journaled record and demands equality (trader, time
+//! and event). The venue is [`NoVenue`]: its answers are in the journal. A `StrategyLoaded` record loads the strategy — with
 //! the source stored in the journal, or with a file given for that trader, which
 //! is how a new version of a strategy is checked against recorded history.
 //!
@@ -20,6 +21,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use engine::{Engine, NoVenue};
 use journal::{
     codec, event::StrategyLoad, verify as chain, Durability, Envelope, Event, Hash, Journal, Records, State, StoreError,
 };
@@ -27,7 +29,6 @@ use serde::Serialize;
 use strategies::{
     runtime::StrategySpec,
     sink::{Sink, SinkError},
-    worker::Worker,
 };
 
 /// How many inputs before a divergence the report shows.
@@ -95,13 +96,13 @@ pub struct Report {
 pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError> {
     let journal = Journal::open(dir, Durability::None)?;
     let chain_report = chain::journal(&journal)?;
-    let mut sink = ReplaySink::new(journal.records(0));
-    let mut worker = Worker::new();
+    let mut engine = Engine::new(ReplaySink::new(journal.records(0)));
     let mut sources: BTreeMap<Hash, String> = BTreeMap::new();
     let mut strategies = Vec::new();
     let mut inputs = 0u64;
 
     let outcome = loop {
+        let sink = engine.sink_mut();
         let Some(record) = sink.next_record() else { break Ok(()) };
         let record = record?;
         if let Event::StrategyLoaded(load) = &record.event {
@@ -127,8 +128,8 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
             sink.pending_load = Some(record);
             sink.lenient_code =
                 overrides.iter().any(|o| o.trader == sink.pending_load.as_ref().map_or("", |r| r.trader.as_str()));
-            let time_ms = load_time(&sink);
-            if let Err(e) = worker.load(spec, &mut sink, time_ms) {
+            let time_ms = load_time(sink);
+            if let Err(e) = engine.load(spec, time_ms, &mut NoVenue) {
                 break Err(e);
             }
             continue;
@@ -138,11 +139,13 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
             break Err(sink.diverge(&record, None, explanation));
         }
         inputs += 1;
+        // The step records the input as this journaled record (folded here), not the next one.
         sink.fold_input(&record);
-        if let Err(e) = worker.on_input(&mut sink, record.seq, record.time_ms, &record.trader, &record.event) {
+        if let Err(e) = engine.step(record.time_ms, &record.trader, &record.event, &mut NoVenue) {
             break Err(e);
         }
     };
+    let sink = engine.sink_mut();
     let divergence = match outcome {
         Ok(()) => sink.divergence.take(),
         Err(SinkError::Store(e)) => return Err(e.into()),
@@ -202,6 +205,8 @@ pub struct ReplaySink<'a> {
     pub state: State,
     /// The StrategyLoaded record a `worker.load` is about to re-derive.
     pending_load: Option<Envelope>,
+    /// The seq of the journaled input the engine's step is about to record.
+    journaled_input: Option<u64>,
     lenient_code: bool,
     checked: u64,
     recent_inputs: VecDeque<Envelope>,
@@ -216,6 +221,7 @@ impl<'a> ReplaySink<'a> {
             records,
             state: State::default(),
             pending_load: None,
+            journaled_input: None,
             lenient_code: false,
             checked: 0,
             recent_inputs: VecDeque::new(),
@@ -235,6 +241,7 @@ impl<'a> ReplaySink<'a> {
             self.recent_inputs.pop_front();
         }
         self.recent_inputs.push_back(record.clone());
+        self.journaled_input = Some(record.seq);
     }
 
     fn diverge(&mut self, at: &Envelope, rederived: Option<(i64, &str, &Event)>, explanation: String) -> SinkError {
@@ -271,6 +278,10 @@ impl Sink for ReplaySink<'_> {
     }
 
     fn emit(&mut self, time_ms: i64, trader: &str, event: &Event) -> Result<u64, SinkError> {
+        if let Some(seq) = self.journaled_input.take() {
+            // The input the step records: the walk has folded the journaled record already.
+            return Ok(seq);
+        }
         let record = match self.pending_load.take() {
             Some(load) => load,
             None => match self.next_record() {

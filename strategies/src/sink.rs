@@ -36,6 +36,15 @@ pub trait Sink {
     /// reports: `values[i]` belongs to the series `names[i]`. Not journaled: they are derived
     /// from journaled klines and recomputed on replay.
     fn plot(&mut self, _time_ms: i64, _trader: &str, _names: &[String], _values: &[f64]) {}
+
+    /// Makes everything recorded so far durable (fsync): the engine calls it before an
+    /// effect leaves the process. Sinks that write nothing have nothing to do.
+    ///
+    /// # Errors
+    /// The journal could not be flushed.
+    fn make_durable(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Folds without writing anything: plain backtests. Records get dense sequence
@@ -111,5 +120,9 @@ impl Sink for JournalSink {
             self.snapshot()?;
         }
         Ok(appended.seq)
+    }
+
+    fn make_durable(&mut self) -> Result<(), SinkError> {
+        Ok(self.journal.sync()?)
     }
 }

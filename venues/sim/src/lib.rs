@@ -126,11 +126,13 @@ use journal::{
 };
 use rust_decimal::Decimal;
 
-pub use self::sim::Memo;
-use self::sim::TraderSim;
+pub use self::bar::Memo;
+use self::bar::TraderSim;
 
-#[path = "exchange/sim.rs"]
-mod sim;
+mod bar;
+pub mod venue;
+
+pub use venue::SimVenue;
 
 /// The `code` of `RejectReason::Exchange` when a post-only order would cross.
 pub const REJECT_POST_ONLY_WOULD_CROSS: i64 = 1;
@@ -242,7 +244,7 @@ fn simulate(config: &SimConfig, state: &State, bar: &Kline, mut memo: Option<&mu
     let mut out = Vec::new();
     let Some(instrument) = state.instruments.get(&bar.symbol).filter(|_| bar.closed) else { return out };
     for (name, trader) in &state.traders {
-        if memo.as_deref_mut().is_some_and(|memo| sim::quiet(name, trader, instrument, bar, memo)) {
+        if memo.as_deref_mut().is_some_and(|memo| bar::quiet(name, trader, instrument, bar, memo)) {
             continue;
         }
         let mut sim = TraderSim::new(config, state, name, trader, instrument, bar);
@@ -253,5 +255,4 @@ fn simulate(config: &SimConfig, state: &State, bar: &Kline, mut memo: Option<&mu
 }
 
 #[cfg(test)]
-#[path = "exchange/tests.rs"]
 mod tests;

@@ -1,0 +1,106 @@
+//! The venue port: where the engine's effects go and where the venue's answers come from.
+//!
+//! The engine never waits for a venue. It hands over an [`Effect`] once the
+//! decision behind it is journaled (and durable, when the venue is outside the
+//! process), and takes the venue's answers later as ordinary inputs
+//! (`OrderAccepted`, `OrderRejected`, `OrderCancelled`, `OrderFilled`,
+//! `FundingPaid`, `PositionLiquidated`, `ExchangeReconciled`). Answers may come
+//! late, out of order, twice, or never: the fold is built for that (a fill is
+//! self-contained and applied once per fill id; a fill before its ack still
+//! counts; an unknown cancel is an anomaly, not an error), and a live driver
+//! reconciles what never came.
+
+use journal::{
+    event::{Cloid, Event, OrderIntent},
+    State,
+};
+
+/// Something the deciders asked the venue to do, with the seq of the journaled decision.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Place the order of the `OrderSubmitted` at `seq` (its cloid is the idempotency key).
+    Submit { seq: u64, trader: String, intent: OrderIntent },
+    /// Cancel the order `cloid` (the `OrderCancelRequested` at `seq`).
+    Cancel { seq: u64, trader: String, cloid: Cloid },
+}
+
+impl Effect {
+    /// The seq of the journaled decision this effect carries out.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Effect::Submit { seq, .. } | Effect::Cancel { seq, .. } => *seq,
+        }
+    }
+
+    pub fn trader(&self) -> &str {
+        match self {
+            Effect::Submit { trader, .. } | Effect::Cancel { trader, .. } => trader,
+        }
+    }
+
+    /// The effect a journaled derived event asks for, if any.
+    pub fn of(seq: u64, trader: &str, event: &Event) -> Option<Effect> {
+        match event {
+            Event::OrderSubmitted(intent) => {
+                Some(Effect::Submit { seq, trader: trader.to_owned(), intent: intent.clone() })
+            }
+            Event::OrderCancelRequested { cloid } => {
+                Some(Effect::Cancel { seq, trader: trader.to_owned(), cloid: *cloid })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An input as a venue (or a feed) hands it to the engine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Input {
+    pub time_ms: i64,
+    /// The trader it belongs to; empty for shared facts (market data).
+    pub trader: String,
+    pub event: Event,
+}
+
+impl Input {
+    pub fn new(time_ms: i64, trader: impl Into<String>, event: Event) -> Input {
+        Input { time_ms, trader: trader.into(), event }
+    }
+}
+
+/// A venue: the simulated exchange, a live exchange adapter, or nothing (replay).
+pub trait Venue {
+    /// Whether an effect must be durable in the journal before [`Venue::send`] sees it.
+    /// True for anything outside the process (a crash must never leave an order at the
+    /// exchange that the journal does not know); the in-process simulator, which dies
+    /// with the journal's unflushed tail, answers false.
+    fn needs_durable(&self) -> bool {
+        true
+    }
+
+    /// Takes an effect whose decision is journaled (and durable if [`Venue::needs_durable`]).
+    /// Never blocks on the answer and never fails: what happens to the request comes back
+    /// as inputs from [`Venue::poll`] (or, for a live venue, from its streams), or is found
+    /// by reconciliation.
+    fn send(&mut self, effect: &Effect, state: &State);
+
+    /// The answers ready now, in the order they are to be journaled. `state` is the
+    /// ledger as folded so far; nothing here may read a clock: answers are stamped with
+    /// event time (a live venue stamps what it received with the exchange's own times).
+    fn poll(&mut self, state: &State) -> Vec<Input>;
+}
+
+/// The venue of `replay verify`: effects go nowhere, since the answers are in the journal.
+#[derive(Debug, Default)]
+pub struct NoVenue;
+
+impl Venue for NoVenue {
+    fn needs_durable(&self) -> bool {
+        false
+    }
+
+    fn send(&mut self, _effect: &Effect, _state: &State) {}
+
+    fn poll(&mut self, _state: &State) -> Vec<Input> {
+        Vec::new()
+    }
+}
