@@ -18,6 +18,8 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value as Json};
 use sim::Intrabar;
 
+use crate::staging::Staged;
+
 /// The strategy and data a bare `quantfold backtest` runs.
 pub const DEFAULT_STRATEGY: &str = "strategies/sma_cross.js";
 pub const DEFAULT_DATA: &str = "fixtures/klines/coinbase_BTCUSD_1h_2017-07_2019-10.csv";
@@ -109,25 +111,67 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return sweep(&args, &config, grid);
     }
     let out = args.out.clone().unwrap_or_else(|| default_out(&config));
+    // Reports and journal are written under temporary names and renamed into place on
+    // success: a failed run leaves neither (see `staging`).
+    if let Some(journal) = &config.journal {
+        if std::fs::read_dir(journal).is_ok_and(|mut d| d.next().is_some()) {
+            return Err(journal::StoreError::AlreadyExists(journal.clone()).into());
+        }
+    }
+    let out_staged = Staged::new(&out)?;
+    let journal_staged = config.journal.as_deref().map(Staged::new).transpose()?;
+    if let Some(staged) = &journal_staged {
+        // `run` refuses a journal directory that exists and is not empty: give it a fresh one.
+        std::fs::remove_dir(staged.path()).ok();
+        config.journal = Some(staged.path().to_owned());
+    }
+    let outcome = match run_staged(&config, &out_staged) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let mut names = vec![out.display().to_string()];
+            names.extend(journal_staged.as_ref().map(|j| j.target().display().to_string()));
+            anyhow::bail!("{e:#} (the run failed: nothing was written to {})", names.join(" or "));
+        }
+    };
+    let out = out_staged.commit()?;
+    let journal = match journal_staged {
+        Some(staged) => Some(staged.commit()?),
+        None => None,
+    };
+    if args.format == "json" {
+        say!("{}", serde_json::to_string_pretty(&outcome.summary)?);
+    } else {
+        say!("{}", summary_table(&outcome.summary));
+    }
+    eprintln!("reports: {} ({} files); open {}", out.display(), outcome.files, out.join("report.html").display());
+    if let (Some(path), Some(events)) = (journal, outcome.events) {
+        eprintln!("journal: {} ({events} events)", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a run that succeeded leaves for the terminal.
+struct Done {
+    summary: Summary,
+    /// The journal's event count, when journaled.
+    events: Option<u64>,
+    /// Report files written.
+    files: usize,
+}
+
+/// One run, with its reports written into the staged output directory.
+fn run_staged(config: &Config, out: &Staged) -> anyhow::Result<Done> {
+    let mut config = config.clone();
     // The per-bar tables are written as the run goes, the rest after it.
-    config.tables = Some(out.clone());
+    config.tables = Some(out.path().to_owned());
     let progress = progress_bar();
     let outcome = run::run(&config, &mut |bars| progress.set_position(bars)).map_err(anyhow::Error::from)?;
     progress.finish_and_clear();
     let summary = report::summary(&outcome.record);
-    let mut written = report::write_all(&outcome.record, &summary, &out)
-        .with_context(|| format!("failed to write reports to {}", out.display()))?;
-    written.extend(outcome.tables.iter().cloned());
-    if args.format == "json" {
-        say!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        say!("{}", summary_table(&summary));
-    }
-    eprintln!("reports: {} ({} files); open {}", out.display(), written.len(), out.join("report.html").display());
-    if let Some((path, events)) = &outcome.journal {
-        eprintln!("journal: {} ({events} events)", path.display());
-    }
-    Ok(ExitCode::SUCCESS)
+    let written = report::write_all(&outcome.record, &summary, out.path())
+        .with_context(|| format!("failed to write reports to {}", out.target().display()))?;
+    let files = written.len() + outcome.tables.len();
+    Ok(Done { summary, events: outcome.journal.map(|(_, events)| events), files })
 }
 
 /// A strategy that does not compile fails the command with FILE:LINE:COLUMN

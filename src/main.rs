@@ -19,6 +19,7 @@ mod backtest_cmd;
 mod bench;
 mod journal_cmd;
 mod replay_cmd;
+mod staging;
 mod strategy_cmd;
 mod text;
 

@@ -219,3 +219,45 @@ fn an_instruments_file_overrides_the_defaults() {
     let err = fails(&["backtest", "--instruments", p(&file)]);
     assert!(err.contains("instruments.toml") && err.contains("unknown field `tick`"), "{err}");
 }
+
+#[test]
+fn a_failed_run_leaves_neither_journal_nor_reports_and_the_same_command_then_works() {
+    // 15,000 good bars, then a bad line: the run fails after it has journaled and tabled
+    // thousands of bars.
+    let tmp = tempfile::tempdir().unwrap();
+    let source = std::fs::read_to_string(fixture("coinbase_BTCUSD_1h_2017-07_2019-10.csv")).unwrap();
+    let mut lines: Vec<&str> = source.lines().collect();
+    let header_and_bars = 15_001;
+    assert!(lines.len() > header_and_bars + 10);
+    let good = lines[header_and_bars].to_owned();
+    let broken = good.replacen(',', ",-", 1); // a negative open price
+    lines[header_and_bars] = &broken;
+    let data = tmp.path().join("coinbase_BTCUSD_1h.csv");
+    std::fs::write(&data, lines.join("\n") + "\n").unwrap();
+    let (out_dir, journal_dir) = (tmp.path().join("out"), tmp.path().join("journal"));
+    let args =
+        ["backtest", "--data", p(&data), "--out", p(&out_dir), "--journal", p(&journal_dir), "--format", "json"];
+
+    let error = fails(&args);
+    assert!(error.contains("coinbase_BTCUSD_1h.csv:15002: open"), "the error names file and line: {error}");
+    assert!(error.contains("nothing was written"), "the error says nothing was written: {error}");
+    assert!(!out_dir.exists(), "no report directory after a failed run");
+    assert!(!journal_dir.exists(), "no journal after a failed run");
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "only the data file is left: {leftovers:?}");
+
+    // Fixed, the same command runs, and leaves both.
+    lines[header_and_bars] = &good;
+    std::fs::write(&data, lines.join("\n") + "\n").unwrap();
+    let out = ok(&args);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["bars"], 20111);
+    assert!(out_dir.join("report.html").is_file() && out_dir.join("equity.parquet").is_file());
+    let verify = ok(&["journal", "verify", p(&journal_dir)]);
+    assert!(verify.status.success());
+
+    // A second run into the same journal is refused, and the reports of the first stay.
+    let error = fails(&args);
+    assert!(error.contains("already exists and is not empty"), "{error}");
+    assert!(out_dir.join("report.html").is_file());
+}
