@@ -55,9 +55,8 @@ impl Staged {
             std::fs::remove_dir(&self.target).with_context(|| format!("cannot replace {}", self.target.display()))?;
         }
         if !self.target.exists() {
-            std::fs::rename(&self.staging, &self.target).with_context(|| {
-                format!("cannot rename {} to {}", self.staging.display(), self.target.display())
-            })?;
+            std::fs::rename(&self.staging, &self.target)
+                .with_context(|| format!("cannot rename {} to {}", self.staging.display(), self.target.display()))?;
         } else {
             for entry in std::fs::read_dir(&self.staging)? {
                 let entry = entry?;

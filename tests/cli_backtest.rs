@@ -235,8 +235,7 @@ fn a_failed_run_leaves_neither_journal_nor_reports_and_the_same_command_then_wor
     let data = tmp.path().join("coinbase_BTCUSD_1h.csv");
     std::fs::write(&data, lines.join("\n") + "\n").unwrap();
     let (out_dir, journal_dir) = (tmp.path().join("out"), tmp.path().join("journal"));
-    let args =
-        ["backtest", "--data", p(&data), "--out", p(&out_dir), "--journal", p(&journal_dir), "--format", "json"];
+    let args = ["backtest", "--data", p(&data), "--out", p(&out_dir), "--journal", p(&journal_dir), "--format", "json"];
 
     let error = fails(&args);
     assert!(error.contains("coinbase_BTCUSD_1h.csv:15002: open"), "the error names file and line: {error}");

@@ -77,6 +77,43 @@ impl<S: Sink> Engine<S> {
         self.sink
     }
 
+    /// Ends the engine, giving back its sink and its deciders (resuming: the deciders of a
+    /// walk through the journal go on with a sink that appends).
+    pub fn into_parts(self) -> (S, Worker) {
+        (self.sink, self.worker)
+    }
+
+    /// An engine of a sink and deciders that belong together (see [`Engine::into_parts`]).
+    pub fn from_parts(sink: S, worker: Worker) -> Engine<S> {
+        Engine { sink, worker, effects: Vec::new(), sent: 0 }
+    }
+
+    /// After a restart: hands `venue` again every order the ledger holds without the
+    /// venue's answer (submitted, never acknowledged) and every cancel request not yet
+    /// answered, traders in name order, orders in time priority. The process may have
+    /// died before, while or after sending them; the venue resolves each by its client
+    /// order id, which is the same every time, so nothing can be placed twice. A resent
+    /// cancel carries the seq of its order's submission.
+    pub fn recover(&mut self, venue: &mut dyn Venue) -> Result<(), SinkError> {
+        for (name, trader) in &self.sink.state().traders {
+            let mut unanswered: Vec<_> = trader
+                .orders
+                .values()
+                .filter(|o| o.status == journal::state::OrderStatus::Submitted || o.cancel_requested)
+                .collect();
+            unanswered.sort_by_key(|o| o.submitted_seq);
+            for order in unanswered {
+                let (seq, trader) = (order.submitted_seq, name.clone());
+                self.effects.push(if order.cancel_requested {
+                    Effect::Cancel { seq, trader, cloid: order.intent.cloid }
+                } else {
+                    Effect::Submit { seq, trader, intent: order.intent.clone() }
+                });
+            }
+        }
+        self.dispatch(venue)
+    }
+
     /// One input: recorded, folded, routed to the deciders; their decisions recorded;
     /// their effects handed to `venue`. Returns the input's seq.
     ///

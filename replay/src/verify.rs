@@ -97,6 +97,41 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
     let journal = Journal::open(dir, Durability::None)?;
     let chain_report = chain::journal(&journal)?;
     let mut engine = Engine::new(ReplaySink::new(journal.records(0)));
+    let walked = walk(&mut engine, overrides)?;
+    let sink = engine.sink_mut();
+    Ok(Report {
+        journal: dir.to_owned(),
+        events: journal.len(),
+        inputs: walked.inputs,
+        decisions_checked: sink.checked,
+        snapshots_checked: chain_report.snapshots_checked,
+        traders: chain_report.traders,
+        strategies: walked.strategies,
+        overrides: overrides.iter().map(|o| format!("{}={}", o.trader, o.file.display())).collect(),
+        head: chain_report.head,
+        state_digest: sink.state.digest(),
+        reproduced: walked.divergence.is_none(),
+        divergence: walked.divergence,
+        ends_mid_decision: sink.journal_ended,
+    })
+}
+
+/// What a walk of a journal found.
+pub(crate) struct Walked {
+    pub inputs: u64,
+    /// "trader (file)" of every strategy loaded.
+    pub strategies: Vec<String>,
+    /// The first difference; None when everything was reproduced.
+    pub divergence: Option<Divergence>,
+}
+
+/// Walks the journal behind `engine`'s sink from its first record: every input through
+/// the engine's step, every `StrategyLoaded` through its load, every derived event
+/// compared by the sink. Shared by [`verify`] and [`crate::resume`].
+///
+/// # Errors
+/// The journal could not be read.
+pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) -> Result<Walked, StoreError> {
     let mut sources: BTreeMap<Hash, String> = BTreeMap::new();
     let mut strategies = Vec::new();
     let mut inputs = 0u64;
@@ -148,7 +183,7 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
     let sink = engine.sink_mut();
     let divergence = match outcome {
         Ok(()) => sink.divergence.take(),
-        Err(SinkError::Store(e)) => return Err(e.into()),
+        Err(SinkError::Store(e)) => return Err(e),
         Err(SinkError::Divergence { .. }) if sink.journal_ended => None,
         Err(SinkError::Divergence { .. }) => sink.divergence.take(),
         // E.g. a journal that loads a second strategy for one trader: today's worker refuses.
@@ -158,21 +193,7 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
             sink.divergence.take()
         }
     };
-    Ok(Report {
-        journal: dir.to_owned(),
-        events: journal.len(),
-        inputs,
-        decisions_checked: sink.checked,
-        snapshots_checked: chain_report.snapshots_checked,
-        traders: chain_report.traders,
-        strategies,
-        overrides: overrides.iter().map(|o| format!("{}={}", o.trader, o.file.display())).collect(),
-        head: chain_report.head,
-        state_digest: sink.state.digest(),
-        reproduced: divergence.is_none(),
-        divergence,
-        ends_mid_decision: sink.journal_ended,
-    })
+    Ok(Walked { inputs, strategies, divergence })
 }
 
 fn load_time(sink: &ReplaySink<'_>) -> i64 {
@@ -213,6 +234,9 @@ pub struct ReplaySink<'a> {
     divergence: Option<Divergence>,
     peeked: Option<Result<Envelope, StoreError>>,
     journal_ended: bool,
+    /// Resuming: where the journal ends, derived events are chained on here (to be
+    /// appended once the walk is over) instead of ending the walk.
+    tail: Option<Vec<Envelope>>,
 }
 
 impl<'a> ReplaySink<'a> {
@@ -228,7 +252,23 @@ impl<'a> ReplaySink<'a> {
             divergence: None,
             peeked: None,
             journal_ended: false,
+            tail: None,
         }
+    }
+
+    /// A sink that goes on past the journal's end (see `tail`): resuming after a crash.
+    pub(crate) fn continuing(records: Records<'a>) -> ReplaySink<'a> {
+        ReplaySink { tail: Some(Vec::new()), ..ReplaySink::new(records) }
+    }
+
+    /// Derived events re-derived and found equal so far.
+    pub(crate) fn decisions_checked(&self) -> u64 {
+        self.checked
+    }
+
+    /// The folded state, and the events derived past the journal's end (resuming).
+    pub(crate) fn into_parts(self) -> (State, Vec<Envelope>) {
+        (self.state, self.tail.unwrap_or_default())
     }
 
     fn next_record(&mut self) -> Option<Result<Envelope, StoreError>> {
@@ -272,6 +312,21 @@ impl<'a> ReplaySink<'a> {
     }
 }
 
+impl ReplaySink<'_> {
+    /// Chains a derived event on past the journal's end, as the journal would append it.
+    fn chain_on(&mut self, time_ms: i64, trader: &str, event: &Event) -> u64 {
+        let seq = self.state.last_seq.map_or(0, |s| s + 1);
+        let prev_hash = self.state.last_hash;
+        let (hash, _) = codec::encode_event_record(seq, &prev_hash, time_ms, trader, event);
+        let envelope = Envelope { seq, time_ms, trader: trader.to_owned(), event: event.clone(), prev_hash, hash };
+        self.state.apply(&envelope);
+        if let Some(tail) = &mut self.tail {
+            tail.push(envelope);
+        }
+        seq
+    }
+}
+
 impl Sink for ReplaySink<'_> {
     fn state(&self) -> &State {
         &self.state
@@ -286,6 +341,7 @@ impl Sink for ReplaySink<'_> {
             Some(load) => load,
             None => match self.next_record() {
                 Some(r) => r?,
+                None if self.tail.is_some() => return Ok(self.chain_on(time_ms, trader, event)),
                 None => {
                     // A journal cut by a crash ends inside a decision; that is not a divergence.
                     self.journal_ended = true;
