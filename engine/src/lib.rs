@@ -230,3 +230,6 @@ impl<S: Sink> Sink for Tap<'_, S> {
         self.inner.make_durable()
     }
 }
+
+#[cfg(test)]
+mod tests;
