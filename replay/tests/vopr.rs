@@ -24,7 +24,10 @@
 //! decision, and `replay verify` reproduces the whole journal to the same digest.
 //!
 //! `cargo test -p replay --test vopr` runs a few seeds; `-- --seeds N` runs N,
-//! `-- --seed S` one (a failure prints its seed), `--bars N` changes the length.
+//! `-- --seed S` one (a failure prints its seed), `--bars N` changes the length;
+//! `VOPR_ANOMALIES=1` lists what the fold noted as odd (here: the duplicates and
+//! late acks the venue sends on purpose; a live adapter de-duplicates before
+//! journaling, the fold is the safety net).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -236,6 +239,11 @@ fn run(seed: u64, bars: usize) -> Result<Totals, String> {
         audit.after_step(&mut engine, &mut venue)?;
     }
     final_checks(&engine, &venue)?;
+    if std::env::var_os("VOPR_ANOMALIES").is_some() {
+        for a in &engine.state().anomalies {
+            eprintln!("anomaly: {a:?}");
+        }
+    }
     let digest = engine.state().digest();
     drop(engine);
     let report = replay::verify::verify(&dir, &[]).map_err(|e| format!("replay verify: {e}"))?;
