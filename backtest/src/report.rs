@@ -71,7 +71,7 @@ use serde::Serialize;
 
 use journal::money::dec;
 
-use crate::record::RunRecord;
+use crate::record::{RunRecord, END_OF_DATA};
 
 pub use files::write_trades;
 pub use html::render_html;
@@ -115,9 +115,17 @@ pub struct Summary {
     pub strategy_errors: u64,
     pub anomalies: u64,
     pub state_digest: String,
-    /// Why the run stopped early, if it did.
+    /// Why the strategy was stopped (`"end of data"` for a run that simply ran out of bars).
     pub stopped: Option<String>,
     pub data_notes: Vec<String>,
+}
+
+impl Summary {
+    /// Why the run stopped before the end of its data (errors, liquidation, an interrupt, ...);
+    /// `None` for a run that reached its last bar.
+    pub fn stopped_early(&self) -> Option<&str> {
+        self.stopped.as_deref().filter(|why| *why != END_OF_DATA)
+    }
 }
 
 /// A report file could not be built or written.

@@ -276,7 +276,7 @@ fn drive<S: Sink + Finish>(
         return Err(RunError::NoBars(range));
     }
     sink.sample_equity(last_close_ms);
-    worker.exit(&mut sink, last_close_ms, "end of data")?;
+    worker.exit(&mut sink, last_close_ms, crate::record::END_OF_DATA)?;
     progress(bars);
 
     let infos = merge.into_infos();

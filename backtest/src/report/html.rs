@@ -175,7 +175,7 @@ fn header(h: &mut String, record: &RunRecord, s: &Summary) {
         h.push_str("</div>");
     }
     let mut alerts = Vec::new();
-    if let Some(why) = &s.stopped {
+    if let Some(why) = s.stopped_early() {
         alerts.push(format!("The run stopped early: {why}"));
     }
     if s.strategy_errors > 0 {

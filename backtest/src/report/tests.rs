@@ -665,3 +665,20 @@ fn a_short_run_without_trades_renders_hour_ticks() {
         write_all(&r, &s, &dir).unwrap();
     }
 }
+
+#[test]
+fn only_a_real_early_stop_is_a_warning() {
+    let page = |stopped: &str, errors: u64| {
+        let r = RunRecord { stopped: Some(stopped.into()), strategy_errors: errors, ..tiny() };
+        render_html(&r, &summary(&r))
+    };
+    let end = page(crate::record::END_OF_DATA, 0);
+    assert!(!end.contains("<div class=\"alert\">"), "a run that reached the end of its data has no warning");
+    assert!(!end.contains("stopped early"));
+    let failed = page("failed 4 times: st_heartbeat: TypeError: x is undefined", 4);
+    assert!(
+        failed.contains("<div class=\"alert\">The run stopped early: failed 4 times: st_heartbeat: TypeError"),
+        "a strategy stopped by its errors is a warning"
+    );
+    assert!(failed.contains("<div class=\"alert\">4 strategy error(s) during the run.</div>"));
+}
