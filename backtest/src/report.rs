@@ -66,6 +66,7 @@ mod text;
 
 use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -79,8 +80,32 @@ pub use tables::{write_tables, TableWriter};
 
 /// The run's headline numbers; `summary.json` is this, pretty-printed.
 /// Definitions: see the [module docs](self).
+///
+/// The field order is the order a reader reads the summary in, wherever it is shown
+/// (`summary.json`, the terminal table, the sweep): the performance first (return, CAGR, the
+/// risk-adjusted ratios, drawdown), then the trades, exposure and costs, then the bookkeeping
+/// (what ran on which data, and the run's health).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
+    pub total_return_pct: Option<f64>,
+    pub cagr_pct: Option<f64>,
+    pub sharpe: Option<f64>,
+    pub sortino: Option<f64>,
+    pub max_drawdown_pct: Option<f64>,
+    pub calmar: Option<f64>,
+    pub trades: u64,
+    pub win_rate_pct: Option<f64>,
+    pub profit_factor: Option<f64>,
+    pub avg_trade_duration: Option<String>,
+    pub exposure_pct: Option<f64>,
+    #[serde(with = "dec")]
+    pub fees_paid: Decimal,
+    #[serde(with = "dec")]
+    pub funding_net: Decimal,
+    #[serde(with = "dec")]
+    pub initial_equity: Decimal,
+    #[serde(with = "dec")]
+    pub final_equity: Decimal,
     pub strategy: String,
     pub params: serde_json::Value,
     pub symbols: Vec<String>,
@@ -91,36 +116,30 @@ pub struct Summary {
     pub start: String,
     pub end: String,
     pub bars: u64,
-    pub trades: u64,
-    #[serde(with = "dec")]
-    pub initial_equity: Decimal,
-    #[serde(with = "dec")]
-    pub final_equity: Decimal,
-    pub total_return_pct: Option<f64>,
-    pub cagr_pct: Option<f64>,
-    pub sharpe: Option<f64>,
-    pub sortino: Option<f64>,
-    pub max_drawdown_pct: Option<f64>,
-    pub calmar: Option<f64>,
-    pub win_rate_pct: Option<f64>,
-    pub profit_factor: Option<f64>,
-    pub exposure_pct: Option<f64>,
-    #[serde(with = "dec")]
-    pub fees_paid: Decimal,
-    #[serde(with = "dec")]
-    pub funding_net: Decimal,
-    pub avg_trade_duration: Option<String>,
     pub avg_trade_duration_ms: Option<i64>,
     pub orders_rejected: u64,
     pub strategy_errors: u64,
     pub anomalies: u64,
-    pub state_digest: String,
     /// Why the strategy was stopped (`"end of data"` for a run that simply ran out of bars).
     pub stopped: Option<String>,
     pub data_notes: Vec<String>,
+    pub state_digest: String,
 }
 
 impl Summary {
+    /// The fields by name, in the order of the struct, for the tables that show the summary
+    /// (a `serde_json::Value` object would sort them by name).
+    pub fn fields(&self) -> IndexMap<String, serde_json::Value> {
+        // The values come from `to_value` (parsing the text back could move a float by an ulp),
+        // the order from the text. A struct of plain fields always serializes.
+        let serde_json::Value::Object(mut values) = serde_json::to_value(self).expect("a summary serializes") else {
+            unreachable!("a struct serializes to an object")
+        };
+        let text = serde_json::to_string(self).expect("a summary serializes");
+        let order: IndexMap<String, serde::de::IgnoredAny> = serde_json::from_str(&text).expect("its own JSON");
+        order.into_keys().map(|key| (key.clone(), values.remove(&key).unwrap_or_default())).collect()
+    }
+
     /// Why the run stopped before the end of its data (errors, liquidation, an interrupt, ...);
     /// `None` for a run that reached its last bar.
     pub fn stopped_early(&self) -> Option<&str> {
@@ -153,6 +172,21 @@ impl ReportError {
 pub fn summary(record: &RunRecord) -> Summary {
     let m = metrics::compute(record);
     Summary {
+        total_return_pct: m.total_return_pct,
+        cagr_pct: m.cagr_pct,
+        sharpe: m.sharpe,
+        sortino: m.sortino,
+        max_drawdown_pct: m.max_drawdown_pct,
+        calmar: m.calmar,
+        trades: record.trades.len() as u64,
+        win_rate_pct: m.win_rate_pct,
+        profit_factor: m.profit_factor,
+        avg_trade_duration: m.avg_trade_duration_ms.map(human_duration),
+        exposure_pct: m.exposure_pct,
+        fees_paid: record.fees_paid,
+        funding_net: record.funding_net,
+        initial_equity: record.initial_equity,
+        final_equity: record.final_equity,
         strategy: record.strategy.clone(),
         params: record.params.clone(),
         symbols: record.symbols.clone(),
@@ -161,28 +195,13 @@ pub fn summary(record: &RunRecord) -> Summary {
         start: iso_utc(record.start_ms),
         end: iso_utc(record.end_ms),
         bars: record.bars,
-        trades: record.trades.len() as u64,
-        initial_equity: record.initial_equity,
-        final_equity: record.final_equity,
-        total_return_pct: m.total_return_pct,
-        cagr_pct: m.cagr_pct,
-        sharpe: m.sharpe,
-        sortino: m.sortino,
-        max_drawdown_pct: m.max_drawdown_pct,
-        calmar: m.calmar,
-        win_rate_pct: m.win_rate_pct,
-        profit_factor: m.profit_factor,
-        exposure_pct: m.exposure_pct,
-        fees_paid: record.fees_paid,
-        funding_net: record.funding_net,
-        avg_trade_duration: m.avg_trade_duration_ms.map(human_duration),
         avg_trade_duration_ms: m.avg_trade_duration_ms,
         orders_rejected: record.orders_rejected,
         strategy_errors: record.strategy_errors,
         anomalies: record.anomalies,
-        state_digest: record.state_digest.clone(),
         stopped: record.stopped.clone(),
         data_notes: record.data_notes.clone(),
+        state_digest: record.state_digest.clone(),
     }
 }
 

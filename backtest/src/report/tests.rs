@@ -682,3 +682,54 @@ fn only_a_real_early_stop_is_a_warning() {
     );
     assert!(failed.contains("<div class=\"alert\">4 strategy error(s) during the run.</div>"));
 }
+
+/// The order a reader reads the summary in: performance, trades, exposure and costs, bookkeeping.
+const SUMMARY_ORDER: &[&str] = &[
+    "total_return_pct",
+    "cagr_pct",
+    "sharpe",
+    "sortino",
+    "max_drawdown_pct",
+    "calmar",
+    "trades",
+    "win_rate_pct",
+    "profit_factor",
+    "avg_trade_duration",
+    "exposure_pct",
+    "fees_paid",
+    "funding_net",
+    "initial_equity",
+    "final_equity",
+    "strategy",
+    "params",
+    "symbols",
+    "interval",
+    "interval_ms",
+    "start",
+    "end",
+    "bars",
+    "avg_trade_duration_ms",
+    "orders_rejected",
+    "strategy_errors",
+    "anomalies",
+    "stopped",
+    "data_notes",
+    "state_digest",
+];
+
+#[test]
+fn the_summary_reads_in_order_not_alphabetically() {
+    let want = SUMMARY_ORDER.to_vec();
+    let s = summary(&tiny());
+    let fields = s.fields();
+    assert_eq!(fields.keys().map(String::as_str).collect::<Vec<_>>(), want);
+    assert_eq!(fields["trades"], 4);
+    assert_eq!(fields["final_equity"], "121");
+    // summary.json: the same order, key by key.
+    let dir = scratch("summary-order");
+    write_all(&tiny(), &s, &dir).unwrap();
+    let json = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    let keys: Vec<&str> =
+        json.lines().filter_map(|l| l.strip_prefix("  \"")).filter_map(|l| l.split_once('"')).map(|(k, _)| k).collect();
+    assert_eq!(keys, want);
+}
