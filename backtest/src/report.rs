@@ -55,6 +55,7 @@
 //!   **avg_trade_duration** the same in words (`"3h 20m"`, `"2d 4h"`, `"45s"`); `null` without trades.
 //! - **fees_paid**, **final_equity**, **initial_equity**, **funding_net**: the record's exact decimals, as strings.
 
+mod escape;
 mod files;
 mod html;
 mod metrics;

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use super::escape::esc;
 use super::metrics::to_f64;
 use super::svg::{self, Axis, ChartOpts, Frame, Layer, Marker, MAX_POINTS};
 use super::{civil, human_duration, Summary};
@@ -21,22 +22,6 @@ const NEG: &str = "#dc2626";
 const SERIES_COLORS: [&str; 6] = ["#7c3aed", "#0891b2", "#d97706", "#db2777", "#059669", "#4f46e5"];
 
 const WIDE: f64 = 1100.0;
-
-/// Escapes text for HTML content and attribute values.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 /// "2024-01-05 14:00" (seconds / milliseconds only when not zero), UTC.
 fn short_time(ms: i64) -> String {

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::civil;
-use super::html::esc;
+use super::escape::esc;
 
 /// Lines are cut to at most this many points before drawing.
 pub(crate) const MAX_POINTS: usize = 2000;

@@ -265,7 +265,7 @@ fn helpers() {
     assert_eq!(interval_label(900_000), "15m");
     assert_eq!(interval_label(4 * H), "4h");
     assert_eq!(interval_label(7 * DAY), "1w");
-    assert_eq!(html::esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    assert_eq!(escape::esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
     assert_eq!(svg::fmt_num(43_250.0, 50.0), "43,250");
     assert_eq!(svg::fmt_num(0.0000205, 0.0000005), "0.0000205");
     assert_eq!(svg::fmt_num(-0.0, 0.25), "0.00");
