@@ -64,6 +64,7 @@ mod tables;
 #[cfg(test)]
 mod tests;
 mod text;
+mod utc;
 
 use std::path::{Path, PathBuf};
 
@@ -78,6 +79,7 @@ use crate::record::{RunRecord, END_OF_DATA};
 pub use files::write_trades;
 pub use html::render_html;
 pub use tables::{write_tables, TableWriter};
+pub use utc::iso_utc;
 
 /// The run's headline numbers; `summary.json` is this, pretty-printed.
 /// Definitions: see the [module docs](self).
@@ -235,77 +237,6 @@ pub fn write_all(record: &RunRecord, summary: &Summary, out_dir: &Path) -> Resul
     let mut written = others?;
     written.push(page?);
     Ok(written)
-}
-
-/// ISO-8601 UTC: `2024-01-05T14:00:00Z`, with `.mmm` when the milliseconds are not 0.
-pub fn iso_utc(ms: i64) -> String {
-    let mut out = String::with_capacity(24);
-    push_iso_utc(&mut out, ms);
-    out
-}
-
-/// [`iso_utc`] appended to `out`. Digits are pushed by hand: the equity tables format one time
-/// per bar, and `format!` made that the most expensive part of writing the reports.
-pub(crate) fn push_iso_utc(out: &mut String, ms: i64) {
-    let (y, mo, d, h, mi, s, milli) = civil(ms);
-    if !(0..=9999).contains(&y) {
-        // Outside four-digit years: rare enough for the general formatter.
-        out.push_str(&format!("{y:04}"));
-    } else {
-        push_digits(out, y as u32, 4);
-    }
-    for (sep, value) in [('-', mo), ('-', d), ('T', h), (':', mi), (':', s)] {
-        out.push(sep);
-        push_digits(out, value, 2);
-    }
-    if milli != 0 {
-        out.push('.');
-        push_digits(out, milli, 3);
-    }
-    out.push('Z');
-}
-
-/// `value` in decimal, zero-padded to `width` digits (`value` < 10^width).
-fn push_digits(out: &mut String, value: u32, width: u32) {
-    for place in (0..width).rev() {
-        let digit = value / 10u32.pow(place) % 10;
-        out.push(char::from(b'0' + digit as u8));
-    }
-}
-
-/// (year, month 1-12, day 1-31, hour, minute, second, millisecond) of a UTC epoch-ms time.
-pub(crate) fn civil(ms: i64) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let secs = ms.div_euclid(1000);
-    let milli = ms.rem_euclid(1000) as u32;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400) as u32;
-    let (y, m, d) = civil_from_days(days);
-    (y, m, d, sod / 3600, sod % 3600 / 60, sod % 60, milli)
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// (year, month, day) to days since 1970-01-01.
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// A duration in words, two units at most: "450ms", "45s", "3m 20s", "3h 20m", "2d 4h".

@@ -46,15 +46,9 @@ fn config(strategy: &str, klines: &str, params: Json) -> Config {
 }
 
 fn ms(date: &str) -> i64 {
-    // YYYY-MM-DD at 00:00 UTC, without a date library: days from civil (H. Hinnant).
-    let parts: Vec<i64> = date.split('-').map(|p| p.parse().expect("a date")).collect();
-    let (y, m, d) = (parts[0], parts[1], parts[2]);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) * 86_400_000
+    // YYYY-MM-DD at 00:00 UTC.
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").expect("a date");
+    day.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis()
 }
 
 fn f(d: Decimal) -> f64 {

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use super::escape::esc;
 use super::metrics::to_f64;
 use super::svg::{self, Axis, ChartOpts, Frame, Layer, Marker, MAX_POINTS};
-use super::{civil, human_duration, Summary};
+use super::utc::short_time;
+use super::{human_duration, Summary};
 use crate::record::{RunRecord, Trade};
 
 /// Rows of the trades table.
@@ -22,19 +23,6 @@ const NEG: &str = "#dc2626";
 const SERIES_COLORS: [&str; 6] = ["#7c3aed", "#0891b2", "#d97706", "#db2777", "#059669", "#4f46e5"];
 
 const WIDE: f64 = 1100.0;
-
-/// "2024-01-05 14:00" (seconds / milliseconds only when not zero), UTC.
-fn short_time(ms: i64) -> String {
-    let (y, mo, d, h, mi, s, milli) = civil(ms);
-    let mut out = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}");
-    if s != 0 || milli != 0 {
-        let _ = write!(out, ":{s:02}");
-    }
-    if milli != 0 {
-        let _ = write!(out, ".{milli:03}");
-    }
-    out
-}
 
 fn pct(x: Option<f64>) -> String {
     x.map_or_else(|| "—".into(), |v| format!("{v:.2}%"))

@@ -251,9 +251,13 @@ fn helpers() {
     assert_eq!(iso_utc(253_402_300_799_000), "9999-12-31T23:59:59Z");
     assert_eq!(iso_utc(253_402_300_800_010), "10000-01-01T00:00:00.010Z");
     for days in [-800_000i64, -1, 0, 59, 10_957, 19_723, 2_932_896] {
-        let (y, m, dd) = civil_from_days(days);
-        assert_eq!(days_from_civil(y, m, dd), days);
+        let (ms, month) = (days * DAY, utc::month_index(days * DAY));
+        assert!(utc::month_start_ms(month, 1) <= ms && ms < utc::month_start_ms(month + 1, 1), "day {days}");
     }
+    assert_eq!(utc::month_start_ms(2024 * 12 + 1, 29), 1_709_164_800_000, "2024-02-29");
+    assert_eq!(utc::short_time(1_704_067_200_000), "2024-01-01 00:00");
+    assert_eq!(utc::short_time(1_704_070_799_999), "2024-01-01 00:59:59.999");
+    assert_eq!(utc::short_time(253_402_300_800_000), "10000-01-01 00:00");
     assert_eq!(human_duration(12_000_000), "3h 20m");
     assert_eq!(human_duration(45_000), "45s");
     assert_eq!(human_duration(450), "450ms");
