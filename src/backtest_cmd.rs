@@ -138,10 +138,10 @@ fn precheck_strategy(file: &Path) -> anyhow::Result<()> {
         std::fs::read_to_string(file).with_context(|| format!("failed to read the strategy {}", file.display()))?;
     let name = file.display().to_string();
     match strategies::sandbox::Sandbox::load(&name, &source, strategies::sandbox::SandboxConfig::default()) {
-        Ok(sandbox) if !sandbox.has_hook(strategies::sandbox::Hook::Heartbeat) => {
-            bail!("{name}: defines no st_heartbeat function")
-        }
-        Ok(_) => Ok(()),
+        Ok(sandbox) => match sandbox.missing_heartbeat() {
+            Some(message) => bail!("{message}"),
+            None => Ok(()),
+        },
         Err(e) => bail!("{e}"),
     }
 }

@@ -139,7 +139,9 @@ fn a_broken_strategy_is_named_with_line_and_column() {
     let no_heartbeat = tmp.path().join("idle.js");
     std::fs::write(&no_heartbeat, "function st_init(ctx) {}\n").unwrap();
     let err = fails(&["strategy", "check", p(&no_heartbeat)]);
-    assert!(err.contains("st_heartbeat"), "{err}");
+    assert!(err.contains("idle.js: defines no st_heartbeat function; it would never trade"), "{err}");
+    let err = fails(&["backtest", "--strategy", p(&no_heartbeat)]);
+    assert!(err.contains("idle.js: defines no st_heartbeat function"), "{err}");
 }
 
 #[test]
