@@ -117,9 +117,9 @@ pub fn render_html(record: &RunRecord, summary: &Summary) -> String {
     series(&mut h, record, x0, x1);
     trades(&mut h, record);
     notes(&mut h, summary);
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<footer>quantfold backtest · times in UTC · state digest <span class=\"mono\">{}</span></footer></main></body></html>\n",
+        "<footer>quantfold backtest · times in UTC · state digest <span class=\"mono\">{}</span></footer></main></body></html>",
         esc(&summary.state_digest)
     );
     h
