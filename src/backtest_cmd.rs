@@ -14,6 +14,7 @@ use backtest::{
     run::{self, Config},
 };
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use indexmap::IndexMap;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value as Json};
 use sim::Intrabar;
@@ -181,10 +182,10 @@ fn precheck_strategy(file: &Path) -> anyhow::Result<()> {
         std::fs::read_to_string(file).with_context(|| format!("failed to read the strategy {}", file.display()))?;
     let name = file.display().to_string();
     match strategies::sandbox::Sandbox::load(&name, &source, strategies::sandbox::SandboxConfig::default()) {
-        Ok(sandbox) if !sandbox.has_hook(strategies::sandbox::Hook::Heartbeat) => {
-            bail!("{name}: defines no st_heartbeat function")
-        }
-        Ok(_) => Ok(()),
+        Ok(sandbox) => match sandbox.missing_heartbeat() {
+            Some(message) => bail!("{message}"),
+            None => Ok(()),
+        },
         Err(e) => bail!("{e}"),
     }
 }
@@ -328,20 +329,16 @@ fn progress_bar() -> indicatif::ProgressBar {
 fn summary_table(summary: &Summary) -> Table {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(["metric", "value"]);
-    let value = serde_json::to_value(summary).unwrap_or(Json::Null);
-    if let Json::Object(map) = value {
-        for (key, v) in map {
-            let shown = match v {
-                Json::Null => "-".to_owned(),
-                Json::String(s) => s,
-                Json::Number(n) => n.as_f64().map_or_else(
-                    || n.to_string(),
-                    |f| if f.fract() == 0.0 { n.to_string() } else { format!("{f:.3}") },
-                ),
-                other => other.to_string(),
-            };
-            table.add_row([key, shown]);
-        }
+    for (key, v) in summary.fields() {
+        let shown = match v {
+            Json::Null => "-".to_owned(),
+            Json::String(s) => s,
+            Json::Number(n) => n
+                .as_f64()
+                .map_or_else(|| n.to_string(), |f| if f.fract() == 0.0 { n.to_string() } else { format!("{f:.3}") }),
+            other => other.to_string(),
+        };
+        table.add_row([key, shown]);
     }
     table
 }
@@ -418,12 +415,13 @@ fn sweep(args: &Args, base: &Config, grid: &str) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     for (index, result) in results {
         let summary = result.with_context(|| format!("run with params {}", Json::Object(combos[index].clone())))?;
-        rows.push((combos[index].clone(), serde_json::to_value(&summary)?));
+        rows.push((combos[index].clone(), summary.fields()));
     }
     let ascending = args.sort == "max_drawdown_pct";
     rows.sort_by(|a, b| {
-        let key =
-            |r: &(Map<String, Json>, Json)| r.1.get(&args.sort).and_then(Json::as_f64).unwrap_or(f64::NEG_INFINITY);
+        let key = |r: &(Map<String, Json>, IndexMap<String, Json>)| {
+            r.1.get(&args.sort).and_then(Json::as_f64).unwrap_or(f64::NEG_INFINITY)
+        };
         let order = key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal);
         if ascending {
             order
@@ -433,15 +431,16 @@ fn sweep(args: &Args, base: &Config, grid: &str) -> anyhow::Result<ExitCode> {
     });
     let out = args.out.clone().unwrap_or_else(|| default_out(base));
     std::fs::create_dir_all(&out).with_context(|| format!("failed to create {}", out.display()))?;
+    // In the summary's order (see `Summary`).
     let metrics = [
         "total_return_pct",
         "sharpe",
         "sortino",
         "max_drawdown_pct",
         "calmar",
+        "trades",
         "win_rate_pct",
         "profit_factor",
-        "trades",
         "final_equity",
     ];
     let names: Vec<&String> = axes.iter().map(|(n, _)| n).collect();
@@ -471,7 +470,13 @@ fn sweep(args: &Args, base: &Config, grid: &str) -> anyhow::Result<ExitCode> {
     }
     std::fs::write(out.join("sweep.csv"), csv).context("failed to write sweep.csv")?;
     if args.format == "json" {
-        let list: Vec<Json> = rows.iter().map(|(p, s)| serde_json::json!({ "params": p, "summary": s })).collect();
+        // Serialized from the maps themselves: `json!` would sort the summary's keys.
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            params: &'a Map<String, Json>,
+            summary: &'a IndexMap<String, Json>,
+        }
+        let list: Vec<Row> = rows.iter().map(|(params, summary)| Row { params, summary }).collect();
         say!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         say!("{table}");

@@ -34,8 +34,8 @@ pub fn check(file: &Path) -> anyhow::Result<ExitCode> {
     say!("{name}: ok ({:?})", sandbox.kind());
     say!("hooks: {}", if hooks.is_empty() { "(none)".to_owned() } else { hooks.join(", ") });
     say!("params: {}", sandbox.params());
-    if !sandbox.has_hook(Hook::Heartbeat) {
-        eprintln!("{name}: defines no st_heartbeat function; it would never trade");
+    if let Some(message) = sandbox.missing_heartbeat() {
+        eprintln!("{message}; it would never trade");
         return Ok(ExitCode::FAILURE);
     }
     if sandbox.has_hook(Hook::Init) {

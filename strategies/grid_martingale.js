@@ -1,23 +1,29 @@
-// Long martingale grid (the Quant-Lab grid).
+// Martingale grid (the Quant-Lab grid), long or short: `direction` "long" buys
+// into falls, "short" sells into rises. Below, "into" is down for a long grid and
+// up for a short one, "away" the other way.
 //
-// A cycle opens with a market buy of `baseQty`. Its fill price is the anchor;
-// limit buys then rest at the grid levels below it: level k (1 <= k < maxLevels)
-// at anchor·(1 − k·stepPct/100), for baseQty·multiplier^k. The position can
-// therefore never exceed baseQty·(1 + multiplier + … + multiplier^(maxLevels−1)).
+// A cycle opens with a market order (a buy when long, a sell when short) of
+// `baseQty`. Its fill price is the anchor; limit orders on the same side then rest
+// at the grid levels into the move: level k (1 <= k < maxLevels) at
+// anchor·(1 ∓ k·stepPct/100) (− long, + short), for baseQty·multiplier^k. The
+// position can therefore never exceed baseQty·(1 + multiplier + … +
+// multiplier^(maxLevels−1)), and it never changes side: every order on the
+// other side is reduce-only.
 //
-// Take profit: a reduce-only limit sell of the whole position rests at
-// average entry·(1 + takeProfitPct/100); it is replaced after every fill, since
-// each level moves the average. When it fills the cycle is over: the remaining
-// grid orders are cancelled (ctx.api.cancelOrder) and the next bar opens a new
-// cycle. A limit fills at its price or better, never at a worse one.
+// Take profit: a reduce-only limit of the whole position rests at
+// average entry·(1 ± takeProfitPct/100) (away from the levels); it is replaced
+// after every fill, since each level moves the average. When it fills the cycle
+// is over: the remaining grid orders are cancelled (ctx.api.cancelOrder) and the
+// next bar opens a new cycle. A limit fills at its price or better, never at a
+// worse one.
 //
 // Hard stop, checked on each bar's close: while levels are left the stop sits
-// stopLossPct below the average entry; once every level is filled it sits
-// stopLossPct below the last level's fill. A close at or beyond it cancels the
-// grid and the take-profit and closes the position with a reduce-only market
-// sell (filled at the next bar's open); after that fill the strategy sits out
-// `cooldownBars` bars before the next cycle. A liquidation ends a cycle the same
-// way.
+// stopLossPct beyond the average entry (into the move); once every level is
+// filled it sits stopLossPct beyond the last level's fill. A close at or beyond
+// it cancels the grid and the take-profit and closes the position with a
+// reduce-only market order (filled at the next bar's open); after that fill the
+// strategy sits out `cooldownBars` bars before the next cycle. A liquidation ends
+// a cycle the same way.
 //
 // A level can still fill in the bar whose take-profit ended its cycle (the
 // exchange works through the whole bar before the cancel reaches it); such
@@ -31,20 +37,33 @@
 // where it was. Trades one symbol.
 var params = {
   symbol: null,       // the symbol to trade (null: the first symbol in the data)
+  direction: "long",  // "long": buy into falls; "short": sell into rises
   baseQty: 0.01,      // size of the entry, in base units (BTC for BTCUSDT)
   stepPct: 1,         // distance between grid levels, % of the anchor price
   multiplier: 2,      // level k is baseQty·multiplier^k
-  maxLevels: 5,       // levels in all, the entry included (so maxLevels−1 resting buys)
-  takeProfitPct: 1,   // take profit this % above the average entry
-  stopLossPct: 3,     // hard stop this % below the average entry (below the last level once all are filled)
+  maxLevels: 5,       // levels in all, the entry included (so maxLevels−1 resting orders)
+  takeProfitPct: 1,   // take profit this % away from the average entry (above it when long)
+  stopLossPct: 3,     // hard stop this % beyond the average entry (beyond the last level once all are filled)
   cooldownBars: 60,   // bars to sit out after a hard stop or a liquidation
   record: true,       // record the average entry, take-profit and stop prices as series
 };
 
-const DIR = 1; // +1 long grid; short_martingale.js is the same engine with -1
-const ENTRY = DIR > 0 ? "buy" : "sell";
-const EXIT = DIR > 0 ? "sell" : "buy";
 const NAME = "grid_martingale";
+
+// The direction as a sign, +1 long and -1 short: every price of the grid is
+// anchor·(1 − dir·distance), so one engine serves both directions.
+function dir(p) {
+  return p.direction === "short" ? -1 : 1;
+}
+
+// The side that opens and adds (entry), and the side that closes (exit).
+function entrySide(p) {
+  return dir(p) > 0 ? "buy" : "sell";
+}
+
+function exitSide(p) {
+  return dir(p) > 0 ? "sell" : "buy";
+}
 
 function st_init(ctx) {
   const p = ctx.strategy.params;
@@ -55,7 +74,8 @@ function st_init(ctx) {
   if (!(num(p.stepPct) && p.stepPct > 0)) bad("stepPct must be a positive percentage, got " + p.stepPct);
   if (!(num(p.multiplier) && p.multiplier >= 1 && p.multiplier <= 10)) bad("multiplier must be from 1 to 10, got " + p.multiplier);
   if (!(whole(p.maxLevels) && p.maxLevels >= 1 && p.maxLevels <= 20)) bad("maxLevels must be a whole number from 1 to 20, got " + p.maxLevels);
-  if (DIR > 0 && !((p.maxLevels - 1) * p.stepPct < 100)) {
+  if (p.direction !== "long" && p.direction !== "short") bad("direction must be \"long\" or \"short\", got " + p.direction);
+  if (dir(p) > 0 && !((p.maxLevels - 1) * p.stepPct < 100)) {
     bad("the deepest level would be at or below zero: (maxLevels-1)*stepPct = " + (p.maxLevels - 1) * p.stepPct + "%");
   }
   if (!(num(p.takeProfitPct) && p.takeProfitPct > 0 && p.takeProfitPct < 100)) bad("takeProfitPct must be in (0, 100), got " + p.takeProfitPct);
@@ -124,7 +144,7 @@ function cancelAll(ctx, symbol) {
 // --- the cycle -------------------------------------------------------------
 
 function levelPrice(anchor, k, p) {
-  return anchor * (1 - DIR * k * p.stepPct / 100);
+  return anchor * (1 - dir(p) * k * p.stepPct / 100);
 }
 
 function levelQty(k, p) {
@@ -134,7 +154,7 @@ function levelQty(k, p) {
 function placeGrid(ctx, g, p) {
   g.grid = [];
   for (let k = 1; k < p.maxLevels; k++) {
-    const cloid = place(ctx, { symbol: g.symbol, side: ENTRY, type: "limit", qty: levelQty(k, p), price: levelPrice(g.anchor, k, p) }, "level " + k);
+    const cloid = place(ctx, { symbol: g.symbol, side: entrySide(p), type: "limit", qty: levelQty(k, p), price: levelPrice(g.anchor, k, p) }, "level " + k);
     if (cloid) g.grid.push(cloid);
   }
 }
@@ -143,13 +163,13 @@ function replaceTakeProfit(ctx, g, p, pos) {
   if (g.tp !== null && isOpen(ctx, g.symbol, g.tp)) ctx.api.cancelOrder(g.tp);
   g.tp = null;
   if (pos.qty <= 0) return;
-  const price = pos.entryPrice * (1 + DIR * p.takeProfitPct / 100);
-  g.tp = place(ctx, { symbol: g.symbol, side: EXIT, type: "limit", qty: pos.qty, price: price, reduceOnly: true }, "take-profit");
+  const price = pos.entryPrice * (1 + dir(p) * p.takeProfitPct / 100);
+  g.tp = place(ctx, { symbol: g.symbol, side: exitSide(p), type: "limit", qty: pos.qty, price: price, reduceOnly: true }, "take-profit");
 }
 
 function stopPrice(g, p) {
   const ref = g.levels >= p.maxLevels ? g.last : g.avg;
-  return ref * (1 - DIR * p.stopLossPct / 100);
+  return ref * (1 - dir(p) * p.stopLossPct / 100);
 }
 
 function finishCycle(ctx, g, p, reason) {
@@ -169,7 +189,7 @@ function st_heartbeat(ctx, tick) {
   if (JSON.stringify(g) !== before) save(ctx, g);
   if (p.record && g.anchor !== null) {
     ctx.record("avg_entry", g.avg);
-    ctx.record("take_profit", g.avg * (1 + DIR * p.takeProfitPct / 100));
+    ctx.record("take_profit", g.avg * (1 + dir(p) * p.takeProfitPct / 100));
     ctx.record("stop", stopPrice(g, p));
   }
 }
@@ -195,17 +215,17 @@ function decide(ctx, tick, g, p) {
       return;
     }
     if (isOpen(ctx, g.symbol, g.entry)) return;
-    g.entry = place(ctx, { symbol: g.symbol, side: ENTRY, type: "market", qty: p.baseQty }, "entry");
+    g.entry = place(ctx, { symbol: g.symbol, side: entrySide(p), type: "market", qty: p.baseQty }, "entry");
     return;
   }
   if (isOpen(ctx, g.symbol, g.stop)) return; // the stop is on its way out
   const stop = stopPrice(g, p);
-  if (DIR * (tick.close - stop) <= 0) {
+  if (dir(p) * (tick.close - stop) <= 0) {
     ctx.log.warn(NAME + ": hard stop at " + tick.close + " (stop " + stop.toFixed(2) + ", " + g.levels + " level(s))");
     cancelAll(ctx, g.symbol);
     g.tp = null;
     g.grid = [];
-    g.stop = place(ctx, { symbol: g.symbol, side: EXIT, type: "market", qty: pos.qty, reduceOnly: true }, "stop");
+    g.stop = place(ctx, { symbol: g.symbol, side: exitSide(p), type: "market", qty: pos.qty, reduceOnly: true }, "stop");
     return;
   }
   if (!isOpen(ctx, g.symbol, g.tp)) replaceTakeProfit(ctx, g, p, pos);
@@ -217,7 +237,7 @@ function st_on_fill(ctx, fill) {
   if (g === null || fill.symbol !== g.symbol) return;
   const pos = position(ctx, g.symbol);
   let next = g;
-  if (fill.side === ENTRY) {
+  if (fill.side === entrySide(p)) {
     if (g.anchor === null && fill.cloid === g.entry) {
       g.anchor = fill.price;
       g.levels = 1;

@@ -48,6 +48,38 @@ fn default_backtest_prints_json_only_and_writes_every_report() {
 }
 
 #[test]
+fn the_summary_table_reads_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(&["backtest", "--data", &fixture("bybit_BTCUSDT_1m_2022-12-13.csv"), "--out", p(tmp.path())]);
+    let table = text(&out.stdout);
+    // The first cell of each row that holds a metric, top to bottom.
+    let rows: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.trim_start_matches('│').split('┆').next())
+        .map(str::trim)
+        .filter(|cell| {
+            !cell.is_empty() && *cell != "metric" && cell.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        })
+        .collect();
+    let want = [
+        "total_return_pct",
+        "cagr_pct",
+        "sharpe",
+        "sortino",
+        "max_drawdown_pct",
+        "calmar",
+        "trades",
+        "win_rate_pct",
+        "profit_factor",
+        "avg_trade_duration",
+        "exposure_pct",
+        "fees_paid",
+    ];
+    assert_eq!(rows[..want.len()], want, "{table}");
+    assert_eq!(rows.last(), Some(&"state_digest"), "the bookkeeping last:\n{table}");
+}
+
+#[test]
 fn every_bad_data_file_is_named_with_its_line() {
     // (file, the 1-based line of its one defect, or 0 when the defect is the whole file)
     let cases = [
@@ -107,7 +139,9 @@ fn a_broken_strategy_is_named_with_line_and_column() {
     let no_heartbeat = tmp.path().join("idle.js");
     std::fs::write(&no_heartbeat, "function st_init(ctx) {}\n").unwrap();
     let err = fails(&["strategy", "check", p(&no_heartbeat)]);
-    assert!(err.contains("st_heartbeat"), "{err}");
+    assert!(err.contains("idle.js: defines no st_heartbeat function; it would never trade"), "{err}");
+    let err = fails(&["backtest", "--strategy", p(&no_heartbeat)]);
+    assert!(err.contains("idle.js: defines no st_heartbeat function"), "{err}");
 }
 
 #[test]
@@ -141,7 +175,17 @@ fn a_grid_sweep_runs_every_combination_and_sorts() {
     assert!(returns.windows(2).all(|w| w[0] >= w[1]), "sorted descending: {returns:?}");
     let csv = std::fs::read_to_string(tmp.path().join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "header + 4 rows:\n{csv}");
-    assert!(csv.starts_with("fast,slow,"));
+    assert_eq!(
+        csv.lines().next(),
+        Some(
+            "fast,slow,total_return_pct,sharpe,sortino,max_drawdown_pct,calmar,trades,win_rate_pct,profit_factor,final_equity"
+        ),
+        "the summary's order"
+    );
+    // The JSON text keeps the summary's order (a parsed `Value` would sort it).
+    let json = text(&out.stdout);
+    let at = |key: &str| json.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("{key} missing"));
+    assert!(at("total_return_pct") < at("cagr_pct") && at("profit_factor") < at("anomalies"), "{json}");
     // Each combination equals a single run with the same params.
     let best = &rows[0];
     let single = ok(&[

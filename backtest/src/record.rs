@@ -96,5 +96,10 @@ pub struct RunRecord {
     pub state_digest: String,
     pub orders_rejected: u64,
     pub strategy_errors: u64,
+    /// Why the strategy was stopped: [`END_OF_DATA`] for a run that reached the end of its data.
     pub stopped: Option<String>,
 }
+
+/// The reason the driver journals when it stops the strategy because the data ran out: the
+/// normal end of a run, not an early stop.
+pub const END_OF_DATA: &str = "end of data";

@@ -55,6 +55,7 @@
 //!   **avg_trade_duration** the same in words (`"3h 20m"`, `"2d 4h"`, `"45s"`); `null` without trades.
 //! - **fees_paid**, **final_equity**, **initial_equity**, **funding_net**: the record's exact decimals, as strings.
 
+mod escape;
 mod files;
 mod html;
 mod metrics;
@@ -63,24 +64,51 @@ mod tables;
 #[cfg(test)]
 mod tests;
 mod text;
+mod utc;
 
 use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use journal::money::dec;
 
-use crate::record::RunRecord;
+use crate::record::{RunRecord, END_OF_DATA};
 
 pub use files::write_trades;
 pub use html::render_html;
 pub use tables::{write_tables, TableWriter};
+pub use utc::iso_utc;
 
 /// The run's headline numbers; `summary.json` is this, pretty-printed.
 /// Definitions: see the [module docs](self).
+///
+/// The field order is the order a reader reads the summary in, wherever it is shown
+/// (`summary.json`, the terminal table, the sweep): the performance first (return, CAGR, the
+/// risk-adjusted ratios, drawdown), then the trades, exposure and costs, then the bookkeeping
+/// (what ran on which data, and the run's health).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
+    pub total_return_pct: Option<f64>,
+    pub cagr_pct: Option<f64>,
+    pub sharpe: Option<f64>,
+    pub sortino: Option<f64>,
+    pub max_drawdown_pct: Option<f64>,
+    pub calmar: Option<f64>,
+    pub trades: u64,
+    pub win_rate_pct: Option<f64>,
+    pub profit_factor: Option<f64>,
+    pub avg_trade_duration: Option<String>,
+    pub exposure_pct: Option<f64>,
+    #[serde(with = "dec")]
+    pub fees_paid: Decimal,
+    #[serde(with = "dec")]
+    pub funding_net: Decimal,
+    #[serde(with = "dec")]
+    pub initial_equity: Decimal,
+    #[serde(with = "dec")]
+    pub final_equity: Decimal,
     pub strategy: String,
     pub params: serde_json::Value,
     pub symbols: Vec<String>,
@@ -91,33 +119,35 @@ pub struct Summary {
     pub start: String,
     pub end: String,
     pub bars: u64,
-    pub trades: u64,
-    #[serde(with = "dec")]
-    pub initial_equity: Decimal,
-    #[serde(with = "dec")]
-    pub final_equity: Decimal,
-    pub total_return_pct: Option<f64>,
-    pub cagr_pct: Option<f64>,
-    pub sharpe: Option<f64>,
-    pub sortino: Option<f64>,
-    pub max_drawdown_pct: Option<f64>,
-    pub calmar: Option<f64>,
-    pub win_rate_pct: Option<f64>,
-    pub profit_factor: Option<f64>,
-    pub exposure_pct: Option<f64>,
-    #[serde(with = "dec")]
-    pub fees_paid: Decimal,
-    #[serde(with = "dec")]
-    pub funding_net: Decimal,
-    pub avg_trade_duration: Option<String>,
     pub avg_trade_duration_ms: Option<i64>,
     pub orders_rejected: u64,
     pub strategy_errors: u64,
     pub anomalies: u64,
-    pub state_digest: String,
-    /// Why the run stopped early, if it did.
+    /// Why the strategy was stopped (`"end of data"` for a run that simply ran out of bars).
     pub stopped: Option<String>,
     pub data_notes: Vec<String>,
+    pub state_digest: String,
+}
+
+impl Summary {
+    /// The fields by name, in the order of the struct, for the tables that show the summary
+    /// (a `serde_json::Value` object would sort them by name).
+    pub fn fields(&self) -> IndexMap<String, serde_json::Value> {
+        // The values come from `to_value` (parsing the text back could move a float by an ulp),
+        // the order from the text. A struct of plain fields always serializes.
+        let serde_json::Value::Object(mut values) = serde_json::to_value(self).expect("a summary serializes") else {
+            unreachable!("a struct serializes to an object")
+        };
+        let text = serde_json::to_string(self).expect("a summary serializes");
+        let order: IndexMap<String, serde::de::IgnoredAny> = serde_json::from_str(&text).expect("its own JSON");
+        order.into_keys().map(|key| (key.clone(), values.remove(&key).unwrap_or_default())).collect()
+    }
+
+    /// Why the run stopped before the end of its data (errors, liquidation, an interrupt, ...);
+    /// `None` for a run that reached its last bar.
+    pub fn stopped_early(&self) -> Option<&str> {
+        self.stopped.as_deref().filter(|why| *why != END_OF_DATA)
+    }
 }
 
 /// A report file could not be built or written.
@@ -145,6 +175,21 @@ impl ReportError {
 pub fn summary(record: &RunRecord) -> Summary {
     let m = metrics::compute(record);
     Summary {
+        total_return_pct: m.total_return_pct,
+        cagr_pct: m.cagr_pct,
+        sharpe: m.sharpe,
+        sortino: m.sortino,
+        max_drawdown_pct: m.max_drawdown_pct,
+        calmar: m.calmar,
+        trades: record.trades.len() as u64,
+        win_rate_pct: m.win_rate_pct,
+        profit_factor: m.profit_factor,
+        avg_trade_duration: m.avg_trade_duration_ms.map(human_duration),
+        exposure_pct: m.exposure_pct,
+        fees_paid: record.fees_paid,
+        funding_net: record.funding_net,
+        initial_equity: record.initial_equity,
+        final_equity: record.final_equity,
         strategy: record.strategy.clone(),
         params: record.params.clone(),
         symbols: record.symbols.clone(),
@@ -153,28 +198,13 @@ pub fn summary(record: &RunRecord) -> Summary {
         start: iso_utc(record.start_ms),
         end: iso_utc(record.end_ms),
         bars: record.bars,
-        trades: record.trades.len() as u64,
-        initial_equity: record.initial_equity,
-        final_equity: record.final_equity,
-        total_return_pct: m.total_return_pct,
-        cagr_pct: m.cagr_pct,
-        sharpe: m.sharpe,
-        sortino: m.sortino,
-        max_drawdown_pct: m.max_drawdown_pct,
-        calmar: m.calmar,
-        win_rate_pct: m.win_rate_pct,
-        profit_factor: m.profit_factor,
-        exposure_pct: m.exposure_pct,
-        fees_paid: record.fees_paid,
-        funding_net: record.funding_net,
-        avg_trade_duration: m.avg_trade_duration_ms.map(human_duration),
         avg_trade_duration_ms: m.avg_trade_duration_ms,
         orders_rejected: record.orders_rejected,
         strategy_errors: record.strategy_errors,
         anomalies: record.anomalies,
-        state_digest: record.state_digest.clone(),
         stopped: record.stopped.clone(),
         data_notes: record.data_notes.clone(),
+        state_digest: record.state_digest.clone(),
     }
 }
 
@@ -207,77 +237,6 @@ pub fn write_all(record: &RunRecord, summary: &Summary, out_dir: &Path) -> Resul
     let mut written = others?;
     written.push(page?);
     Ok(written)
-}
-
-/// ISO-8601 UTC: `2024-01-05T14:00:00Z`, with `.mmm` when the milliseconds are not 0.
-pub fn iso_utc(ms: i64) -> String {
-    let mut out = String::with_capacity(24);
-    push_iso_utc(&mut out, ms);
-    out
-}
-
-/// [`iso_utc`] appended to `out`. Digits are pushed by hand: the equity tables format one time
-/// per bar, and `format!` made that the most expensive part of writing the reports.
-pub(crate) fn push_iso_utc(out: &mut String, ms: i64) {
-    let (y, mo, d, h, mi, s, milli) = civil(ms);
-    if !(0..=9999).contains(&y) {
-        // Outside four-digit years: rare enough for the general formatter.
-        out.push_str(&format!("{y:04}"));
-    } else {
-        push_digits(out, y as u32, 4);
-    }
-    for (sep, value) in [('-', mo), ('-', d), ('T', h), (':', mi), (':', s)] {
-        out.push(sep);
-        push_digits(out, value, 2);
-    }
-    if milli != 0 {
-        out.push('.');
-        push_digits(out, milli, 3);
-    }
-    out.push('Z');
-}
-
-/// `value` in decimal, zero-padded to `width` digits (`value` < 10^width).
-fn push_digits(out: &mut String, value: u32, width: u32) {
-    for place in (0..width).rev() {
-        let digit = value / 10u32.pow(place) % 10;
-        out.push(char::from(b'0' + digit as u8));
-    }
-}
-
-/// (year, month 1-12, day 1-31, hour, minute, second, millisecond) of a UTC epoch-ms time.
-pub(crate) fn civil(ms: i64) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let secs = ms.div_euclid(1000);
-    let milli = ms.rem_euclid(1000) as u32;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400) as u32;
-    let (y, m, d) = civil_from_days(days);
-    (y, m, d, sod / 3600, sod % 3600 / 60, sod % 60, milli)
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// (year, month, day) to days since 1970-01-01.
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// A duration in words, two units at most: "450ms", "45s", "3m 20s", "3h 20m", "2d 4h".

@@ -278,7 +278,7 @@ fn drive<S: Sink + Finish>(
         return Err(RunError::NoBars(range));
     }
     engine.sink_mut().sample_equity(last_close_ms);
-    engine.stop_all(last_close_ms, "end of data", &mut venue)?;
+    engine.stop_all(last_close_ms, crate::record::END_OF_DATA, &mut venue)?;
     progress(bars);
     let mut sink = engine.into_sink();
 
@@ -488,6 +488,7 @@ impl<S: Sink> Recorder<S> {
 
     /// Trades from fills: a position leaving flat opens one, returning to flat
     /// (or flipping) closes it; realized PnL comes from the ledger itself.
+    #[allow(clippy::too_many_arguments)]
     fn observe_fill(
         &mut self,
         time_ms: i64,

@@ -46,15 +46,9 @@ fn config(strategy: &str, klines: &str, params: Json) -> Config {
 }
 
 fn ms(date: &str) -> i64 {
-    // YYYY-MM-DD at 00:00 UTC, without a date library: days from civil (H. Hinnant).
-    let parts: Vec<i64> = date.split('-').map(|p| p.parse().expect("a date")).collect();
-    let (y, m, d) = (parts[0], parts[1], parts[2]);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) * 86_400_000
+    // YYYY-MM-DD at 00:00 UTC.
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").expect("a date");
+    day.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis()
 }
 
 fn f(d: Decimal) -> f64 {
@@ -126,8 +120,10 @@ struct Grid {
 }
 
 impl Grid {
-    fn params(&self) -> Json {
+    /// grid_martingale.js's params for a long (`dir` +1) or short (−1) grid.
+    fn params(&self, dir: f64) -> Json {
         json!({
+            "direction": if dir > 0.0 { "long" } else { "short" },
             "baseQty": self.base, "stepPct": self.step, "multiplier": self.mult, "maxLevels": self.levels,
             "takeProfitPct": self.tp, "stopLossPct": self.sl, "cooldownBars": self.cooldown,
         })
@@ -168,7 +164,7 @@ struct GridReport {
 }
 
 /// Replays a grid run's journal and checks every documented rule of the grid
-/// (`dir` +1: grid_martingale.js, −1: short_martingale.js): the entry, the
+/// (`dir` +1: a long grid, −1: a short one): the entry, the
 /// levels' prices and sizes, the bound, take-profits at or beyond their target,
 /// hard stops exactly on the closes beyond the stop, the cooldown after a stop,
 /// and nothing else.
@@ -368,21 +364,42 @@ fn check_grid(trader: &str, dir: f64, g: &Grid, symbol: &str, outcome: &Outcome,
     report
 }
 
+/// The run of grid_martingale.js in one direction on `BYBIT_1M` with [`test_grid`].
+fn grid_day(dir: f64) -> (Outcome, Vec<Envelope>) {
+    let tag = if dir > 0.0 { "grid-long" } else { "grid-short" };
+    run_journaled(&config("grid_martingale.js", BYBIT_1M, test_grid().params(dir)), tag)
+}
+
 #[test]
 fn grid_martingale_follows_its_grid() {
     let g = test_grid();
-    let (outcome, events) = run_journaled(&config("grid_martingale.js", BYBIT_1M, g.params()), "grid");
+    let (outcome, events) = grid_day(1.0);
     let report = check_grid("grid_martingale", 1.0, &g, "BTCUSDT", &outcome, &events);
+    // What the long grid traded when it had a file of its own (before `direction`).
+    assert_eq!(
+        (outcome.record.trades.len(), outcome.record.final_equity.to_string()),
+        (16, "10002.63375493699999".into())
+    );
+    // `direction` defaults to long.
+    let mut params = g.params(1.0);
+    params.as_object_mut().expect("an object").remove("direction");
+    let default = run_clean(&config("grid_martingale.js", BYBIT_1M, params));
+    assert_eq!(default.record.trades, outcome.record.trades);
     // Not vacuous: the day has take-profits and hard stops, and the grid was filled to its last level.
     assert!(report.take_profits >= 3 && report.stops >= 1, "{report:?}");
     assert!((report.max_abs - g.bound()).abs() < 1e-9, "the bound {} was never reached: {report:?}", g.bound());
 }
 
 #[test]
-fn short_martingale_mirrors_the_grid_and_never_goes_long() {
+fn the_short_grid_mirrors_the_long_one_and_never_goes_long() {
     let g = test_grid();
-    let (outcome, events) = run_journaled(&config("short_martingale.js", BYBIT_1M, g.params()), "short");
-    let report = check_grid("short_martingale", -1.0, &g, "BTCUSDT", &outcome, &events);
+    let (outcome, events) = grid_day(-1.0);
+    let report = check_grid("grid_martingale", -1.0, &g, "BTCUSDT", &outcome, &events);
+    // What short_martingale.js traded before it became `direction: "short"`.
+    assert_eq!(
+        (outcome.record.trades.len(), outcome.record.final_equity.to_string()),
+        (14, "9962.08156273770008".into())
+    );
     assert!(report.take_profits >= 3 && report.stops >= 1, "{report:?}");
     assert!((report.max_abs - g.bound()).abs() < 1e-9, "the bound {} was never reached: {report:?}", g.bound());
 }
@@ -392,12 +409,11 @@ fn grid_max_levels_bounds_the_position() {
     // The same day with fewer, wider levels: the bound moves with maxLevels and multiplier.
     for (levels, mult) in [(1, 2.0), (3, 1.5)] {
         let g = Grid { levels, mult, step: 0.25, ..test_grid() };
-        for (file, trader, dir) in
-            [("grid_martingale.js", "grid_martingale", 1.0), ("short_martingale.js", "short_martingale", -1.0)]
-        {
-            let (outcome, events) = run_journaled(&config(file, BYBIT_1M, g.params()), &format!("{trader}-{levels}"));
-            let report = check_grid(trader, dir, &g, "BTCUSDT", &outcome, &events);
-            assert!(report.cycles_closed > 0, "{trader}: {report:?}");
+        for dir in [1.0, -1.0] {
+            let (outcome, events) =
+                run_journaled(&config("grid_martingale.js", BYBIT_1M, g.params(dir)), &format!("grid-{dir}-{levels}"));
+            let report = check_grid("grid_martingale", dir, &g, "BTCUSDT", &outcome, &events);
+            assert!(report.cycles_closed > 0, "direction {dir}: {report:?}");
             assert!(report.max_abs <= g.bound() + 1e-9);
         }
     }
@@ -700,8 +716,8 @@ fn example_configs() -> Vec<(&'static str, Config)> {
     lp.external = vec![("lp_exposure".into(), root().join("fixtures/external").join(LP_EXPOSURE))];
     vec![
         ("sma_cross", config("sma_cross.js", BYBIT_1M, json!({"fast": 5, "slow": 20}))),
-        ("grid_martingale", config("grid_martingale.js", BYBIT_1M, test_grid().params())),
-        ("short_martingale", config("short_martingale.js", BYBIT_1M, test_grid().params())),
+        ("grid_martingale long", config("grid_martingale.js", BYBIT_1M, test_grid().params(1.0))),
+        ("grid_martingale short", config("grid_martingale.js", BYBIT_1M, test_grid().params(-1.0))),
         ("positions_monitor", monitor),
         ("lp_hedge", lp),
     ]
@@ -712,7 +728,7 @@ fn every_example_is_deterministic() {
     for (name, config) in example_configs() {
         let a = run_clean(&config);
         let b = run_clean(&config);
-        assert!(a.state.traders[name].stats.fills > 0, "{name} traded nothing");
+        assert!(a.state.traders[&run::trader_name(&config)].stats.fills > 0, "{name} traded nothing");
         assert_eq!(a.record.state_digest, b.record.state_digest, "{name}: two runs, two digests");
         assert_eq!(a.record.trades, b.record.trades, "{name}");
         let bits = |o: &Outcome| {
@@ -785,8 +801,13 @@ fn nonsense_params_stop_the_strategy_with_a_clear_error() {
         ("grid_martingale.js", json!({"maxLevels": 0}), "maxLevels must be a whole number from 1 to 20, got 0"),
         ("grid_martingale.js", json!({"stepPct": 30, "maxLevels": 5}), "the deepest level would be at or below zero"),
         ("grid_martingale.js", json!({"baseQty": "lots"}), "baseQty must be a positive number"),
-        ("short_martingale.js", json!({"multiplier": 0.5}), "multiplier must be from 1 to 10, got 0.5"),
-        ("short_martingale.js", json!({"takeProfitPct": 0}), "takeProfitPct must be in (0, 100)"),
+        (
+            "grid_martingale.js",
+            json!({"direction": "short", "multiplier": 0.5}),
+            "multiplier must be from 1 to 10, got 0.5",
+        ),
+        ("grid_martingale.js", json!({"direction": "short", "takeProfitPct": 0}), "takeProfitPct must be in (0, 100)"),
+        ("grid_martingale.js", json!({"direction": "up"}), "direction must be \"long\" or \"short\", got up"),
         ("positions_monitor.js", json!({"maxDrawdownPct": -5}), "maxDrawdownPct must be in (0, 100)"),
         ("positions_monitor.js", json!({"demoEntry": {"side": "up", "exposure": 1}}), "demoEntry must be null or"),
         ("lp_hedge.js", json!({"thresholdPct": "x"}), "thresholdPct must be in [0, 100)"),
@@ -808,14 +829,12 @@ fn nonsense_params_stop_the_strategy_with_a_clear_error() {
 fn grids_on_hourly_bars_through_2018() {
     // 2018 fell from 13.5k to 3.7k with sharp rallies: both grids cycle, stop out and keep to their bound.
     let g = Grid { base: 0.02, step: 2.0, mult: 1.6, levels: 5, tp: 2.0, sl: 6.0, cooldown: 24 };
-    for (file, trader, dir) in
-        [("grid_martingale.js", "grid_martingale", 1.0), ("short_martingale.js", "short_martingale", -1.0)]
-    {
-        let mut c = config(file, COINBASE_1H, g.params());
+    for dir in [1.0, -1.0] {
+        let mut c = config("grid_martingale.js", COINBASE_1H, g.params(dir));
         c.from_ms = Some(ms("2018-01-01"));
         c.to_ms = Some(ms("2019-01-01"));
-        let (outcome, events) = run_journaled(&c, &format!("{trader}-hourly"));
-        let report = check_grid(trader, dir, &g, "BTCUSD", &outcome, &events);
-        assert!(report.stops >= 1 && report.take_profits >= 1, "{trader}: {report:?}");
+        let (outcome, events) = run_journaled(&c, &format!("grid-{dir}-hourly"));
+        let report = check_grid("grid_martingale", dir, &g, "BTCUSD", &outcome, &events);
+        assert!(report.stops >= 1 && report.take_profits >= 1, "direction {dir}: {report:?}");
     }
 }

@@ -64,6 +64,9 @@ fn is_market(event: &Event) -> bool {
     )
 }
 
+/// One step of a journal: its market input (None for the preamble) and the decisions in it.
+type Step = (Option<Envelope>, Vec<Envelope>);
+
 /// Steps of a journal: (market input or None for the preamble, decisions in that step).
 struct Steps<'a> {
     records: std::iter::Peekable<journal::Records<'a>>,
@@ -84,7 +87,7 @@ impl<'a> Steps<'a> {
         }
     }
 
-    fn next_step(&mut self) -> Option<Result<(Option<Envelope>, Vec<Envelope>), StoreError>> {
+    fn next_step(&mut self) -> Option<Result<Step, StoreError>> {
         let mut head = None;
         if self.started {
             match self.records.next()? {

@@ -245,8 +245,7 @@ impl StrategyRuntime {
         };
         match Sandbox::load(&self.spec.file, &self.spec.source, config) {
             Ok(sandbox) => {
-                if !sandbox.has_hook(Hook::Heartbeat) {
-                    let message = format!("{}: defines no st_heartbeat function", self.spec.file);
+                if let Some(message) = sandbox.missing_heartbeat() {
                     self.erred(sink, now_ms, Hook::Init, StrategyErrorKind::Missing, message.clone())?;
                     return self.stop_with(sink, now_ms, message);
                 }

@@ -556,6 +556,13 @@ impl Sandbox {
         self.hooks[hook.index()].is_some()
     }
 
+    /// `FILE: defines no st_heartbeat function` when the strategy lacks the one hook every
+    /// strategy needs (without it, it never trades). The runtime and the CLI's checks all use
+    /// this, so they refuse the same strategies with the same words.
+    pub fn missing_heartbeat(&self) -> Option<String> {
+        (!self.has_hook(Hook::Heartbeat)).then(|| format!("{}: defines no st_heartbeat function", self.file_name))
+    }
+
     /// `ctx.strategy.params`: the declared defaults overlaid with [`StrategyInfo::params`].
     pub fn params(&self) -> &Json {
         &self.params

@@ -2,9 +2,11 @@
 
 use std::fmt::Write as _;
 
+use super::escape::esc;
 use super::metrics::to_f64;
 use super::svg::{self, Axis, ChartOpts, Frame, Layer, Marker, MAX_POINTS};
-use super::{civil, human_duration, Summary};
+use super::utc::short_time;
+use super::{human_duration, Summary};
 use crate::record::{RunRecord, Trade};
 
 /// Rows of the trades table.
@@ -21,35 +23,6 @@ const NEG: &str = "#dc2626";
 const SERIES_COLORS: [&str; 6] = ["#7c3aed", "#0891b2", "#d97706", "#db2777", "#059669", "#4f46e5"];
 
 const WIDE: f64 = 1100.0;
-
-/// Escapes text for HTML content and attribute values.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// "2024-01-05 14:00" (seconds / milliseconds only when not zero), UTC.
-fn short_time(ms: i64) -> String {
-    let (y, mo, d, h, mi, s, milli) = civil(ms);
-    let mut out = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}");
-    if s != 0 || milli != 0 {
-        let _ = write!(out, ":{s:02}");
-    }
-    if milli != 0 {
-        let _ = write!(out, ".{milli:03}");
-    }
-    out
-}
 
 fn pct(x: Option<f64>) -> String {
     x.map_or_else(|| "—".into(), |v| format!("{v:.2}%"))
@@ -144,9 +117,9 @@ pub fn render_html(record: &RunRecord, summary: &Summary) -> String {
     series(&mut h, record, x0, x1);
     trades(&mut h, record);
     notes(&mut h, summary);
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<footer>quantfold backtest · times in UTC · state digest <span class=\"mono\">{}</span></footer></main></body></html>\n",
+        "<footer>quantfold backtest · times in UTC · state digest <span class=\"mono\">{}</span></footer></main></body></html>",
         esc(&summary.state_digest)
     );
     h
@@ -175,7 +148,7 @@ fn header(h: &mut String, record: &RunRecord, s: &Summary) {
         h.push_str("</div>");
     }
     let mut alerts = Vec::new();
-    if let Some(why) = &s.stopped {
+    if let Some(why) = s.stopped_early() {
         alerts.push(format!("The run stopped early: {why}"));
     }
     if s.strategy_errors > 0 {

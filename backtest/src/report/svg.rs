@@ -3,8 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::civil;
-use super::html::esc;
+use chrono::{Datelike, Timelike};
+
+use super::escape::esc;
+use super::utc::{datetime, month_index, month_start_ms};
 
 /// Lines are cut to at most this many points before drawing.
 pub(crate) const MAX_POINTS: usize = 2000;
@@ -213,11 +215,10 @@ pub(crate) fn time_ticks(x0: i64, x1: i64, max: usize) -> Vec<TimeTick> {
     }
     // Half months: the 1st and the 16th.
     if span / (15.2 * DAY as f64) <= max {
-        let (y, m, ..) = civil(x0);
-        let mut idx = y * 12 + i64::from(m) - 1;
+        let mut idx = month_index(x0);
         'months: loop {
             for day in [1, 16] {
-                let t = super::days_from_civil(idx.div_euclid(12), (idx.rem_euclid(12) + 1) as u32, day) * DAY;
+                let t = month_start_ms(idx, day);
                 if t > x1 {
                     break 'months;
                 }
@@ -234,11 +235,9 @@ pub(crate) fn time_ticks(x0: i64, x1: i64, max: usize) -> Vec<TimeTick> {
         if span / (months as f64 * 30.44 * DAY as f64) > max {
             continue;
         }
-        let (y, m, ..) = civil(x0);
-        let mut idx = y * 12 + i64::from(m) - 1;
-        idx = idx.div_euclid(months) * months;
+        let mut idx = month_index(x0).div_euclid(months) * months;
         loop {
-            let t = super::days_from_civil(idx.div_euclid(12), (idx.rem_euclid(12) + 1) as u32, 1) * DAY;
+            let t = month_start_ms(idx, 1);
             if t > x1 {
                 break;
             }
@@ -265,9 +264,13 @@ fn label_ticks(ts: &[i64], step: i64) -> Vec<TimeTick> {
 }
 
 fn label_tick(t: i64, step: i64, prev: Option<i64>) -> TimeTick {
-    let (y, m, d, h, mi, s, _) = civil(t);
-    let mon = MONTHS[(m - 1) as usize];
-    let prev = prev.map(civil);
+    let time = datetime(t);
+    let (y, m, d, h, mi, s) = (time.year(), time.month(), time.day(), time.hour(), time.minute(), time.second());
+    let mon = MONTHS[time.month0() as usize];
+    let prev = prev.map(|p| {
+        let p = datetime(p);
+        (p.year(), p.month(), p.day())
+    });
     if step < DAY {
         let main = if step < 60_000 { format!("{h:02}:{mi:02}:{s:02}") } else { format!("{h:02}:{mi:02}") };
         let new_day = prev.is_none_or(|p| (p.0, p.1, p.2) != (y, m, d));

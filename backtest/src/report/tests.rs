@@ -251,9 +251,13 @@ fn helpers() {
     assert_eq!(iso_utc(253_402_300_799_000), "9999-12-31T23:59:59Z");
     assert_eq!(iso_utc(253_402_300_800_010), "10000-01-01T00:00:00.010Z");
     for days in [-800_000i64, -1, 0, 59, 10_957, 19_723, 2_932_896] {
-        let (y, m, dd) = civil_from_days(days);
-        assert_eq!(days_from_civil(y, m, dd), days);
+        let (ms, month) = (days * DAY, utc::month_index(days * DAY));
+        assert!(utc::month_start_ms(month, 1) <= ms && ms < utc::month_start_ms(month + 1, 1), "day {days}");
     }
+    assert_eq!(utc::month_start_ms(2024 * 12 + 1, 29), 1_709_164_800_000, "2024-02-29");
+    assert_eq!(utc::short_time(1_704_067_200_000), "2024-01-01 00:00");
+    assert_eq!(utc::short_time(1_704_070_799_999), "2024-01-01 00:59:59.999");
+    assert_eq!(utc::short_time(253_402_300_800_000), "10000-01-01 00:00");
     assert_eq!(human_duration(12_000_000), "3h 20m");
     assert_eq!(human_duration(45_000), "45s");
     assert_eq!(human_duration(450), "450ms");
@@ -265,7 +269,7 @@ fn helpers() {
     assert_eq!(interval_label(900_000), "15m");
     assert_eq!(interval_label(4 * H), "4h");
     assert_eq!(interval_label(7 * DAY), "1w");
-    assert_eq!(html::esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    assert_eq!(escape::esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
     assert_eq!(svg::fmt_num(43_250.0, 50.0), "43,250");
     assert_eq!(svg::fmt_num(0.0000205, 0.0000005), "0.0000205");
     assert_eq!(svg::fmt_num(-0.0, 0.25), "0.00");
@@ -664,4 +668,72 @@ fn a_short_run_without_trades_renders_hour_ticks() {
         write_tables(&r, &dir).unwrap();
         write_all(&r, &s, &dir).unwrap();
     }
+}
+
+#[test]
+fn only_a_real_early_stop_is_a_warning() {
+    let page = |stopped: &str, errors: u64| {
+        let r = RunRecord { stopped: Some(stopped.into()), strategy_errors: errors, ..tiny() };
+        render_html(&r, &summary(&r))
+    };
+    let end = page(crate::record::END_OF_DATA, 0);
+    assert!(!end.contains("<div class=\"alert\">"), "a run that reached the end of its data has no warning");
+    assert!(!end.contains("stopped early"));
+    let failed = page("failed 4 times: st_heartbeat: TypeError: x is undefined", 4);
+    assert!(
+        failed.contains("<div class=\"alert\">The run stopped early: failed 4 times: st_heartbeat: TypeError"),
+        "a strategy stopped by its errors is a warning"
+    );
+    assert!(failed.contains("<div class=\"alert\">4 strategy error(s) during the run.</div>"));
+}
+
+/// The order a reader reads the summary in: performance, trades, exposure and costs, bookkeeping.
+const SUMMARY_ORDER: &[&str] = &[
+    "total_return_pct",
+    "cagr_pct",
+    "sharpe",
+    "sortino",
+    "max_drawdown_pct",
+    "calmar",
+    "trades",
+    "win_rate_pct",
+    "profit_factor",
+    "avg_trade_duration",
+    "exposure_pct",
+    "fees_paid",
+    "funding_net",
+    "initial_equity",
+    "final_equity",
+    "strategy",
+    "params",
+    "symbols",
+    "interval",
+    "interval_ms",
+    "start",
+    "end",
+    "bars",
+    "avg_trade_duration_ms",
+    "orders_rejected",
+    "strategy_errors",
+    "anomalies",
+    "stopped",
+    "data_notes",
+    "state_digest",
+];
+
+#[test]
+fn the_summary_reads_in_order_not_alphabetically() {
+    let want = SUMMARY_ORDER.to_vec();
+    let s = summary(&tiny());
+    let fields = s.fields();
+    assert_eq!(fields.keys().map(String::as_str).collect::<Vec<_>>(), want);
+    assert_eq!(fields["trades"], 4);
+    assert_eq!(fields["final_equity"], "121");
+    // summary.json: the same order, key by key.
+    let dir = scratch("summary-order");
+    write_all(&tiny(), &s, &dir).unwrap();
+    let json = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    let keys: Vec<&str> =
+        json.lines().filter_map(|l| l.strip_prefix("  \"")).filter_map(|l| l.split_once('"')).map(|(k, _)| k).collect();
+    assert_eq!(keys, want);
 }

@@ -4,7 +4,9 @@
 //! building them by hand skips a DataFrame of strings per batch, which cost several times the
 //! formatting itself.
 
-use super::{civil, push_iso_utc};
+use chrono::Datelike;
+
+use super::utc::{datetime, push_iso_utc};
 
 /// ISO-8601 UTC times as [`super::iso_utc`] writes them, caching the date part: a run's rows
 /// are in time order, so the date changes once a day at most and only the time of day is
@@ -20,8 +22,7 @@ impl IsoTimes {
     pub(crate) fn push(&mut self, out: &mut Vec<u8>, ms: i64) {
         let day = ms.div_euclid(86_400_000);
         if self.day != Some(day) {
-            let (y, ..) = civil(ms);
-            if !(0..=9999).contains(&y) {
+            if !(0..=9999).contains(&datetime(ms).year()) {
                 // Outside four-digit years: rare enough for the general formatter.
                 let mut text = String::new();
                 push_iso_utc(&mut text, ms);

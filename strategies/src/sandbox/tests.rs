@@ -571,6 +571,19 @@ fn missing_hooks_return_empty_output() {
 }
 
 #[test]
+fn a_strategy_without_st_heartbeat_is_named() {
+    assert_eq!(
+        load("function st_init(ctx) {}").missing_heartbeat().as_deref(),
+        Some("strat.js: defines no st_heartbeat function")
+    );
+    assert_eq!(
+        load("var st_heartbeat = 5;").missing_heartbeat().as_deref(),
+        Some("strat.js: defines no st_heartbeat function")
+    );
+    assert_eq!(load("function st_heartbeat(ctx, tick) {}").missing_heartbeat(), None);
+}
+
+#[test]
 fn all_hook_names_are_discovered() {
     let src: String = Hook::ALL
         .iter()
