@@ -36,6 +36,16 @@ pub trait Sink {
     /// reports: `values[i]` belongs to the series `names[i]`. Not journaled: they are derived
     /// from journaled klines and recomputed on replay.
     fn plot(&mut self, _time_ms: i64, _trader: &str, _names: &[String], _values: &[f64]) {}
+
+    /// Replay: whether the journal says that the hook call in progress for `trader` was ended
+    /// here by the wall-clock backstop (its next record is that trader's `StrategyErred` of kind
+    /// `Timeout`). The sandbox then ends the call at its next interrupt check, as the backstop
+    /// did live, and the runtime re-derives the timeout and what follows it. Asked during
+    /// calls, between the events the call emits. Live and backtest sinks: never, the wall
+    /// clock decides.
+    fn call_timed_out(&mut self, _trader: &str) -> bool {
+        false
+    }
 }
 
 /// Folds without writing anything: plain backtests. Records get dense sequence
