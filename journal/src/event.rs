@@ -135,7 +135,8 @@ pub enum Event {
     OrderAccepted { cloid: Cloid, exchange_order_id: String },
     /// The order will not fill further.
     OrderCancelled { cloid: Cloid, reason: String },
-    /// A (partial) fill; self-contained so a fill for an unknown order still folds.
+    /// A (partial) fill; self-contained, so one for an order the ledger does not know (or
+    /// no longer remembers) still folds, as a noted anomaly that moves nothing.
     OrderFilled(Fill),
     /// Funding settled on a position: positive `amount_quote` is received.
     FundingPaid {

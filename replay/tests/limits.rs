@@ -106,7 +106,14 @@ impl Run {
     }
 
     /// Stops the strategies (journaled) and closes the journal.
-    fn finish(mut self) {
+    fn finish(self) {
+        self.finish_with_snapshot(false);
+    }
+
+    fn finish_with_snapshot(mut self, snapshot: bool) {
+        if snapshot {
+            self.sink.inner.snapshot().unwrap();
+        }
         self.worker.exit(&mut self.sink, self.next_open, "end of data").unwrap();
         self.sink.inner.journal.sync().unwrap();
     }
@@ -267,4 +274,46 @@ function st_heartbeat(ctx, t) {
     assert_eq!(bars, Some(serde_json::json!(4)));
 
     assert_reproduced(&verify(&dir, &[]).unwrap());
+}
+
+#[test]
+fn a_snapshot_of_an_older_state_layout_is_refused_and_the_events_rebuild_the_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("j");
+    let mut run = Run::new(&dir, &["alice"]);
+    let good = r#"
+function st_init(ctx) { return {}; }
+function st_heartbeat(ctx, t) { ctx.api.placeOrder({ symbol: t.symbol, side: "buy", type: "limit", price: 1, qty: 0.001 }); }
+"#;
+    run.worker.load(spec("alice", good), &mut run.sink, T0).unwrap();
+    run.bars(3);
+    run.finish_with_snapshot(true);
+
+    // Rewrite the snapshot as a layout-1 state would begin (with a matching digest).
+    let seq = {
+        let db = sled::open(&dir).unwrap();
+        let snapshots = db.open_tree("snapshots").unwrap();
+        let (key, value) = snapshots.iter().next().unwrap().unwrap();
+        let mut encoded = value[32..].to_vec();
+        assert_eq!(encoded[0], 2, "layout 2 comes first");
+        encoded[0] = 1;
+        let mut old = journal::hash::state(&encoded).0.to_vec();
+        old.extend_from_slice(&encoded);
+        snapshots.insert(&key, old).unwrap();
+        db.flush().unwrap();
+        u64::from_be_bytes(key.as_ref().try_into().unwrap())
+    };
+    {
+        let journal = Journal::open(&dir, Durability::None).unwrap();
+        let refused = journal.snapshot(seq).expect_err("not misread as a state");
+        assert!(refused.to_string().contains("a state of layout 1, not 2"), "{refused}");
+    }
+    // A driver reopening the journal ignores it and folds the events.
+    let reopened = JournalSink::open(&dir, Durability::None).unwrap();
+    let mut from_events = State::default();
+    for record in reopened.journal.records(0) {
+        from_events.apply(&record.unwrap());
+    }
+    assert_eq!(reopened.state.digest(), from_events.digest());
+    assert_eq!(reopened.state.last_seq, Some(reopened.journal.len() - 1));
 }
