@@ -1093,10 +1093,11 @@ impl Auditor {
                     order.unacknowledged = false;
                 }
             }
-            Event::OrderRejected { cloid, reason } if *reason != RejectReason::DuplicateCloid => {
-                if trader.open.get(cloid).is_some_and(|o| o.unacknowledged) {
-                    trader.close(*cloid);
-                }
+            Event::OrderRejected { cloid, reason }
+                if *reason != RejectReason::DuplicateCloid
+                    && trader.open.get(cloid).is_some_and(|o| o.unacknowledged) =>
+            {
+                trader.close(*cloid);
             }
             Event::OrderCancelled { cloid, .. } => trader.close(*cloid),
             Event::OrderFilled(fill) => {

@@ -189,9 +189,9 @@ pub struct StrategyRuntime {
     bars_seen: u64,
     interval_labels: IntervalLabels,
     /// Restarts since the count last started again (see `restart_reset_after_ms`).
-    restarts: u32,
+    restarts_since_reset: u32,
     /// Every restart, for seeds and the health report.
-    restarts_total: u32,
+    restarts: u32,
     /// Event time of the last failure that caused a restart.
     last_failure_ms: Option<i64>,
     stopped: Option<String>,
@@ -238,8 +238,8 @@ impl StrategyRuntime {
             recorded: Vec::new(),
             bars_seen: 0,
             interval_labels: IntervalLabels::default(),
+            restarts_since_reset: 0,
             restarts: 0,
-            restarts_total: 0,
             last_failure_ms: None,
             stopped: None,
             cycle: (seq, 0),
@@ -264,7 +264,7 @@ impl StrategyRuntime {
 
     /// Every restart so far (also those before the count last started again).
     pub fn restarts(&self) -> u32 {
-        self.restarts_total
+        self.restarts
     }
 
     pub fn memory_used_bytes(&self) -> u64 {
@@ -284,7 +284,7 @@ impl StrategyRuntime {
             call_fuel: self.spec.call_fuel,
             call_timeout_ms: self.spec.call_timeout_ms,
             memory_limit_bytes: self.spec.memory_limit_bytes,
-            seed: self.spec.seed.wrapping_add(u64::from(self.restarts_total)),
+            seed: self.spec.seed.wrapping_add(u64::from(self.restarts)),
             strategy: StrategyInfo {
                 id: self.spec.trader.clone(),
                 name: self.spec.name.clone(),
@@ -518,10 +518,10 @@ impl StrategyRuntime {
             _ => false,
         };
         if healthy {
-            self.restarts = 0;
+            self.restarts_since_reset = 0;
         }
         self.last_failure_ms = Some(now_ms);
-        if self.restarts >= self.spec.restarts_max {
+        if self.restarts_since_reset >= self.spec.restarts_max {
             let failures = u64::from(self.spec.restarts_max) + 1;
             return self.stop_with(sink, now_ms, format!("failed {failures} times; last: {reason}"));
         }
@@ -542,9 +542,9 @@ impl StrategyRuntime {
                 )?;
             }
         }
-        self.restarts += 1;
-        self.restarts_total = self.restarts_total.saturating_add(1);
-        sink.emit(now_ms, &self.spec.trader, &Event::StrategyRestarted { attempt: self.restarts })?;
+        self.restarts_since_reset += 1;
+        self.restarts = self.restarts.saturating_add(1);
+        sink.emit(now_ms, &self.spec.trader, &Event::StrategyRestarted { attempt: self.restarts_since_reset })?;
         self.boot(sink, market, now_ms, cycle_seq)
     }
 
