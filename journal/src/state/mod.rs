@@ -202,8 +202,11 @@ impl TraderState {
 
     /// Whether the fill `fill_id` of order `cloid` was applied (the order open or recently closed).
     pub fn fill_applied(&self, cloid: &Cloid, fill_id: &str) -> bool {
-        self.orders.get(cloid).is_some_and(|o| o.fill_ids.contains(fill_id))
-            || self.closed_orders.iter().any(|c| c.cloid == *cloid && c.fill_ids.contains(fill_id))
+        // An id is never both open and closed: a resubmitted id takes its closed fills along.
+        match self.orders.get(cloid) {
+            Some(order) => order.fill_ids.contains(fill_id),
+            None => self.closed_orders.iter().any(|c| c.cloid == *cloid && c.fill_ids.contains(fill_id)),
+        }
     }
 
     /// How many fill ids the trader remembers (bounded: see [`TraderState::closed_orders`]).
