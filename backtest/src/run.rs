@@ -767,6 +767,21 @@ mod tests {
             leverage: dec!(1),
         };
         sink.emit(0, "t", &Event::TraderStarted(start)).unwrap();
+        // The ledger applies fills of known orders only.
+        for (n, side, qty) in [(1, Side::Buy, dec!(1)), (2, Side::Sell, dec!(3)), (3, Side::Buy, dec!(2))] {
+            let intent = journal::event::OrderIntent {
+                cloid: Cloid([n; 16]),
+                symbol: "X".into(),
+                side,
+                kind: journal::event::OrderKind::Market,
+                qty,
+                price: None,
+                trigger_price: None,
+                reduce_only: false,
+                tif: journal::event::TimeInForce::Gtc,
+            };
+            sink.emit(0, "t", &Event::OrderSubmitted(intent)).unwrap();
+        }
         // Long 1 at 100; sell 3 at 110 closes it (+10) and opens a 2 short; buy 2 at 105 closes that (+10).
         sink.emit(1, "t", &fill(1, Side::Buy, dec!(1), dec!(100))).unwrap();
         sink.emit(2, "t", &fill(2, Side::Sell, dec!(3), dec!(110))).unwrap();

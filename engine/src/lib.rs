@@ -229,6 +229,10 @@ impl<S: Sink> Sink for Tap<'_, S> {
     fn make_durable(&mut self) -> Result<(), SinkError> {
         self.inner.make_durable()
     }
+
+    fn call_timed_out(&mut self, trader: &str) -> bool {
+        self.inner.call_timed_out(trader)
+    }
 }
 
 #[cfg(test)]

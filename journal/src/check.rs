@@ -181,6 +181,13 @@ mod tests {
             of("bob", start(dec!(1000), dec!(5))),
             of(
                 "bob",
+                Event::OrderSubmitted(OrderIntent {
+                    cloid: Cloid([8; 16]),
+                    ..intent("BTCUSDT", Side::Buy, OrderKind::Market, dec!(0.01), None)
+                }),
+            ),
+            of(
+                "bob",
                 Event::OrderFilled(Fill {
                     cloid: Cloid([8; 16]),
                     fill_id: "b1".into(),
@@ -210,6 +217,7 @@ mod tests {
                     source: None,
                     params: Default::default(),
                     seed: 1,
+                    limits: crate::event::StrategyLimits::SCHEMA_1,
                 }),
             ),
             of("carol", Event::StrategyStopped { reason: "done".into() }),

@@ -15,7 +15,17 @@
 //! schema version names the [`Event`] enum. Both are written in the journal
 //! header. A journal with a newer version than this build knows is refused;
 //! codec v1 journals are read and appended to in their own layout; an older
-//! schema is decoded by the matching legacy module (none yet: v1 is the first).
+//! schema is decoded by the matching legacy module.
+//!
+//! Schema 2 added `limits` at the end of [`crate::event::StrategyLoad`]; nothing
+//! else changed. A record does not name its schema (and this build appends
+//! schema-2 records to a schema-1 journal in place), so a body is decoded by its
+//! shape: as schema 2, else as schema 1 ([`schema1`]), which gives a
+//! `StrategyLoaded` the limits of schema 1. The two cannot both succeed: a
+//! schema-1 `StrategyLoaded` body is a strict prefix of its schema-2 form, too
+//! short for schema 2, and a schema-2 body has trailing bytes for schema 1.
+
+mod schema1;
 
 use crate::{
     event::{Envelope, Event},
@@ -26,8 +36,8 @@ use crate::{
 pub const CODEC_VERSION: u16 = 2;
 /// The oldest codec version this build still reads and appends to (v1: one record per value).
 pub const CODEC_VERSION_MIN: u16 = 1;
-/// The version of the event schema this build writes.
-pub const SCHEMA_VERSION: u16 = 1;
+/// The version of the event schema this build writes (2: `StrategyLoad` carries its limits).
+pub const SCHEMA_VERSION: u16 = 2;
 /// The oldest schema version this build still reads.
 pub const SCHEMA_VERSION_MIN: u16 = 1;
 /// Identifies a quantfold journal's header.
@@ -280,13 +290,20 @@ impl<'a> RawRecord<'a> {
     /// # Errors
     /// The body is not a valid event of this schema, or has trailing bytes.
     pub fn decode(&self) -> Result<Envelope, CodecError> {
-        let ((time_ms, trader, event), used): ((i64, String, Event), usize) =
-            bincode::serde::decode_from_slice(self.body, DECODE_CONFIG)
-                .map_err(|e| CodecError::Payload(e.to_string()))?;
-        if used != self.body.len() {
-            return Err(CodecError::Trailing(self.body.len() - used));
-        }
+        let (time_ms, trader, event) = decode_body(self.body)?;
         Ok(Envelope { seq: self.seq, time_ms, trader, event, prev_hash: self.prev_hash, hash: self.hash })
+    }
+}
+
+/// Decodes a record body, `(time_ms, trader, event)`, of this schema or an older one
+/// (see the module docs).
+///
+/// # Errors
+/// The body is no event of any schema this build reads; the error is the current schema's.
+pub fn decode_body(body: &[u8]) -> Result<(i64, String, Event), CodecError> {
+    match decode_value::<(i64, String, Event)>(body) {
+        Ok(item) => Ok(item),
+        Err(current) => schema1::decode_body(body).ok_or(current),
     }
 }
 

@@ -37,7 +37,21 @@ pub fn summary(event: &Event) -> String {
             "{} {} on {}/{} ({}%, {}x)",
             s.capital_quote, s.currency, s.exchange, s.account, s.allocation_pct, s.leverage
         ),
-        Event::StrategyLoaded(l) => format!("{} ({}) code {} seed {}", l.name, l.file, l.code_hash.short(), l.seed),
+        Event::StrategyLoaded(l) => {
+            let limits = &l.limits;
+            let reset = limits.restart_reset_after_ms.map_or_else(|| "never".to_owned(), |ms| format!("{ms} ms"));
+            format!(
+                "{} ({}) code {} seed {}; fuel {}, timeout {} ms, memory {} B, {} restarts, reset after {reset}",
+                l.name,
+                l.file,
+                l.code_hash.short(),
+                l.seed,
+                limits.call_fuel,
+                limits.call_timeout_ms,
+                limits.memory_limit_bytes,
+                limits.restarts_max
+            )
+        }
         Event::StrategyStateChanged { changes } => {
             changes.iter().map(|(k, v)| format!("{k}={}", v.0)).collect::<Vec<_>>().join(" ")
         }
@@ -128,6 +142,24 @@ pub fn parse_interval(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_load_names_its_limits() {
+        let load = crate::event::StrategyLoad {
+            name: "sma".into(),
+            file: "sma.js".into(),
+            code_hash: crate::hash::content("x"),
+            source: None,
+            params: Default::default(),
+            seed: 3,
+            limits: crate::event::StrategyLimits::SCHEMA_1,
+        };
+        let line = summary(&Event::StrategyLoaded(load));
+        assert!(
+            line.ends_with("seed 3; fuel 500, timeout 1000 ms, memory 67108864 B, 3 restarts, reset after never"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn intervals_label_and_parse_both_ways() {

@@ -7,7 +7,9 @@
 //!
 //! Schema changes are versioned (see [`crate::codec::SCHEMA_VERSION`]): new
 //! variants go at the end of [`Event`], and a changed variant becomes a new one,
-//! so every old journal still decodes.
+//! so every old journal still decodes. The one exception so far, fields appended
+//! at the end of a variant's struct, is decoded by shape in `codec` (schema 2:
+//! `StrategyLoad::limits`; a schema-1 record gets [`StrategyLimits::SCHEMA_1`]).
 
 use std::fmt;
 
@@ -76,12 +78,13 @@ pub enum Event {
     /// A trader starts with virtual capital: a share of one exchange account.
     TraderStarted(TraderStart),
 
-    // --- strategies (derived, except errors caused by wall-clock limits) ---
+    // --- strategies (derived, except timeouts: the wall-clock backstop is an input) ---
     /// A strategy was loaded; `source` is present the first time a code hash appears.
     StrategyLoaded(StrategyLoad),
     /// The `ctx.state` keys one call changed, with their new values.
     StrategyStateChanged { changes: Vec<(String, Json)> },
-    /// A hook threw, ran out of fuel or memory, or timed out.
+    /// A hook threw, ran out of fuel or memory, or timed out. A timeout is an input (the
+    /// wall clock decided it); replay ends the same call where the journal says it timed out.
     StrategyErred { hook: String, kind: StrategyErrorKind, message: String },
     /// The worker restarted the strategy from its last journaled state.
     StrategyRestarted { attempt: u32 },
@@ -132,7 +135,8 @@ pub enum Event {
     OrderAccepted { cloid: Cloid, exchange_order_id: String },
     /// The order will not fill further.
     OrderCancelled { cloid: Cloid, reason: String },
-    /// A (partial) fill; self-contained so a fill for an unknown order still folds.
+    /// A (partial) fill; self-contained, so one for an order the ledger does not know (or
+    /// no longer remembers) still folds, as a noted anomaly that moves nothing.
     OrderFilled(Fill),
     /// Funding settled on a position: positive `amount_quote` is received.
     FundingPaid {
@@ -241,6 +245,45 @@ pub struct StrategyLoad {
     pub params: Json,
     /// Seeds `Math.random`: randomness is an input, so its seed is journaled.
     pub seed: u64,
+    /// The limits the strategy runs under (schema 2). Journaled so that replay runs it
+    /// under the same ones whatever this build's defaults are; a schema-1 record, which
+    /// has none, means [`StrategyLimits::SCHEMA_1`].
+    #[serde(default = "StrategyLimits::schema_1")]
+    pub limits: StrategyLimits,
+}
+
+/// The sandbox limits and the restart policy of a loaded strategy (see `StrategyLoad::limits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StrategyLimits {
+    /// Fuel per hook call (interrupt-handler invocations): deterministic, so re-derived by replay.
+    pub call_fuel: u64,
+    /// The wall-clock backstop per hook call, in ms. A call it ends is journaled as an input
+    /// (`StrategyErred` of kind `Timeout`); replay ends the same call at the same point.
+    pub call_timeout_ms: u64,
+    /// The sandbox's memory limit in bytes (0: unlimited).
+    pub memory_limit_bytes: u64,
+    /// Restarts after failures before the strategy is stopped.
+    pub restarts_max: u32,
+    /// Event time without a failure after which the restart count starts again from zero;
+    /// `None`: it never does.
+    pub restart_reset_after_ms: Option<u64>,
+}
+
+impl StrategyLimits {
+    /// What every schema-1 `StrategyLoaded` ran under: the defaults of the builds that wrote
+    /// schema 1. Frozen: changing a value here would change the history of old journals.
+    pub const SCHEMA_1: StrategyLimits = StrategyLimits {
+        call_fuel: 500,
+        call_timeout_ms: 1_000,
+        memory_limit_bytes: 64 * 1024 * 1024,
+        restarts_max: 3,
+        restart_reset_after_ms: None,
+    };
+
+    /// [`StrategyLimits::SCHEMA_1`], for serde defaults.
+    pub fn schema_1() -> StrategyLimits {
+        StrategyLimits::SCHEMA_1
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,7 +292,8 @@ pub enum StrategyErrorKind {
     Thrown,
     /// The deterministic instruction budget ran out: reproducible on replay.
     OutOfFuel,
-    /// The wall-clock backstop fired: an input, not reproducible by design.
+    /// The wall-clock backstop fired: an input, not reproducible by design. Replay takes it
+    /// from the journal and ends the call there, as the live run did.
     Timeout,
     OutOfMemory,
     /// A lifecycle function the strategy must define is missing.

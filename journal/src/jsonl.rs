@@ -1,7 +1,10 @@
 //! The JSON Lines form of a journal: lossless, documented, human-readable.
 //!
-//! Line 1 is a header: `{"format":"quantfold-journal","codec_version":2,"schema_version":1}`
+//! Line 1 is a header: `{"format":"quantfold-journal","codec_version":2,"schema_version":2}`
 //! (import reads only the format and schema: records and hashes are the same in every codec).
+//! Exports of an older schema import too: a schema-1 `StrategyLoaded` has no `limits`
+//! and gets [`crate::event::StrategyLimits::SCHEMA_1`]. Such an import writes the
+//! schema-2 form, so its hashes are not the export's (the events mean the same).
 //! Every further line is one [`Envelope`]: `{"seq", "time_ms", "trader", "event",
 //! "prev_hash", "hash"}` where `event` is externally tagged (`{"KlineReceived":{...}}`,
 //! or `"ClockTicked"` for variants without fields), decimals are exact strings
@@ -9,8 +12,8 @@
 //! carried in events (params, `ctx.state` values) appears as itself.
 //!
 //! Import re-chains: it appends each line's `(time_ms, trader, event)` and
-//! computes fresh sequence numbers and hashes, so importing an export into an
-//! empty journal reproduces the original hashes exactly.
+//! computes fresh sequence numbers and hashes, so importing an export of this
+//! schema into an empty journal reproduces the original hashes exactly.
 
 use std::io::{BufRead, Write};
 
@@ -213,6 +216,20 @@ mod tests {
                 (got, expected) => panic!("{}: got {got:?}, expected error {expected:?}", case.name),
             }
         }
+    }
+
+    #[test]
+    fn a_schema_1_export_imports_its_loads_with_the_limits_of_schema_1() {
+        let load = r#"{"time_ms":7,"trader":"bob","event":{"StrategyLoaded":{"name":"s","file":"s.js","code_hash":"0000000000000000000000000000000000000000000000000000000000000000","source":null,"params":{"fast":5},"seed":9}}}"#;
+        let text = format!("{{\"format\":\"quantfold-journal\",\"codec_version\":1,\"schema_version\":1}}\n{load}\n");
+        let read = read_all(&text).expect("a schema-1 export reads");
+        let Event::StrategyLoaded(loaded) = &read[0].event else { panic!("not a load: {:?}", read[0].event) };
+        assert_eq!((loaded.seed, loaded.limits), (9, crate::event::StrategyLimits::SCHEMA_1));
+        // Exported again, the load carries its limits and the header says schema 2.
+        let again = export(&read);
+        assert!(again.starts_with(r#"{"format":"quantfold-journal","codec_version":2,"schema_version":2}"#), "{again}");
+        assert!(again.contains(r#""limits":{"call_fuel":500,"call_timeout_ms":1000,"#), "{again}");
+        assert_eq!(read_all(&again).expect("reads back")[0].event, read[0].event);
     }
 
     #[test]

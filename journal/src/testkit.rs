@@ -11,7 +11,7 @@
 //!   fills, cancels, funding, liquidations) with sane numbers, for ledger
 //!   invariants checked by the independent [`Auditor`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use proptest::{
     collection::{vec, SizeRange},
@@ -28,11 +28,11 @@ use crate::{
     check, codec,
     event::{
         Cloid, Envelope, Event, Fill, Instrument, Json, Kline, Liquidity, OrderIntent, OrderKind, Reconciliation,
-        RejectReason, ReportedPosition, RiskVerdict, Side, StrategyErrorKind, StrategyLoad, Ticker, TimeInForce,
-        TraderStart,
+        RejectReason, ReportedPosition, RiskVerdict, Side, StrategyErrorKind, StrategyLimits, StrategyLoad, Ticker,
+        TimeInForce, TraderStart,
     },
     hash::Hash,
-    state::State,
+    state::{State, CLOSED_ORDERS_KEPT},
 };
 
 /// Every [`Event::kind`] name, in declaration order.
@@ -378,8 +378,27 @@ fn arb_trader_start() -> impl Strategy<Value = TraderStart> {
 }
 
 fn arb_strategy_load() -> impl Strategy<Value = StrategyLoad> {
-    (arb_text(), arb_text(), arb_hash(), option::of(arb_text()), arb_json(), any::<u64>()).prop_map(
-        |(name, file, code_hash, source, params, seed)| StrategyLoad { name, file, code_hash, source, params, seed },
+    (arb_text(), arb_text(), arb_hash(), option::of(arb_text()), arb_json(), any::<u64>(), arb_strategy_limits())
+        .prop_map(|(name, file, code_hash, source, params, seed, limits)| StrategyLoad {
+            name,
+            file,
+            code_hash,
+            source,
+            params,
+            seed,
+            limits,
+        })
+}
+
+fn arb_strategy_limits() -> impl Strategy<Value = StrategyLimits> {
+    (any::<u64>(), any::<u64>(), any::<u64>(), any::<u32>(), option::of(any::<u64>())).prop_map(
+        |(call_fuel, call_timeout_ms, memory_limit_bytes, restarts_max, restart_reset_after_ms)| StrategyLimits {
+            call_fuel,
+            call_timeout_ms,
+            memory_limit_bytes,
+            restarts_max,
+            restart_reset_after_ms,
+        },
     )
 }
 
@@ -986,7 +1005,10 @@ fn kline(symbol: &str, price: Decimal, time_ms: i64) -> Kline {
 /// a folded [`State`]. Meant for sane workloads: it assumes no arithmetic overflow.
 ///
 /// Rules: a fill is applied once per (trader, fill id), only with positive qty
-/// and price; cash moves only by fills (realized PnL), fees and funding; a
+/// and price, and only to an order that is open or among the trader's last
+/// [`CLOSED_ORDERS_KEPT`] closed ones (an order closes when cancelled, rejected
+/// while unacknowledged, completely filled, or liquidated with its symbol's
+/// position); cash moves only by fills (realized PnL), fees and funding; a
 /// liquidation closes an open position at its price and charges its fee.
 #[derive(Clone, Debug, Default)]
 pub struct Auditor {
@@ -999,9 +1021,41 @@ struct AuditedTrader {
     started: bool,
     fees: Decimal,
     funding: Decimal,
-    fill_ids: BTreeSet<String>,
+    /// Every (order, fill id) applied, forever: the model need not be bounded.
+    fill_ids: BTreeSet<(Cloid, String)>,
     fills_applied: u64,
     positions: BTreeMap<String, AuditedPosition>,
+    open: BTreeMap<Cloid, AuditedOrder>,
+    /// Closed orders still remembered, oldest first, with the ids of their fills.
+    closed: VecDeque<(Cloid, BTreeSet<String>)>,
+}
+
+#[derive(Clone, Debug)]
+struct AuditedOrder {
+    symbol: String,
+    qty: Decimal,
+    filled: Decimal,
+    /// Neither acknowledged nor filled yet: the only time a rejection ends it.
+    unacknowledged: bool,
+    fill_ids: BTreeSet<String>,
+}
+
+impl AuditedTrader {
+    fn close(&mut self, cloid: Cloid) {
+        if let Some(order) = self.open.remove(&cloid) {
+            self.closed.push_back((cloid, order.fill_ids));
+            if self.closed.len() > CLOSED_ORDERS_KEPT {
+                self.closed.pop_front();
+            }
+        }
+    }
+
+    /// The fill ids remembered per order (open, then closed), as the state should hold them.
+    fn remembered(&self) -> BTreeSet<(Cloid, String)> {
+        let open = self.open.iter().flat_map(|(cloid, o)| o.fill_ids.iter().map(|id| (*cloid, id.clone())));
+        let closed = self.closed.iter().flat_map(|(cloid, ids)| ids.iter().map(|id| (*cloid, id.clone())));
+        open.chain(closed).collect()
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -1024,11 +1078,46 @@ impl Auditor {
                 trader.started = true;
                 trader.capital = start.capital_quote;
             }
+            Event::OrderSubmitted(intent) => {
+                let order = AuditedOrder {
+                    symbol: intent.symbol.clone(),
+                    qty: intent.qty,
+                    filled: Decimal::ZERO,
+                    unacknowledged: true,
+                    fill_ids: BTreeSet::new(),
+                };
+                trader.open.insert(intent.cloid, order);
+            }
+            Event::OrderAccepted { cloid, .. } => {
+                if let Some(order) = trader.open.get_mut(cloid) {
+                    order.unacknowledged = false;
+                }
+            }
+            Event::OrderRejected { cloid, reason }
+                if *reason != RejectReason::DuplicateCloid
+                    && trader.open.get(cloid).is_some_and(|o| o.unacknowledged) =>
+            {
+                trader.close(*cloid);
+            }
+            Event::OrderCancelled { cloid, .. } => trader.close(*cloid),
             Event::OrderFilled(fill) => {
-                if fill.qty <= Decimal::ZERO || fill.price <= Decimal::ZERO || trader.fill_ids.contains(&fill.fill_id) {
+                let key = (fill.cloid, fill.fill_id.clone());
+                if fill.qty <= Decimal::ZERO || fill.price <= Decimal::ZERO || trader.fill_ids.contains(&key) {
                     return;
                 }
-                trader.fill_ids.insert(fill.fill_id.clone());
+                if let Some(order) = trader.open.get_mut(&fill.cloid) {
+                    order.fill_ids.insert(fill.fill_id.clone());
+                    order.filled += fill.qty;
+                    order.unacknowledged = false;
+                    if order.filled >= order.qty {
+                        trader.close(fill.cloid);
+                    }
+                } else if let Some((_, ids)) = trader.closed.iter_mut().find(|(cloid, _)| *cloid == fill.cloid) {
+                    ids.insert(fill.fill_id.clone());
+                } else {
+                    return;
+                }
+                trader.fill_ids.insert(key);
                 trader.fills_applied += 1;
                 trader.fees += fill.fee_quote;
                 let signed = match fill.side {
@@ -1049,6 +1138,12 @@ impl Auditor {
                     position.flow -= position.qty * *price;
                     position.qty = Decimal::ZERO;
                     trader.fees += *fee_quote;
+                    // Its resting orders die with it, in id order.
+                    let doomed: Vec<Cloid> =
+                        trader.open.iter().filter(|(_, o)| o.symbol == *symbol).map(|(cloid, _)| *cloid).collect();
+                    for cloid in doomed {
+                        trader.close(cloid);
+                    }
                 }
             }
             _ => {}
@@ -1081,11 +1176,15 @@ impl Auditor {
             expect("cash", trader.cash, model.capital + trader.realized_pnl - model.fees + model.funding)?;
             let realized_sum = trader.positions.values().map(|p| p.realized_pnl).sum();
             expect("realized_pnl (vs the sum over positions)", trader.realized_pnl, realized_sum)?;
-            if trader.fill_ids != model.fill_ids {
-                return Err(format!(
-                    "trader {name:?}: fill ids {:?}, the model says {:?}",
-                    trader.fill_ids, model.fill_ids
-                ));
+            let kept: BTreeSet<(Cloid, String)> = trader
+                .orders
+                .iter()
+                .flat_map(|(cloid, o)| o.fill_ids.iter().map(|id| (*cloid, id.clone())))
+                .chain(trader.closed_orders.iter().flat_map(|c| c.fill_ids.iter().map(|id| (c.cloid, id.clone()))))
+                .collect();
+            let remembered = model.remembered();
+            if kept != remembered {
+                return Err(format!("trader {name:?}: fill ids kept {kept:?}, the model says {remembered:?}"));
             }
             if trader.stats.fills != model.fills_applied {
                 return Err(format!(
@@ -1251,7 +1350,7 @@ mod tests {
                 kinds.insert(env.event.kind());
                 match &env.event {
                     Event::OrderFilled(f)
-                        if state.traders.get(&env.trader).is_some_and(|t| t.fill_ids.contains(&f.fill_id)) =>
+                        if state.traders.get(&env.trader).is_some_and(|t| t.fill_applied(&f.cloid, &f.fill_id)) =>
                     {
                         duplicates += 1
                     }

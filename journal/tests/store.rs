@@ -233,11 +233,11 @@ fn open_refuses_other_versions_with_a_clear_message() {
         Case {
             name: "newer schema",
             header: newer_schema.encode(),
-            check: |e| matches!(e, StoreError::NewerVersion { codec: 2, schema: 2, .. }),
+            check: |e| matches!(e, StoreError::NewerVersion { codec: 2, schema: 3, .. }),
             message_parts: &[
                 "written by a newer quantfold",
-                "schema v2",
-                "reads codec v1..=v2, schema v1..=v1",
+                "schema v3",
+                "reads codec v1..=v2, schema v1..=v2",
                 "upgrade quantfold",
             ],
         },

@@ -12,9 +12,15 @@
 //! The first difference stops the walk and is reported with both sides and the
 //! inputs that led to it.
 //!
-//! Limits: a `StrategyErred` of kind `Timeout` is a wall-clock fact and cannot
-//! be re-derived; decisions after it are reported as a divergence. The sandbox
-//! limits (fuel, memory) are the defaults of this build.
+//! Limits: each strategy runs under the limits its `StrategyLoaded` journaled
+//! (fuel, memory, wall-clock backstop, restart policy; schema-1 records carry
+//! the defaults of schema 1), never this build's defaults. A `StrategyErred` of
+//! kind `Timeout` is a wall-clock fact: while a hook runs, the sink tells the
+//! sandbox when the journal's next record is that timeout
+//! ([`Sink::call_timed_out`]), and the call ends there as it did live; the
+//! timeout and what follows it (restart, stop) are then compared as usual. The
+//! journaled backstop still runs on the wall clock here: a call that times out
+//! on replay but not in the journal (a much slower machine) is a divergence.
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -23,7 +29,9 @@ use std::{
 
 use engine::{Engine, NoVenue};
 use journal::{
-    codec, event::StrategyLoad, verify as chain, Durability, Envelope, Event, Hash, Journal, Records, State, StoreError,
+    codec,
+    event::{StrategyErrorKind, StrategyLoad},
+    verify as chain, Durability, Envelope, Event, Hash, Journal, Records, State, StoreError,
 };
 use serde::Serialize;
 use strategies::{
@@ -217,6 +225,7 @@ fn spec_for(
     };
     let mut spec = StrategySpec::new(&record.trader, &file, source, load.params.0.clone(), load.seed);
     spec.name = load.name.clone();
+    spec.set_limits(&load.limits);
     Ok(spec)
 }
 
@@ -330,6 +339,20 @@ impl ReplaySink<'_> {
 impl Sink for ReplaySink<'_> {
     fn state(&self) -> &State {
         &self.state
+    }
+
+    fn call_timed_out(&mut self, trader: &str) -> bool {
+        if self.pending_load.is_some() {
+            return false;
+        }
+        if self.peeked.is_none() {
+            self.peeked = self.records.next();
+        }
+        matches!(
+            &self.peeked,
+            Some(Ok(r)) if r.trader == trader
+                && matches!(r.event, Event::StrategyErred { kind: StrategyErrorKind::Timeout, .. })
+        )
     }
 
     fn emit(&mut self, time_ms: i64, trader: &str, event: &Event) -> Result<u64, SinkError> {

@@ -39,6 +39,10 @@ impl Host for ApiHost<'_> {
         self.now_ms
     }
 
+    fn timed_out(&mut self) -> bool {
+        self.failure.is_none() && self.sink.call_timed_out(self.trader)
+    }
+
     fn api(&mut self, method: &str, args: Vec<Json>) -> Result<Json, String> {
         if self.failure.is_some() {
             return Err("the engine stopped this run".into());

@@ -10,15 +10,26 @@
 //! Failure policy: a hook that throws, runs out of fuel or memory, or times out
 //! is journaled as `StrategyErred`; the strategy is then restarted — `st_exit(ctx,
 //! reason)` on the old sandbox when it is still usable, a fresh sandbox restored
-//! from the journaled `ctx.state` and seeded with `seed + attempt`, `st_init` —
-//! up to [`RESTARTS_MAX`] times, after which it is stopped with a journaled reason.
-//! A syntax error stops it at once: restarting cannot fix the source.
+//! from the journaled `ctx.state` and seeded with `seed + n` (`n`: restarts so far,
+//! all of them), `st_init` — up to `restarts_max` ([`RESTARTS_MAX`]) times, after
+//! which it is stopped with a journaled reason. The count starts again from zero
+//! when a failure comes `restart_reset_after_ms` ([`DEFAULT_RESTART_RESET_AFTER_MS`])
+//! or more of event time after the previous one, so rare failures months apart
+//! never stop a strategy. A syntax error stops it at once: restarting cannot fix
+//! the source.
+//!
+//! Limits: the spec's fuel, memory limit, wall-clock backstop and restart policy
+//! are journaled in `StrategyLoaded` (see [`StrategyLimits`]), and replay runs the
+//! strategy under the journaled ones. A call the backstop ends is journaled as
+//! `StrategyErred` of kind `Timeout`, an input: on replay the sink reports it
+//! ([`Sink::call_timed_out`]) and the sandbox ends the same call at the same
+//! point, so what follows (restart, stop) is re-derived and compared.
 
 use std::{collections::BTreeMap, time::Instant};
 
 use journal::{
     event::Json as EventJson,
-    event::{Event, Liquidity, Side, StrategyErrorKind, StrategyLoad},
+    event::{Event, Liquidity, Side, StrategyErrorKind, StrategyLimits, StrategyLoad},
     hash, Cloid,
 };
 use serde_json::{json, Value as Json};
@@ -31,8 +42,11 @@ use crate::{
     sink::{Sink, SinkError},
 };
 
-/// Restarts after failures before the strategy is stopped.
+/// Restarts after failures before the strategy is stopped (the default of `StrategySpec::restarts_max`).
 pub const RESTARTS_MAX: u32 = 3;
+/// Event time without a failure after which the restart count starts again (the default
+/// of `StrategySpec::restart_reset_after_ms`): one hour.
+pub const DEFAULT_RESTART_RESET_AFTER_MS: u64 = 60 * 60 * 1000;
 /// Latency samples kept per strategy for the health report.
 const LATENCY_SAMPLES_MAX: usize = 1024;
 
@@ -48,6 +62,11 @@ pub struct StrategySpec {
     pub call_fuel: u64,
     pub call_timeout_ms: u64,
     pub memory_limit_bytes: usize,
+    /// Restarts after failures before the strategy is stopped.
+    pub restarts_max: u32,
+    /// Event time without a failure after which the restart count starts again from zero
+    /// (`None`: never).
+    pub restart_reset_after_ms: Option<u64>,
 }
 
 impl StrategySpec {
@@ -67,7 +86,29 @@ impl StrategySpec {
             call_fuel: defaults.call_fuel,
             call_timeout_ms: defaults.call_timeout_ms,
             memory_limit_bytes: defaults.memory_limit_bytes,
+            restarts_max: RESTARTS_MAX,
+            restart_reset_after_ms: Some(DEFAULT_RESTART_RESET_AFTER_MS),
         }
+    }
+
+    /// The limits as `StrategyLoaded` journals them.
+    pub fn limits(&self) -> StrategyLimits {
+        StrategyLimits {
+            call_fuel: self.call_fuel,
+            call_timeout_ms: self.call_timeout_ms,
+            memory_limit_bytes: u64::try_from(self.memory_limit_bytes).unwrap_or(u64::MAX),
+            restarts_max: self.restarts_max,
+            restart_reset_after_ms: self.restart_reset_after_ms,
+        }
+    }
+
+    /// Takes journaled limits (replay: the strategy runs under what the journal says).
+    pub fn set_limits(&mut self, limits: &StrategyLimits) {
+        self.call_fuel = limits.call_fuel;
+        self.call_timeout_ms = limits.call_timeout_ms;
+        self.memory_limit_bytes = usize::try_from(limits.memory_limit_bytes).unwrap_or(usize::MAX);
+        self.restarts_max = limits.restarts_max;
+        self.restart_reset_after_ms = limits.restart_reset_after_ms;
     }
 }
 
@@ -147,7 +188,12 @@ pub struct StrategyRuntime {
     recorded: Vec<f64>,
     bars_seen: u64,
     interval_labels: IntervalLabels,
+    /// Restarts since the count last started again (see `restart_reset_after_ms`).
+    restarts_since_reset: u32,
+    /// Every restart, for seeds and the health report.
     restarts: u32,
+    /// Event time of the last failure that caused a restart.
+    last_failure_ms: Option<i64>,
     stopped: Option<String>,
     /// (input seq, legs used): client order ids stay unique across calls for one input.
     cycle: (u64, u32),
@@ -181,6 +227,7 @@ impl StrategyRuntime {
             source: (!seen).then(|| spec.source.clone()),
             params: EventJson(spec.params.clone()),
             seed: spec.seed,
+            limits: spec.limits(),
         };
         let seq = sink.emit(now_ms, &spec.trader, &Event::StrategyLoaded(load))?;
         let mut runtime = StrategyRuntime {
@@ -191,7 +238,9 @@ impl StrategyRuntime {
             recorded: Vec::new(),
             bars_seen: 0,
             interval_labels: IntervalLabels::default(),
+            restarts_since_reset: 0,
             restarts: 0,
+            last_failure_ms: None,
             stopped: None,
             cycle: (seq, 0),
             health: Health::default(),
@@ -213,6 +262,7 @@ impl StrategyRuntime {
         self.stopped.as_deref()
     }
 
+    /// Every restart so far (also those before the count last started again).
     pub fn restarts(&self) -> u32 {
         self.restarts
     }
@@ -461,8 +511,18 @@ impl StrategyRuntime {
         cycle_seq: u64,
         reason: String,
     ) -> Result<(), SinkError> {
-        if self.restarts >= RESTARTS_MAX {
-            return self.stop_with(sink, now_ms, format!("failed {} times; last: {reason}", RESTARTS_MAX + 1));
+        // A failure after a healthy period (in event time, never the wall clock) starts the count again.
+        let healthy = match (self.spec.restart_reset_after_ms, self.last_failure_ms) {
+            (Some(period), Some(last)) => now_ms.saturating_sub(last) >= i64::try_from(period).unwrap_or(i64::MAX),
+            _ => false,
+        };
+        if healthy {
+            self.restarts_since_reset = 0;
+        }
+        self.last_failure_ms = Some(now_ms);
+        if self.restarts_since_reset >= self.spec.restarts_max {
+            let failures = u64::from(self.spec.restarts_max) + 1;
+            return self.stop_with(sink, now_ms, format!("failed {failures} times; last: {reason}"));
         }
         if let Some(mut old) = self.sandbox.take() {
             if !old.is_poisoned() && old.has_hook(Hook::Exit) {
@@ -481,8 +541,9 @@ impl StrategyRuntime {
                 )?;
             }
         }
-        self.restarts += 1;
-        sink.emit(now_ms, &self.spec.trader, &Event::StrategyRestarted { attempt: self.restarts })?;
+        self.restarts_since_reset += 1;
+        self.restarts = self.restarts.saturating_add(1);
+        sink.emit(now_ms, &self.spec.trader, &Event::StrategyRestarted { attempt: self.restarts_since_reset })?;
         self.boot(sink, market, now_ms, cycle_seq)
     }
 

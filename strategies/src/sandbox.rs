@@ -31,7 +31,9 @@
 //!   call, so the count is exact only for the same sequence of calls since load (as on replay),
 //!   and otherwise within ±1.
 //! * **Timeout** ([`SandboxConfig::call_timeout_ms`]): a wall-clock backstop checked in the same
-//!   handler; not reproducible by nature, so set it well above what the fuel allows.
+//!   handler; not reproducible by nature, so set it well above what the fuel allows. The same
+//!   handler also asks [`Host::timed_out`]: replay's host says yes where the journal records
+//!   that the live call timed out, and the call ends there exactly as the backstop ended it.
 //! * **Memory** ([`SandboxConfig::memory_limit_bytes`], the runtime's malloc limit) and the
 //!   native stack ([`SandboxConfig::max_stack_bytes`]). An out-of-memory error is a catchable
 //!   `InternalError: out of memory` inside JS; when it reaches the sandbox it is reported as

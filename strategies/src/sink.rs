@@ -45,6 +45,16 @@ pub trait Sink {
     fn make_durable(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
+
+    /// Replay: whether the journal says that the hook call in progress for `trader` was ended
+    /// here by the wall-clock backstop (its next record is that trader's `StrategyErred` of kind
+    /// `Timeout`). The sandbox then ends the call at its next interrupt check, as the backstop
+    /// did live, and the runtime re-derives the timeout and what follows it. Asked during
+    /// calls, between the events the call emits. Live and backtest sinks: never, the wall
+    /// clock decides.
+    fn call_timed_out(&mut self, _trader: &str) -> bool {
+        false
+    }
 }
 
 /// Folds without writing anything: plain backtests. Records get dense sequence
@@ -93,7 +103,19 @@ impl JournalSink {
     /// The journal cannot be opened or rebuilt.
     pub fn open(path: &std::path::Path, durability: Durability) -> Result<JournalSink, StoreError> {
         let journal = Journal::open_or_create(path, durability)?;
-        let state = journal.rebuild(None)?;
+        let state = match journal.rebuild(None) {
+            Ok(state) => state,
+            // A snapshot this build cannot use (one of another state layout, written by another
+            // build) is derived data: the verified events rebuild the state without it.
+            Err(StoreError::Corrupt { problem, .. }) if problem.starts_with("snapshot") => {
+                let mut state = State::default();
+                for record in journal.records(0) {
+                    state.apply(&record?);
+                }
+                state
+            }
+            Err(e) => return Err(e),
+        };
         Ok(JournalSink { journal, state, snapshot_every: 100_000, snapshots_kept: 3 })
     }
 

@@ -46,13 +46,11 @@ impl Worker {
     /// Loads a strategy for `spec.trader` (replacing none: one strategy per trader).
     ///
     /// # Errors
-    /// The trader already runs a strategy, or a sink failure.
+    /// [`SinkError::Refused`] when the trader already runs a strategy (nothing is journaled),
+    /// or a sink failure.
     pub fn load(&mut self, spec: StrategySpec, sink: &mut dyn Sink, now_ms: i64) -> Result<(), SinkError> {
         if self.strategies.contains_key(&spec.trader) {
-            return Err(SinkError::Divergence {
-                seq: 0,
-                message: format!("trader {} already runs a strategy", spec.trader),
-            });
+            return Err(SinkError::Refused(format!("trader {} already runs a strategy", spec.trader)));
         }
         let trader = spec.trader.clone();
         let runtime = StrategyRuntime::start(spec, sink, &self.market, now_ms)?;

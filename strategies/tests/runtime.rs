@@ -1036,3 +1036,160 @@ function st_heartbeat(ctx, t) {}
     assert!(message.starts_with("x.js: st_init: indicators.fast: "), "{message}");
     assert!(stopped(events[3]).contains("indicators.fast"), "{}", stopped(events[3]));
 }
+
+// ---------------------------------------------------------------------------
+// Loading twice, the restart budget, journaled timeouts
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_second_strategy_for_a_trader_is_refused_and_journals_nothing() {
+    let mut run = Run::new(&["BTC"], &["alice"]);
+    run.load(spec("alice", GOOD));
+    let journaled = run.sink.log.len();
+    let refused = run.worker.load(spec("alice", GOOD), &mut run.sink, T0);
+    assert!(
+        matches!(&refused, Err(SinkError::Refused(message)) if message == "trader alice already runs a strategy"),
+        "{refused:?}"
+    );
+    assert_eq!(run.sink.log.len(), journaled);
+    run.bars(2);
+    assert_eq!(run.kv("alice", "beats"), Some(json!(2)), "the first strategy runs on");
+}
+
+const THROWS: &str = r#"
+function st_init(ctx) { return { symbols: ["BTC"] }; }
+function st_heartbeat(ctx, t) { throw new Error("bad bar " + t.close); }
+"#;
+
+/// `bars` bars of BTC, `gap` apart in event time; the `bad` strategy throws on each.
+fn failing_every(gap_ms: i64, bars: u32, reset_after_ms: Option<u64>) -> Run {
+    let mut bad = spec("bad", THROWS);
+    bad.restart_reset_after_ms = reset_after_ms;
+    let mut run = neighbours("bad", bad);
+    for _ in 0..bars {
+        run.bars(1);
+        run.next_open += gap_ms - MINUTE;
+    }
+    run
+}
+
+fn restarts(events: &[&Event]) -> Vec<u32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StrategyRestarted { attempt } => Some(*attempt),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn failures_spaced_beyond_the_reset_period_never_stop_the_strategy() {
+    // Ten failures, each 10 minutes of event time after the last, with a 10-minute period.
+    let run = failing_every(10 * MINUTE, 10, Some(10 * 60_000));
+    let events = run.events_of("bad");
+    assert_eq!(count(&events, "StrategyErred"), 10);
+    assert_eq!(restarts(&events), [1; 10], "every failure starts the count again");
+    assert_eq!(count(&events, "StrategyStopped"), 0);
+    let health = run.health("bad");
+    assert_eq!((health.restarts, health.stopped), (10, None), "the report counts every restart");
+    neighbours_kept_going(&run, 10);
+}
+
+#[test]
+fn four_failures_within_the_reset_period_stop_the_strategy() {
+    // Nine minutes apart: never a healthy period of ten.
+    let run = failing_every(9 * MINUTE, 6, Some(10 * 60_000));
+    let events = run.events_of("bad");
+    assert_eq!(count(&events, "StrategyErred"), 4);
+    assert_eq!(restarts(&events), [1, 2, 3]);
+    let reason = stopped(events.last().unwrap());
+    assert!(reason.starts_with("failed 4 times; last: st_heartbeat: Error: bad bar 101"), "{reason}");
+    // The default period is an hour of event time: one-minute bars stop it the same way.
+    let run = failing_every(MINUTE, 6, spec("x", "").restart_reset_after_ms);
+    assert_eq!(restarts(&run.events_of("bad")), [1, 2, 3]);
+    assert_eq!(count(&run.events_of("bad"), "StrategyStopped"), 1);
+}
+
+#[test]
+fn without_a_reset_period_failures_months_apart_still_stop_the_strategy() {
+    // Schema-1 journals ran without one: their history must not change.
+    let run = failing_every(90 * 24 * 60 * MINUTE, 5, None);
+    let events = run.events_of("bad");
+    assert_eq!(restarts(&events), [1, 2, 3]);
+    assert_eq!(count(&events, "StrategyStopped"), 1);
+}
+
+/// A sink that says the wall clock ended a call of `trader` once that call has placed an order.
+struct StallsAfterAnOrder {
+    inner: Recorder,
+    trader: &'static str,
+}
+
+impl Sink for StallsAfterAnOrder {
+    fn state(&self) -> &State {
+        self.inner.state()
+    }
+
+    fn emit(&mut self, time_ms: i64, trader: &str, event: &Event) -> Result<u64, SinkError> {
+        self.inner.emit(time_ms, trader, event)
+    }
+
+    fn call_timed_out(&mut self, trader: &str) -> bool {
+        trader == self.trader
+            && self.inner.log.last().is_some_and(|(_, _, t, e)| t == trader && e.kind() == "OrderSubmitted")
+    }
+}
+
+#[test]
+fn a_call_the_sink_says_timed_out_ends_after_what_it_already_emitted() {
+    let source = r#"
+function st_init(ctx) { return { symbols: ["BTC"] }; }
+function st_heartbeat(ctx, t) {
+  ctx.api.placeOrder({ symbol: t.symbol, side: "buy", type: "limit", price: 1, qty: 0.001 });
+  let x = 0;
+  for (let i = 0; i < 200000; i++) x += i % 3;
+  ctx.state.set("done", x);
+  ctx.api.placeOrder({ symbol: t.symbol, side: "buy", type: "limit", price: 1, qty: 0.001 });
+}
+"#;
+    let mut sink = StallsAfterAnOrder { inner: Recorder::default(), trader: "bad" };
+    let mut worker = Worker::new();
+    let input = |sink: &mut StallsAfterAnOrder, worker: &mut Worker, time_ms: i64, trader: &str, event: Event| {
+        let seq = sink.emit(time_ms, trader, &event).unwrap();
+        worker.on_input(sink, seq, time_ms, trader, &event).unwrap();
+    };
+    input(&mut sink, &mut worker, T0, "", Event::InstrumentDefined(instrument("BTC")));
+    input(&mut sink, &mut worker, T0, "bad", Event::TraderStarted(start("10000", "2")));
+    let mut bad = spec("bad", source);
+    // Neither limit could end the call: only the sink's word does.
+    bad.call_fuel = u64::MAX;
+    bad.call_timeout_ms = 600_000;
+    worker.load(bad, &mut sink, T0).unwrap();
+    let kline = Kline {
+        symbol: "BTC".into(),
+        interval_ms: MINUTE,
+        open_time_ms: T0,
+        open: d("100"),
+        high: d("100"),
+        low: d("100"),
+        close: d("100"),
+        volume: d("1"),
+        closed: true,
+    };
+    input(&mut sink, &mut worker, T0 + MINUTE, "", Event::KlineReceived(kline));
+
+    let events: Vec<&Event> = sink.inner.log.iter().filter(|(_, _, t, _)| t == "bad").map(|(_, _, _, e)| e).collect();
+    assert_eq!(
+        kinds(&events),
+        ["TraderStarted", "StrategyLoaded", "OrderSubmitted", "StrategyErred", "StrategyRestarted"],
+        "one order, then the timeout: the rest of the call never ran"
+    );
+    assert_eq!(
+        erred(events[3]),
+        ("st_heartbeat", StrategyErrorKind::Timeout, "strategy call timed out after 600000 ms")
+    );
+    let Event::StrategyLoaded(load) = events[1] else { unreachable!("checked above") };
+    assert_eq!((load.limits.call_fuel, load.limits.call_timeout_ms), (u64::MAX, 600_000));
+    assert_eq!(load.limits.restart_reset_after_ms, Some(strategies::runtime::DEFAULT_RESTART_RESET_AFTER_MS));
+}

@@ -12,13 +12,13 @@
 pub mod orders;
 pub mod positions;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 pub use self::{
-    orders::{Order, OrderStatus, OrderUpdate},
+    orders::{ClosedOrder, Order, OrderStatus, OrderUpdate},
     positions::Position,
 };
 use crate::{
@@ -30,10 +30,42 @@ use crate::{
 
 /// How many anomalies are kept verbatim; beyond it only the count grows.
 const ANOMALIES_KEPT_MAX: usize = 1000;
+/// How many closed orders a trader remembers with their fill ids (see [`TraderState::closed_orders`]).
+pub const CLOSED_ORDERS_KEPT: usize = 128;
+
+/// The layout of [`State`]'s encoding (snapshots). Layout 1 had no mark and one fill-id set per
+/// trader; layout 2 keeps fill ids per order.
+pub const STATE_LAYOUT: u32 = 2;
+
+/// The first field of every encoded [`State`]: [`STATE_LAYOUT`]. A state of another layout
+/// (a snapshot written by another build) fails to decode instead of decoding into nonsense:
+/// a layout-1 state starts with the byte 0 or 1 (`last_seq`'s option tag), never 2. Such a
+/// snapshot is worth nothing to this build; the events rebuild the state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateLayout;
+
+impl Serialize for StateLayout {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u32(STATE_LAYOUT)
+    }
+}
+
+impl<'de> Deserialize<'de> for StateLayout {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match u32::deserialize(deserializer)? {
+            STATE_LAYOUT => Ok(StateLayout),
+            other => Err(serde::de::Error::custom(format!(
+                "a state of layout {other}, not {STATE_LAYOUT}: written by another build, rebuild it from the events"
+            ))),
+        }
+    }
+}
 
 /// The folded state of a journal.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
+    /// Always [`STATE_LAYOUT`]; first, so that a snapshot of another layout never decodes.
+    pub layout: StateLayout,
     /// The sequence number of the last applied event (None before the first).
     pub last_seq: Option<u64>,
     /// The hash of the last applied record: ties a snapshot to its chain position.
@@ -89,10 +121,13 @@ pub struct TraderState {
     #[serde(with = "dec")]
     pub funding_net: Decimal,
     pub positions: BTreeMap<String, Position>,
-    /// Orders not yet filled, cancelled or rejected.
+    /// Orders not yet filled, cancelled or rejected, each with the ids of its fills.
     pub orders: BTreeMap<Cloid, Order>,
-    /// Every fill id applied, so a repeated one is never applied twice.
-    pub fill_ids: BTreeSet<String>,
+    /// The last [`CLOSED_ORDERS_KEPT`] orders that left `orders`, oldest first, with the ids
+    /// of their fills: a late fill for one (fills and cancels travel on separate streams) is
+    /// still applied, once. A fill for an order neither open nor here is never applied, so
+    /// no fill id is ever applied twice while the ids kept stay bounded.
+    pub closed_orders: VecDeque<ClosedOrder>,
     pub strategy: Option<StrategyState>,
     pub stats: TraderStats,
 }
@@ -163,6 +198,29 @@ impl TraderState {
         self.realized_pnl = ledger.realized_pnl;
         self.fees_paid = ledger.fees_paid;
         self.funding_net = ledger.funding_net;
+    }
+
+    /// Whether the fill `fill_id` of order `cloid` was applied (the order open or recently closed).
+    pub fn fill_applied(&self, cloid: &Cloid, fill_id: &str) -> bool {
+        // An id is never both open and closed: a resubmitted id takes its closed fills along.
+        match self.orders.get(cloid) {
+            Some(order) => order.fill_ids.contains(fill_id),
+            None => self.closed_orders.iter().any(|c| c.cloid == *cloid && c.fill_ids.contains(fill_id)),
+        }
+    }
+
+    /// How many fill ids the trader remembers (bounded: see [`TraderState::closed_orders`]).
+    pub fn fill_ids_kept(&self) -> usize {
+        self.orders.values().map(|o| o.fill_ids.len()).sum::<usize>()
+            + self.closed_orders.iter().map(|c| c.fill_ids.len()).sum::<usize>()
+    }
+
+    /// Moves an order that left `orders` to `closed_orders`, forgetting the oldest beyond the window.
+    fn close(&mut self, order: Order) {
+        self.closed_orders.push_back(ClosedOrder { cloid: order.intent.cloid, fill_ids: order.fill_ids });
+        while self.closed_orders.len() > CLOSED_ORDERS_KEPT {
+            self.closed_orders.pop_front();
+        }
     }
 
     /// The leverage the trader trades `symbol` at: its own, capped by the instrument.
@@ -267,7 +325,7 @@ impl State {
                 stats.llm_cost_usd = stats.llm_cost_usd.checked_add(*cost_usd).unwrap_or(stats.llm_cost_usd);
             }
             Event::OrderSubmitted(intent) => {
-                let order = Order {
+                let mut order = Order {
                     intent: intent.clone(),
                     status: OrderStatus::Submitted,
                     filled_qty: Decimal::ZERO,
@@ -275,11 +333,20 @@ impl State {
                     cancel_requested: false,
                     submitted_seq: env.seq,
                     submitted_ms: env.time_ms,
+                    fill_ids: BTreeSet::new(),
                 };
                 let trader = self.trader_mut(env);
                 trader.stats.orders_submitted += 1;
-                if trader.orders.insert(intent.cloid, order).is_some() {
+                // A reused id takes over the fill ids already applied under it.
+                if let Some(at) = trader.closed_orders.iter().position(|c| c.cloid == intent.cloid) {
+                    order.fill_ids.extend(trader.closed_orders.remove(at).map(|c| c.fill_ids).unwrap_or_default());
+                }
+                if let Some(replaced) = trader.orders.remove(&intent.cloid) {
+                    order.fill_ids.extend(replaced.fill_ids);
+                    trader.orders.insert(intent.cloid, order);
                     self.anomaly(env, format!("order {} submitted twice; the later one replaced it", intent.cloid));
+                } else {
+                    trader.orders.insert(intent.cloid, order);
                 }
             }
             Event::OrderRejected { cloid, reason } => {
@@ -385,7 +452,9 @@ impl State {
                     order.exchange_order_id = Some(id.clone());
                 }
                 if next.is_terminal() {
-                    trader.orders.remove(cloid);
+                    if let Some(order) = trader.orders.remove(cloid) {
+                        trader.close(order);
+                    }
                 }
             }
             Err((status, update)) => self.anomaly(env, format!("order {cloid}: {update:?} while {status:?}")),
@@ -394,12 +463,20 @@ impl State {
 
     fn apply_fill(&mut self, env: &EnvelopeRef<'_>, fill: &Fill) {
         let trader = self.trader_mut(env);
-        if trader.fill_ids.contains(&fill.fill_id) {
+        if trader.fill_applied(&fill.cloid, &fill.fill_id) {
             self.anomaly(env, format!("duplicate fill id {}: not applied again", fill.fill_id));
             return;
         }
         if fill.qty <= Decimal::ZERO || fill.price <= Decimal::ZERO {
             self.anomaly(env, format!("fill {} with qty {} at {}: not applied", fill.fill_id, fill.qty, fill.price));
+            return;
+        }
+        // Only an order open or recently closed remembers its fills, so only such a fill can be
+        // told from a repeat: any other is noted and not applied.
+        let open = trader.orders.contains_key(&fill.cloid);
+        let closed = if open { None } else { trader.closed_orders.iter().position(|c| c.cloid == fill.cloid) };
+        if !open && closed.is_none() {
+            self.anomaly(env, format!("fill {} for unknown order {}: not applied", fill.fill_id, fill.cloid));
             return;
         }
         let mut position = trader.positions.get(&fill.symbol).cloned().unwrap_or_default();
@@ -411,7 +488,6 @@ impl State {
             return;
         };
         trader.commit_ledger(&fill.symbol, position, ledger);
-        trader.fill_ids.insert(fill.fill_id.clone());
         trader.stats.fills += 1;
         trader.stats.volume_quote = fill
             .qty
@@ -419,11 +495,14 @@ impl State {
             .and_then(|notional| trader.stats.volume_quote.checked_add(notional.round_dp(8)))
             .unwrap_or(trader.stats.volume_quote);
 
-        let Some(order) = trader.orders.get_mut(&fill.cloid) else {
-            // The fill is a fact and was applied; the order it names is gone or never was.
-            self.anomaly(env, format!("fill {} for unknown order {}", fill.fill_id, fill.cloid));
+        if let Some(at) = closed {
+            // The fill is a fact and was applied; the order it names had already ended.
+            trader.closed_orders[at].fill_ids.insert(fill.fill_id.clone());
+            self.anomaly(env, format!("fill {} for closed order {}", fill.fill_id, fill.cloid));
             return;
-        };
+        }
+        let Some(order) = trader.orders.get_mut(&fill.cloid) else { return };
+        order.fill_ids.insert(fill.fill_id.clone());
         order.filled_qty = order.filled_qty.saturating_add(fill.qty);
         let complete = order.filled_qty >= order.intent.qty;
         let overfilled = order.filled_qty > order.intent.qty;
@@ -431,7 +510,9 @@ impl State {
             Ok(next) => {
                 order.status = next;
                 if next.is_terminal() {
-                    trader.orders.remove(&fill.cloid);
+                    if let Some(order) = trader.orders.remove(&fill.cloid) {
+                        trader.close(order);
+                    }
                     trader.stats.orders_filled += 1;
                 }
             }
@@ -461,7 +542,13 @@ impl State {
         trader.commit_ledger(symbol, position, ledger);
         trader.stats.liquidations += 1;
         // Resting orders on the symbol die with the position.
-        trader.orders.retain(|_, o| o.intent.symbol != symbol);
+        let doomed: Vec<Cloid> =
+            trader.orders.iter().filter(|(_, o)| o.intent.symbol == symbol).map(|(cloid, _)| *cloid).collect();
+        for cloid in doomed {
+            if let Some(order) = trader.orders.remove(&cloid) {
+                trader.close(order);
+            }
+        }
     }
 
     /// The trader the envelope belongs to; an unknown trader is created empty
@@ -591,6 +678,21 @@ mod tests {
         })
     }
 
+    /// A resting order for the test fills' cloid, large enough never to fill completely.
+    fn order() -> Event {
+        Event::OrderSubmitted(crate::event::OrderIntent {
+            cloid: Cloid([7; 16]),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            kind: crate::event::OrderKind::Limit,
+            qty: dec!(1000000),
+            price: Some(dec!(1)),
+            trigger_price: None,
+            reduce_only: false,
+            tif: crate::event::TimeInForce::Gtc,
+        })
+    }
+
     fn fold(events: Vec<Event>) -> State {
         let items: Vec<_> = events.into_iter().map(|e| (0, "alice".to_owned(), e)).collect();
         State::fold(&chain(&items))
@@ -600,6 +702,7 @@ mod tests {
     fn fills_funding_and_liquidation_move_cash_by_hand() {
         let state = fold(vec![
             start(dec!(1000)),
+            order(),
             // Long 2 @ 100, fee 0.2.
             fill("a", Side::Buy, dec!(2), dec!(100), dec!(0.2)),
             // Funding paid: −1.5.
@@ -622,6 +725,7 @@ mod tests {
         // The position exists (opened and closed) but is flat: nothing to liquidate.
         let state = fold(vec![
             start(dec!(1000)),
+            order(),
             fill("a", Side::Buy, dec!(1), dec!(100), dec!(0)),
             fill("b", Side::Sell, dec!(1), dec!(110), dec!(0)),
             Event::PositionLiquidated { symbol: "BTCUSDT".into(), price: dec!(90), fee_quote: dec!(0.5) },
@@ -629,7 +733,7 @@ mod tests {
         let alice = &state.traders["alice"];
         assert_eq!((alice.cash, alice.fees_paid, alice.stats.liquidations), (dec!(1010), dec!(0), 0));
         let last = state.anomalies.last().expect("an anomaly");
-        assert_eq!((last.seq, last.message.as_str()), (3, "liquidation of BTCUSDT with no position"));
+        assert_eq!((last.seq, last.message.as_str()), (4, "liquidation of BTCUSDT with no position"));
     }
 
     #[test]
@@ -706,7 +810,7 @@ mod tests {
             },
         ];
         for case in cases {
-            let mut events = vec![start(dec!(1000))];
+            let mut events = vec![start(dec!(1000)), order()];
             events.extend(case.events);
             let outcome = std::panic::catch_unwind(|| {
                 let state = fold(events);
@@ -718,14 +822,132 @@ mod tests {
 
     #[test]
     fn a_duplicate_fill_id_is_noted_and_not_applied() {
-        let once = fold(vec![start(dec!(1000)), fill("a", Side::Buy, dec!(1), dec!(100), dec!(0.1))]);
+        let once = fold(vec![start(dec!(1000)), order(), fill("a", Side::Buy, dec!(1), dec!(100), dec!(0.1))]);
         let twice = fold(vec![
             start(dec!(1000)),
+            order(),
             fill("a", Side::Buy, dec!(1), dec!(100), dec!(0.1)),
             fill("a", Side::Buy, dec!(1), dec!(100), dec!(0.1)),
         ]);
         assert_eq!(once.traders, twice.traders);
         assert_eq!(twice.anomalies.last().map(|a| a.message.as_str()), Some("duplicate fill id a: not applied again"));
+    }
+}
+
+#[cfg(test)]
+mod fill_memory_tests {
+    use rust_decimal_macros::dec;
+
+    use super::*;
+    use crate::{
+        event::{Liquidity, OrderIntent, OrderKind, Side, TimeInForce},
+        testkit::chain,
+    };
+
+    fn submit(n: u8, qty: Decimal) -> Event {
+        Event::OrderSubmitted(OrderIntent {
+            cloid: Cloid([n; 16]),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            kind: OrderKind::Limit,
+            qty,
+            price: Some(dec!(100)),
+            trigger_price: None,
+            reduce_only: false,
+            tif: TimeInForce::Gtc,
+        })
+    }
+
+    fn fill(n: u8, id: &str) -> Event {
+        Event::OrderFilled(Fill {
+            cloid: Cloid([n; 16]),
+            fill_id: id.into(),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            qty: dec!(1),
+            price: dec!(100),
+            fee_quote: dec!(0),
+            liquidity: Liquidity::Maker,
+        })
+    }
+
+    fn fold(events: Vec<Event>) -> State {
+        let mut items = vec![(
+            0,
+            "alice".to_owned(),
+            Event::TraderStarted(TraderStart {
+                exchange: "sim".into(),
+                account: "main".into(),
+                currency: "USDT".into(),
+                allocation_pct: dec!(100),
+                capital_quote: dec!(1000000),
+                leverage: dec!(1),
+            }),
+        )];
+        items.extend(events.into_iter().map(|e| (0, "alice".to_owned(), e)));
+        State::fold(&chain(&items))
+    }
+
+    fn qty(state: &State) -> Decimal {
+        state.traders["alice"].positions.get("BTCUSDT").map_or(Decimal::ZERO, |p| p.qty)
+    }
+
+    #[test]
+    fn a_fill_for_an_order_never_seen_is_noted_and_not_applied() {
+        let state = fold(vec![fill(9, "x")]);
+        assert_eq!((qty(&state), state.traders["alice"].stats.fills), (dec!(0), 0));
+        let last = state.anomalies.last().expect("noted");
+        assert_eq!(last.message, format!("fill x for unknown order {}: not applied", Cloid([9; 16])));
+    }
+
+    #[test]
+    fn a_late_fill_for_a_recently_closed_order_is_applied_once() {
+        let cancel = Event::OrderCancelled { cloid: Cloid([1; 16]), reason: "asked".into() };
+        let state = fold(vec![submit(1, dec!(5)), fill(1, "a"), cancel, fill(1, "b"), fill(1, "b"), fill(1, "a")]);
+        assert_eq!(qty(&state), dec!(2), "a before the cancel, b after it, each once");
+        let alice = &state.traders["alice"];
+        assert!(alice.orders.is_empty());
+        assert_eq!(alice.closed_orders.len(), 1);
+        assert!(alice.fill_applied(&Cloid([1; 16]), "a") && alice.fill_applied(&Cloid([1; 16]), "b"));
+        assert_eq!(alice.fill_ids_kept(), 2);
+    }
+
+    #[test]
+    fn beyond_the_window_a_closed_order_takes_no_fill_and_its_ids_are_forgotten() {
+        // Order 0 fills completely, then CLOSED_ORDERS_KEPT other orders close after it.
+        let mut events = vec![submit(0, dec!(1)), fill(0, "first")];
+        for n in 1..=CLOSED_ORDERS_KEPT {
+            let n = u8::try_from(n % 250 + 1).expect("small");
+            events.push(submit(n, dec!(1)));
+            events.push(Event::OrderCancelled { cloid: Cloid([n; 16]), reason: "asked".into() });
+        }
+        events.push(fill(0, "first"));
+        events.push(fill(0, "late"));
+        let state = fold(events);
+        assert_eq!(qty(&state), dec!(1), "neither the repeat nor the late fill is applied");
+        let alice = &state.traders["alice"];
+        assert!(!alice.fill_applied(&Cloid([0; 16]), "first"), "forgotten with the order");
+        assert_eq!(alice.closed_orders.len(), CLOSED_ORDERS_KEPT);
+        assert_eq!(alice.fill_ids_kept(), 0);
+        let notes: Vec<&str> = state.anomalies.iter().rev().take(2).map(|a| a.message.as_str()).collect();
+        assert!(notes.iter().all(|m| m.contains("for unknown order") && m.ends_with("not applied")), "{notes:?}");
+    }
+
+    #[test]
+    fn a_state_of_another_layout_does_not_decode() {
+        let state = fold(vec![submit(1, dec!(2)), fill(1, "a")]);
+        let bytes = codec::encode_value(&state);
+        assert_eq!(bytes[0], 2, "the layout comes first");
+        assert_eq!(codec::decode_value::<State>(&bytes).expect("decodes"), state);
+        // Layout 1 began with `last_seq`'s option tag: 0 or 1.
+        for first in [0u8, 1] {
+            let mut old = bytes.clone();
+            old[0] = first;
+            let err = codec::decode_value::<State>(&old).expect_err("refused");
+            assert!(err.to_string().contains(&format!("a state of layout {first}, not 2")), "{err}");
+        }
+        // The digest is a function of the events: the same fold, the same digest.
+        assert_eq!(state.digest(), fold(vec![submit(1, dec!(2)), fill(1, "a")]).digest());
     }
 }
 
@@ -804,6 +1026,101 @@ mod property_tests {
             prop_assert!(overflow.is_none(), "sane workloads never overflow: {:?}", overflow);
         }
 
+        /// Orders of 1 to 4 units, fills of one unit for open orders, cancels, and copies of
+        /// earlier fills replayed at random later points, often long after their order closed
+        /// and left the window: every fill id moves cash and positions at most once, and the
+        /// fill ids kept never exceed 4 per open order plus 4 per remembered closed order.
+        #[test]
+        fn prop_each_fill_id_moves_the_ledger_at_most_once_and_memory_stays_bounded(
+            ops in proptest::collection::vec((0u8..10, any::<Index>(), 1u32..=4), 100..700),
+        ) {
+            use rust_decimal_macros::dec;
+            use crate::event::{Liquidity, OrderIntent, OrderKind, Side, TimeInForce};
+            const FILLS_PER_ORDER_MAX: usize = 4;
+            let start = Event::TraderStarted(TraderStart {
+                exchange: "sim".into(),
+                account: "main".into(),
+                currency: "USDT".into(),
+                allocation_pct: dec!(100),
+                capital_quote: dec!(100000000),
+                leverage: dec!(1),
+            });
+            let mut state = State::default();
+            let mut seq = 0u64;
+            let mut apply = |state: &mut State, event: Event| {
+                let env = Envelope {
+                    seq, time_ms: 0, trader: "t".into(), event, prev_hash: Hash::ZERO, hash: Hash::ZERO,
+                };
+                seq += 1;
+                state.apply(&env);
+            };
+            apply(&mut state, start);
+            let (mut orders, mut fills_made) = (0u64, 0u64);
+            let mut fills: Vec<Fill> = Vec::new();
+            let mut applied: BTreeSet<String> = BTreeSet::new();
+            let mut repeats = 0u32;
+            for (op, pick, units) in ops {
+                let open: Vec<Cloid> = state.traders["t"].orders.keys().copied().collect();
+                let event = match op {
+                    0..=2 => {
+                        orders += 1;
+                        Event::OrderSubmitted(OrderIntent {
+                            cloid: Cloid::derive("t", orders, 0),
+                            symbol: "BTCUSDT".into(),
+                            side: Side::Buy,
+                            kind: OrderKind::Limit,
+                            qty: Decimal::from(units),
+                            price: Some(dec!(100)),
+                            trigger_price: None,
+                            reduce_only: false,
+                            tif: TimeInForce::Gtc,
+                        })
+                    }
+                    3..=5 if !open.is_empty() => {
+                        fills_made += 1;
+                        let fill = Fill {
+                            cloid: open[pick.index(open.len())],
+                            fill_id: format!("f{fills_made}"),
+                            symbol: "BTCUSDT".into(),
+                            side: Side::Buy,
+                            qty: Decimal::ONE,
+                            price: dec!(100) + Decimal::from(fills_made % 7),
+                            fee_quote: dec!(0.01),
+                            liquidity: Liquidity::Maker,
+                        };
+                        fills.push(fill.clone());
+                        Event::OrderFilled(fill)
+                    }
+                    6 if !open.is_empty() => {
+                        Event::OrderCancelled { cloid: open[pick.index(open.len())], reason: "asked".into() }
+                    }
+                    7..=9 if !fills.is_empty() => {
+                        repeats += 1;
+                        Event::OrderFilled(fills[pick.index(fills.len())].clone())
+                    }
+                    _ => Event::ClockTicked,
+                };
+                let before = state.traders["t"].clone();
+                let fill_id = match &event { Event::OrderFilled(f) => Some(f.fill_id.clone()), _ => None };
+                apply(&mut state, event);
+                let after = &state.traders["t"];
+                let moved = after.cash != before.cash || after.positions != before.positions;
+                if let Some(id) = fill_id {
+                    prop_assert_eq!(moved, after.stats.fills == before.stats.fills + 1, "fill {} counted iff applied", &id);
+                    if moved {
+                        prop_assert!(applied.insert(id.clone()), "fill {} applied a second time", id);
+                    }
+                } else {
+                    prop_assert!(!moved);
+                }
+                let bound = FILLS_PER_ORDER_MAX * (after.orders.len() + after.closed_orders.len());
+                prop_assert!(after.closed_orders.len() <= CLOSED_ORDERS_KEPT);
+                prop_assert!(after.fill_ids_kept() <= bound, "{} fill ids kept, bound {}", after.fill_ids_kept(), bound);
+            }
+            prop_assert_eq!(state.traders["t"].stats.fills, applied.len() as u64);
+            prop_assert!(repeats > 0, "not vacuous: repeats happened");
+        }
+
         /// A repeated fill id changes nothing but the bookkeeping (seq, hash, time,
         /// count and a noted anomaly).
         #[test]
@@ -812,7 +1129,7 @@ mod property_tests {
             let mut state = State::default();
             for env in &envelopes {
                 let duplicate = match &env.event {
-                    Event::OrderFilled(fill) => state.traders.get(&env.trader).is_some_and(|t| t.fill_ids.contains(&fill.fill_id)),
+                    Event::OrderFilled(fill) => state.traders.get(&env.trader).is_some_and(|t| t.fill_applied(&fill.cloid, &fill.fill_id)),
                     _ => false,
                 };
                 let before = without_bookkeeping(&state);

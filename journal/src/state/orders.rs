@@ -1,11 +1,17 @@
 //! Order lifecycle: one transition table.
 
+use std::collections::BTreeSet;
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::{event::OrderIntent, money::dec};
+use crate::{
+    event::{Cloid, OrderIntent},
+    money::dec,
+};
 
-/// Where an order is in its life. Terminal orders leave `TraderState::orders`.
+/// Where an order is in its life. Terminal orders leave `TraderState::orders` (for
+/// `TraderState::closed_orders`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderStatus {
     /// Passed the checks and was journaled; not yet acknowledged by the exchange.
@@ -68,6 +74,15 @@ pub struct Order {
     pub cancel_requested: bool,
     pub submitted_seq: u64,
     pub submitted_ms: i64,
+    /// The ids of the fills applied to it, so a repeated one is never applied twice.
+    pub fill_ids: BTreeSet<String>,
+}
+
+/// An order that left `TraderState::orders`, kept a while with the ids of its fills.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedOrder {
+    pub cloid: Cloid,
+    pub fill_ids: BTreeSet<String>,
 }
 
 impl Order {

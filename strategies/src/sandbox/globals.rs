@@ -35,6 +35,11 @@ fn host_api(method: &str, args: Vec<Json>) -> Result<Json, String> {
     HOST.with(|host| host.api(method, args))
 }
 
+/// Whether the host of the call in progress says the call has timed out (see [`Host::timed_out`]).
+fn host_timed_out() -> bool {
+    HOST.is_set() && HOST.with(|host| host.timed_out())
+}
+
 /// The methods of `ctx.api`, forwarded to `Host::api` under these very names.
 pub const API_METHODS: &[&str] =
     &["placeOrder", "cancelOrder", "getPositions", "getOpenOrders", "getBalance", "getKlines", "getTicker"];
@@ -205,7 +210,8 @@ impl Limits {
             self.trip(Trip::Fuel);
             return true;
         }
-        if Instant::now() >= deadline {
+        // The host's word (replay: the journaled timeout) ends the call exactly as the backstop does.
+        if Instant::now() >= deadline || host_timed_out() {
             self.trip(Trip::Timeout);
             return true;
         }

@@ -12,6 +12,12 @@ pub trait Host {
     /// `ctx.api.<method>(...args)` and `ctx.api.bybit.call(method, ...args)`: JSON in, JSON out;
     /// `Err(msg)` is thrown into JS as an `Error`.
     fn api(&mut self, method: &str, args: Vec<Json>) -> Result<Json, String>;
+    /// Whether the call in progress must end as if its wall-clock backstop had fired (replay:
+    /// the journal says the call timed out here). Asked at every interrupt check of a call;
+    /// once it says yes, the call ends there with [`SandboxError::Timeout`].
+    fn timed_out(&mut self) -> bool {
+        false
+    }
 }
 
 /// A strategy lifecycle hook.

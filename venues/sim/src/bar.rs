@@ -504,7 +504,7 @@ impl<'a> TraderSim<'a> {
         let mut n = 1u64;
         loop {
             let id = format!("sim-{cloid}-{n}");
-            if !self.real.fill_ids.contains(&id) && !self.trader().fill_ids.contains(&id) {
+            if !self.real.fill_applied(cloid, &id) && !self.trader().fill_applied(cloid, &id) {
                 return id;
             }
             n += 1;
