@@ -47,7 +47,7 @@ pub use self::{
     block::BLOCK_MAX_BYTES,
     head::Head,
     records::{Records, CHECKER_MIN_RECORDS},
-    recover::{recover, Recovered},
+    recover::{recover, salvageable, Recovered},
 };
 use self::{
     block::{OpenBlock, Sealed},
@@ -912,9 +912,7 @@ fn check_versions(path: &Path, header: Header) -> Result<Layout, StoreError> {
 /// debug-printed disk pointer and an empty backtrace.
 fn sled_problem(e: &sled::Error) -> String {
     match e {
-        sled::Error::Corruption { .. } => {
-            "the database file is damaged (sled found corrupted data); `quantfold journal recover` can save the records before the damage".into()
-        }
+        sled::Error::Corruption { .. } => "the database file is damaged (sled found corrupted data)".into(),
         sled::Error::Io(e) => format!("i/o error: {e}"),
         other => other.to_string(),
     }

@@ -56,7 +56,8 @@ pub fn recover(from: &Path, to: &Path) -> Result<Recovered, StoreError> {
         return Err(StoreError::Missing(from.to_owned()));
     }
     let mut target = Journal::create(to, Durability::None)?;
-    let mut saved = Saved { target: &mut target, batch: Vec::with_capacity(BATCH), last_hash: Hash::ZERO, next: 0 };
+    let mut saved =
+        Saved { target: Some(&mut target), batch: Vec::with_capacity(BATCH), last_hash: Hash::ZERO, next: 0 };
     let mut notes = Vec::new();
     let durable = match head::read(from) {
         Ok(head) => head.map(|h| (h.records, h.hash)),
@@ -74,9 +75,22 @@ pub fn recover(from: &Path, to: &Path) -> Result<Recovered, StoreError> {
     Ok(Recovered { events, from_segments, from_database: events - from_segments, last_hash, durable, notes })
 }
 
-/// The new journal and what has been checked and queued for it.
+/// How many records of a journal's segment files are intact (checked as
+/// [`recover`] checks them, nothing written), with the hash of the last of
+/// them, and why the segments stop there, if they are damaged. What `verify`
+/// tells a user whose sled files fail.
+///
+/// # Errors
+/// Never in practice: a scan has no journal to write to.
+pub fn salvageable(from: &Path) -> Result<(u64, Hash, Option<String>), StoreError> {
+    let mut scan = Saved { target: None, batch: Vec::new(), last_hash: Hash::ZERO, next: 0 };
+    let note = from_segments(from, &mut scan)?;
+    Ok((scan.next, scan.last_hash, note))
+}
+
+/// The new journal (none for a scan) and what has been checked and queued for it.
 struct Saved<'a> {
-    target: &'a mut Journal,
+    target: Option<&'a mut Journal>,
     batch: Vec<Envelope>,
     last_hash: Hash,
     /// The seq the next record must have.
@@ -87,6 +101,9 @@ impl Saved<'_> {
     fn push(&mut self, env: Envelope) -> Result<(), StoreError> {
         self.last_hash = env.hash;
         self.next = env.seq + 1;
+        if self.target.is_none() {
+            return Ok(());
+        }
         self.batch.push(env);
         if self.batch.len() >= BATCH {
             self.flush()?;
@@ -95,14 +112,14 @@ impl Saved<'_> {
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
-        let Some(last) = self.batch.last() else { return Ok(()) };
+        let (Some(target), Some(last)) = (self.target.as_deref_mut(), self.batch.last()) else { return Ok(()) };
         let (seq, hash) = (last.seq, last.hash);
-        let appended = self.target.append_batch(self.batch.iter().map(|e| (e.time_ms, e.trader.as_str(), &e.event)))?;
+        let appended = target.append_batch(self.batch.iter().map(|e| (e.time_ms, e.trader.as_str(), &e.event)))?;
         self.batch.clear();
         // The same events from seq 0 chain to the same hashes; anything else is a bug here.
         if appended.last().map(|a| (a.seq, a.hash)) != Some((seq, hash)) {
             return Err(StoreError::Corrupt {
-                path: self.target.path().to_owned(),
+                path: target.path().to_owned(),
                 seq,
                 problem: "the recovered record re-chains to a different hash".into(),
             });
