@@ -476,13 +476,15 @@ impl Journal {
 
     /// Writes the pending frames, sled and the head: everything appended becomes durable.
     fn flush_here(&mut self) -> Result<(), StoreError> {
-        let frames = std::mem::take(&mut self.frames);
+        let mut frames = std::mem::take(&mut self.frames);
         let head = Head { records: self.next_seq, hash: self.last_hash };
         let (db, path) = (self.db.clone(), self.path.clone());
-        match self.files()? {
-            Some(files) => files.flush(frames, &db, head).map_err(|message| StoreError::Storage { path, message }),
+        let flushed = match self.files()? {
+            Some(files) => files.flush(&mut frames, &db, head).map_err(|message| StoreError::Storage { path, message }),
             None => unreachable!("invariant: the flusher was stopped first"),
-        }
+        };
+        self.frames = frames;
+        flushed
     }
 
     fn after_append(&mut self) -> Result<(), StoreError> {
@@ -495,11 +497,14 @@ impl Journal {
             Durability::None => {
                 // Keep a long backtest's frames from piling up until its final sync.
                 if self.frames.len() >= FRAMES_SPILL_BYTES {
-                    let frames = std::mem::take(&mut self.frames);
+                    let mut frames = std::mem::take(&mut self.frames);
                     let path = self.path.clone();
-                    if let Some(files) = self.files()? {
-                        files.spill(frames).map_err(|message| StoreError::Storage { path, message })?;
-                    }
+                    let spilled = match self.files()? {
+                        Some(files) => files.spill(&mut frames).map_err(|message| StoreError::Storage { path, message }),
+                        None => Ok(()),
+                    };
+                    self.frames = frames;
+                    spilled?;
                 }
                 Ok(())
             }
@@ -524,12 +529,12 @@ impl Journal {
         if unrequested == 0 || (unrequested < max_events && !old) {
             return Ok(());
         }
+        // Backpressure: when the disk is slower than the appends, this request
+        // waits for room in the queue (the running flush to finish) instead of
+        // being put off.
         let behind = self.next_seq - self.durable_next.load(Ordering::Acquire);
-        if behind >= max_events.saturating_mul(8) {
-            // Backpressure: the disk is slower than the appends.
-            return self.sync();
-        }
-        if self.flusher.as_ref().is_some_and(Flusher::is_queued) {
+        let wait = behind >= max_events.saturating_mul(8);
+        if !wait && self.flusher.as_ref().is_some_and(Flusher::is_queued) {
             // A request already waits, so this one would be refused: writing the
             // open block now would only make it smaller. Ask on a later append.
             return Ok(());
@@ -550,18 +555,22 @@ impl Journal {
             }
         }
         let flusher = self.flusher.as_ref().expect("invariant: started above");
+        let spare = flusher.spare(self.frames.capacity());
         let request = Request {
             head: Head { records: self.next_seq, hash: self.last_hash },
-            frames: std::mem::take(&mut self.frames),
+            frames: std::mem::replace(&mut self.frames, spare),
         };
-        match flusher.request(request) {
+        match flusher.request(request, wait) {
             Ok(()) => {
                 self.requested_next = self.next_seq;
                 self.pending_since = None;
             }
             Err(request) => self.frames = request.frames,
         }
-        Ok(())
+        match flusher.failure() {
+            Some(message) => Err(StoreError::Storage { path: self.path.clone(), message }),
+            None => Ok(()),
+        }
     }
 
     /// Flushes (fsync) everything appended so far, synchronously.
