@@ -435,20 +435,25 @@ impl Journal {
         // Before the first block goes to sled: the segments catch up with what
         // sled holds without this handle's blocks.
         self.files()?;
+        // One copy of each block, shared by sled and the segment frames.
+        let block = |range: &std::ops::Range<usize>| sled::IVec::from(&self.open.bytes[range.clone()]);
         match sealed.as_slice() {
             [(key, range)] => {
-                self.events.insert(key.to_be_bytes(), &self.open.bytes[range.clone()]).map_err(|e| self.storage(e))?;
+                let value = block(range);
+                self.events.insert(key.to_be_bytes(), value.clone()).map_err(|e| self.storage(e))?;
+                self.frames.push(*key, value);
             }
             blocks => {
                 let mut batch = sled::Batch::default();
-                for (key, range) in blocks {
-                    batch.insert(&key.to_be_bytes(), &self.open.bytes[range.clone()]);
+                let values: Vec<_> = blocks.iter().map(|(key, range)| (*key, block(range))).collect();
+                for (key, value) in &values {
+                    batch.insert(&key.to_be_bytes(), value.clone());
                 }
                 self.events.apply_batch(batch).map_err(|e| self.storage(e))?;
+                for (key, value) in values {
+                    self.frames.push(key, value);
+                }
             }
-        }
-        for (key, range) in sealed {
-            self.frames.push(*key, &self.open.bytes[range.clone()]);
         }
         Ok(())
     }
@@ -500,7 +505,9 @@ impl Journal {
                     let mut frames = std::mem::take(&mut self.frames);
                     let path = self.path.clone();
                     let spilled = match self.files()? {
-                        Some(files) => files.spill(&mut frames).map_err(|message| StoreError::Storage { path, message }),
+                        Some(files) => {
+                            files.spill(&mut frames).map_err(|message| StoreError::Storage { path, message })
+                        }
                         None => Ok(()),
                     };
                     self.frames = frames;

@@ -80,7 +80,9 @@ impl Files {
                     (segments_done, sled_done)
                 }
                 // No thread to be had: one after the other, then.
-                Err(_) => (Err("cannot start the segment writer thread".into()), db.flush().map_err(|e| sled_problem(&e))),
+                Err(_) => {
+                    (Err("cannot start the segment writer thread".into()), db.flush().map_err(|e| sled_problem(&e)))
+                }
             }
         });
         segments_done?;

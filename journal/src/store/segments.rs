@@ -11,10 +11,11 @@
 //! crc = CRC-32 (IEEE) of len ‖ key ‖ block (what sled uses too: cheap on the flush path)
 //! ```
 //!
-//! Only codec v2 journals have segments. The main thread only copies a block's
-//! bytes into a buffer ([`Frames`]); checksums, writes and the fsync happen on
-//! the flush that makes those blocks durable (group commit: the background
-//! flusher), before sled's flush and the head file.
+//! Only codec v2 journals have segments. The appending thread only keeps a
+//! reference to each block it gives sled ([`Frames`]); framing, checksums,
+//! writes and the fsync happen on the flush that makes those blocks durable
+//! (group commit: the background flusher), beside sled's flush and before the
+//! head file.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -35,35 +36,44 @@ const FRAME_HEADER_LEN: usize = 4 + 8 + 4;
 /// written once they pass this size rather than waiting for the next sync.
 pub(super) const FRAMES_SPILL_BYTES: usize = 1 << 20;
 
-/// Frames laid out as on disk, their checksums still zero: what the appending
-/// thread hands to the flush. Copying a block here is all an append pays.
+/// The blocks written to sled since the last flush, shared with sled (an
+/// `IVec` clone is a reference count): what the appending thread hands to the
+/// flush, which frames, checksums and writes them. An append copies nothing
+/// for the segments.
 #[derive(Debug, Default)]
 pub(super) struct Frames {
-    bytes: Vec<u8>,
+    blocks: Vec<(u64, sled::IVec)>,
+    bytes: usize,
 }
 
 impl Frames {
-    /// An empty buffer with room for `capacity` bytes (a reused allocation).
+    /// An empty list with room for `capacity` blocks (a reused allocation).
     pub(super) fn with_capacity(capacity: usize) -> Frames {
-        Frames { bytes: Vec::with_capacity(capacity) }
+        Frames { blocks: Vec::with_capacity(capacity), bytes: 0 }
     }
 
-    pub(super) fn push(&mut self, key: u64, block: &[u8]) {
-        let len = u32::try_from(block.len()).expect("invariant: a block is far below 4 GiB");
-        self.bytes.extend_from_slice(&len.to_be_bytes());
-        self.bytes.extend_from_slice(&key.to_be_bytes());
-        self.bytes.extend_from_slice(&[0; 4]);
-        self.bytes.extend_from_slice(block);
+    pub(super) fn push(&mut self, key: u64, block: sled::IVec) {
+        self.bytes += FRAME_HEADER_LEN + block.len();
+        self.blocks.push((key, block));
+    }
+
+    /// The bytes the frames take on disk.
+    pub(super) fn len(&self) -> usize {
+        self.bytes
     }
 
     pub(super) fn capacity(&self) -> usize {
-        self.bytes.capacity()
+        self.blocks.capacity()
     }
 
-    pub(super) fn len(&self) -> usize {
-        self.bytes.len()
+    fn clear(&mut self) {
+        self.blocks.clear();
+        self.bytes = 0;
     }
 }
+
+/// The bytes the writer gathers before a `write` syscall.
+const WRITE_BUFFER_BYTES: usize = 256 << 10;
 
 fn frame_check(len_and_key: &[u8], block: &[u8]) -> [u8; 4] {
     let mut hasher = crc32fast::Hasher::new();
@@ -260,6 +270,8 @@ pub(super) struct Writer {
     file: File,
     index: u32,
     size: u64,
+    /// Frames gathered for the next `write` syscall (kept between flushes).
+    buffer: Vec<u8>,
 }
 
 impl Writer {
@@ -283,7 +295,9 @@ impl Writer {
                     file.set_len(kept as u64)?;
                     drop(file);
                     let file = OpenOptions::new().append(true).open(&path)?;
-                    writer = Some((Writer { dir: dir.clone(), header, file, index, size: kept as u64 }, end_key));
+                    let size = kept as u64;
+                    writer =
+                        Some((Writer { dir: dir.clone(), header, file, index, size, buffer: Vec::new() }, end_key));
                     break;
                 }
                 // Blocks past sled's end only, or a file not ours: never durable.
@@ -308,7 +322,8 @@ impl Writer {
         // The new file's name must survive a crash as well as its bytes.
         File::open(dir)?.sync_all()?;
         let file = OpenOptions::new().append(true).open(&path)?;
-        Ok(Writer { dir: dir.to_owned(), header, file, index, size: FILE_HEADER_LEN as u64 })
+        let size = FILE_HEADER_LEN as u64;
+        Ok(Writer { dir: dir.to_owned(), header, file, index, size, buffer: Vec::new() })
     }
 
     /// Copies sled's blocks from key `from` on; when sled has no block starting
@@ -329,7 +344,7 @@ impl Writer {
         for item in events.range(from.to_be_bytes()..) {
             let (key, value) = item.map_err(storage)?;
             let key = u64::from_be_bytes(key.as_ref().try_into().map_err(|_| io::Error::other("a malformed key"))?);
-            frames.push(key, &value);
+            frames.push(key, value);
             if frames.len() >= FRAMES_SPILL_BYTES {
                 self.write(&mut frames)?;
             }
@@ -338,37 +353,53 @@ impl Writer {
         self.sync()
     }
 
-    /// Fills in the checksums and appends the frames, starting a new file at a
-    /// frame boundary when the current one is full. Not durable until [`Writer::sync`].
-    /// `frames` is left empty, its allocation kept for reuse.
+    /// Frames the blocks, checksums them and appends them, starting a new file
+    /// at a frame boundary when the current one is full. Not durable until
+    /// [`Writer::sync`]. `frames` is left empty, its allocation kept for reuse.
     pub(super) fn write(&mut self, frames: &mut Frames) -> io::Result<()> {
-        let bytes = &mut frames.bytes;
-        let (mut start, mut at) = (0, 0);
-        while at < bytes.len() {
-            let len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-            let end = at + FRAME_HEADER_LEN + len;
-            let size = self.size + (at - start) as u64;
+        let mut out = std::mem::take(&mut self.buffer);
+        let written = self.write_with(&mut out, frames);
+        out.clear();
+        self.buffer = out;
+        frames.clear();
+        written
+    }
+
+    fn write_with(&mut self, out: &mut Vec<u8>, frames: &Frames) -> io::Result<()> {
+        for (key, block) in &frames.blocks {
+            let size = self.size + out.len() as u64;
             if size >= SEGMENT_MAX_BYTES && size > FILE_HEADER_LEN as u64 {
-                self.file.write_all(&bytes[start..at])?;
-                let key = u64::from_be_bytes(bytes[at + 4..at + 12].try_into().expect("8 bytes"));
-                self.rotate(key)?;
-                start = at;
+                self.append(out)?;
+                self.rotate(*key)?;
             }
-            let (head, block) = bytes[at..end].split_at_mut(FRAME_HEADER_LEN);
+            let len = u32::try_from(block.len()).expect("invariant: a block is far below 4 GiB").to_be_bytes();
+            let mut head = [0u8; FRAME_HEADER_LEN];
+            head[..4].copy_from_slice(&len);
+            head[4..12].copy_from_slice(&key.to_be_bytes());
             let check = frame_check(&head[..12], block);
             head[12..16].copy_from_slice(&check);
-            at = end;
+            out.extend_from_slice(&head);
+            out.extend_from_slice(block);
+            if out.len() >= WRITE_BUFFER_BYTES {
+                self.append(out)?;
+            }
         }
-        self.file.write_all(&bytes[start..])?;
-        self.size += (bytes.len() - start) as u64;
-        bytes.clear();
+        self.append(out)
+    }
+
+    fn append(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        self.file.write_all(out)?;
+        self.size += out.len() as u64;
+        out.clear();
         Ok(())
     }
 
     /// The full file is made durable before the next one starts.
     fn rotate(&mut self, first_key: u64) -> io::Result<()> {
         self.file.sync_data()?;
+        let buffer = std::mem::take(&mut self.buffer);
         *self = Writer::create(&self.dir, self.header, self.index + 1, first_key)?;
+        self.buffer = buffer;
         Ok(())
     }
 
@@ -417,7 +448,7 @@ mod tests {
         let mut writer = Writer::open(root.path(), Header::CURRENT, &events, 0).expect("opens");
         let mut frames = Frames::default();
         for key in (0..50).step_by(5) {
-            frames.push(key, &block(key, 5));
+            frames.push(key, block(key, 5).into());
         }
         writer.write(&mut frames).expect("writes");
         writer.sync().expect("syncs");
@@ -446,7 +477,7 @@ mod tests {
         let mut writer = Writer::open(root.path(), Header::CURRENT, &events, 0).expect("opens");
         let mut frames = Frames::default();
         for key in [0, 5, 10] {
-            frames.push(key, &block(key, 5));
+            frames.push(key, block(key, 5).into());
         }
         writer.write(&mut frames).expect("writes");
         drop(writer);
