@@ -1,8 +1,8 @@
 //! What a flush does, and the group-commit thread that does it in the background.
 //!
-//! A flush makes everything appended so far durable, in this order: the
-//! segment frames (written and fsynced), sled (`flush`), then the head file. The
-//! head is written last because it is a promise about the other two.
+//! A flush makes everything appended so far durable: the segment frames
+//! (written and fsynced on a second thread) and sled (`flush`) side by side,
+//! then the head file, last because it is a promise about the other two.
 
 use std::{
     path::Path,
@@ -79,7 +79,8 @@ impl Files {
                         handle.join().unwrap_or_else(|_| Err("the segment writer thread panicked".into()));
                     (segments_done, sled_done)
                 }
-                // No thread to be had: one after the other, then.
+                // No thread to be had: the frames went with the closure, so this
+                // flush fails (the next writer's open copies the blocks from sled).
                 Err(_) => {
                     (Err("cannot start the segment writer thread".into()), db.flush().map_err(|e| sled_problem(&e)))
                 }
