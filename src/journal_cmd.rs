@@ -1,4 +1,4 @@
-//! `quantfold journal ...`: inspect, verify, export, import.
+//! `quantfold journal ...`: inspect, verify, export, import, recover.
 
 use std::{
     fs::File,
@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::Context;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use journal::{describe, jsonl, verify, Durability, Journal};
+use journal::{describe, jsonl, store, verify, Durability, Journal, StoreError};
 
 use crate::text;
 
@@ -60,8 +60,10 @@ pub fn inspect(
 }
 
 pub fn verify(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let journal = open(dir)?;
-    let report = verify::journal(&journal).with_context(|| "journal verification failed".to_string())?;
+    let journal = Journal::open(dir, Durability::None).map_err(|e| salvage_hint(dir, e))?;
+    let report = verify::journal(&journal)
+        .map_err(|e| salvage_hint(dir, e))
+        .with_context(|| "journal verification failed".to_string())?;
     if json {
         say!("{}", serde_json::to_string(&report)?);
     } else {
@@ -128,6 +130,59 @@ pub fn import(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     match journal.len().checked_sub(1) {
         Some(last) if total > 0 => eprintln!("imported {total} events into {} as seq {first}..={last}", dir.display()),
         _ => eprintln!("imported 0 events into {}", dir.display()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Adds what the segment files can still give to a failure that the database
+/// caused (the segments are read without sled): how far `recover` gets.
+fn salvage_hint(dir: &Path, error: StoreError) -> anyhow::Error {
+    let failed_at = match &error {
+        StoreError::Storage { .. } | StoreError::Head { .. } => 0,
+        StoreError::Corrupt { seq, .. } => *seq,
+        StoreError::Truncated { from, .. } => *from,
+        _ => return error.into(),
+    };
+    match store::salvageable(dir) {
+        Ok((records, _, _)) if records > failed_at => anyhow::anyhow!(
+            "{error}; the segment files hold seq 0..={} intact: `quantfold journal recover {} --to NEW_DIR` saves them",
+            records - 1,
+            dir.display()
+        ),
+        _ => error.into(),
+    }
+}
+
+/// Writes a new journal at `to` with every event of `dir` up to the first
+/// damage, verifies it, and says what was saved and what was lost.
+pub fn recover(dir: &Path, to: &Path) -> anyhow::Result<ExitCode> {
+    let recovered = store::recover(dir, to).with_context(|| format!("failed to recover {}", dir.display()))?;
+    let journal = open(to)?;
+    let report = verify::journal(&journal).context("the recovered journal does not verify")?;
+    anyhow::ensure!(
+        report.events == recovered.events,
+        "the recovered journal has {} events, not {}",
+        report.events,
+        recovered.events
+    );
+    for note in &recovered.notes {
+        eprintln!("note: {note}");
+    }
+    let saved = match recovered.events.checked_sub(1) {
+        Some(last) => format!("seq 0..={last}"),
+        None => "nothing".into(),
+    };
+    say!(
+        "recovered {} events ({saved}) into {}: {} from the segment files, {} from the database; head {}",
+        recovered.events,
+        to.display(),
+        recovered.from_segments,
+        recovered.from_database,
+        recovered.last_hash.short()
+    );
+    match recovered.lost() {
+        Some((first, last)) => say!("lost: seq {first}..={last} (the durable head says seq {last} was durable)"),
+        None => say!("nothing durable was lost; snapshots are not copied (replay rebuilds them)"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 //! # Layout
 //! - `main.rs`: the command line (clap) and error reporting.
 //! - `backtest_cmd.rs`: `backtest` (single runs and parameter sweeps).
-//! - `journal_cmd.rs`: `journal inspect|verify|export|import`.
+//! - `journal_cmd.rs`: `journal inspect|verify|export|import|recover`.
 //! - `replay_cmd.rs`: `replay verify|rebuild|diff`.
 //! - `strategy_cmd.rs`: `strategy check`.
 //! - `bench.rs`: `bench journal`, `bench sandbox`.
@@ -40,7 +40,7 @@ struct Cli {
 enum Command {
     /// Run a strategy over historical klines and write reports (the default: sma_cross on bundled data).
     Backtest(Box<backtest_cmd::Args>),
-    /// Look into, check, export and import journals.
+    /// Look into, check, export, import and recover journals.
     #[command(subcommand)]
     Journal(JournalCommand),
     /// Re-derive a journal's decisions, rebuild its state, or compare two runs.
@@ -152,6 +152,14 @@ enum JournalCommand {
         #[arg(long)]
         jsonl: PathBuf,
     },
+    /// Write a new journal holding every event of a damaged one up to the damage (from the segment files, then sled).
+    Recover {
+        /// The damaged journal directory (only read).
+        dir: PathBuf,
+        /// Where to write the recovered journal (must not exist or be empty).
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -256,6 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             JournalCommand::Verify { dir, json } => journal_cmd::verify(&dir, json),
             JournalCommand::Export { dir, jsonl } => journal_cmd::export(&dir, &jsonl),
             JournalCommand::Import { dir, jsonl } => journal_cmd::import(&dir, &jsonl),
+            JournalCommand::Recover { dir, to } => journal_cmd::recover(&dir, &to),
         },
         Command::Strategy(StrategyCommand::Check { file }) => strategy_cmd::check(&file),
         Command::Replay(command) => match command {

@@ -161,3 +161,60 @@ fn a_journal_from_a_newer_quantfold_is_refused() {
     let err = fails(&["journal", "inspect", p(&dir)]);
     assert!(err.contains("newer quantfold") && err.contains("schema v99"), "{err}");
 }
+
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/journals/golden_sma_cross_bybit_1m.jsonl");
+
+#[test]
+fn verify_names_the_newest_records_deleted_and_recover_gets_them_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_journal(tmp.path());
+    let before = tmp.path().join("before.jsonl");
+    ok(&["journal", "export", p(&dir), "--jsonl", p(&before)]);
+    {
+        let db = sled::open(&dir).unwrap();
+        stored::replace(&db, 12, None);
+        stored::replace(&db, 11, None);
+        db.flush().unwrap();
+    }
+    let err = fails(&["journal", "verify", p(&dir)]);
+    assert!(err.contains("records 11..12 are missing: the durable head says seq 12, hash "), "{err}");
+    assert!(err.contains("the segment files hold seq 0..=12 intact") && err.contains("journal recover"), "{err}");
+
+    let saved = tmp.path().join("saved");
+    let out = stdout(&ok(&["journal", "recover", p(&dir), "--to", p(&saved)]));
+    assert!(out.contains("recovered 13 events (seq 0..=12)") && out.contains("nothing durable was lost"), "{out}");
+    let after = tmp.path().join("after.jsonl");
+    ok(&["journal", "export", p(&saved), "--jsonl", p(&after)]);
+    assert_eq!(std::fs::read_to_string(&before).unwrap(), std::fs::read_to_string(&after).unwrap());
+}
+
+#[test]
+fn recover_saves_every_event_of_a_journal_whose_database_file_is_damaged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("golden");
+    ok(&["journal", "import", p(&dir), "--jsonl", GOLDEN]);
+    let before = tmp.path().join("before.jsonl");
+    ok(&["journal", "export", p(&dir), "--jsonl", p(&before)]);
+    // Cut sled's data file to a third of its length, as a bad disk or a careless copy would.
+    let db = std::fs::OpenOptions::new().write(true).open(dir.join("db")).unwrap();
+    let len = db.metadata().unwrap().len();
+    db.set_len(len / 3).unwrap();
+    drop(db);
+
+    let err = fails(&["journal", "verify", p(&dir)]);
+    assert!(!err.contains("backtrace"), "a raw sled error: {err}");
+    assert!(err.contains("the segment files hold seq 0..=1781 intact"), "{err}");
+
+    let saved = tmp.path().join("saved");
+    let out = stdout(&ok(&["journal", "recover", p(&dir), "--to", p(&saved)]));
+    assert!(out.contains("recovered 1782 events (seq 0..=1781)"), "{out}");
+    let verified = stdout(&ok(&["journal", "verify", p(&saved)]));
+    assert!(verified.starts_with("ok: 1782 events"), "{verified}");
+    let after = tmp.path().join("after.jsonl");
+    ok(&["journal", "export", p(&saved), "--jsonl", p(&after)]);
+    assert_eq!(std::fs::read_to_string(&before).unwrap(), std::fs::read_to_string(&after).unwrap(), "event for event");
+
+    // The target must be new: recover never writes over a journal.
+    let err = fails(&["journal", "recover", p(&dir), "--to", p(&saved)]);
+    assert!(err.contains("already exists and is not empty"), "{err}");
+}

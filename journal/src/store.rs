@@ -15,28 +15,45 @@
 //! Durability: a returned sled `insert` is not durable until `flush`. The
 //! [`Durability`] policy decides when this store flushes, and every append
 //! reports how far the journal is known to be durable.
+//!
+//! Beside sled: `HEAD`, the durable head (how many records the last flush made
+//! durable, so a truncation is detectable), and `segments/`, a checksummed copy
+//! of every block that [`recover`] can read without sled. Both are written by
+//! the same flush as sled. A journal is created in a temporary sibling and
+//! renamed into place, so a kill never leaves half a journal.
 
 mod block;
+mod create;
+mod flush;
+mod head;
 mod records;
+mod recover;
+mod segments;
 
 use std::{
     panic::{self, AssertUnwindSafe},
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
-        mpsc, Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+        Arc,
     },
     thread,
     time::{Duration, Instant},
 };
 
+#[cfg(any(test, feature = "testkit"))]
+pub use self::create::leftovers;
 pub use self::{
     block::BLOCK_MAX_BYTES,
+    head::Head,
     records::{Records, CHECKER_MIN_RECORDS},
+    recover::{recover, salvageable, Recovered},
 };
 use self::{
     block::{OpenBlock, Sealed},
+    flush::{Files, Flusher, Request},
     records::BlockBytes,
+    segments::{Frames, FRAMES_SPILL_BYTES},
 };
 use crate::{
     codec::{self, Header, Layout, RawRecord},
@@ -92,6 +109,21 @@ pub enum StoreError {
     Storage { path: PathBuf, message: String },
     #[error("{path}: seq {seq}: {problem}")]
     Corrupt { path: PathBuf, seq: u64, problem: String },
+    #[error("{message}")]
+    Head { message: String },
+    /// The newest records are gone: the head file says more were durable.
+    #[error("{path}: {}", truncation(*from, head))]
+    Truncated { path: PathBuf, from: u64, head: Head },
+}
+
+/// Which records a truncation took, and what is still there.
+fn truncation(from: u64, head: &Head) -> String {
+    let last = head.records.saturating_sub(1);
+    let left = match from.checked_sub(1) {
+        Some(intact) => format!("seq 0..={intact} are intact"),
+        None => "no record is left".into(),
+    };
+    format!("records {from}..{last} are missing: the durable head says seq {last}, hash {}; {left}", head.hash)
 }
 
 /// What an append returns: where the event went, and how much is durable now.
@@ -123,8 +155,16 @@ pub struct Journal {
     requested_next: u64,
     pending_since: Option<Instant>,
     flusher: Option<Flusher>,
-    /// Set when the last record failed its checks on open: reads still work (so
-    /// `verify` and `inspect` can say where), appends are refused.
+    /// The segments and the head file, once this handle writes (`None` before,
+    /// and while the flusher thread holds them).
+    files: Option<Files>,
+    /// Segment frames of blocks written to sled since the last flush.
+    frames: Frames,
+    /// What the head file said on open (records), where the head writer starts.
+    head_on_open: u64,
+    /// Set when the last record failed its checks on open, or the head file
+    /// says records are missing: reads still work (so `verify` and `inspect`
+    /// can say where), appends are refused.
     damaged: Option<(u64, String)>,
 }
 
@@ -167,11 +207,8 @@ impl Journal {
             return Err(StoreError::AlreadyExists(path.to_owned()));
         }
         check_versions(path, header)?;
-        let db = open_sled(path)?;
-        let storage = |e: sled::Error| StoreError::Storage { path: path.to_owned(), message: e.to_string() };
-        db.insert(HEADER_KEY, header.encode()).map_err(storage)?;
-        db.flush().map_err(storage)?;
-        Journal::from_db(path, db, durability)
+        create::journal_dir(path, header)?;
+        Journal::open(path, durability)
     }
 
     /// Opens an existing journal, checking its header and recovering the next
@@ -206,14 +243,19 @@ impl Journal {
     }
 
     fn from_db(path: &Path, db: sled::Db, durability: Durability) -> Result<Journal, StoreError> {
-        let storage = |e: sled::Error| StoreError::Storage { path: path.to_owned(), message: e.to_string() };
+        let storage = |e: sled::Error| StoreError::Storage { path: path.to_owned(), message: sled_problem(&e) };
         let header_bytes =
             db.get(HEADER_KEY).map_err(storage)?.ok_or_else(|| StoreError::NotAJournal(path.to_owned()))?;
         let header = Header::decode(&header_bytes).ok_or_else(|| StoreError::NotAJournal(path.to_owned()))?;
         let layout = check_versions(path, header)?;
         let events = db.open_tree(EVENTS_TREE).map_err(storage)?;
         let snapshots = db.open_tree(SNAPSHOTS_TREE).map_err(storage)?;
-        let tail = recover_tail(path, &events, layout)?;
+        let mut tail = recover_tail(path, &events, layout)?;
+        // A head file that cannot be read makes no claim; `verify` reports it.
+        let head = head::read(path).ok().flatten();
+        if let Some(head) = head.filter(|h| h.records > tail.next_seq && tail.damaged.is_none()) {
+            tail.damaged = Some((tail.next_seq, truncation(tail.next_seq, &head)));
+        }
         Ok(Journal {
             path: path.to_owned(),
             db,
@@ -229,6 +271,9 @@ impl Journal {
             requested_next: tail.next_seq,
             pending_since: None,
             flusher: None,
+            files: None,
+            frames: Frames::default(),
+            head_on_open: head.map_or(0, |h| h.records),
             damaged: tail.damaged,
         })
     }
@@ -382,21 +427,69 @@ impl Journal {
 
     /// Writes ranges of the open block's buffer as blocks; several go in one
     /// sled batch, so they all survive a crash or none does.
-    fn write_blocks(&self, sealed: &Sealed) -> Result<(), StoreError> {
+    /// Their segment frames wait in `frames` for the next flush.
+    fn write_blocks(&mut self, sealed: &Sealed) -> Result<(), StoreError> {
+        if sealed.is_empty() {
+            return Ok(());
+        }
+        // Before the first block goes to sled: the segments catch up with what
+        // sled holds without this handle's blocks.
+        self.files()?;
+        // One copy of each block, shared by sled and the segment frames.
+        let block = |range: &std::ops::Range<usize>| sled::IVec::from(&self.open.bytes[range.clone()]);
         match sealed.as_slice() {
-            [] => Ok(()),
             [(key, range)] => {
-                self.events.insert(key.to_be_bytes(), &self.open.bytes[range.clone()]).map_err(|e| self.storage(e))?;
-                Ok(())
+                let value = block(range);
+                self.events.insert(key.to_be_bytes(), value.clone()).map_err(|e| self.storage(e))?;
+                self.frames.push(*key, value);
             }
             blocks => {
                 let mut batch = sled::Batch::default();
-                for (key, range) in blocks {
-                    batch.insert(&key.to_be_bytes(), &self.open.bytes[range.clone()]);
+                let values: Vec<_> = blocks.iter().map(|(key, range)| (*key, block(range))).collect();
+                for (key, value) in &values {
+                    batch.insert(&key.to_be_bytes(), value.clone());
                 }
-                self.events.apply_batch(batch).map_err(|e| self.storage(e))
+                self.events.apply_batch(batch).map_err(|e| self.storage(e))?;
+                for (key, value) in values {
+                    self.frames.push(key, value);
+                }
             }
         }
+        Ok(())
+    }
+
+    /// The files beside sled, opened on first use; `None` while the flusher holds them.
+    fn files(&mut self) -> Result<Option<&mut Files>, StoreError> {
+        if self.files.is_none() && self.flusher.is_none() {
+            let stored_end = self.stored_end();
+            let files = Files::open(&self.path, self.header, self.layout, &self.events, stored_end, self.head_on_open)?;
+            self.files = Some(files);
+        }
+        Ok(self.files.as_mut())
+    }
+
+    /// Stops the background flusher once its queued flushes are done, taking the files back.
+    fn stop_flusher(&mut self) -> Result<(), StoreError> {
+        let Some(flusher) = self.flusher.take() else { return Ok(()) };
+        let failure = flusher.failure();
+        self.files = flusher.stop();
+        match failure {
+            Some(message) => Err(StoreError::Storage { path: self.path.clone(), message }),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the pending frames, sled and the head: everything appended becomes durable.
+    fn flush_here(&mut self) -> Result<(), StoreError> {
+        let mut frames = std::mem::take(&mut self.frames);
+        let head = Head { records: self.next_seq, hash: self.last_hash };
+        let (db, path) = (self.db.clone(), self.path.clone());
+        let flushed = match self.files()? {
+            Some(files) => files.flush(&mut frames, &db, head).map_err(|message| StoreError::Storage { path, message }),
+            None => unreachable!("invariant: the flusher was stopped first"),
+        };
+        self.frames = frames;
+        flushed
     }
 
     fn after_append(&mut self) -> Result<(), StoreError> {
@@ -406,7 +499,22 @@ impl Journal {
                 self.pending_since.get_or_insert_with(Instant::now);
                 self.flush_if_due()
             }
-            Durability::None => Ok(()),
+            Durability::None => {
+                // Keep a long backtest's frames from piling up until its final sync.
+                if self.frames.len() >= FRAMES_SPILL_BYTES {
+                    let mut frames = std::mem::take(&mut self.frames);
+                    let path = self.path.clone();
+                    let spilled = match self.files()? {
+                        Some(files) => {
+                            files.spill(&mut frames).map_err(|message| StoreError::Storage { path, message })
+                        }
+                        None => Ok(()),
+                    };
+                    self.frames = frames;
+                    spilled?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -428,30 +536,48 @@ impl Journal {
         if unrequested == 0 || (unrequested < max_events && !old) {
             return Ok(());
         }
+        // Backpressure: when the disk is slower than the appends, this request
+        // waits for room in the queue (the running flush to finish) instead of
+        // being put off.
         let behind = self.next_seq - self.durable_next.load(Ordering::Acquire);
-        if behind >= max_events.saturating_mul(8) {
-            // Backpressure: the disk is slower than the appends.
-            return self.sync();
-        }
-        if self.flusher.is_none() {
-            let flusher = Flusher::start(self.db.clone(), Arc::clone(&self.durable_next));
-            self.flusher = Some(flusher.map_err(|e| StoreError::Storage {
-                path: self.path.clone(),
-                message: format!("cannot start the flusher thread: {e}"),
-            })?);
-        }
-        if self.flusher.as_ref().is_some_and(Flusher::is_queued) {
+        let wait = behind >= max_events.saturating_mul(8);
+        if !wait && self.flusher.as_ref().is_some_and(Flusher::is_queued) {
             // A request already waits, so this one would be refused: writing the
             // open block now would only make it smaller. Ask on a later append.
             return Ok(());
         }
         self.write_open_block()?;
-        let flusher = self.flusher.as_ref().expect("invariant: started above");
-        if flusher.request(self.next_seq) {
-            self.requested_next = self.next_seq;
-            self.pending_since = None;
+        if self.flusher.is_none() {
+            self.files()?;
+            let Some(files) = self.files.take() else { unreachable!("invariant: no flusher, so the files are here") };
+            match Flusher::start(self.db.clone(), files, Arc::clone(&self.durable_next)) {
+                Ok(flusher) => self.flusher = Some(flusher),
+                Err(files) => {
+                    self.files = Some(files);
+                    return Err(StoreError::Storage {
+                        path: self.path.clone(),
+                        message: "cannot start the flusher thread".into(),
+                    });
+                }
+            }
         }
-        Ok(())
+        let flusher = self.flusher.as_ref().expect("invariant: started above");
+        let spare = flusher.spare(self.frames.capacity());
+        let request = Request {
+            head: Head { records: self.next_seq, hash: self.last_hash },
+            frames: std::mem::replace(&mut self.frames, spare),
+        };
+        match flusher.request(request, wait) {
+            Ok(()) => {
+                self.requested_next = self.next_seq;
+                self.pending_since = None;
+            }
+            Err(request) => self.frames = request.frames,
+        }
+        match flusher.failure() {
+            Some(message) => Err(StoreError::Storage { path: self.path.clone(), message }),
+            None => Ok(()),
+        }
     }
 
     /// Flushes (fsync) everything appended so far, synchronously.
@@ -463,7 +589,9 @@ impl Journal {
         if self.durable_next.load(Ordering::Acquire) == self.next_seq {
             return Ok(());
         }
-        self.db.flush().map_err(|e| self.storage(e))?;
+        // The flusher's queued frames go first, so the segments stay in order.
+        self.stop_flusher()?;
+        self.flush_here()?;
         self.durable_next.fetch_max(self.next_seq, Ordering::AcqRel);
         self.requested_next = self.next_seq;
         self.pending_since = None;
@@ -645,6 +773,73 @@ impl Journal {
         Ok(state)
     }
 
+    /// What the head file says was durable at the last flush (`None`: a journal
+    /// made before head files existed).
+    ///
+    /// # Errors
+    /// The head file is damaged or unreadable.
+    pub fn durable_head(&self) -> Result<Option<Head>, StoreError> {
+        head::read(&self.path).map_err(|message| StoreError::Head { message })
+    }
+
+    /// Checks the segment files (codec v2) against sled's blocks: every intact
+    /// frame below sled's end must hold exactly sled's block, and they must
+    /// reach at least as far as `head` says was durable. Frames past sled's end,
+    /// or a damaged tail past the head, are what a crash leaves, not damage.
+    ///
+    /// # Errors
+    /// The first difference, or where the segments stop short of the head.
+    pub fn check_segments(&self, head: Option<Head>) -> Result<(), StoreError> {
+        if self.layout != Layout::Packed {
+            return Ok(());
+        }
+        let required = head.map_or(0, |h| h.records);
+        let seg_error = |e: std::io::Error| StoreError::Storage {
+            path: self.path.clone(),
+            message: format!("cannot read the segment files: {e}"),
+        };
+        if segments::list(&self.path).map_err(seg_error)?.is_empty() && required == 0 {
+            // A journal made before segments existed, not yet written by this build.
+            return Ok(());
+        }
+        let stored_end = self.stored_end();
+        let mut blocks = self.events.iter();
+        let (mut covered, mut damage) = (0u64, None);
+        for frame in segments::Reader::open(&self.path).map_err(seg_error)? {
+            let frame = match frame {
+                Ok(frame) if frame.key < stored_end => frame,
+                Ok(_) => break,
+                Err(d) => {
+                    damage = Some(d);
+                    break;
+                }
+            };
+            let block = blocks.next().transpose().map_err(|e| self.storage(e))?;
+            if block.as_ref().is_none_or(|(key, value)| key_to_seq(key) != Some(frame.key) || value != &frame.block[..])
+            {
+                let problem = format!(
+                    "{} at byte {}: the segment copy of the block at seq {} differs from the database's",
+                    frame.file.display(),
+                    frame.offset,
+                    frame.key
+                );
+                return Err(corrupt(&self.path, frame.key, problem));
+            }
+            covered = frame.key + Layout::Packed.records(&frame.block).count() as u64;
+        }
+        if covered >= required {
+            return Ok(());
+        }
+        let problem = match damage {
+            Some(d) => format!("the segment copy is damaged: {d} (the database's records verify)"),
+            None => format!(
+                "the segment files end here, but the durable head says seq {} was durable: they were truncated",
+                required - 1
+            ),
+        };
+        Err(corrupt(&self.path, covered, problem))
+    }
+
     /// Appending after a damaged record would chain new events onto garbage.
     fn refuse_if_damaged(&self) -> Result<(), StoreError> {
         match &self.damaged {
@@ -654,81 +849,21 @@ impl Journal {
     }
 
     fn storage(&self, e: sled::Error) -> StoreError {
-        StoreError::Storage { path: self.path.clone(), message: e.to_string() }
+        StoreError::Storage { path: self.path.clone(), message: sled_problem(&e) }
     }
 }
 
 impl Drop for Journal {
     fn drop(&mut self) {
         // Stop the flusher first, then write the open block and flush: a clean
-        // shutdown leaves everything durable.
-        drop(self.flusher.take());
+        // shutdown leaves everything durable. A handle that never wrote leaves
+        // the segments and the head file alone.
+        let _ = self.stop_flusher();
         let _ = self.write_open_block();
-        let _ = self.db.flush();
-    }
-}
-
-/// The group-commit flusher: a thread that fsyncs on request and publishes how
-/// far the journal is durable.
-struct Flusher {
-    requests: Option<mpsc::SyncSender<u64>>,
-    /// A request waits in the channel (set before sending, cleared by the thread on receipt).
-    queued: Arc<AtomicBool>,
-    failed: Arc<Mutex<Option<String>>>,
-    handle: Option<thread::JoinHandle<()>>,
-}
-
-impl Flusher {
-    fn start(db: sled::Db, durable_next: Arc<AtomicU64>) -> std::io::Result<Flusher> {
-        // Capacity 1: one flush running and one queued cover everything appended meanwhile.
-        let (requests, inbox) = mpsc::sync_channel::<u64>(1);
-        let queued = Arc::new(AtomicBool::new(false));
-        let failed = Arc::new(Mutex::new(None));
-        let (queued_in_thread, failed_in_thread) = (Arc::clone(&queued), Arc::clone(&failed));
-        let handle = thread::Builder::new().name("journal-flusher".into()).spawn(move || {
-            for target in inbox {
-                queued_in_thread.store(false, Ordering::Release);
-                match db.flush() {
-                    Ok(_) => {
-                        durable_next.fetch_max(target, Ordering::AcqRel);
-                    }
-                    Err(e) => {
-                        *failed_in_thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-                        return;
-                    }
-                }
-            }
-        })?;
-        Ok(Flusher { requests: Some(requests), queued, failed, handle: Some(handle) })
-    }
-
-    /// Whether a request already waits for the running flush to finish.
-    fn is_queued(&self) -> bool {
-        self.queued.load(Ordering::Acquire)
-    }
-
-    /// Asks for everything below `target` to be flushed; false when the
-    /// request cannot be queued (it will be asked again on a later append).
-    fn request(&self, target: u64) -> bool {
-        // Marked before sending: the thread clears the mark when it takes the request.
-        self.queued.store(true, Ordering::Release);
-        let sent = self.requests.as_ref().is_some_and(|r| r.try_send(target).is_ok());
-        if !sent {
-            self.queued.store(false, Ordering::Release);
-        }
-        sent
-    }
-
-    fn failure(&self) -> Option<String> {
-        self.failed.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-impl Drop for Flusher {
-    fn drop(&mut self) {
-        drop(self.requests.take());
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
+        if self.files.is_some() {
+            let _ = self.flush_here();
+        } else {
+            let _ = self.db.flush();
         }
     }
 }
@@ -747,7 +882,7 @@ fn check_raw(path: &Path, seq: u64, raw: &RawRecord<'_>) -> Result<(), StoreErro
 /// Reads the last stored record on open: the next seq and chain head, and
 /// whether that record is damaged (a crash never tears a sled value, but a disk can).
 fn recover_tail(path: &Path, events: &sled::Tree, layout: Layout) -> Result<Tail, StoreError> {
-    let storage = |e: sled::Error| StoreError::Storage { path: path.to_owned(), message: e.to_string() };
+    let storage = |e: sled::Error| StoreError::Storage { path: path.to_owned(), message: sled_problem(&e) };
     let Some((key, value)) = events.last().map_err(storage)? else {
         return Ok(Tail { next_seq: 0, last_hash: Hash::ZERO, damaged: None });
     };
@@ -789,6 +924,25 @@ fn check_versions(path: &Path, header: Header) -> Result<Layout, StoreError> {
     }
 }
 
+/// A sled error as a sentence: sled's own text for corruption carries a
+/// debug-printed disk pointer and an empty backtrace.
+fn sled_problem(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Corruption { .. } => "the database file is damaged (sled found corrupted data)".into(),
+        sled::Error::Io(e) => format!("i/o error: {e}"),
+        other => other.to_string(),
+    }
+}
+
+/// sled could not read the stored block holding `seq`: the records before it are intact.
+fn unreadable(path: &Path, seq: u64, e: &sled::Error) -> StoreError {
+    let intact = match seq.checked_sub(1) {
+        Some(last) => format!("seq 0..={last} are intact"),
+        None => "no record before it".into(),
+    };
+    corrupt(path, seq, format!("the database cannot read the block holding it: {}; {intact}", sled_problem(e)))
+}
+
 fn corrupt(path: &Path, seq: u64, problem: String) -> StoreError {
     StoreError::Corrupt { path: path.to_owned(), seq, problem }
 }
@@ -817,7 +971,7 @@ fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
                 }
                 thread::sleep(Duration::from_millis(20));
             }
-            Ok(Err(e)) => return Err(StoreError::Storage { path: path.to_owned(), message: e.to_string() }),
+            Ok(Err(e)) => return Err(StoreError::Storage { path: path.to_owned(), message: sled_problem(&e) }),
             Err(_) => {
                 return Err(StoreError::Storage {
                     path: path.to_owned(),

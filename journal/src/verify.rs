@@ -1,13 +1,14 @@
 //! Whole-journal verification: the hash chain, dense sequence numbers, every
-//! payload decoding, and every snapshot's digest against the fold of the
-//! records before it.
+//! payload decoding, every snapshot's digest against the fold of the records
+//! before it, the durable head (no newest records missing) and the segment
+//! copy of the blocks.
 
 use serde::Serialize;
 
 use crate::{
     hash::Hash,
     state::State,
-    store::{Journal, StoreError},
+    store::{Head, Journal, StoreError},
 };
 
 /// What an intact journal looks like.
@@ -48,6 +49,11 @@ pub fn journal(journal: &Journal) -> Result<Report, StoreError> {
             problem: "snapshot beyond the last record".into(),
         });
     }
+    let head = journal.durable_head()?;
+    if let Some(head) = head {
+        check_head(journal, head)?;
+    }
+    journal.check_segments(head)?;
     Ok(Report {
         events: journal.len(),
         first_time_ms,
@@ -58,6 +64,24 @@ pub fn journal(journal: &Journal) -> Result<Report, StoreError> {
         state_digest: state.digest(),
         anomalies: state.anomalies_total,
     })
+}
+
+/// The head is a lower bound: the records may go further (a crash between a
+/// flush and the head write), never less far, and the record it names must
+/// still have its hash.
+fn check_head(journal: &Journal, head: Head) -> Result<(), StoreError> {
+    if head.records > journal.len() {
+        return Err(StoreError::Truncated { path: journal.path().to_owned(), from: journal.len(), head });
+    }
+    let Some(seq) = head.records.checked_sub(1) else { return Ok(()) };
+    match journal.get(seq)? {
+        Some(env) if env.hash == head.hash => Ok(()),
+        _ => Err(StoreError::Corrupt {
+            path: journal.path().to_owned(),
+            seq,
+            problem: format!("the durable head says this record has hash {}: history was rewritten", head.hash),
+        }),
+    }
 }
 
 fn check_snapshot(journal: &Journal, seq: u64, folded: &State) -> Result<(), StoreError> {

@@ -13,7 +13,7 @@ use std::{
     thread::{self, JoinHandle},
 };
 
-use super::{corrupt, key_to_seq, Journal, StoreError};
+use super::{corrupt, key_to_seq, unreadable, Journal, StoreError};
 use crate::{
     codec::{CodecError, Layout, RawRecord},
     event::Envelope,
@@ -236,7 +236,7 @@ impl<'a> Records<'a> {
             self.source = Source::Done;
             return Ok(self.open_block());
         };
-        let (key, value, hashes_ok) = stored.map_err(|e| journal.storage(e))?;
+        let (key, value, hashes_ok) = stored.map_err(|e| unreadable(&journal.path, self.expected, &e))?;
         let key = key_to_seq(&key).ok_or_else(|| corrupt(&journal.path, self.expected, "malformed key".into()))?;
         Ok(Some(Block { key, bytes: BlockBytes::Stored(value), offset: 0, index: 0, hashes_ok }))
     }
