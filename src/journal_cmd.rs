@@ -71,8 +71,12 @@ pub fn verify(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
             (Some(a), Some(b)) => format!(", {} .. {}", text::time(a), text::time(b)),
             _ => String::new(),
         };
+        let skipped = match report.snapshots_skipped {
+            0 => String::new(),
+            n => format!(" ({n} more of another build's state layout, skipped)"),
+        };
         say!(
-            "ok: {} events, {} snapshots, {} traders, {} anomalies{span}, head {}",
+            "ok: {} events, {} snapshots{skipped}, {} traders, {} anomalies{span}, head {}",
             report.events,
             report.snapshots_checked,
             report.traders.len(),

@@ -259,3 +259,36 @@ fn a_killed_journaled_backtest_leaves_a_verifiable_prefix() {
     let (reproduced, report) = verify_json(&journal, &[]);
     assert!(reproduced, "{report}");
 }
+
+/// A journal as the first release wrote it (`fixtures/journals/wave1_sma_cross_sled`: schema 1,
+/// a snapshot of the old state layout, no head file, no segment copy), written by that build's
+/// `backtest --to 2017-08-15 --journal`. Today's build verifies it, re-derives every decision,
+/// and rebuilds it to the final equity that build's own summary reported.
+#[test]
+fn a_journal_of_the_first_release_still_verifies_replays_and_rebuilds() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/journals/wave1_sma_cross_sled");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("old");
+    std::fs::create_dir(&dir).unwrap();
+    for file in ["db", "conf"] {
+        std::fs::copy(fixture.join(file), dir.join(file)).unwrap();
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("summary_of_the_run.json")).unwrap()).unwrap();
+
+    let verified = text(&ok(&["journal", "verify", p(&dir)]).stdout);
+    assert!(
+        verified.starts_with("ok: 1162 events, 0 snapshots (1 more of another build's state layout, skipped)"),
+        "{verified}"
+    );
+
+    let replayed: serde_json::Value =
+        serde_json::from_slice(&ok(&["replay", "verify", "--journal", p(&dir), "--json"]).stdout).unwrap();
+    assert_eq!(replayed["reproduced"], true, "{replayed}");
+    assert_eq!(replayed["decisions_checked"], 31);
+
+    let rebuilt: serde_json::Value =
+        serde_json::from_slice(&ok(&["replay", "rebuild", "--journal", p(&dir), "--json"]).stdout).unwrap();
+    assert_eq!(rebuilt["traders"]["sma_cross"]["equity"], summary["final_equity"]);
+    assert_eq!(rebuilt["traders"]["sma_cross"]["fills"], 29);
+}

@@ -708,6 +708,11 @@ impl Journal {
         if value.len() < 32 || hash::state(&value[32..]).0 != value[..32] {
             return Err(bad("digest does not match its contents"));
         }
+        if !crate::state::is_current_layout(&value[32..]) {
+            // Intact, but written by a build with another state layout: derived data this
+            // build cannot use. Treated as absent, so the events rebuild the state.
+            return Ok(None);
+        }
         let state: State = codec::decode_value(&value[32..]).map_err(|e| bad(&e.to_string()))?;
         if state.last_seq != Some(seq) {
             return Err(bad("stored under the wrong sequence number"));

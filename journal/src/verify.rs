@@ -19,6 +19,8 @@ pub struct Report {
     pub last_time_ms: Option<i64>,
     pub traders: Vec<String>,
     pub snapshots_checked: usize,
+    /// Snapshots of another build's state layout: intact, not usable by this build, skipped.
+    pub snapshots_skipped: usize,
     pub head: Hash,
     pub state_digest: Hash,
     pub anomalies: u64,
@@ -33,13 +35,16 @@ pub fn journal(journal: &Journal) -> Result<Report, StoreError> {
     let mut next_snapshot = snapshot_seqs.iter().copied().peekable();
     let mut state = State::default();
     let mut first_time_ms = None;
+    let mut snapshots_skipped = 0;
     for record in journal.records(0) {
         let env = record?;
         first_time_ms.get_or_insert(env.time_ms);
         state.apply(&env);
         while next_snapshot.peek().is_some_and(|&s| s <= env.seq) {
             let seq = next_snapshot.next().expect("invariant: peeked");
-            check_snapshot(journal, seq, &state)?;
+            if !check_snapshot(journal, seq, &state)? {
+                snapshots_skipped += 1;
+            }
         }
     }
     if let Some(seq) = next_snapshot.next() {
@@ -59,7 +64,8 @@ pub fn journal(journal: &Journal) -> Result<Report, StoreError> {
         first_time_ms,
         last_time_ms: state.last_seq.map(|_| state.time_ms),
         traders: state.traders.keys().cloned().collect(),
-        snapshots_checked: snapshot_seqs.len(),
+        snapshots_checked: snapshot_seqs.len() - snapshots_skipped,
+        snapshots_skipped,
         head: journal.last_hash(),
         state_digest: state.digest(),
         anomalies: state.anomalies_total,
@@ -84,11 +90,14 @@ fn check_head(journal: &Journal, head: Head) -> Result<(), StoreError> {
     }
 }
 
-fn check_snapshot(journal: &Journal, seq: u64, folded: &State) -> Result<(), StoreError> {
-    let stored = journal.snapshot(seq)?;
+/// Checks the snapshot at `seq` against the fold; false when it is of another build's state
+/// layout (intact, unusable, skipped).
+fn check_snapshot(journal: &Journal, seq: u64, folded: &State) -> Result<bool, StoreError> {
+    let Some(stored) = journal.snapshot(seq)? else { return Ok(false) };
+    let stored = Some(stored);
     let matches = folded.last_seq == Some(seq) && stored.is_some_and(|s| s.digest() == folded.digest());
     if matches {
-        Ok(())
+        Ok(true)
     } else {
         Err(StoreError::Corrupt {
             path: journal.path().to_owned(),

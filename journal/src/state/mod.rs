@@ -37,6 +37,13 @@ pub const CLOSED_ORDERS_KEPT: usize = 128;
 /// trader; layout 2 keeps fill ids per order.
 pub const STATE_LAYOUT: u32 = 2;
 
+/// Whether an encoded [`State`] (a snapshot's body) has this build's layout. bincode's
+/// varint writes a u32 below 251 as that one byte, and a layout-1 state began with 0 or 1.
+pub fn is_current_layout(encoded: &[u8]) -> bool {
+    const _: () = assert!(STATE_LAYOUT < 251, "the layout must stay a one-byte varint");
+    encoded.first() == Some(&(STATE_LAYOUT as u8))
+}
+
 /// The first field of every encoded [`State`]: [`STATE_LAYOUT`]. A state of another layout
 /// (a snapshot written by another build) fails to decode instead of decoding into nonsense:
 /// a layout-1 state starts with the byte 0 or 1 (`last_seq`'s option tag), never 2. Such a
