@@ -5,9 +5,25 @@
 //! driver that wrote the journal ran; the engine's sink is a [`ReplaySink`],
 //! which folds the journaled input and, for every event the strategies then
 //! derive, takes the next journaled record and demands equality (trader, time
-//! and event). The venue is [`NoVenue`]: its answers are in the journal. A `StrategyLoaded` record loads the strategy — with
+//! and event). A `StrategyLoaded` record loads the strategy — with
 //! the source stored in the journal, or with a file given for that trader, which
 //! is how a new version of a strategy is checked against recorded history.
+//!
+//! The venue's answers (acks, exchange rejections, cancels, fills, funding paid,
+//! liquidations) depend on the venue:
+//! - A journal whose venue was the simulated exchange says so with a
+//!   `VenueConfigured { kind: "sim", .. }` at set-up. From there on the walk re-runs the
+//!   sim (`sim::SimVenue`) with the journaled settings and instrument rules, driving it
+//!   exactly as the backtest driver (`backtest/src/run.rs`) does: after the set-up's
+//!   load and after each bar's `KlineReceived`, `Engine::settle` (the sim's acks and
+//!   cancels); before each `KlineReceived`, the sim's fills and liquidations on that bar
+//!   (`SimVenue::on_bar`, found by looking ahead to the next kline); after each
+//!   `FundingRateReceived`, the sim's `FundingPaid`. Every answer is compared with the
+//!   journal byte for byte like a decision, and a journaled answer the sim does not give
+//!   is a divergence ([`DivergenceKind::VenueAnswer`]).
+//! - Otherwise (a live venue, or a sim journal recorded before `VenueConfigured`
+//!   existed) the venue is [`NoVenue`] and its answers are inputs, folded on trust;
+//!   the report's `venue` says which.
 //!
 //! The first difference stops the walk and is reported with both sides and the
 //! inputs that led to it.
@@ -21,11 +37,14 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use engine::{Engine, NoVenue};
+use engine::{Engine, NoVenue, Venue};
 use journal::{
-    codec, event::StrategyLoad, verify as chain, Durability, Envelope, Event, Hash, Journal, Records, State, StoreError,
+    codec,
+    event::{Kline, StrategyLoad},
+    verify as chain, Durability, Envelope, Event, Hash, Journal, Records, State, StoreError,
 };
 use serde::Serialize;
+use sim::{SimConfig, SimVenue};
 use strategies::{
     runtime::StrategySpec,
     sink::{Sink, SinkError},
@@ -51,10 +70,30 @@ pub enum VerifyError {
     Override { path: PathBuf, message: String },
 }
 
+/// What kind of difference a divergence is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DivergenceKind {
+    /// The deciders derived something else than the journal holds at `seq` (a different
+    /// decision, or a decision where the journal has an input).
+    Decision,
+    /// The journal holds a decision at `seq` that today's code did not derive.
+    Underived,
+    /// The re-run simulated exchange answered differently at `seq`: another answer, an
+    /// answer where the journal has something else, or none where the journal has one.
+    VenueAnswer,
+    /// A strategy could not be loaded as journaled (its source is missing or does not
+    /// match its code hash, or the worker refused it).
+    Strategy,
+    /// The journaled venue settings cannot be used by this build.
+    Venue,
+}
+
 /// One side of a divergence, as JSON (the export form).
 #[derive(Debug, Clone, Serialize)]
 pub struct Divergence {
     pub seq: u64,
+    pub kind: DivergenceKind,
     pub trader: String,
     pub time_ms: i64,
     /// The journaled record at `seq` (None: the journal ended).
@@ -74,6 +113,14 @@ pub struct Report {
     pub inputs: u64,
     /// Derived events re-derived and found equal.
     pub decisions_checked: u64,
+    /// Venue answers re-derived by the re-run simulated exchange and found equal (0 when
+    /// the answers were inputs). `events = inputs + decisions_checked + venue_answers_checked`
+    /// for a journal reproduced to its end.
+    pub venue_answers_checked: u64,
+    /// How the venue's answers were checked.
+    pub venue: String,
+    /// True when the simulated exchange was re-run; false when its answers were inputs.
+    pub venue_rederived: bool,
     pub snapshots_checked: usize,
     pub traders: Vec<String>,
     pub strategies: Vec<String>,
@@ -104,6 +151,9 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
         events: journal.len(),
         inputs: walked.inputs,
         decisions_checked: sink.checked,
+        venue_answers_checked: sink.venue_checked,
+        venue: venue_note(walked.venue.as_ref(), &sink.state),
+        venue_rederived: walked.venue.is_some(),
         snapshots_checked: chain_report.snapshots_checked,
         traders: chain_report.traders,
         strategies: walked.strategies,
@@ -116,8 +166,48 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
     })
 }
 
+/// How the report describes the venue's part.
+fn venue_note(sim: Option<&SimConfig>, state: &State) -> String {
+    if let Some(c) = sim {
+        return format!(
+            "simulated exchange re-run (slippage {} bps, {}, liquidation fee rate {}): its answers re-derived",
+            c.slippage_bps,
+            c.intrabar.name(),
+            c.liquidation_fee_rate
+        );
+    }
+    let on_sim = state.traders.values().any(|t| t.start.as_ref().is_some_and(|s| s.exchange == sim::VENUE_KIND));
+    if on_sim {
+        "answers taken as inputs: the journal does not record the simulated exchange's settings \
+         (no VenueConfigured: recorded before it existed)"
+            .to_owned()
+    } else {
+        "answers taken as inputs (a live venue's answers are facts)".to_owned()
+    }
+}
+
+/// The simulated exchange of a journal that was run on it, re-run as the backtest
+/// driver runs it (see the module docs).
+struct SimReplay {
+    venue: SimVenue,
+    /// A settle has just ended: the next bar's fills come next.
+    bar_due: bool,
+    /// The seq of the last kline whose bar the sim has run (each bar runs once).
+    last_bar: Option<u64>,
+}
+
+/// The venue a step hands effects to: the re-run sim, or nowhere.
+fn venue_of<'a>(sim: &'a mut Option<SimReplay>, none: &'a mut NoVenue) -> &'a mut dyn Venue {
+    match sim {
+        Some(s) => &mut s.venue,
+        None => none,
+    }
+}
+
 /// What a walk of a journal found.
 pub(crate) struct Walked {
+    /// The simulated exchange's settings when it was re-run.
+    pub venue: Option<SimConfig>,
     pub inputs: u64,
     /// "trader (file)" of every strategy loaded.
     pub strategies: Vec<String>,
@@ -135,8 +225,23 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
     let mut sources: BTreeMap<Hash, String> = BTreeMap::new();
     let mut strategies = Vec::new();
     let mut inputs = 0u64;
+    let mut sim: Option<SimReplay> = None;
 
-    let outcome = loop {
+    let outcome = 'walk: loop {
+        // The sim's fills and liquidations on the next bar, before anything of that bar.
+        if let Some(s) = sim.as_mut().filter(|s| s.bar_due) {
+            s.bar_due = false;
+            if let Some((seq, bar)) = engine.sink_mut().next_kline() {
+                if s.last_bar.is_none_or(|last| last < seq) {
+                    s.last_bar = Some(seq);
+                    for (who, time_ms, event) in s.venue.on_bar(engine.state(), &bar) {
+                        if let Err(e) = engine.step(time_ms, &who, &event, &mut s.venue) {
+                            break 'walk Err(e);
+                        }
+                    }
+                }
+            }
+        }
         let sink = engine.sink_mut();
         let Some(record) = sink.next_record() else { break Ok(()) };
         let record = record?;
@@ -149,13 +254,13 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
                         load.file,
                         load.code_hash.short()
                     );
-                    break Err(sink.diverge(&record, None, explanation));
+                    break Err(sink.diverge(&record, DivergenceKind::Strategy, None, explanation));
                 }
                 sources.insert(load.code_hash, source.clone());
             }
             let spec = match spec_for(&record, load, &sources, overrides) {
                 Ok(spec) => spec,
-                Err(explanation) => break Err(sink.diverge(&record, None, explanation)),
+                Err(explanation) => break Err(sink.diverge(&record, DivergenceKind::Strategy, None, explanation)),
             };
             strategies.push(format!("{} ({})", record.trader, spec.file));
             // Loading derives the StrategyLoaded itself: the sink compares it (leniently
@@ -164,20 +269,69 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
             sink.lenient_code =
                 overrides.iter().any(|o| o.trader == sink.pending_load.as_ref().map_or("", |r| r.trader.as_str()));
             let time_ms = load_time(sink);
-            if let Err(e) = engine.load(spec, time_ms, &mut NoVenue) {
+            if let Err(e) = engine.load(spec, time_ms, venue_of(&mut sim, &mut NoVenue)) {
                 break Err(e);
+            }
+            // The backtest driver settles after the set-up's load.
+            if let Some(s) = sim.as_mut() {
+                if let Err(e) = engine.settle(&mut s.venue) {
+                    break Err(e);
+                }
+                s.bar_due = true;
             }
             continue;
         }
+        if sim.is_some() && record.event.is_venue_answer() {
+            let explanation = format!(
+                "the journal has the venue answer {} here, but the re-run simulated exchange gave none",
+                record.event.kind()
+            );
+            break Err(sink.diverge(&record, DivergenceKind::VenueAnswer, None, explanation));
+        }
         if !record.event.is_input() {
             let explanation = format!("the journal has {} here, but today's code derived nothing", record.event.kind());
-            break Err(sink.diverge(&record, None, explanation));
+            break Err(sink.diverge(&record, DivergenceKind::Underived, None, explanation));
         }
         inputs += 1;
+        if let Event::VenueConfigured(venue) = &record.event {
+            if venue.kind == sim::VENUE_KIND {
+                match SimConfig::from_journaled(venue) {
+                    Ok(config) => {
+                        let (bar_due, last_bar) = sim.as_ref().map_or((false, None), |s| (s.bar_due, s.last_bar));
+                        sim = Some(SimReplay { venue: SimVenue::new(config), bar_due, last_bar });
+                        sink.sim = true;
+                    }
+                    Err(problem) => {
+                        let explanation = format!("cannot re-run the simulated exchange: {problem}");
+                        break Err(sink.diverge(&record, DivergenceKind::Venue, None, explanation));
+                    }
+                }
+            }
+        }
         // The step records the input as this journaled record (folded here), not the next one.
         sink.fold_input(&record);
-        if let Err(e) = engine.step(record.time_ms, &record.trader, &record.event, &mut NoVenue) {
+        if let Err(e) = engine.step(record.time_ms, &record.trader, &record.event, venue_of(&mut sim, &mut NoVenue)) {
             break Err(e);
+        }
+        let Some(s) = sim.as_mut() else { continue };
+        match &record.event {
+            // The exchange's answers to what the bar's decisions asked.
+            Event::KlineReceived(_) => {
+                if let Err(e) = engine.settle(&mut s.venue) {
+                    break Err(e);
+                }
+                s.bar_due = true;
+            }
+            // Funding on the rate, at the mark (none before the symbol's first price).
+            Event::FundingRateReceived { symbol, rate } => {
+                let Some(mark) = engine.state().mark(symbol) else { continue };
+                for (who, time_ms, event) in s.venue.funding(engine.state(), symbol, *rate, mark, record.time_ms) {
+                    if let Err(e) = engine.step(time_ms, &who, &event, &mut s.venue) {
+                        break 'walk Err(e);
+                    }
+                }
+            }
+            _ => {}
         }
     };
     let sink = engine.sink_mut();
@@ -189,11 +343,11 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
         // E.g. a journal that loads a second strategy for one trader: today's worker refuses.
         Err(SinkError::Refused(message)) => {
             let seq = sink.state.last_seq.map_or(0, |s| s + 1);
-            sink.record_divergence(seq, None, None, message);
+            sink.record_divergence(seq, DivergenceKind::Strategy, None, None, message);
             sink.divergence.take()
         }
     };
-    Ok(Walked { inputs, strategies, divergence })
+    Ok(Walked { venue: sim.map(|s| s.venue.config), inputs, strategies, divergence })
 }
 
 fn load_time(sink: &ReplaySink<'_>) -> i64 {
@@ -230,9 +384,14 @@ pub struct ReplaySink<'a> {
     journaled_input: Option<u64>,
     lenient_code: bool,
     checked: u64,
+    /// Venue answers re-derived and found equal.
+    venue_checked: u64,
+    /// The simulated exchange is re-run: its answers are derived, not inputs.
+    sim: bool,
     recent_inputs: VecDeque<Envelope>,
     divergence: Option<Divergence>,
-    peeked: Option<Result<Envelope, StoreError>>,
+    /// Records read ahead (looking for the next kline), to be walked in order.
+    ahead: VecDeque<Result<Envelope, StoreError>>,
     journal_ended: bool,
     /// Resuming: where the journal ends, derived events are chained on here (to be
     /// appended once the walk is over) instead of ending the walk.
@@ -248,9 +407,11 @@ impl<'a> ReplaySink<'a> {
             journaled_input: None,
             lenient_code: false,
             checked: 0,
+            venue_checked: 0,
+            sim: false,
             recent_inputs: VecDeque::new(),
             divergence: None,
-            peeked: None,
+            ahead: VecDeque::new(),
             journal_ended: false,
             tail: None,
         }
@@ -272,7 +433,31 @@ impl<'a> ReplaySink<'a> {
     }
 
     fn next_record(&mut self) -> Option<Result<Envelope, StoreError>> {
-        self.peeked.take().or_else(|| self.records.next())
+        self.ahead.pop_front().or_else(|| self.records.next())
+    }
+
+    /// The next journaled kline (its seq and bar), reading ahead as far as it is; None at
+    /// the journal's end or at a record that cannot be read (which the walk then meets).
+    fn next_kline(&mut self) -> Option<(u64, Kline)> {
+        for record in &self.ahead {
+            match record {
+                Ok(Envelope { seq, event: Event::KlineReceived(k), .. }) => return Some((*seq, k.clone())),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        loop {
+            let record = self.records.next()?;
+            let found = match &record {
+                Ok(Envelope { seq, event: Event::KlineReceived(k), .. }) => Some(Some((*seq, k.clone()))),
+                Ok(_) => None,
+                Err(_) => Some(None),
+            };
+            self.ahead.push_back(record);
+            if let Some(found) = found {
+                return found;
+            }
+        }
     }
 
     fn fold_input(&mut self, record: &Envelope) {
@@ -284,13 +469,20 @@ impl<'a> ReplaySink<'a> {
         self.journaled_input = Some(record.seq);
     }
 
-    fn diverge(&mut self, at: &Envelope, rederived: Option<(i64, &str, &Event)>, explanation: String) -> SinkError {
-        self.record_divergence(at.seq, Some(at), rederived, explanation)
+    fn diverge(
+        &mut self,
+        at: &Envelope,
+        kind: DivergenceKind,
+        rederived: Option<(i64, &str, &Event)>,
+        explanation: String,
+    ) -> SinkError {
+        self.record_divergence(at.seq, kind, Some(at), rederived, explanation)
     }
 
     fn record_divergence(
         &mut self,
         seq: u64,
+        kind: DivergenceKind,
         at: Option<&Envelope>,
         rederived: Option<(i64, &str, &Event)>,
         explanation: String,
@@ -301,6 +493,7 @@ impl<'a> ReplaySink<'a> {
         );
         self.divergence = Some(Divergence {
             seq,
+            kind,
             trader: at.map(|r| r.trader.clone()).or_else(|| rederived.map(|r| r.1.to_owned())).unwrap_or_default(),
             time_ms: at.map(|r| r.time_ms).or_else(|| rederived.map(|r| r.0)).unwrap_or_default(),
             journaled: at.map(as_json),
@@ -364,15 +557,27 @@ impl Sink for ReplaySink<'_> {
         let equal = same_code_aside
             || codec::encode_body(record.time_ms, &record.trader, &record.event)
                 == codec::encode_body(time_ms, trader, event);
+        let answer = self.sim && event.is_venue_answer();
         if !equal {
-            let explanation = if record.event.is_input() {
-                format!("today's code derived {} where the journal has the input {}", event.kind(), record.event.kind())
+            let (kind, by) = if answer {
+                (DivergenceKind::VenueAnswer, "the re-run simulated exchange")
             } else {
-                format!("today's code derived a different {}", event.kind())
+                (DivergenceKind::Decision, "today's code")
             };
-            return Err(self.diverge(&record, Some((time_ms, trader, event)), explanation));
+            let explanation = if record.event.kind() == event.kind() {
+                format!("{by} derived a different {}", event.kind())
+            } else if record.event.is_input() && !(self.sim && record.event.is_venue_answer()) {
+                format!("{by} derived {} where the journal has the input {}", event.kind(), record.event.kind())
+            } else {
+                format!("{by} derived {} where the journal has {}", event.kind(), record.event.kind())
+            };
+            return Err(self.diverge(&record, kind, Some((time_ms, trader, event)), explanation));
         }
-        self.checked += 1;
+        if answer {
+            self.venue_checked += 1;
+        } else {
+            self.checked += 1;
+        }
         self.state.apply(&record);
         Ok(record.seq)
     }
