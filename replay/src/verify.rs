@@ -41,7 +41,7 @@ use engine::{Engine, NoVenue, Venue};
 use journal::{
     codec,
     event::{Kline, StrategyLoad},
-    verify as chain, Durability, Envelope, Event, Hash, Journal, Records, State, StoreError,
+    Durability, Envelope, Event, Hash, Journal, State, StoreError,
 };
 use serde::Serialize;
 use sim::{SimConfig, SimVenue};
@@ -142,10 +142,78 @@ pub struct Report {
 /// not an error: it is the report's `divergence`.
 pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError> {
     let journal = Journal::open(dir, Durability::None)?;
-    let chain_report = chain::journal(&journal)?;
-    let mut engine = Engine::new(ReplaySink::new(journal.records(0)));
-    let walked = walk(&mut engine, overrides)?;
-    let sink = engine.sink_mut();
+    // One read of the journal: the records are checked (position, chain link, hash) as the
+    // walk reads them, and each snapshot against the walk's fold when it reaches it (what
+    // `journal::verify::journal` checks in a pass of its own).
+    let snapshot_seqs = journal.snapshot_seqs()?;
+    std::thread::scope(|scope| {
+        // Records are read, checked and decoded on a thread of their own, ahead of the walk.
+        let (sender, receiver) = std::sync::mpsc::sync_channel(PIPE_BATCHES);
+        let journal = &journal;
+        scope.spawn(move || read_ahead(journal, &sender));
+        let mut engine = Engine::new(ReplaySink::new(Piped { receiver, batch: Vec::new().into_iter() }));
+        engine.sink_mut().snapshots = Some(Snapshots { journal, due: snapshot_seqs.iter().copied().collect() });
+        let walked = walk(&mut engine, overrides)?;
+        let sink = engine.sink_mut();
+        let state_digest = sink.state.digest();
+        // A walk that stopped at a divergence still checks the rest of the chain and snapshots.
+        sink.drain()?;
+        report(dir, journal, overrides, &snapshot_seqs, walked, sink, state_digest)
+    })
+}
+
+/// Records handed from the reading thread to the walk per batch.
+const PIPE_BATCH: usize = 1024;
+/// Batches the reading thread may be ahead.
+const PIPE_BATCHES: usize = 8;
+
+type Batch = Vec<Result<Envelope, StoreError>>;
+
+/// The reading thread: every record, checked and decoded, in batches; stops after the first
+/// error or when the walk hangs up.
+fn read_ahead(journal: &Journal, sender: &std::sync::mpsc::SyncSender<Batch>) {
+    let mut batch = Vec::with_capacity(PIPE_BATCH);
+    for record in journal.records(0) {
+        batch.push(record);
+        if batch.len() == PIPE_BATCH
+            && sender.send(std::mem::replace(&mut batch, Vec::with_capacity(PIPE_BATCH))).is_err()
+        {
+            return;
+        }
+    }
+    if !batch.is_empty() {
+        let _ = sender.send(batch);
+    }
+}
+
+/// The walk's side of the reading thread.
+struct Piped {
+    receiver: std::sync::mpsc::Receiver<Batch>,
+    batch: std::vec::IntoIter<Result<Envelope, StoreError>>,
+}
+
+impl Iterator for Piped {
+    type Item = Result<Envelope, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(record) = self.batch.next() {
+                return Some(record);
+            }
+            self.batch = self.receiver.recv().ok()?.into_iter();
+        }
+    }
+}
+
+fn report(
+    dir: &Path,
+    journal: &Journal,
+    overrides: &[Override],
+    snapshot_seqs: &[u64],
+    walked: Walked,
+    sink: &ReplaySink<'_>,
+    state_digest: Hash,
+) -> Result<Report, VerifyError> {
     Ok(Report {
         journal: dir.to_owned(),
         events: journal.len(),
@@ -154,12 +222,12 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
         venue_answers_checked: sink.venue_checked,
         venue: venue_note(walked.venue.as_ref(), &sink.state),
         venue_rederived: walked.venue.is_some(),
-        snapshots_checked: chain_report.snapshots_checked,
-        traders: chain_report.traders,
+        snapshots_checked: snapshot_seqs.len(),
+        traders: sink.state.traders.keys().cloned().collect(),
         strategies: walked.strategies,
         overrides: overrides.iter().map(|o| format!("{}={}", o.trader, o.file.display())).collect(),
-        head: chain_report.head,
-        state_digest: sink.state.digest(),
+        head: journal.last_hash(),
+        state_digest,
         reproduced: walked.divergence.is_none(),
         divergence: walked.divergence,
         ends_mid_decision: sink.journal_ended,
@@ -194,6 +262,23 @@ struct SimReplay {
     bar_due: bool,
     /// The seq of the last kline whose bar the sim has run (each bar runs once).
     last_bar: Option<u64>,
+    /// The next bar, copied from the journal into one reused kline.
+    bar: Kline,
+}
+
+fn empty_kline() -> Kline {
+    let zero = rust_decimal::Decimal::ZERO;
+    Kline {
+        symbol: String::new(),
+        interval_ms: 0,
+        open_time_ms: 0,
+        open: zero,
+        high: zero,
+        low: zero,
+        close: zero,
+        volume: zero,
+        closed: true,
+    }
 }
 
 /// The venue a step hands effects to: the re-run sim, or nowhere.
@@ -228,23 +313,39 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
     let mut sim: Option<SimReplay> = None;
 
     let outcome = 'walk: loop {
-        // The sim's fills and liquidations on the next bar, before anything of that bar.
-        if let Some(s) = sim.as_mut().filter(|s| s.bar_due) {
-            s.bar_due = false;
-            if let Some((seq, bar)) = engine.sink_mut().next_kline() {
-                if s.last_bar.is_none_or(|last| last < seq) {
-                    s.last_bar = Some(seq);
-                    for (who, time_ms, event) in s.venue.on_bar(engine.state(), &bar) {
-                        if let Err(e) = engine.step(time_ms, &who, &event, &mut s.venue) {
-                            break 'walk Err(e);
-                        }
-                    }
-                }
-            }
-        }
         let sink = engine.sink_mut();
         let Some(record) = sink.next_record() else { break Ok(()) };
         let record = record?;
+        // The sim's fills and liquidations on the next bar, before anything of that bar.
+        if let Some(s) = sim.as_mut().filter(|s| s.bar_due) {
+            s.bar_due = false;
+            let is_kline = matches!(record.event, Event::KlineReceived(_));
+            let mut answers = Vec::new();
+            if let Event::KlineReceived(bar) = &record.event {
+                // Most bars: the kline is the next record, and the sim has nothing to say.
+                if s.last_bar.is_none_or(|last| last < record.seq) {
+                    s.last_bar = Some(record.seq);
+                    answers = s.venue.on_bar(&sink.state, bar);
+                }
+            }
+            if !is_kline || !answers.is_empty() {
+                // The answers are compared from this record on: it goes back.
+                sink.ahead.push_front(Ok(record));
+                if !is_kline {
+                    // Answers (or a tampered journal) before the kline: look ahead for it.
+                    if let Some(seq) = sink.next_kline(&mut s.bar).filter(|&seq| s.last_bar.is_none_or(|l| l < seq)) {
+                        s.last_bar = Some(seq);
+                        answers = s.venue.on_bar(&sink.state, &s.bar);
+                    }
+                }
+                for (who, time_ms, event) in answers {
+                    if let Err(e) = engine.step(time_ms, &who, &event, &mut s.venue) {
+                        break 'walk Err(e);
+                    }
+                }
+                continue;
+            }
+        }
         if let Event::StrategyLoaded(load) = &record.event {
             if let Some(source) = &load.source {
                 // A re-chained journal can carry an edited source: its hash gives it away.
@@ -298,7 +399,8 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
                 match SimConfig::from_journaled(venue) {
                     Ok(config) => {
                         let (bar_due, last_bar) = sim.as_ref().map_or((false, None), |s| (s.bar_due, s.last_bar));
-                        sim = Some(SimReplay { venue: SimVenue::new(config), bar_due, last_bar });
+                        let bar = empty_kline();
+                        sim = Some(SimReplay { venue: SimVenue::new(config), bar_due, last_bar, bar });
                         sink.sim = true;
                     }
                     Err(problem) => {
@@ -310,32 +412,39 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
         }
         // The step records the input as this journaled record (folded here), not the next one.
         sink.fold_input(&record);
-        if let Err(e) = engine.step(record.time_ms, &record.trader, &record.event, venue_of(&mut sim, &mut NoVenue)) {
+        sink.check_snapshots()?;
+        let stepped = engine.step(record.time_ms, &record.trader, &record.event, venue_of(&mut sim, &mut NoVenue));
+        let is_kline = matches!(record.event, Event::KlineReceived(_));
+        let funding = match &record.event {
+            Event::FundingRateReceived { symbol, rate } if sim.is_some() => {
+                Some((symbol.clone(), *rate, record.time_ms))
+            }
+            _ => None,
+        };
+        engine.sink_mut().remember(record);
+        if let Err(e) = stepped {
             break Err(e);
         }
         let Some(s) = sim.as_mut() else { continue };
-        match &record.event {
-            // The exchange's answers to what the bar's decisions asked.
-            Event::KlineReceived(_) => {
-                if let Err(e) = engine.settle(&mut s.venue) {
-                    break Err(e);
-                }
-                s.bar_due = true;
+        // The exchange's answers to what the bar's decisions asked.
+        if is_kline {
+            if let Err(e) = engine.settle(&mut s.venue) {
+                break Err(e);
             }
-            // Funding on the rate, at the mark (none before the symbol's first price).
-            Event::FundingRateReceived { symbol, rate } => {
-                let Some(mark) = engine.state().mark(symbol) else { continue };
-                for (who, time_ms, event) in s.venue.funding(engine.state(), symbol, *rate, mark, record.time_ms) {
-                    if let Err(e) = engine.step(time_ms, &who, &event, &mut s.venue) {
-                        break 'walk Err(e);
-                    }
+            s.bar_due = true;
+        }
+        // Funding on the rate, at the mark (none before the symbol's first price).
+        if let Some((symbol, rate, time_ms)) = funding {
+            let Some(mark) = engine.state().mark(&symbol) else { continue };
+            for (who, t, event) in s.venue.funding(engine.state(), &symbol, rate, mark, time_ms) {
+                if let Err(e) = engine.step(t, &who, &event, &mut s.venue) {
+                    break 'walk Err(e);
                 }
             }
-            _ => {}
         }
     };
     let sink = engine.sink_mut();
-    let divergence = match outcome {
+    let mut divergence = match outcome {
         Ok(()) => sink.divergence.take(),
         Err(SinkError::Store(e)) => return Err(e),
         Err(SinkError::Divergence { .. }) if sink.journal_ended => None,
@@ -347,6 +456,10 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
             sink.divergence.take()
         }
     };
+    if let Some(d) = &mut divergence {
+        let as_json = |e: &Envelope| serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+        d.inputs = sink.recent_inputs.iter().map(as_json).collect();
+    }
     Ok(Walked { venue: sim.map(|s| s.venue.config), inputs, strategies, divergence })
 }
 
@@ -374,9 +487,36 @@ fn spec_for(
     Ok(spec)
 }
 
+/// The snapshots a verifying walk checks against its fold, as it reaches their seqs.
+struct Snapshots<'a> {
+    journal: &'a Journal,
+    due: VecDeque<u64>,
+}
+
+impl Snapshots<'_> {
+    /// Checks every snapshot due at or before the fold's last seq.
+    fn check(&mut self, folded: &State) -> Result<(), StoreError> {
+        let Some(last) = folded.last_seq else { return Ok(()) };
+        while let Some(seq) = self.due.front().copied().filter(|&seq| seq <= last) {
+            self.due.pop_front();
+            let stored = self.journal.snapshot(seq)?;
+            if folded.last_seq != Some(seq) || stored.is_none_or(|s| s.digest() != folded.digest()) {
+                return Err(self.corrupt(seq, "snapshot digest differs from the fold of the records before it"));
+            }
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, seq: u64, problem: &str) -> StoreError {
+        StoreError::Corrupt { path: self.journal.path().to_owned(), seq, problem: problem.into() }
+    }
+}
+
 /// The sink of a replay: derived events are compared with the journal instead of written.
 pub struct ReplaySink<'a> {
-    records: Records<'a>,
+    records: Box<dyn Iterator<Item = Result<Envelope, StoreError>> + 'a>,
+    /// Verifying: the snapshots still to check (None: resuming, which trusts them).
+    snapshots: Option<Snapshots<'a>>,
     pub state: State,
     /// The StrategyLoaded record a `worker.load` is about to re-derive.
     pending_load: Option<Envelope>,
@@ -399,9 +539,10 @@ pub struct ReplaySink<'a> {
 }
 
 impl<'a> ReplaySink<'a> {
-    fn new(records: Records<'a>) -> ReplaySink<'a> {
+    fn new(records: impl Iterator<Item = Result<Envelope, StoreError>> + 'a) -> ReplaySink<'a> {
         ReplaySink {
-            records,
+            records: Box::new(records),
+            snapshots: None,
             state: State::default(),
             pending_load: None,
             journaled_input: None,
@@ -418,7 +559,7 @@ impl<'a> ReplaySink<'a> {
     }
 
     /// A sink that goes on past the journal's end (see `tail`): resuming after a crash.
-    pub(crate) fn continuing(records: Records<'a>) -> ReplaySink<'a> {
+    pub(crate) fn continuing(records: impl Iterator<Item = Result<Envelope, StoreError>> + 'a) -> ReplaySink<'a> {
         ReplaySink { tail: Some(Vec::new()), ..ReplaySink::new(records) }
     }
 
@@ -436,12 +577,19 @@ impl<'a> ReplaySink<'a> {
         self.ahead.pop_front().or_else(|| self.records.next())
     }
 
-    /// The next journaled kline (its seq and bar), reading ahead as far as it is; None at
-    /// the journal's end or at a record that cannot be read (which the walk then meets).
-    fn next_kline(&mut self) -> Option<(u64, Kline)> {
+    /// The next journaled kline, copied into `into`, and its seq; reads ahead as far as it
+    /// is. None at the journal's end or at a record that cannot be read (which the walk
+    /// then meets).
+    fn next_kline(&mut self, into: &mut Kline) -> Option<u64> {
+        let copy = |seq: u64, k: &Kline, into: &mut Kline| {
+            into.symbol.clone_from(&k.symbol);
+            (into.interval_ms, into.open_time_ms, into.closed) = (k.interval_ms, k.open_time_ms, k.closed);
+            (into.open, into.high, into.low, into.close, into.volume) = (k.open, k.high, k.low, k.close, k.volume);
+            seq
+        };
         for record in &self.ahead {
             match record {
-                Ok(Envelope { seq, event: Event::KlineReceived(k), .. }) => return Some((*seq, k.clone())),
+                Ok(Envelope { seq, event: Event::KlineReceived(k), .. }) => return Some(copy(*seq, k, into)),
                 Ok(_) => {}
                 Err(_) => return None,
             }
@@ -449,7 +597,7 @@ impl<'a> ReplaySink<'a> {
         loop {
             let record = self.records.next()?;
             let found = match &record {
-                Ok(Envelope { seq, event: Event::KlineReceived(k), .. }) => Some(Some((*seq, k.clone()))),
+                Ok(Envelope { seq, event: Event::KlineReceived(k), .. }) => Some(Some(copy(*seq, k, into))),
                 Ok(_) => None,
                 Err(_) => Some(None),
             };
@@ -460,13 +608,39 @@ impl<'a> ReplaySink<'a> {
         }
     }
 
+    /// Checks the snapshots the fold has reached.
+    fn check_snapshots(&mut self) -> Result<(), StoreError> {
+        match &mut self.snapshots {
+            Some(snapshots) => snapshots.check(&self.state),
+            None => Ok(()),
+        }
+    }
+
+    /// After the walk: the rest of the journal, read (so checked) and folded for the snapshots.
+    fn drain(&mut self) -> Result<(), StoreError> {
+        while let Some(record) = self.next_record() {
+            self.state.apply(&record?);
+            self.check_snapshots()?;
+        }
+        if let Some(snapshots) = &self.snapshots {
+            if let Some(&seq) = snapshots.due.front() {
+                return Err(snapshots.corrupt(seq, "snapshot beyond the last record"));
+            }
+        }
+        Ok(())
+    }
+
     fn fold_input(&mut self, record: &Envelope) {
         self.state.apply(record);
+        self.journaled_input = Some(record.seq);
+    }
+
+    /// Keeps an input stepped (moved, not copied: the walk's hot path) for a divergence report.
+    fn remember(&mut self, record: Envelope) {
         if self.recent_inputs.len() == CONTEXT_INPUTS {
             self.recent_inputs.pop_front();
         }
-        self.recent_inputs.push_back(record.clone());
-        self.journaled_input = Some(record.seq);
+        self.recent_inputs.push_back(record);
     }
 
     fn diverge(
@@ -499,7 +673,8 @@ impl<'a> ReplaySink<'a> {
             journaled: at.map(as_json),
             rederived: rederived_json,
             explanation: explanation.clone(),
-            inputs: self.recent_inputs.iter().map(as_json).collect(),
+            // Filled in when the walk ends (the input of the step in progress is not kept yet).
+            inputs: Vec::new(),
         });
         SinkError::Divergence { seq, message: explanation }
     }
@@ -579,6 +754,7 @@ impl Sink for ReplaySink<'_> {
             self.checked += 1;
         }
         self.state.apply(&record);
+        self.check_snapshots()?;
         Ok(record.seq)
     }
 }
