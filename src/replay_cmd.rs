@@ -170,8 +170,13 @@ pub fn diff(a: &Path, b: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         if let Some(step) = report.inputs_differ_at_step {
             say!("the journals are not of the same market inputs: they differ at step {step}");
         }
+        for (label, extra) in [("A", report.steps_only_in_a), ("B", report.steps_only_in_b)] {
+            if extra > 0 {
+                say!("the journals differ in length: {label} goes on for {extra} steps after the other ends");
+            }
+        }
         match &report.first {
-            None => say!("no differing decisions in {} steps", report.steps),
+            None => say!("no differing decisions in {} steps compared", report.steps),
             Some(first) => {
                 let input: Option<Envelope> = serde_json::from_value(first.input.clone()).ok();
                 let at = input.map_or_else(
