@@ -121,7 +121,7 @@ fn workload(events: u64) -> Vec<(i64, String, Event)> {
         }),
     ));
     let mut bar = 0i64;
-    let mut price = Decimal::new(17_000_00, 2);
+    let mut price = Decimal::new(1_700_000, 2);
     while (out.len() as u64) < events {
         bar += 1;
         let time_ms = start_ms + bar * 60_000;

@@ -509,6 +509,7 @@ impl<S: Sink> Recorder<S> {
 
     /// Trades from fills: a position leaving flat opens one, returning to flat
     /// (or flipping) closes it; realized PnL comes from the ledger itself.
+    #[allow(clippy::too_many_arguments)]
     fn observe_fill(
         &mut self,
         time_ms: i64,

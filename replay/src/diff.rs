@@ -77,6 +77,9 @@ fn is_market(event: &Event) -> bool {
     )
 }
 
+/// One step: its market input (None for the preamble) and the decisions in it.
+type Step = (Option<Envelope>, Vec<Envelope>);
+
 /// Steps of a journal: (market input or None for the preamble, decisions in that step).
 struct Steps<'a> {
     records: std::iter::Peekable<journal::Records<'a>>,
@@ -106,7 +109,7 @@ impl<'a> Steps<'a> {
         Ok(steps)
     }
 
-    fn next_step(&mut self) -> Option<Result<(Option<Envelope>, Vec<Envelope>), StoreError>> {
+    fn next_step(&mut self) -> Option<Result<Step, StoreError>> {
         let mut head = None;
         if self.started {
             match self.records.next()? {
