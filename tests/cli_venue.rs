@@ -164,6 +164,16 @@ fn a_backtest_journal_has_its_venue_answers_rederived_and_tampering_with_them_is
     assert_eq!(divergence(&report), (seq_of(fill), "venue_answer"), "{report}");
     assert_eq!(report["divergence"]["rederived"]["event"], lines[fill]["event"], "the sim's own fill");
 
+    // An invented fill: the fill journaled twice; the sim gave it once.
+    let dir = forged(tmp.path(), &lines, "duplicated-fill", |lines| {
+        let copy = lines[fill].clone();
+        lines.insert(fill + 1, copy);
+    });
+    let (reproduced, report) = verify(&dir);
+    assert!(!reproduced);
+    assert_eq!(divergence(&report), (seq_of(fill + 1), "venue_answer"), "{report}");
+    assert!(report["divergence"]["rederived"].is_null(), "the sim derived nothing there: {report}");
+
     // A deleted funding payment: the sim pays it where the journal has the next record.
     let funding = nth_line(&lines, "FundingPaid", 0, 0);
     let dir = forged(tmp.path(), &lines, "deleted-funding", |lines| {
