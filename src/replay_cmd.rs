@@ -24,10 +24,11 @@ pub fn verify(dir: &Path, overrides: &[(String, std::path::PathBuf)], as_json: b
         say!("{}", serde_json::to_string_pretty(&report)?);
     } else if let Some(d) = &report.divergence {
         say!(
-            "DIVERGED at seq {} (trader {}, {}): {}",
+            "DIVERGED at seq {} (trader {}, {}): {}: {}",
             d.seq,
             text::trader(&d.trader),
             text::time(d.time_ms),
+            serde_json::to_value(d.kind)?.as_str().unwrap_or_default(),
             d.explanation
         );
         say!("  journaled:  {}", side(d.journaled.as_ref()));
@@ -36,19 +37,27 @@ pub fn verify(dir: &Path, overrides: &[(String, std::path::PathBuf)], as_json: b
         for input in &d.inputs {
             say!("    {}", side(Some(input)));
         }
-        say!("{} decisions reproduced before it; {} events in the journal", report.decisions_checked, report.events);
+        say!(
+            "{} decisions and {} venue answers reproduced before it; {} events in the journal",
+            report.decisions_checked,
+            report.venue_answers_checked,
+            report.events
+        );
+        say!("venue: {}", report.venue);
     } else {
         if report.ends_mid_decision {
             say!("note: the journal ends in the middle of a decision, as a journal cut by a crash does");
         }
         say!(
-            "ok: {} events, {} inputs, {} decisions re-derived and identical, {} snapshots, strategies: {}",
+            "ok: {} events, {} inputs, {} decisions and {} venue answers re-derived and identical, {} snapshots, strategies: {}",
             report.events,
             report.inputs,
             report.decisions_checked,
+            report.venue_answers_checked,
             report.snapshots_checked,
             if report.strategies.is_empty() { "none".to_owned() } else { report.strategies.join(", ") }
         );
+        say!("venue: {}", report.venue);
     }
     Ok(if report.reproduced { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -161,8 +170,13 @@ pub fn diff(a: &Path, b: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         if let Some(step) = report.inputs_differ_at_step {
             say!("the journals are not of the same market inputs: they differ at step {step}");
         }
+        for (label, extra) in [("A", report.steps_only_in_a), ("B", report.steps_only_in_b)] {
+            if extra > 0 {
+                say!("the journals differ in length: {label} goes on for {extra} steps after the other ends");
+            }
+        }
         match &report.first {
-            None => say!("no differing decisions in {} steps", report.steps),
+            None => say!("no differing decisions in {} steps compared", report.steps),
             Some(first) => {
                 let input: Option<Envelope> = serde_json::from_value(first.input.clone()).ok();
                 let at = input.map_or_else(

@@ -238,7 +238,8 @@ fn an_instruments_file_overrides_the_defaults() {
         "--out",
         p(&tmp.path().join("o")),
     ]);
-    let out = ok(&["journal", "inspect", p(&journal), "--json", "--limit", "1"]);
+    // The run starts with the venue's settings, then the instrument.
+    let out = ok(&["journal", "inspect", p(&journal), "--json", "--from", "1", "--limit", "1"]);
     let first: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let instrument = &first["event"]["InstrumentDefined"];
     assert_eq!(instrument["tick_size"], "0.5");

@@ -51,6 +51,30 @@ fn verify_json(dir: &Path, extra: &[&str]) -> (bool, serde_json::Value) {
     )
 }
 
+/// The seq (parsed as a number) and the kind of problem of a chain error, `...: seq N: problem: ...`.
+fn corrupt_at(err: &str) -> (u64, &str) {
+    let (_, after) = err.split_once(": seq ").unwrap_or_else(|| panic!("no seq in {err}"));
+    let (seq, problem) = after.split_once(": ").unwrap_or_else(|| panic!("no problem in {err}"));
+    let kind = problem.split(':').next().unwrap_or_default().trim();
+    (seq.parse().unwrap_or_else(|_| panic!("seq {seq:?} is not a number")), kind)
+}
+
+/// The golden export's lines as JSON (line 0 is the header).
+fn golden_json() -> Vec<serde_json::Value> {
+    std::fs::read_to_string(GOLDEN).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The golden export with `edit` applied to its lines as JSON, imported (re-chained).
+fn forged_json(tmp: &Path, name: &str, edit: impl FnOnce(&mut Vec<serde_json::Value>)) -> PathBuf {
+    let mut lines = golden_json();
+    edit(&mut lines);
+    forged(tmp, name, |text| *text = lines.iter().map(ToString::to_string).collect())
+}
+
+fn is_kline(line: &serde_json::Value) -> bool {
+    line["event"].get("KlineReceived").is_some()
+}
+
 #[test]
 fn the_golden_journal_is_reproduced_by_todays_code() {
     let tmp = tempfile::tempdir().unwrap();
@@ -84,7 +108,7 @@ fn tampering_is_detected_and_located() {
         db.flush().unwrap();
     }
     let err = text(&fails_output(&["replay", "verify", "--journal", p(&dir)]).stderr);
-    assert!(err.contains(&format!("seq {}", seq_of(submitted))), "{err}");
+    assert_eq!(corrupt_at(&err), (seq_of(submitted), "hash mismatch"), "{err}");
 
     // An edited decision, re-chained so the hashes are valid: the re-run disagrees at that seq.
     let dir = forged(tmp.path(), "edited", |lines| {
@@ -121,6 +145,123 @@ fn tampering_is_detected_and_located() {
     assert!(!reproduced);
     assert_eq!(report["divergence"]["seq"], seq_of(loaded));
     assert!(report["divergence"]["explanation"].as_str().unwrap().contains("code hash"));
+}
+
+#[test]
+fn tampered_inputs_are_located_at_the_first_decision_they_change() {
+    // The golden journal predates VenueConfigured: its venue answers are inputs, so what
+    // verify re-derives from an edited kline is the strategy's decisions.
+    let tmp = tempfile::tempdir().unwrap();
+    let golden = golden_json();
+    // The hand-checked entry (fixtures/klines/README.md): decided at seq 82 on the kline at seq 81.
+    let submitted = 83;
+    assert_eq!(
+        (golden[submitted]["seq"].as_u64(), golden[submitted]["event"]["OrderSubmitted"]["side"].as_str()),
+        (Some(82), Some("Buy"))
+    );
+    let trigger = submitted - 1;
+    assert!(is_kline(&golden[trigger]) && is_kline(&golden[trigger - 1]));
+    let (reproduced, report) = verify_json(&import_golden(tmp.path()), &[]);
+    assert!(reproduced && report["venue_rederived"] == false, "{report}");
+    assert!(report["venue"].as_str().unwrap().contains("no VenueConfigured"), "{report}");
+
+    // An edited kline: the bar that made the fast average cross closes far lower; no entry.
+    let dir = forged_json(tmp.path(), "edited-kline", |lines| {
+        lines[trigger]["event"]["KlineReceived"]["close"] = "17000".into();
+    });
+    let (reproduced, report) = verify_json(&dir, &[]);
+    assert!(!reproduced);
+    assert_eq!(report["divergence"]["seq"].as_u64(), Some(seq_of(submitted)), "{report}");
+    assert_eq!(report["divergence"]["kind"], "underived", "the journal's entry is derived no more");
+
+    // A deleted kline: the entry now sits where the kline was, after a bar that decided nothing.
+    let dir = forged_json(tmp.path(), "deleted-kline", |lines| {
+        lines.remove(trigger);
+    });
+    let (reproduced, report) = verify_json(&dir, &[]);
+    assert!(!reproduced);
+    assert_eq!(report["divergence"]["seq"].as_u64(), Some(seq_of(trigger)), "{report}");
+    assert_eq!(report["divergence"]["kind"], "underived");
+
+    // Two klines swapped: the closes the averages cover at the decision are the same, so the
+    // entry is still decided there, but sized at the other bar's close.
+    let dir = forged_json(tmp.path(), "reordered-klines", |lines| lines.swap(trigger - 1, trigger));
+    let (reproduced, report) = verify_json(&dir, &[]);
+    assert!(!reproduced);
+    assert_eq!(report["divergence"]["seq"].as_u64(), Some(seq_of(submitted)), "{report}");
+    assert_eq!(report["divergence"]["kind"], "decision");
+    let qty = |side: &str| report["divergence"][side]["event"]["OrderSubmitted"]["qty"].clone();
+    assert_ne!(qty("journaled"), qty("rederived"));
+
+    // What re-derivation cannot see: two warm-up klines swapped change no decision. The
+    // journal is reproduced; only its head hash, which pins the inputs, tells it apart.
+    let dir = forged_json(tmp.path(), "reordered-warmup", |lines| lines.swap(4, 5));
+    let (reproduced, swapped) = verify_json(&dir, &[]);
+    assert!(reproduced, "{swapped}");
+    assert_ne!(swapped["head"], report_of_golden(tmp.path())["head"]);
+}
+
+fn seq_of(line: usize) -> u64 {
+    line as u64 - 1
+}
+
+fn import_golden(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("golden");
+    if !dir.exists() {
+        import(Path::new(GOLDEN), &dir);
+    }
+    dir
+}
+
+fn report_of_golden(tmp: &Path) -> serde_json::Value {
+    verify_json(&import_golden(tmp), &[]).1
+}
+
+#[test]
+fn diff_counts_differing_decisions_inputs_and_length() {
+    let tmp = tempfile::tempdir().unwrap();
+    let golden = import_golden(tmp.path());
+    let lines = golden_json();
+    let diff = |a: &Path, b: &Path| -> serde_json::Value {
+        serde_json::from_slice(&ok(&["replay", "diff", p(a), p(b), "--json"]).stdout).unwrap()
+    };
+    // Steps are cut at market inputs; step 0 is what comes before the first one, so a
+    // decision belongs to step k after the k-th kline.
+    let klines_before = |line: usize| lines[..line].iter().filter(|l| is_kline(l)).count() as u64;
+
+    let same = diff(&golden, &golden);
+    assert_eq!((same["identical"].as_bool(), same["steps_only_in_a"].as_u64()), (Some(true), Some(0)));
+
+    // One edited decision: one step differs, by two decisions (its two versions).
+    let submitted = lines.iter().position(|l| l["event"].get("OrderSubmitted").is_some()).unwrap();
+    let edited = forged_json(tmp.path(), "edited-decision", |lines| {
+        lines[submitted]["event"]["OrderSubmitted"]["qty"] = "0.5".into();
+    });
+    let d = diff(&golden, &edited);
+    assert_eq!((d["differing_steps"].as_u64(), d["differing_decisions"].as_u64()), (Some(1), Some(2)), "{d}");
+    assert_eq!(d["first"]["step"].as_u64(), Some(klines_before(submitted)));
+    assert!(d["inputs_differ_at_step"].is_null() && d["identical"] == false);
+
+    // Different inputs: an edited kline is named by its step.
+    let kline = lines.iter().rposition(is_kline).unwrap() - 100;
+    assert!(is_kline(&lines[kline]));
+    let other = forged_json(tmp.path(), "other-inputs", |lines| {
+        lines[kline]["event"]["KlineReceived"]["volume"] = "1".into();
+    });
+    assert_eq!(diff(&golden, &other)["inputs_differ_at_step"].as_u64(), Some(klines_before(kline) + 1));
+
+    // A journal against its own prefix: no decision differs, the length does.
+    let cut = kline;
+    let prefix = forged_json(tmp.path(), "prefix", |lines| lines.truncate(cut));
+    let rest = lines[cut..].iter().filter(|l| is_kline(l)).count() as u64;
+    let d = diff(&golden, &prefix);
+    assert_eq!(d["differing_steps"].as_u64(), Some(0), "{d}");
+    assert_eq!((d["steps_only_in_a"].as_u64(), d["steps_only_in_b"].as_u64()), (Some(rest), Some(0)), "{d}");
+    assert_eq!(d["identical"], false);
+    let d = diff(&prefix, &golden);
+    assert_eq!((d["steps_only_in_a"].as_u64(), d["steps_only_in_b"].as_u64()), (Some(0), Some(rest)));
+    let text = text(&ok(&["replay", "diff", p(&golden), p(&prefix)]).stdout);
+    assert!(text.contains(&format!("A goes on for {rest} steps after the other ends")), "{text}");
 }
 
 #[test]

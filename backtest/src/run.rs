@@ -5,7 +5,8 @@
 //!    whatever rested from earlier bars (no look-ahead: an order decided on bar
 //!    *t* first meets bar *t+1*); each resulting event is journaled, folded and
 //!    routed to the strategy (`st_on_fill`, `st_on_order`);
-//! 2. external data points and funding up to the bar's close are journaled;
+//! 2. external data points and funding rates up to the bar's close are journaled, and
+//!    the exchange's funding payments on each rate (none before the symbol's first price);
 //! 3. the closed `KlineReceived` is journaled at the bar's close time and the
 //!    strategy's `st_heartbeat` runs; its orders go through the pre-append checks;
 //! 4. the exchange acknowledges each new order and answers each cancel request;
@@ -16,6 +17,11 @@
 //! a [`JournalSink`] with `--journal`, which makes the run inspectable, verifiable
 //! and replayable like a live journal. The driver's own part is the feed (bars,
 //! external data, funding, merged in time order) and the run record for reports.
+//!
+//! The run starts with `VenueConfigured` (the sim's settings), the instruments and
+//! `TraderStarted`, and the strategy's load, then settles. `replay verify`
+//! (`replay/src/verify.rs`, `SimReplay`) drives the sim in this same order to re-derive
+//! its answers: a change here must be made there too.
 
 use std::{
     collections::BTreeMap,
@@ -194,6 +200,7 @@ fn drive<S: Sink + Finish>(
     engine.sink_mut().trader = trader.clone();
     let mut venue = SimVenue::new(config.sim.clone());
     let mut first = true;
+    let mut early_rates: BTreeMap<String, u64> = BTreeMap::new();
     let mut bars = 0u64;
     let mut last_close_ms = i64::MIN;
     let mut interval_ms = 0i64;
@@ -253,8 +260,15 @@ fn drive<S: Sink + Finish>(
         for (series, time_ms, value) in external.until(close_ms) {
             engine.step(time_ms, "", &Event::DataPointReceived { series, value }, &mut venue)?;
         }
+        // A funding rate is an input (journaled whether or not anyone holds a position); what
+        // it costs is the venue's answer, paid at the mark. Before the symbol's first price
+        // there is no mark: nothing is paid, and the report counts such rates.
         for (funded, time_ms, rate) in funding.until(close_ms) {
-            let Some(mark) = engine.state().mark(&funded) else { continue };
+            engine.step(time_ms, "", &Event::FundingRateReceived { symbol: funded.clone(), rate }, &mut venue)?;
+            let Some(mark) = engine.state().mark(&funded) else {
+                *early_rates.entry(funded).or_insert(0) += 1;
+                continue;
+            };
             for (who, t, event) in venue.funding(engine.state(), &funded, rate, mark, time_ms) {
                 engine.step(t, &who, &event, &mut venue)?;
             }
@@ -294,6 +308,11 @@ fn drive<S: Sink + Finish>(
             ));
         }
     }
+    for (symbol, count) in &early_rates {
+        record.data_notes.push(format!(
+            "funding: {count} rates of {symbol} before its first price: journaled, nothing paid (no mark price)"
+        ));
+    }
     let tables = match sink.tables.take() {
         Some(tables) => tables.finish()?,
         None => Vec::new(),
@@ -331,6 +350,8 @@ fn set_up<S: Sink>(
     source: &str,
     start_ms: i64,
 ) -> Result<(), RunError> {
+    // The venue's settings first: `replay verify` re-runs the sim with them.
+    engine.step(start_ms, "", &Event::VenueConfigured(venue.config.journaled()), venue)?;
     for symbol in symbols {
         let instrument = config.instruments.get(symbol).cloned().unwrap_or_else(|| default_instrument(symbol, config));
         engine.step(start_ms, "", &Event::InstrumentDefined(instrument), venue)?;

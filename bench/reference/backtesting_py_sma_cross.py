@@ -56,6 +56,11 @@ def main(path: str, fee_rate: float) -> None:
                 "bars": len(frame),
                 "trades": int(stats["# Trades"]),
                 "final_equity": float(stats["Equity Final [$]"]),
+                # Entry and exit bars (open times), for `bench backtest`'s trade-list parity check.
+                "round_trips": [
+                    [t.EntryTime.strftime("%Y-%m-%dT%H:%M:%SZ"), t.ExitTime.strftime("%Y-%m-%dT%H:%M:%SZ")]
+                    for t in stats["_trades"].itertuples()
+                ],
                 "seconds": round(time.perf_counter() - started, 3),
             }
         )

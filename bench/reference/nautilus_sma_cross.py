@@ -113,6 +113,14 @@ def main(path: str, fee_rate: str) -> None:
     engine.add_strategy(SmaCross(StrategyConfig()))
     engine.run()
     fills = engine.trader.generate_order_fills_report()
+    # Round trips as (entry bar, exit bar) open times: a fill is stamped with its bar's close.
+    stamps = []
+    for _, fill in fills.sort_values("ts_last").iterrows():
+        opened = pd.Timestamp(fill["ts_last"]) - pd.Timedelta(minutes=1)
+        stamps.append((str(fill["side"]), opened.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    round_trips = [
+        [entry[1], exit[1]] for entry, exit in zip(stamps[::2], stamps[1::2]) if "BUY" in entry[0] and "SELL" in exit[0]
+    ]
     account = engine.trader.generate_account_report(VENUE)
     print(
         json.dumps(
@@ -120,6 +128,7 @@ def main(path: str, fee_rate: str) -> None:
                 "tool": "nautilus_trader",
                 "bars": len(frame),
                 "fills": len(fills),
+                "round_trips": round_trips,
                 "final_balance": str(account.iloc[-1]["total"]) if len(account) else None,
                 "seconds": round(time.perf_counter() - started, 3),
             }

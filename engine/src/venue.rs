@@ -89,7 +89,9 @@ pub trait Venue {
     fn poll(&mut self, state: &State) -> Vec<Input>;
 }
 
-/// The venue of `replay verify`: effects go nowhere, since the answers are in the journal.
+/// The venue of `replay verify` for a journal whose venue answers are inputs (a live venue's,
+/// or a backtest's recorded before `VenueConfigured`): effects go nowhere, since the answers
+/// are in the journal. A backtest journal is verified against the re-run `sim::SimVenue` instead.
 #[derive(Debug, Default)]
 pub struct NoVenue;
 

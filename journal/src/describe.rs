@@ -90,6 +90,11 @@ pub fn summary(event: &Event) -> String {
         ),
         Event::FundingPaid { symbol, rate, amount_quote } => format!("{symbol} rate {rate}: {amount_quote}"),
         Event::PositionLiquidated { symbol, price, fee_quote } => format!("{symbol} @ {price} fee {fee_quote}"),
+        Event::VenueConfigured(v) => format!(
+            "{} slippage {} bps, {}, liquidation fee rate {}",
+            v.kind, v.slippage_bps, v.intrabar, v.liquidation_fee_rate
+        ),
+        Event::FundingRateReceived { symbol, rate } => format!("{symbol} rate {rate}"),
         Event::ExchangeReconciled(r) => format!(
             "balance {} positions {} open orders {} mismatches {}",
             r.balance_quote,

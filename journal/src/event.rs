@@ -161,6 +161,34 @@ pub enum Event {
     /// The operator or the driver (end of data, shutdown) asks the trader's strategy
     /// to stop: `st_exit` runs, then `StrategyStopped` (input).
     StrategyStopRequested { reason: String },
+
+    // --- venues (appended: new variants go at the end) ---
+    /// The venue the driver trades on and its settings (input, journaled at set-up). With
+    /// `kind` "sim", `replay verify` re-runs the simulated exchange with these settings and
+    /// checks its answers instead of taking them on trust.
+    VenueConfigured(VenueConfig),
+    /// The rate of a funding settlement of `symbol` at this time (input: from the venue, or
+    /// from a backtest's `--funding` file). The `FundingPaid` that follow are the venue's answers.
+    FundingRateReceived {
+        symbol: String,
+        #[serde(with = "dec")]
+        rate: Decimal,
+    },
+}
+
+/// A venue's settings as journaled by `VenueConfigured` (for the simulated exchange: `sim::SimConfig`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VenueConfig {
+    /// "sim": the simulated exchange of `venues/sim`.
+    pub kind: String,
+    /// Slippage of taker fills in basis points.
+    #[serde(with = "dec")]
+    pub slippage_bps: Decimal,
+    /// Which bar extreme the price path visits first: "adverse_first" or "favorable_first".
+    pub intrabar: String,
+    /// Fee on a liquidation, as a fraction of its notional.
+    #[serde(with = "dec")]
+    pub liquidation_fee_rate: Decimal,
 }
 
 /// A candle. `interval_ms` is the bar length; `open_time_ms` its start.
@@ -555,12 +583,16 @@ impl Event {
             Event::ExchangeReconciled(_) => "ExchangeReconciled",
             Event::OrderCancelRequested { .. } => "OrderCancelRequested",
             Event::StrategyStopRequested { .. } => "StrategyStopRequested",
+            Event::VenueConfigured(_) => "VenueConfigured",
+            Event::FundingRateReceived { .. } => "FundingRateReceived",
         }
     }
 
     /// Whether the event is an input (a nondeterministic fact from outside) rather
     /// than a decision derived by the deciders. `replay verify` feeds inputs and
-    /// compares derived events.
+    /// compares derived events. The venue's answers are inputs here; `replay verify`
+    /// re-derives them too when the journal's venue is the simulated exchange
+    /// ([`Event::is_venue_answer`]).
     pub fn is_input(&self) -> bool {
         matches!(
             self,
@@ -580,7 +612,24 @@ impl Event {
                 | Event::ExchangeReconciled(_)
                 | Event::StrategyLoaded(_)
                 | Event::StrategyStopRequested { .. }
+                | Event::VenueConfigured(_)
+                | Event::FundingRateReceived { .. }
         ) || matches!(self, Event::OrderRejected { reason: RejectReason::Exchange { .. }, .. })
             || matches!(self, Event::StrategyErred { kind: StrategyErrorKind::Timeout, .. })
+    }
+
+    /// Whether the event is a venue's answer (an ack, an exchange rejection, a cancel, a
+    /// fill, funding paid, a liquidation): an input from a live venue, derivable from the
+    /// journal when the venue is the simulated exchange.
+    pub fn is_venue_answer(&self) -> bool {
+        matches!(
+            self,
+            Event::OrderAccepted { .. }
+                | Event::OrderCancelled { .. }
+                | Event::OrderFilled(_)
+                | Event::FundingPaid { .. }
+                | Event::PositionLiquidated { .. }
+                | Event::OrderRejected { reason: RejectReason::Exchange { .. }, .. }
+        )
     }
 }

@@ -29,14 +29,14 @@ use crate::{
     event::{
         Cloid, Envelope, Event, Fill, Instrument, Json, Kline, Liquidity, OrderIntent, OrderKind, Reconciliation,
         RejectReason, ReportedPosition, RiskVerdict, Side, StrategyErrorKind, StrategyLimits, StrategyLoad, Ticker,
-        TimeInForce, TraderStart,
+        TimeInForce, TraderStart, VenueConfig,
     },
     hash::Hash,
     state::{State, CLOSED_ORDERS_KEPT},
 };
 
 /// Every [`Event::kind`] name, in declaration order.
-pub const EVENT_KINDS: [&str; 28] = [
+pub const EVENT_KINDS: [&str; 30] = [
     "KlineReceived",
     "TickerReceived",
     "DataPointReceived",
@@ -65,6 +65,8 @@ pub const EVENT_KINDS: [&str; 28] = [
     "ExchangeReconciled",
     "OrderCancelRequested",
     "StrategyStopRequested",
+    "VenueConfigured",
+    "FundingRateReceived",
 ];
 
 /// The position of the event's variant in [`EVENT_KINDS`]. The match has no
@@ -100,6 +102,8 @@ pub fn kind_index(event: &Event) -> usize {
         Event::ExchangeReconciled(_) => 25,
         Event::OrderCancelRequested { .. } => 26,
         Event::StrategyStopRequested { .. } => 27,
+        Event::VenueConfigured(_) => 28,
+        Event::FundingRateReceived { .. } => 29,
     }
 }
 
@@ -480,6 +484,12 @@ pub fn arb_event() -> impl Strategy<Value = Event> + Clone {
         arb_reconciliation().prop_map(Event::ExchangeReconciled).boxed(),
         arb_cloid().prop_map(|cloid| Event::OrderCancelRequested { cloid }).boxed(),
         arb_text().prop_map(|reason| Event::StrategyStopRequested { reason }).boxed(),
+        (arb_text(), arb_decimal(), arb_text(), arb_decimal())
+            .prop_map(|(kind, slippage_bps, intrabar, liquidation_fee_rate)| {
+                Event::VenueConfigured(VenueConfig { kind, slippage_bps, intrabar, liquidation_fee_rate })
+            })
+            .boxed(),
+        (arb_symbol(), arb_decimal()).prop_map(|(symbol, rate)| Event::FundingRateReceived { symbol, rate }).boxed(),
     ])
 }
 

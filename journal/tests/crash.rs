@@ -1,8 +1,10 @@
 //! A real crash: this test binary re-runs itself as a child that appends to a
 //! journal under group commit, and the parent SIGKILLs it at a random moment.
 //! After every kill the journal must open, verify, hold every sequence number
-//! the child saw reported durable, decode every record, and contain no part of
-//! a batch without the rest.
+//! the child saw reported durable, decode every record, contain no part of a
+//! batch without the rest, and hold exactly what the child appended: the parent
+//! regenerates the child's appends from its seed and compares every record.
+//! The children are `#[ignore]`d tests that run only when spawned (`--ignored`).
 //!
 //! A second child stops with records in its open block (codec v2 packs
 //! appends in memory until a block fills or a flush needs them): a kill loses
@@ -48,42 +50,84 @@ const BATCH_CHANNEL: &str = "\u{1}crash-test-batch";
 
 /// The child: appends forever, printing `durable <seq>` whenever durability advances.
 #[test]
+#[ignore = "the crash test's child: runs only when the crash test spawns it"]
 fn crash_child_writer() {
     let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else { return };
     let seed: u64 = std::env::var(CHILD_SEED_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut journal = Journal::open_or_create(Path::new(&dir), Durability::Group { max_delay_ms: 2, max_events: 64 })
         .expect("the child opens the journal");
-    let items = child_items(seed);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut appends = ChildAppends::new(seed);
     let mut stdout = std::io::stdout();
     // The leading newline ends libtest's "test crash_child_writer ... " line.
     writeln!(stdout, "\nready {}", journal.len()).expect("stdout");
     stdout.flush().expect("stdout");
     let mut reported = journal.durable_through();
-    let (mut next, mut batch_id) = (0usize, 0u64);
     loop {
-        if rng.random_range(0..4) == 0 {
-            let len = rng.random_range(2..12usize);
-            let marker =
-                Event::NotificationSent { channel: BATCH_CHANNEL.into(), message: format!("{batch_id} {len}") };
-            let mut batch: Vec<(i64, &str, &Event)> = vec![(0, "", &marker)];
-            for _ in 1..len {
-                let (time_ms, trader, event) = &items[next % items.len()];
-                batch.push((*time_ms, trader, event));
-                next += 1;
-            }
-            journal.append_batch(batch).expect("the child appends a batch");
-            batch_id += 1;
+        let batch = appends.next_append();
+        if batch.len() > 1 {
+            journal
+                .append_batch(batch.iter().map(|(t, trader, e)| (*t, trader.as_str(), e)))
+                .expect("the child appends a batch");
         } else {
-            let (time_ms, trader, event) = &items[next % items.len()];
+            let (time_ms, trader, event) = &batch[0];
             journal.append(*time_ms, trader, event).expect("the child appends");
-            next += 1;
         }
         if journal.durable_through() > reported {
             reported = journal.durable_through();
             writeln!(stdout, "durable {}", reported.expect("advanced past None")).expect("stdout");
             stdout.flush().expect("stdout");
         }
+    }
+}
+
+/// What the child with a seed appends, one append (a record, or a batch opened by its
+/// marker) at a time: the child appends it, the parent regenerates it to compare.
+struct ChildAppends {
+    items: Vec<Item>,
+    rng: ChaCha8Rng,
+    next: usize,
+    batch_id: u64,
+}
+
+impl ChildAppends {
+    fn new(seed: u64) -> ChildAppends {
+        ChildAppends { items: child_items(seed), rng: ChaCha8Rng::seed_from_u64(seed), next: 0, batch_id: 0 }
+    }
+
+    fn item(&mut self) -> Item {
+        let item = self.items[self.next % self.items.len()].clone();
+        self.next += 1;
+        item
+    }
+
+    fn next_append(&mut self) -> Vec<Item> {
+        if self.rng.random_range(0..4) == 0 {
+            let len = self.rng.random_range(2..12usize);
+            let message = format!("{} {len}", self.batch_id);
+            self.batch_id += 1;
+            let marker = Event::NotificationSent { channel: BATCH_CHANNEL.into(), message };
+            std::iter::once((0, String::new(), marker)).chain((1..len).map(|_| self.item())).collect()
+        } else {
+            vec![self.item()]
+        }
+    }
+}
+
+/// The records from `from` on must be, in order, what the child with `seed` appended.
+fn check_contents(dir: &Path, context: &str, seed: u64, from: u64) {
+    let journal = Journal::open(dir, Durability::None).unwrap_or_else(|e| panic!("{context}: reopen: {e}"));
+    let mut expected = ChildAppends::new(seed);
+    let mut pending = Vec::new().into_iter();
+    for record in journal.records_unverified(from) {
+        let env = record.unwrap_or_else(|e| panic!("{context}: {e}"));
+        let (time_ms, trader, event) = pending.next().unwrap_or_else(|| {
+            pending = expected.next_append().into_iter();
+            pending.next().expect("an append has a record")
+        });
+        // Canonical bytes: a NaN in an arbitrary event equals itself.
+        let want = journal::codec::encode_body(time_ms, &trader, &event);
+        let got = journal::codec::encode_body(env.time_ms, &env.trader, &env.event);
+        assert!(got == want, "{context}: seq {} is not what the child appended: {:?}", env.seq, env.event);
     }
 }
 
@@ -126,7 +170,7 @@ fn spawn_child(dir: &Path, seed: u64, context: &str) -> Run {
 
 fn spawn(env: &[(&str, &std::ffi::OsStr)], test: &str, context: &str) -> Run {
     let mut child = Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"])
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -196,6 +240,7 @@ fn check_after_kill(dir: &Path, context: &str, durable_max: Option<u64>, len_bef
 /// The open-block child: syncs `SYNCED` records, appends `UNSYNCED` more that
 /// stay in its open block, says so, and waits to be killed.
 #[test]
+#[ignore = "the crash test's child: runs only when the crash test spawns it"]
 fn crash_child_with_an_open_block() {
     let Some(dir) = std::env::var_os(OPEN_BLOCK_CHILD_DIR_ENV) else { return };
     let mut journal = Journal::create(Path::new(&dir), Durability::None).expect("the child creates the journal");
@@ -261,7 +306,8 @@ fn sigkill_loses_nothing_durable_and_tears_nothing() {
             len = 0;
         }
         let context = format!("seed {seed} iteration {iteration} ({})", dir.display());
-        let mut run = spawn_child(&dir, rng.random(), &context);
+        let child_seed: u64 = rng.random();
+        let mut run = spawn_child(&dir, child_seed, &context);
         // Mostly kill while appending; on a reopen, sometimes during recovery.
         let during_open = !fresh && rng.random_range(0..3) == 0;
         let delay = Duration::from_millis(rng.random_range(0..60));
@@ -300,7 +346,9 @@ fn sigkill_loses_nothing_durable_and_tears_nothing() {
         if during_open && !dir.join("db").exists() {
             continue;
         }
+        let before = len;
         len = check_after_kill(&dir, &context, durable_max, len);
+        check_contents(&dir, &context, child_seed, before);
     }
     println!(
         "{KILLS} kills ({kills_during_open} during recovery), {durable_reports} durability reports, {:?}",

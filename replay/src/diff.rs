@@ -1,11 +1,13 @@
 //! Where two journals of the same market inputs part.
 //!
 //! Each journal is cut into steps at its market inputs (klines, tickers, data
-//! points, clock ticks): a step is one market input and every event after it up
+//! points, clock ticks, funding rates): a step is one market input and every event after it up
 //! to the next. Steps are paired in order; the market inputs of paired steps must
 //! be equal (else the journals are not of the same inputs). Within a step, the
 //! decisions (derived events) are compared; exchange answers naturally follow
-//! the decisions and are not compared.
+//! the decisions and are not compared. When one journal ends first, the other's
+//! remaining steps are counted (`steps_only_in_a`/`_b`): a journal against its own
+//! prefix is not `identical`.
 
 use std::path::Path;
 
@@ -50,21 +52,32 @@ pub struct DiffReport {
     pub steps: u64,
     /// Steps whose decisions differ.
     pub differing_steps: u64,
-    /// Decisions present in one run and not at the same place in the other.
+    /// Decisions of either run without their equal at the same place in the other (one
+    /// edited decision counts 2: its two versions).
     pub differing_decisions: u64,
     pub first: Option<FirstDifference>,
     /// Set when the market inputs themselves differ (not the same inputs).
     pub inputs_differ_at_step: Option<u64>,
+    /// Steps after the shorter journal's end (at least one of the two is 0): a journal
+    /// and its own prefix differ by these.
+    pub steps_only_in_a: u64,
+    pub steps_only_in_b: u64,
+    /// Same market inputs, same decisions, same number of steps.
+    pub identical: bool,
 }
 
 fn is_market(event: &Event) -> bool {
     matches!(
         event,
-        Event::KlineReceived(_) | Event::TickerReceived(_) | Event::DataPointReceived { .. } | Event::ClockTicked
+        Event::KlineReceived(_)
+            | Event::TickerReceived(_)
+            | Event::DataPointReceived { .. }
+            | Event::ClockTicked
+            | Event::FundingRateReceived { .. }
     )
 }
 
-/// One step of a journal: its market input (None for the preamble) and the decisions in it.
+/// One step: its market input (None for the preamble) and the decisions in it.
 type Step = (Option<Envelope>, Vec<Envelope>);
 
 /// Steps of a journal: (market input or None for the preamble, decisions in that step).
@@ -85,6 +98,15 @@ impl<'a> Steps<'a> {
             decisions: 0,
             fills: 0,
         }
+    }
+
+    /// Walks the remaining steps; returns how many there were.
+    fn count_rest(&mut self) -> Result<u64, StoreError> {
+        let mut steps = 0;
+        while self.next_step().transpose()?.is_some() {
+            steps += 1;
+        }
+        Ok(steps)
     }
 
     fn next_step(&mut self) -> Option<Result<Step, StoreError>> {
@@ -141,9 +163,22 @@ pub fn diff(a_dir: &Path, b_dir: &Path) -> Result<DiffReport, StoreError> {
     let mut differing_decisions = 0u64;
     let mut first = None;
     let mut inputs_differ_at_step = None;
+    let (mut steps_only_in_a, mut steps_only_in_b) = (0u64, 0u64);
     loop {
         let (na, nb) = (sa.next_step().transpose()?, sb.next_step().transpose()?);
-        let (Some((ia, da)), Some((ib, db))) = (na, nb) else { break };
+        let ((ia, da), (ib, db)) = match (na, nb) {
+            (Some(a), Some(b)) => (a, b),
+            // One journal ended: the other's steps from here on are its own.
+            (Some(_), None) => {
+                steps_only_in_a = 1 + sa.count_rest()?;
+                break;
+            }
+            (None, Some(_)) => {
+                steps_only_in_b = 1 + sb.count_rest()?;
+                break;
+            }
+            (None, None) => break,
+        };
         let step = report_steps;
         report_steps += 1;
         let input_bytes =
@@ -158,7 +193,10 @@ pub fn diff(a_dir: &Path, b_dir: &Path) -> Result<DiffReport, StoreError> {
         if ka != kb {
             differing_steps += 1;
             let common = ka.iter().zip(&kb).take_while(|(x, y)| x == y).count();
-            differing_decisions += (ka.len() - common + kb.len() - common) as u64;
+            // Each decision, of either run, without its equal at the same place in the other.
+            let unmatched =
+                |x: &[Vec<u8>], y: &[Vec<u8>]| x.iter().enumerate().filter(|(i, k)| y.get(*i) != Some(k)).count();
+            differing_decisions += (unmatched(&ka, &kb) + unmatched(&kb, &ka)) as u64;
             if first.is_none() {
                 let json = |e: Option<&Envelope>| e.map(|e| serde_json::to_value(e).unwrap_or_default());
                 first = Some(FirstDifference {
@@ -189,6 +227,8 @@ pub fn diff(a_dir: &Path, b_dir: &Path) -> Result<DiffReport, StoreError> {
             })
             .collect(),
     };
+    let identical =
+        inputs_differ_at_step.is_none() && differing_steps == 0 && steps_only_in_a == 0 && steps_only_in_b == 0;
     Ok(DiffReport {
         a: side(a_dir, &a, &sa),
         b: side(b_dir, b, &sb),
@@ -197,5 +237,8 @@ pub fn diff(a_dir: &Path, b_dir: &Path) -> Result<DiffReport, StoreError> {
         differing_decisions,
         first,
         inputs_differ_at_step,
+        steps_only_in_a,
+        steps_only_in_b,
+        identical,
     })
 }

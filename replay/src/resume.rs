@@ -5,7 +5,8 @@
 //! So resuming walks the whole journal as `replay verify` does — every input
 //! through the engine's step, every decision re-derived and compared — which
 //! rebuilds the deciders exactly as they were, and proves on the way that this
-//! build reproduces what the journal says. A journal cut by a crash in the
+//! build reproduces what the journal says (for a journal of the simulated exchange,
+//! its answers too: the walk re-runs it). A journal cut by a crash in the
 //! middle of a step is finished: the decisions the dead process had not
 //! journaled yet are derived again and appended (they were never journaled, so
 //! by write-ahead they never reached a venue). Then the engine goes on with a

@@ -5,9 +5,25 @@
 //! driver that wrote the journal ran; the engine's sink is a [`ReplaySink`],
 //! which folds the journaled input and, for every event the strategies then
 //! derive, takes the next journaled record and demands equality (trader, time
-//! and event). The venue is [`NoVenue`]: its answers are in the journal. A `StrategyLoaded` record loads the strategy — with
+//! and event). A `StrategyLoaded` record loads the strategy — with
 //! the source stored in the journal, or with a file given for that trader, which
 //! is how a new version of a strategy is checked against recorded history.
+//!
+//! The venue's answers (acks, exchange rejections, cancels, fills, funding paid,
+//! liquidations) depend on the venue:
+//! - A journal whose venue was the simulated exchange says so with a
+//!   `VenueConfigured { kind: "sim", .. }` at set-up. From there on the walk re-runs the
+//!   sim (`sim::SimVenue`) with the journaled settings and instrument rules, driving it
+//!   exactly as the backtest driver (`backtest/src/run.rs`) does: after the set-up's
+//!   load and after each bar's `KlineReceived`, `Engine::settle` (the sim's acks and
+//!   cancels); before each `KlineReceived`, the sim's fills and liquidations on that bar
+//!   (`SimVenue::on_bar`, found by looking ahead to the next kline); after each
+//!   `FundingRateReceived`, the sim's `FundingPaid`. Every answer is compared with the
+//!   journal byte for byte like a decision, and a journaled answer the sim does not give
+//!   is a divergence ([`DivergenceKind::VenueAnswer`]).
+//! - Otherwise (a live venue, or a sim journal recorded before `VenueConfigured`
+//!   existed) the venue is [`NoVenue`] and its answers are inputs, folded on trust;
+//!   the report's `venue` says which.
 //!
 //! The first difference stops the walk and is reported with both sides and the
 //! inputs that led to it.
@@ -27,13 +43,14 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use engine::{Engine, NoVenue};
+use engine::{Engine, NoVenue, Venue};
 use journal::{
     codec,
-    event::{StrategyErrorKind, StrategyLoad},
-    verify as chain, Durability, Envelope, Event, Hash, Journal, Records, State, StoreError,
+    event::{Kline, StrategyErrorKind, StrategyLoad},
+    Durability, Envelope, Event, Hash, Journal, State, StoreError,
 };
 use serde::Serialize;
+use sim::{SimConfig, SimVenue};
 use strategies::{
     runtime::StrategySpec,
     sink::{Sink, SinkError},
@@ -59,10 +76,30 @@ pub enum VerifyError {
     Override { path: PathBuf, message: String },
 }
 
+/// What kind of difference a divergence is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DivergenceKind {
+    /// The deciders derived something else than the journal holds at `seq` (a different
+    /// decision, or a decision where the journal has an input).
+    Decision,
+    /// The journal holds a decision at `seq` that today's code did not derive.
+    Underived,
+    /// The re-run simulated exchange answered differently at `seq`: another answer, an
+    /// answer where the journal has something else, or none where the journal has one.
+    VenueAnswer,
+    /// A strategy could not be loaded as journaled (its source is missing or does not
+    /// match its code hash, or the worker refused it).
+    Strategy,
+    /// The journaled venue settings cannot be used by this build.
+    Venue,
+}
+
 /// One side of a divergence, as JSON (the export form).
 #[derive(Debug, Clone, Serialize)]
 pub struct Divergence {
     pub seq: u64,
+    pub kind: DivergenceKind,
     pub trader: String,
     pub time_ms: i64,
     /// The journaled record at `seq` (None: the journal ended).
@@ -82,6 +119,14 @@ pub struct Report {
     pub inputs: u64,
     /// Derived events re-derived and found equal.
     pub decisions_checked: u64,
+    /// Venue answers re-derived by the re-run simulated exchange and found equal (0 when
+    /// the answers were inputs). `events = inputs + decisions_checked + venue_answers_checked`
+    /// for a journal reproduced to its end.
+    pub venue_answers_checked: u64,
+    /// How the venue's answers were checked.
+    pub venue: String,
+    /// True when the simulated exchange was re-run; false when its answers were inputs.
+    pub venue_rederived: bool,
     pub snapshots_checked: usize,
     pub traders: Vec<String>,
     pub strategies: Vec<String>,
@@ -103,29 +148,157 @@ pub struct Report {
 /// not an error: it is the report's `divergence`.
 pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError> {
     let journal = Journal::open(dir, Durability::None)?;
-    let chain_report = chain::journal(&journal)?;
-    let mut engine = Engine::new(ReplaySink::new(journal.records(0)));
-    let walked = walk(&mut engine, overrides)?;
-    let sink = engine.sink_mut();
+    // One read of the journal: the records are checked (position, chain link, hash) as the
+    // walk reads them, and each snapshot against the walk's fold when it reaches it (what
+    // `journal::verify::journal` checks in a pass of its own).
+    let snapshot_seqs = journal.snapshot_seqs()?;
+    std::thread::scope(|scope| {
+        // Records are read, checked and decoded on a thread of their own, ahead of the walk.
+        let (sender, receiver) = std::sync::mpsc::sync_channel(PIPE_BATCHES);
+        let journal = &journal;
+        scope.spawn(move || read_ahead(journal, &sender));
+        let mut engine = Engine::new(ReplaySink::new(Piped { receiver, batch: Vec::new().into_iter() }));
+        engine.sink_mut().snapshots = Some(Snapshots { journal, due: snapshot_seqs.iter().copied().collect() });
+        let walked = walk(&mut engine, overrides)?;
+        let sink = engine.sink_mut();
+        let state_digest = sink.state.digest();
+        // A walk that stopped at a divergence still checks the rest of the chain and snapshots.
+        sink.drain()?;
+        report(dir, journal, overrides, &snapshot_seqs, walked, sink, state_digest)
+    })
+}
+
+/// Records handed from the reading thread to the walk per batch.
+const PIPE_BATCH: usize = 1024;
+/// Batches the reading thread may be ahead.
+const PIPE_BATCHES: usize = 8;
+
+type Batch = Vec<Result<Envelope, StoreError>>;
+
+/// The reading thread: every record, checked and decoded, in batches; stops after the first
+/// error or when the walk hangs up.
+fn read_ahead(journal: &Journal, sender: &std::sync::mpsc::SyncSender<Batch>) {
+    let mut batch = Vec::with_capacity(PIPE_BATCH);
+    for record in journal.records(0) {
+        batch.push(record);
+        if batch.len() == PIPE_BATCH
+            && sender.send(std::mem::replace(&mut batch, Vec::with_capacity(PIPE_BATCH))).is_err()
+        {
+            return;
+        }
+    }
+    if !batch.is_empty() {
+        let _ = sender.send(batch);
+    }
+}
+
+/// The walk's side of the reading thread.
+struct Piped {
+    receiver: std::sync::mpsc::Receiver<Batch>,
+    batch: std::vec::IntoIter<Result<Envelope, StoreError>>,
+}
+
+impl Iterator for Piped {
+    type Item = Result<Envelope, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(record) = self.batch.next() {
+                return Some(record);
+            }
+            self.batch = self.receiver.recv().ok()?.into_iter();
+        }
+    }
+}
+
+fn report(
+    dir: &Path,
+    journal: &Journal,
+    overrides: &[Override],
+    snapshot_seqs: &[u64],
+    walked: Walked,
+    sink: &ReplaySink<'_>,
+    state_digest: Hash,
+) -> Result<Report, VerifyError> {
     Ok(Report {
         journal: dir.to_owned(),
         events: journal.len(),
         inputs: walked.inputs,
         decisions_checked: sink.checked,
-        snapshots_checked: chain_report.snapshots_checked,
-        traders: chain_report.traders,
+        venue_answers_checked: sink.venue_checked,
+        venue: venue_note(walked.venue.as_ref(), &sink.state),
+        venue_rederived: walked.venue.is_some(),
+        snapshots_checked: snapshot_seqs.len(),
+        traders: sink.state.traders.keys().cloned().collect(),
         strategies: walked.strategies,
         overrides: overrides.iter().map(|o| format!("{}={}", o.trader, o.file.display())).collect(),
-        head: chain_report.head,
-        state_digest: sink.state.digest(),
+        head: journal.last_hash(),
+        state_digest,
         reproduced: walked.divergence.is_none(),
         divergence: walked.divergence,
         ends_mid_decision: sink.journal_ended,
     })
 }
 
+/// How the report describes the venue's part.
+fn venue_note(sim: Option<&SimConfig>, state: &State) -> String {
+    if let Some(c) = sim {
+        return format!(
+            "simulated exchange re-run (slippage {} bps, {}, liquidation fee rate {}): its answers re-derived",
+            c.slippage_bps,
+            c.intrabar.name(),
+            c.liquidation_fee_rate
+        );
+    }
+    let on_sim = state.traders.values().any(|t| t.start.as_ref().is_some_and(|s| s.exchange == sim::VENUE_KIND));
+    if on_sim {
+        "answers taken as inputs: the journal does not record the simulated exchange's settings \
+         (no VenueConfigured: recorded before it existed)"
+            .to_owned()
+    } else {
+        "answers taken as inputs (a live venue's answers are facts)".to_owned()
+    }
+}
+
+/// The simulated exchange of a journal that was run on it, re-run as the backtest
+/// driver runs it (see the module docs).
+struct SimReplay {
+    venue: SimVenue,
+    /// A settle has just ended: the next bar's fills come next.
+    bar_due: bool,
+    /// The seq of the last kline whose bar the sim has run (each bar runs once).
+    last_bar: Option<u64>,
+    /// The next bar, copied from the journal into one reused kline.
+    bar: Kline,
+}
+
+fn empty_kline() -> Kline {
+    let zero = rust_decimal::Decimal::ZERO;
+    Kline {
+        symbol: String::new(),
+        interval_ms: 0,
+        open_time_ms: 0,
+        open: zero,
+        high: zero,
+        low: zero,
+        close: zero,
+        volume: zero,
+        closed: true,
+    }
+}
+
+/// The venue a step hands effects to: the re-run sim, or nowhere.
+fn venue_of<'a>(sim: &'a mut Option<SimReplay>, none: &'a mut NoVenue) -> &'a mut dyn Venue {
+    match sim {
+        Some(s) => &mut s.venue,
+        None => none,
+    }
+}
+
 /// What a walk of a journal found.
 pub(crate) struct Walked {
+    /// The simulated exchange's settings when it was re-run.
+    pub venue: Option<SimConfig>,
     pub inputs: u64,
     /// "trader (file)" of every strategy loaded.
     pub strategies: Vec<String>,
@@ -143,11 +316,42 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
     let mut sources: BTreeMap<Hash, String> = BTreeMap::new();
     let mut strategies = Vec::new();
     let mut inputs = 0u64;
+    let mut sim: Option<SimReplay> = None;
 
-    let outcome = loop {
+    let outcome = 'walk: loop {
         let sink = engine.sink_mut();
         let Some(record) = sink.next_record() else { break Ok(()) };
         let record = record?;
+        // The sim's fills and liquidations on the next bar, before anything of that bar.
+        if let Some(s) = sim.as_mut().filter(|s| s.bar_due) {
+            s.bar_due = false;
+            let is_kline = matches!(record.event, Event::KlineReceived(_));
+            let mut answers = Vec::new();
+            if let Event::KlineReceived(bar) = &record.event {
+                // Most bars: the kline is the next record, and the sim has nothing to say.
+                if s.last_bar.is_none_or(|last| last < record.seq) {
+                    s.last_bar = Some(record.seq);
+                    answers = s.venue.on_bar(&sink.state, bar);
+                }
+            }
+            if !is_kline || !answers.is_empty() {
+                // The answers are compared from this record on: it goes back.
+                sink.ahead.push_front(Ok(record));
+                if !is_kline {
+                    // Answers (or a tampered journal) before the kline: look ahead for it.
+                    if let Some(seq) = sink.next_kline(&mut s.bar).filter(|&seq| s.last_bar.is_none_or(|l| l < seq)) {
+                        s.last_bar = Some(seq);
+                        answers = s.venue.on_bar(&sink.state, &s.bar);
+                    }
+                }
+                for (who, time_ms, event) in answers {
+                    if let Err(e) = engine.step(time_ms, &who, &event, &mut s.venue) {
+                        break 'walk Err(e);
+                    }
+                }
+                continue;
+            }
+        }
         if let Event::StrategyLoaded(load) = &record.event {
             if let Some(source) = &load.source {
                 // A re-chained journal can carry an edited source: its hash gives it away.
@@ -157,13 +361,13 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
                         load.file,
                         load.code_hash.short()
                     );
-                    break Err(sink.diverge(&record, None, explanation));
+                    break Err(sink.diverge(&record, DivergenceKind::Strategy, None, explanation));
                 }
                 sources.insert(load.code_hash, source.clone());
             }
             let spec = match spec_for(&record, load, &sources, overrides) {
                 Ok(spec) => spec,
-                Err(explanation) => break Err(sink.diverge(&record, None, explanation)),
+                Err(explanation) => break Err(sink.diverge(&record, DivergenceKind::Strategy, None, explanation)),
             };
             strategies.push(format!("{} ({})", record.trader, spec.file));
             // Loading derives the StrategyLoaded itself: the sink compares it (leniently
@@ -172,24 +376,81 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
             sink.lenient_code =
                 overrides.iter().any(|o| o.trader == sink.pending_load.as_ref().map_or("", |r| r.trader.as_str()));
             let time_ms = load_time(sink);
-            if let Err(e) = engine.load(spec, time_ms, &mut NoVenue) {
+            if let Err(e) = engine.load(spec, time_ms, venue_of(&mut sim, &mut NoVenue)) {
                 break Err(e);
+            }
+            // The backtest driver settles after the set-up's load.
+            if let Some(s) = sim.as_mut() {
+                if let Err(e) = engine.settle(&mut s.venue) {
+                    break Err(e);
+                }
+                s.bar_due = true;
             }
             continue;
         }
+        if sim.is_some() && record.event.is_venue_answer() {
+            let explanation = format!(
+                "the journal has the venue answer {} here, but the re-run simulated exchange gave none",
+                record.event.kind()
+            );
+            break Err(sink.diverge(&record, DivergenceKind::VenueAnswer, None, explanation));
+        }
         if !record.event.is_input() {
             let explanation = format!("the journal has {} here, but today's code derived nothing", record.event.kind());
-            break Err(sink.diverge(&record, None, explanation));
+            break Err(sink.diverge(&record, DivergenceKind::Underived, None, explanation));
         }
         inputs += 1;
+        if let Event::VenueConfigured(venue) = &record.event {
+            if venue.kind == sim::VENUE_KIND {
+                match SimConfig::from_journaled(venue) {
+                    Ok(config) => {
+                        let (bar_due, last_bar) = sim.as_ref().map_or((false, None), |s| (s.bar_due, s.last_bar));
+                        let bar = empty_kline();
+                        sim = Some(SimReplay { venue: SimVenue::new(config), bar_due, last_bar, bar });
+                        sink.sim = true;
+                    }
+                    Err(problem) => {
+                        let explanation = format!("cannot re-run the simulated exchange: {problem}");
+                        break Err(sink.diverge(&record, DivergenceKind::Venue, None, explanation));
+                    }
+                }
+            }
+        }
         // The step records the input as this journaled record (folded here), not the next one.
         sink.fold_input(&record);
-        if let Err(e) = engine.step(record.time_ms, &record.trader, &record.event, &mut NoVenue) {
+        sink.check_snapshots()?;
+        let stepped = engine.step(record.time_ms, &record.trader, &record.event, venue_of(&mut sim, &mut NoVenue));
+        let is_kline = matches!(record.event, Event::KlineReceived(_));
+        let funding = match &record.event {
+            Event::FundingRateReceived { symbol, rate } if sim.is_some() => {
+                Some((symbol.clone(), *rate, record.time_ms))
+            }
+            _ => None,
+        };
+        engine.sink_mut().remember(record);
+        if let Err(e) = stepped {
             break Err(e);
+        }
+        let Some(s) = sim.as_mut() else { continue };
+        // The exchange's answers to what the bar's decisions asked.
+        if is_kline {
+            if let Err(e) = engine.settle(&mut s.venue) {
+                break Err(e);
+            }
+            s.bar_due = true;
+        }
+        // Funding on the rate, at the mark (none before the symbol's first price).
+        if let Some((symbol, rate, time_ms)) = funding {
+            let Some(mark) = engine.state().mark(&symbol) else { continue };
+            for (who, t, event) in s.venue.funding(engine.state(), &symbol, rate, mark, time_ms) {
+                if let Err(e) = engine.step(t, &who, &event, &mut s.venue) {
+                    break 'walk Err(e);
+                }
+            }
         }
     };
     let sink = engine.sink_mut();
-    let divergence = match outcome {
+    let mut divergence = match outcome {
         Ok(()) => sink.divergence.take(),
         Err(SinkError::Store(e)) => return Err(e),
         Err(SinkError::Divergence { .. }) if sink.journal_ended => None,
@@ -197,11 +458,15 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
         // E.g. a journal that loads a second strategy for one trader: today's worker refuses.
         Err(SinkError::Refused(message)) => {
             let seq = sink.state.last_seq.map_or(0, |s| s + 1);
-            sink.record_divergence(seq, None, None, message);
+            sink.record_divergence(seq, DivergenceKind::Strategy, None, None, message);
             sink.divergence.take()
         }
     };
-    Ok(Walked { inputs, strategies, divergence })
+    if let Some(d) = &mut divergence {
+        let as_json = |e: &Envelope| serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+        d.inputs = sink.recent_inputs.iter().map(as_json).collect();
+    }
+    Ok(Walked { venue: sim.map(|s| s.venue.config), inputs, strategies, divergence })
 }
 
 fn load_time(sink: &ReplaySink<'_>) -> i64 {
@@ -229,9 +494,36 @@ fn spec_for(
     Ok(spec)
 }
 
+/// The snapshots a verifying walk checks against its fold, as it reaches their seqs.
+struct Snapshots<'a> {
+    journal: &'a Journal,
+    due: VecDeque<u64>,
+}
+
+impl Snapshots<'_> {
+    /// Checks every snapshot due at or before the fold's last seq.
+    fn check(&mut self, folded: &State) -> Result<(), StoreError> {
+        let Some(last) = folded.last_seq else { return Ok(()) };
+        while let Some(seq) = self.due.front().copied().filter(|&seq| seq <= last) {
+            self.due.pop_front();
+            let stored = self.journal.snapshot(seq)?;
+            if folded.last_seq != Some(seq) || stored.is_none_or(|s| s.digest() != folded.digest()) {
+                return Err(self.corrupt(seq, "snapshot digest differs from the fold of the records before it"));
+            }
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, seq: u64, problem: &str) -> StoreError {
+        StoreError::Corrupt { path: self.journal.path().to_owned(), seq, problem: problem.into() }
+    }
+}
+
 /// The sink of a replay: derived events are compared with the journal instead of written.
 pub struct ReplaySink<'a> {
-    records: Records<'a>,
+    records: Box<dyn Iterator<Item = Result<Envelope, StoreError>> + 'a>,
+    /// Verifying: the snapshots still to check (None: resuming, which trusts them).
+    snapshots: Option<Snapshots<'a>>,
     pub state: State,
     /// The StrategyLoaded record a `worker.load` is about to re-derive.
     pending_load: Option<Envelope>,
@@ -239,9 +531,14 @@ pub struct ReplaySink<'a> {
     journaled_input: Option<u64>,
     lenient_code: bool,
     checked: u64,
+    /// Venue answers re-derived and found equal.
+    venue_checked: u64,
+    /// The simulated exchange is re-run: its answers are derived, not inputs.
+    sim: bool,
     recent_inputs: VecDeque<Envelope>,
     divergence: Option<Divergence>,
-    peeked: Option<Result<Envelope, StoreError>>,
+    /// Records read ahead (looking for the next kline), to be walked in order.
+    ahead: VecDeque<Result<Envelope, StoreError>>,
     journal_ended: bool,
     /// Resuming: where the journal ends, derived events are chained on here (to be
     /// appended once the walk is over) instead of ending the walk.
@@ -249,24 +546,27 @@ pub struct ReplaySink<'a> {
 }
 
 impl<'a> ReplaySink<'a> {
-    fn new(records: Records<'a>) -> ReplaySink<'a> {
+    fn new(records: impl Iterator<Item = Result<Envelope, StoreError>> + 'a) -> ReplaySink<'a> {
         ReplaySink {
-            records,
+            records: Box::new(records),
+            snapshots: None,
             state: State::default(),
             pending_load: None,
             journaled_input: None,
             lenient_code: false,
             checked: 0,
+            venue_checked: 0,
+            sim: false,
             recent_inputs: VecDeque::new(),
             divergence: None,
-            peeked: None,
+            ahead: VecDeque::new(),
             journal_ended: false,
             tail: None,
         }
     }
 
     /// A sink that goes on past the journal's end (see `tail`): resuming after a crash.
-    pub(crate) fn continuing(records: Records<'a>) -> ReplaySink<'a> {
+    pub(crate) fn continuing(records: impl Iterator<Item = Result<Envelope, StoreError>> + 'a) -> ReplaySink<'a> {
         ReplaySink { tail: Some(Vec::new()), ..ReplaySink::new(records) }
     }
 
@@ -281,25 +581,89 @@ impl<'a> ReplaySink<'a> {
     }
 
     fn next_record(&mut self) -> Option<Result<Envelope, StoreError>> {
-        self.peeked.take().or_else(|| self.records.next())
+        self.ahead.pop_front().or_else(|| self.records.next())
+    }
+
+    /// The next journaled kline, copied into `into`, and its seq; reads ahead as far as it
+    /// is. None at the journal's end or at a record that cannot be read (which the walk
+    /// then meets).
+    fn next_kline(&mut self, into: &mut Kline) -> Option<u64> {
+        let copy = |seq: u64, k: &Kline, into: &mut Kline| {
+            into.symbol.clone_from(&k.symbol);
+            (into.interval_ms, into.open_time_ms, into.closed) = (k.interval_ms, k.open_time_ms, k.closed);
+            (into.open, into.high, into.low, into.close, into.volume) = (k.open, k.high, k.low, k.close, k.volume);
+            seq
+        };
+        for record in &self.ahead {
+            match record {
+                Ok(Envelope { seq, event: Event::KlineReceived(k), .. }) => return Some(copy(*seq, k, into)),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        loop {
+            let record = self.records.next()?;
+            let found = match &record {
+                Ok(Envelope { seq, event: Event::KlineReceived(k), .. }) => Some(Some(copy(*seq, k, into))),
+                Ok(_) => None,
+                Err(_) => Some(None),
+            };
+            self.ahead.push_back(record);
+            if let Some(found) = found {
+                return found;
+            }
+        }
+    }
+
+    /// Checks the snapshots the fold has reached.
+    fn check_snapshots(&mut self) -> Result<(), StoreError> {
+        match &mut self.snapshots {
+            Some(snapshots) => snapshots.check(&self.state),
+            None => Ok(()),
+        }
+    }
+
+    /// After the walk: the rest of the journal, read (so checked) and folded for the snapshots.
+    fn drain(&mut self) -> Result<(), StoreError> {
+        while let Some(record) = self.next_record() {
+            self.state.apply(&record?);
+            self.check_snapshots()?;
+        }
+        if let Some(snapshots) = &self.snapshots {
+            if let Some(&seq) = snapshots.due.front() {
+                return Err(snapshots.corrupt(seq, "snapshot beyond the last record"));
+            }
+        }
+        Ok(())
     }
 
     fn fold_input(&mut self, record: &Envelope) {
         self.state.apply(record);
-        if self.recent_inputs.len() == CONTEXT_INPUTS {
-            self.recent_inputs.pop_front();
-        }
-        self.recent_inputs.push_back(record.clone());
         self.journaled_input = Some(record.seq);
     }
 
-    fn diverge(&mut self, at: &Envelope, rederived: Option<(i64, &str, &Event)>, explanation: String) -> SinkError {
-        self.record_divergence(at.seq, Some(at), rederived, explanation)
+    /// Keeps an input stepped (moved, not copied: the walk's hot path) for a divergence report.
+    fn remember(&mut self, record: Envelope) {
+        if self.recent_inputs.len() == CONTEXT_INPUTS {
+            self.recent_inputs.pop_front();
+        }
+        self.recent_inputs.push_back(record);
+    }
+
+    fn diverge(
+        &mut self,
+        at: &Envelope,
+        kind: DivergenceKind,
+        rederived: Option<(i64, &str, &Event)>,
+        explanation: String,
+    ) -> SinkError {
+        self.record_divergence(at.seq, kind, Some(at), rederived, explanation)
     }
 
     fn record_divergence(
         &mut self,
         seq: u64,
+        kind: DivergenceKind,
         at: Option<&Envelope>,
         rederived: Option<(i64, &str, &Event)>,
         explanation: String,
@@ -310,12 +674,14 @@ impl<'a> ReplaySink<'a> {
         );
         self.divergence = Some(Divergence {
             seq,
+            kind,
             trader: at.map(|r| r.trader.clone()).or_else(|| rederived.map(|r| r.1.to_owned())).unwrap_or_default(),
             time_ms: at.map(|r| r.time_ms).or_else(|| rederived.map(|r| r.0)).unwrap_or_default(),
             journaled: at.map(as_json),
             rederived: rederived_json,
             explanation: explanation.clone(),
-            inputs: self.recent_inputs.iter().map(as_json).collect(),
+            // Filled in when the walk ends (the input of the step in progress is not kept yet).
+            inputs: Vec::new(),
         });
         SinkError::Divergence { seq, message: explanation }
     }
@@ -345,11 +711,13 @@ impl Sink for ReplaySink<'_> {
         if self.pending_load.is_some() {
             return false;
         }
-        if self.peeked.is_none() {
-            self.peeked = self.records.next();
+        if self.ahead.is_empty() {
+            if let Some(record) = self.records.next() {
+                self.ahead.push_back(record);
+            }
         }
         matches!(
-            &self.peeked,
+            self.ahead.front(),
             Some(Ok(r)) if r.trader == trader
                 && matches!(r.event, Event::StrategyErred { kind: StrategyErrorKind::Timeout, .. })
         )
@@ -387,16 +755,29 @@ impl Sink for ReplaySink<'_> {
         let equal = same_code_aside
             || codec::encode_body(record.time_ms, &record.trader, &record.event)
                 == codec::encode_body(time_ms, trader, event);
+        let answer = self.sim && event.is_venue_answer();
         if !equal {
-            let explanation = if record.event.is_input() {
-                format!("today's code derived {} where the journal has the input {}", event.kind(), record.event.kind())
+            let (kind, by) = if answer {
+                (DivergenceKind::VenueAnswer, "the re-run simulated exchange")
             } else {
-                format!("today's code derived a different {}", event.kind())
+                (DivergenceKind::Decision, "today's code")
             };
-            return Err(self.diverge(&record, Some((time_ms, trader, event)), explanation));
+            let explanation = if record.event.kind() == event.kind() {
+                format!("{by} derived a different {}", event.kind())
+            } else if record.event.is_input() && !(self.sim && record.event.is_venue_answer()) {
+                format!("{by} derived {} where the journal has the input {}", event.kind(), record.event.kind())
+            } else {
+                format!("{by} derived {} where the journal has {}", event.kind(), record.event.kind())
+            };
+            return Err(self.diverge(&record, kind, Some((time_ms, trader, event)), explanation));
         }
-        self.checked += 1;
+        if answer {
+            self.venue_checked += 1;
+        } else {
+            self.checked += 1;
+        }
         self.state.apply(&record);
+        self.check_snapshots()?;
         Ok(record.seq)
     }
 }

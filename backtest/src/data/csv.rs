@@ -476,6 +476,28 @@ impl RowCtx<'_> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// The one-pass reader's decimals: up to 19 digits, a point anywhere (or none), a
+        /// sign, then a comma; the same mantissa and scale as `Decimal::from_str`, and the
+        /// cursor left at the comma.
+        #[test]
+        fn plain_decimals_read_as_from_str_reads_them(digits in "[0-9]{1,19}", point in proptest::option::of(0usize..=19), neg: bool) {
+            let mut text = digits.clone();
+            if let Some(at) = point.filter(|&at| at <= digits.len()) {
+                text.insert(at, '.');
+            }
+            if neg {
+                text.insert(0, '-');
+            }
+            let line = format!("{text},1");
+            let mut at = 0;
+            let got = plain_decimal(line.as_bytes(), &mut at);
+            let want = <rust_decimal::Decimal as std::str::FromStr>::from_str(&text).ok();
+            proptest::prop_assert_eq!(got.map(|d| (d.mantissa(), d.scale())), want.map(|d| (d.mantissa(), d.scale())), "{}", text);
+            proptest::prop_assert_eq!(at, text.len());
+        }
+    }
+
     /// The one-pass reader of plain lines reads exactly what the general path reads, and
     /// leaves everything else to it.
     #[test]

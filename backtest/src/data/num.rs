@@ -218,6 +218,30 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Every decimal's own text reads back exactly: the same value, mantissa and scale
+        /// as `Decimal::from_str` gives (both paths: up to 19 digits fast, beyond slow).
+        #[test]
+        fn any_decimal_reads_back_as_from_str_reads_it(m in -(10i128.pow(27))..10i128.pow(27), scale in 0u32..=27) {
+            let text = Decimal::from_i128_with_scale(m, scale).to_string();
+            let want = Decimal::from_str(&text).unwrap();
+            let got = parse_decimal(text.as_bytes()).unwrap();
+            proptest::prop_assert_eq!((got, got.mantissa(), got.scale()), (want, want.mantissa(), want.scale()), "{}", text);
+        }
+
+        /// Any plain text of sign, digits and a point: where `Decimal::from_str` reads it
+        /// exactly, the parser reads the same mantissa and scale; where it is no number, the
+        /// parser refuses it too.
+        #[test]
+        fn plain_text_reads_as_from_str_reads_it(text in "[+-]?[0-9]{0,14}(\\.[0-9]{0,13})?") {
+            match (Decimal::from_str(&text), parse_decimal(text.as_bytes())) {
+                (Ok(want), Ok(got)) => proptest::prop_assert_eq!((got.mantissa(), got.scale()), (want.mantissa(), want.scale()), "{}", text),
+                (Err(_), Err(_)) => {}
+                (want, got) => proptest::prop_assert!(false, "{:?}: from_str {:?}, parse_decimal {:?}", text, want, got),
+            }
+        }
+    }
+
     #[test]
     fn ints() {
         assert_eq!(parse_i64(b"1524880320000"), Some(1524880320000));

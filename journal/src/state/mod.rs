@@ -389,7 +389,11 @@ impl State {
                     self.anomaly(env, format!("reconciliation: {mismatch}"));
                 }
             }
+            // The venue's settings and funding rates move no money: the venue's answers
+            // (`FundingPaid`) do.
             Event::ClockTicked
+            | Event::VenueConfigured(_)
+            | Event::FundingRateReceived { .. }
             | Event::StrategyStopRequested { .. }
             | Event::SeriesRecorded { .. }
             | Event::LlmFailed { .. }

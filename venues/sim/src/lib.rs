@@ -121,7 +121,7 @@
 //! whether the bar's extreme came before or after the fill.
 
 use journal::{
-    event::{Cloid, Event, Kline, OrderIntent, OrderKind, RejectReason, Side, TimeInForce},
+    event::{Cloid, Event, Kline, OrderIntent, OrderKind, RejectReason, Side, TimeInForce, VenueConfig},
     State,
 };
 use rust_decimal::Decimal;
@@ -157,6 +157,37 @@ impl Default for SimConfig {
     }
 }
 
+/// The `kind` of the `VenueConfigured` a driver of the sim journals.
+pub const VENUE_KIND: &str = "sim";
+
+impl SimConfig {
+    /// The settings as a driver journals them (`VenueConfigured`, at set-up), so that
+    /// `replay verify` can re-run the sim.
+    #[must_use]
+    pub fn journaled(&self) -> VenueConfig {
+        VenueConfig {
+            kind: VENUE_KIND.to_owned(),
+            slippage_bps: self.slippage_bps,
+            intrabar: self.intrabar.name().to_owned(),
+            liquidation_fee_rate: self.liquidation_fee_rate,
+        }
+    }
+
+    /// The settings of a journaled `VenueConfigured`.
+    ///
+    /// # Errors
+    /// Not the sim's, or an intrabar order this build does not know; the message says which.
+    pub fn from_journaled(venue: &VenueConfig) -> Result<SimConfig, String> {
+        if venue.kind != VENUE_KIND {
+            return Err(format!("the venue is {:?}, not the simulated exchange", venue.kind));
+        }
+        let intrabar = Intrabar::parse(&venue.intrabar).ok_or_else(|| {
+            format!("unknown intrabar order {:?} (this build knows adverse_first, favorable_first)", venue.intrabar)
+        })?;
+        Ok(SimConfig { slippage_bps: venue.slippage_bps, intrabar, liquidation_fee_rate: venue.liquidation_fee_rate })
+    }
+}
+
 /// The order in which a bar's two extremes are assumed to trade.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Intrabar {
@@ -165,6 +196,23 @@ pub enum Intrabar {
     AdverseFirst,
     /// The extreme in favor of the trader's position first.
     FavorableFirst,
+}
+
+impl Intrabar {
+    /// The journaled name: "adverse_first" or "favorable_first".
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Intrabar::AdverseFirst => "adverse_first",
+            Intrabar::FavorableFirst => "favorable_first",
+        }
+    }
+
+    /// The inverse of [`Intrabar::name`].
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Intrabar> {
+        [Intrabar::AdverseFirst, Intrabar::FavorableFirst].into_iter().find(|i| i.name() == name)
+    }
 }
 
 /// The exchange order id the sim gives an order.

@@ -95,8 +95,13 @@ struct Book {
 impl Book {
     /// The instrument, `traders` with `capital` at `leverage`, and bar 0 closing at 100.
     fn new(traders: &[&str], capital: Decimal, leverage: Decimal) -> Book {
+        Book::with(instrument(), dec!(100), traders, capital, leverage)
+    }
+
+    /// As [`Book::new`] with another instrument, bar 0 closing at `mark`.
+    fn with(instrument: Instrument, mark: Decimal, traders: &[&str], capital: Decimal, leverage: Decimal) -> Book {
         let mut book = Book { state: State::default(), records: Vec::new(), now: 0 };
-        book.push("", 0, Event::InstrumentDefined(instrument()));
+        book.push("", 0, Event::InstrumentDefined(instrument));
         for name in traders {
             let start = TraderStart {
                 exchange: "sim".into(),
@@ -108,7 +113,7 @@ impl Book {
             };
             book.push(name, 0, Event::TraderStarted(start));
         }
-        book.kline(&bar(0, dec!(100), dec!(100), dec!(100), dec!(100)));
+        book.kline(&bar(0, mark, mark, mark, mark));
         book
     }
 
@@ -395,6 +400,40 @@ fn margin_is_rechecked_at_fill_time() {
     // 1000 − 5.94
 }
 
+/// FOK limits, hand-checked: marketable at the open, they fill whole there as takers
+/// (fee 0.06%); not marketable, they are cancelled, even when the bar later trades
+/// through their limit.
+#[test]
+fn fok_limits_fill_whole_at_the_open_or_are_cancelled() {
+    let mut book = Book::new(&["alice"], dec!(10000), dec!(10));
+    let fok = |side, qty, price| OrderIntent { tif: TimeInForce::Fok, ..limit(side, qty, price) };
+    // Bar 1 opens at 99.5 and trades down to 98.5: a FOK buy at 99.0 is not marketable at
+    // the open (99.5 > 99.0), so it is cancelled although the low goes through 99.0.
+    let missed = book.place("alice", fok(Side::Buy, dec!(1), dec!(99.0)));
+    let events = book.bar(&cfg(dec!(0)), &bar(1, dec!(99.5), dec!(99.8), dec!(98.5), dec!(99)));
+    assert_eq!(events.len(), 1);
+    assert_eq!(cancelled(&events[0].1), (missed, "FOK: not marketable at the open"));
+    assert_eq!(book.position("alice").qty, dec!(0));
+    // A FOK buy at 100.0 against bar 2 opening at 99.5: fills 1 at the open, taker,
+    // fee 1 x 99.5 x 0.0006 = 0.0597.
+    let bought = book.place("alice", fok(Side::Buy, dec!(1), dec!(100.0)));
+    let events = book.bar(&cfg(dec!(0)), &bar(2, dec!(99.5), dec!(99.6), dec!(99.4), dec!(99.5)));
+    assert_eq!(events.len(), 1);
+    let f = fill(&events[0].1);
+    assert_eq!(
+        (f.cloid, f.qty, f.price, f.fee_quote, f.liquidity),
+        (bought, dec!(1), dec!(99.5), dec!(0.0597), Liquidity::Taker)
+    );
+    // A FOK sell of 2 at 99.0 against bar 3 opening at 99.2 (at or above the limit): the
+    // whole 2 at the open, closing the long and opening a short of 1.
+    let sold = book.place("alice", fok(Side::Sell, dec!(2), dec!(99.0)));
+    let events = book.bar(&cfg(dec!(0)), &bar(3, dec!(99.2), dec!(99.3), dec!(98.9), dec!(99)));
+    let f = fill(&events[0].1);
+    assert_eq!((f.cloid, f.qty, f.price, f.liquidity), (sold, dec!(2), dec!(99.2), Liquidity::Taker));
+    assert_eq!(book.position("alice").qty, dec!(-1));
+    assert!(book.trader("alice").orders.is_empty());
+}
+
 #[test]
 fn exchange_rejections_and_time_in_force() {
     let mut book = Book::new(&["alice"], dec!(10000), dec!(10));
@@ -549,11 +588,28 @@ struct Spec {
     steps: u32,
     offset_ticks: i32,
     reduce_only: bool,
+    tif: TimeInForce,
 }
 
 fn arb_spec() -> impl Strategy<Value = Spec> {
-    (0u8..3, any::<bool>(), 1u32..3000, -40i32..40, any::<bool>())
-        .prop_map(|(kind, buy, steps, offset_ticks, reduce_only)| Spec { kind, buy, steps, offset_ticks, reduce_only })
+    let tif = prop::sample::select(vec![TimeInForce::Gtc, TimeInForce::Ioc, TimeInForce::Fok, TimeInForce::PostOnly]);
+    (0u8..3, any::<bool>(), 1u32..3000, -40i32..40, any::<bool>(), tif).prop_map(
+        |(kind, buy, steps, offset_ticks, reduce_only, tif)| Spec { kind, buy, steps, offset_ticks, reduce_only, tif },
+    )
+}
+
+/// Instruments of other grids and price levels: (price level, tick, qty step); prices stay
+/// above 70 ticks from the level so bars are positive.
+fn arb_market() -> impl Strategy<Value = (Decimal, Decimal, Decimal)> {
+    let level_tick = prop::sample::select(vec![
+        (dec!(100), dec!(0.1)),
+        (dec!(1), dec!(0.0001)),
+        (dec!(20000), dec!(0.5)),
+        (dec!(5), dec!(0.01)),
+        (dec!(3000), dec!(1)),
+    ]);
+    (level_tick, prop::sample::select(vec![dec!(0.001), dec!(0.01), dec!(1)]))
+        .prop_map(|((level, tick), step)| (level, tick, step))
 }
 
 /// A bar on the grid from (open, close, wick up, wick down) in ticks around 100.
@@ -562,7 +618,7 @@ fn arb_bar() -> impl Strategy<Value = (i32, i32, u32, u32)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// Fills stay in the bar's range (widened by the slippage), on the grid, and a
     /// reduce-only fill never flips or grows the position; the fold sees no anomaly.
@@ -572,8 +628,9 @@ proptest! {
         slippage in 0u32..50,
         favorable in any::<bool>(),
         leverage in 1u32..30,
+        (level, tick, step) in arb_market(),
     ) {
-        let tick = dec!(0.1);
+        let instrument = Instrument { tick_size: tick, qty_step: step, min_qty: step, ..instrument() };
         let s = Decimal::from(slippage) / dec!(10000);
         let config = SimConfig {
             slippage_bps: Decimal::from(slippage),
@@ -581,25 +638,26 @@ proptest! {
             liquidation_fee_rate: dec!(0.005),
         };
         // Alice starts long 5, bob short 5, so reduce-only orders pass the checks.
-        let mut book = Book::new(&["alice", "bob"], dec!(100000), Decimal::from(leverage));
+        let mut book = Book::with(instrument, level, &["alice", "bob"], level * dec!(1000), Decimal::from(leverage));
         book.place("alice", intent(Side::Buy, OrderKind::Market, dec!(5)));
         book.place("bob", intent(Side::Sell, OrderKind::Market, dec!(5)));
-        book.bar(&cfg(dec!(0)), &bar(1, dec!(100), dec!(100), dec!(100), dec!(100)));
+        book.bar(&cfg(dec!(0)), &bar(1, level, level, level, level));
         let mut memo = Memo::default();
         for (i, (specs, (o, c, up, down))) in rounds.into_iter().enumerate() {
             for (j, spec) in specs.iter().enumerate() {
                 let side = if spec.buy { Side::Buy } else { Side::Sell };
-                let qty = Decimal::from(spec.steps) * dec!(0.001);
-                let price = dec!(100) + Decimal::from(spec.offset_ticks) * tick;
+                let qty = Decimal::from(spec.steps) * step;
+                let price = level + Decimal::from(spec.offset_ticks) * tick;
                 let mut order = match spec.kind {
                     0 => intent(side, OrderKind::Market, qty),
                     1 => limit(side, qty, price),
                     _ => stop(side, qty, price),
                 };
                 order.reduce_only = spec.reduce_only;
+                order.tif = spec.tif;
                 book.submit(if j % 2 == 0 { "alice" } else { "bob" }, order);
             }
-            let (open, close) = (dec!(100) + Decimal::from(o) * tick, dec!(100) + Decimal::from(c) * tick);
+            let (open, close) = (level + Decimal::from(o) * tick, level + Decimal::from(c) * tick);
             let high = open.max(close) + Decimal::from(up) * tick;
             let low = open.min(close) - Decimal::from(down) * tick;
             let k = bar(i64::try_from(i).expect("few rounds") + 2, open, high, low, close);
@@ -620,7 +678,15 @@ proptest! {
                     Event::OrderFilled(f) => {
                         prop_assert!(f.price >= floor && f.price <= ceil, "{f:?} outside [{floor}, {ceil}] of {k:?}");
                         prop_assert!((f.price / tick).fract().is_zero(), "{f:?} off the tick grid");
-                        prop_assert!((f.qty / dec!(0.001)).fract().is_zero() && f.qty > Decimal::ZERO, "{f:?} off the qty grid");
+                        prop_assert!((f.qty / step).fract().is_zero() && f.qty > Decimal::ZERO, "{f:?} off the qty grid");
+                        // Time in force: IOC and FOK limits fill at the open or not at all.
+                        if order.as_ref().is_some_and(|o| o.intent.kind == OrderKind::Limit && matches!(o.intent.tif, TimeInForce::Ioc | TimeInForce::Fok)) {
+                            prop_assert_eq!(f.liquidity, Liquidity::Taker, "an IOC/FOK limit only takes at the open: {:?}", f);
+                        }
+                        // A post-only order never takes.
+                        if order.as_ref().is_some_and(|o| o.intent.kind == OrderKind::Limit && o.intent.tif == TimeInForce::PostOnly) {
+                            prop_assert_eq!(f.liquidity, Liquidity::Maker, "a post-only order took: {:?}", f);
+                        }
                         let order = order.expect("fills name resting orders");
                         if order.intent.reduce_only {
                             prop_assert!(after.abs() < before.abs(), "reduce-only grew {before} → {after}");
@@ -638,4 +704,18 @@ proptest! {
             prop_assert!(book.state.anomalies.is_empty(), "{:?}", book.state.anomalies);
         }
     }
+}
+
+#[test]
+fn settings_survive_the_journal_and_others_are_refused() {
+    for intrabar in [Intrabar::AdverseFirst, Intrabar::FavorableFirst] {
+        let config = SimConfig { slippage_bps: dec!(2.5), intrabar, liquidation_fee_rate: dec!(0.0075) };
+        let journaled = config.journaled();
+        assert_eq!((journaled.kind.as_str(), journaled.slippage_bps), (crate::VENUE_KIND, dec!(2.5)));
+        assert_eq!(SimConfig::from_journaled(&journaled), Ok(config));
+    }
+    let other = journal::event::VenueConfig { kind: "bybit".into(), ..SimConfig::default().journaled() };
+    assert!(SimConfig::from_journaled(&other).unwrap_err().contains("\"bybit\""));
+    let unknown = journal::event::VenueConfig { intrabar: "sideways".into(), ..SimConfig::default().journaled() };
+    assert!(SimConfig::from_journaled(&unknown).unwrap_err().contains("\"sideways\""));
 }
