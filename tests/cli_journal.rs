@@ -179,6 +179,9 @@ fn verify_names_the_newest_records_deleted_and_recover_gets_them_back() {
     let err = fails(&["journal", "verify", p(&dir)]);
     assert!(err.contains("records 11..12 are missing: the durable head says seq 12, hash "), "{err}");
     assert!(err.contains("the segment files hold seq 0..=12 intact") && err.contains("journal recover"), "{err}");
+    // `replay verify` walks only the records there are, and must not call the shorter journal reproduced.
+    let err = fails(&["replay", "verify", "--journal", p(&dir)]);
+    assert!(err.contains("records 11..12 are missing"), "{err}");
 
     let saved = tmp.path().join("saved");
     let out = stdout(&ok(&["journal", "recover", p(&dir), "--to", p(&saved)]));

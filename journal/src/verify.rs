@@ -54,11 +54,7 @@ pub fn journal(journal: &Journal) -> Result<Report, StoreError> {
             problem: "snapshot beyond the last record".into(),
         });
     }
-    let head = journal.durable_head()?;
-    if let Some(head) = head {
-        check_head(journal, head)?;
-    }
-    journal.check_segments(head)?;
+    durability(journal)?;
     Ok(Report {
         events: journal.len(),
         first_time_ms,
@@ -70,6 +66,19 @@ pub fn journal(journal: &Journal) -> Result<Report, StoreError> {
         state_digest: state.digest(),
         anomalies: state.anomalies_total,
     })
+}
+
+/// What a walk of the records cannot see: records missing below the durable head
+/// (a truncation), a rewritten head record, and the segment copy against sled's blocks.
+///
+/// # Errors
+/// The first such problem.
+pub fn durability(journal: &Journal) -> Result<(), StoreError> {
+    let head = journal.durable_head()?;
+    if let Some(head) = head {
+        check_head(journal, head)?;
+    }
+    journal.check_segments(head)
 }
 
 /// The head is a lower bound: the records may go further (a crash between a
