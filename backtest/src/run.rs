@@ -204,23 +204,7 @@ fn drive<S: Sink + Finish>(
     let mut bars = 0u64;
     let mut last_close_ms = i64::MIN;
     let mut interval_ms = 0i64;
-    let mut klines: Vec<Event> = symbols
-        .iter()
-        .map(|symbol| {
-            let zero = Decimal::ZERO;
-            Event::KlineReceived(Kline {
-                symbol: symbol.clone(),
-                interval_ms: 0,
-                open_time_ms: 0,
-                open: zero,
-                high: zero,
-                low: zero,
-                close: zero,
-                volume: zero,
-                closed: true,
-            })
-        })
-        .collect();
+    let mut klines: Vec<Event> = symbols.iter().map(|symbol| Event::KlineReceived(Kline::zeroed(symbol))).collect();
 
     while let Some(item) = merge.next() {
         let (index, bar) = item?;

@@ -210,6 +210,24 @@ pub struct Kline {
     pub closed: bool,
 }
 
+impl Kline {
+    /// An all-zero closed candle of `symbol`: a buffer that drivers overwrite bar by bar.
+    pub fn zeroed(symbol: &str) -> Kline {
+        let zero = Decimal::ZERO;
+        Kline {
+            symbol: symbol.to_owned(),
+            interval_ms: 0,
+            open_time_ms: 0,
+            open: zero,
+            high: zero,
+            low: zero,
+            close: zero,
+            volume: zero,
+            closed: true,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticker {
     pub symbol: String,

@@ -275,21 +275,6 @@ struct SimReplay {
     bar: Kline,
 }
 
-fn empty_kline() -> Kline {
-    let zero = rust_decimal::Decimal::ZERO;
-    Kline {
-        symbol: String::new(),
-        interval_ms: 0,
-        open_time_ms: 0,
-        open: zero,
-        high: zero,
-        low: zero,
-        close: zero,
-        volume: zero,
-        closed: true,
-    }
-}
-
 /// The venue a step hands effects to: the re-run sim, or nowhere.
 fn venue_of<'a>(sim: &'a mut Option<SimReplay>, none: &'a mut NoVenue) -> &'a mut dyn Venue {
     match sim {
@@ -408,7 +393,7 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
                 match SimConfig::from_journaled(venue) {
                     Ok(config) => {
                         let (bar_due, last_bar) = sim.as_ref().map_or((false, None), |s| (s.bar_due, s.last_bar));
-                        let bar = empty_kline();
+                        let bar = Kline::zeroed("");
                         sim = Some(SimReplay { venue: SimVenue::new(config), bar_due, last_bar, bar });
                         sink.sim = true;
                     }
