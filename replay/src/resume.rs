@@ -54,6 +54,9 @@ pub struct Resumed {
 /// The journal cannot be read or written, or today's code does not reproduce it.
 pub fn resume(dir: &Path, durability: Durability) -> Result<Resumed, ResumeError> {
     let mut journal = Journal::open(dir, durability)?;
+    // A journal with records missing below its durable head, or a segment copy that
+    // disagrees with sled, is damaged: `journal recover` first, never trade on.
+    journal::verify::durability(&journal)?;
     let events = journal.len();
     let (state, tail, worker, decisions_checked) = {
         let mut engine = Engine::new(ReplaySink::continuing(journal.records(0)));

@@ -172,3 +172,18 @@ fn a_journal_today_code_does_not_reproduce_is_not_resumed() {
     // Nothing was appended to it.
     assert_eq!(records_of(&dir).len(), records.len());
 }
+
+#[test]
+fn a_journal_missing_its_newest_durable_records_is_not_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("full");
+    let records = record(&dir, 3);
+    {
+        let db = sled::open(&dir).unwrap();
+        let last = records.len() as u64 - 1;
+        journal::testkit::stored::replace(&db, last, None);
+        db.flush().unwrap();
+    }
+    let error = resume(&dir, Durability::None).map(|r| r.events).expect_err("a truncated journal");
+    assert!(error.to_string().contains("missing"), "{error}");
+}
