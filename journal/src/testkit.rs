@@ -1016,9 +1016,9 @@ fn kline(symbol: &str, price: Decimal, time_ms: i64) -> Kline {
 ///
 /// Rules: a fill is applied once per (trader, fill id), only with positive qty
 /// and price, and only to an order that is open or among the trader's last
-/// [`CLOSED_ORDERS_KEPT`] closed ones (an order closes when cancelled, rejected
-/// while unacknowledged, completely filled, or liquidated with its symbol's
-/// position); cash moves only by fills (realized PnL), fees and funding; a
+/// [`CLOSED_ORDERS_KEPT`] closed ones with quantity left (an order closes when
+/// cancelled, rejected while unacknowledged, completely filled, or liquidated with
+/// its symbol's position; a completely filled one is not remembered); cash moves only by fills (realized PnL), fees and funding; a
 /// liquidation closes an open position at its price and charges its fee.
 #[derive(Clone, Debug, Default)]
 pub struct Auditor {
@@ -1053,6 +1053,10 @@ struct AuditedOrder {
 impl AuditedTrader {
     fn close(&mut self, cloid: Cloid) {
         if let Some(order) = self.open.remove(&cloid) {
+            if order.filled >= order.qty {
+                // Completely filled: nothing more can fill it, so it is not remembered.
+                return;
+            }
             self.closed.push_back((cloid, order.fill_ids));
             if self.closed.len() > CLOSED_ORDERS_KEPT {
                 self.closed.pop_front();

@@ -238,12 +238,12 @@ fn run(seed: u64, bars: usize) -> Result<Totals, String> {
         engine.settle(&mut venue).map_err(e)?;
         audit.after_step(&mut engine, &mut venue)?;
     }
-    final_checks(&engine, &venue)?;
     if std::env::var_os("VOPR_ANOMALIES").is_some() {
         for a in &engine.state().anomalies {
             eprintln!("anomaly: {a:?}");
         }
     }
+    final_checks(&engine, &venue)?;
     let digest = engine.state().digest();
     drop(engine);
     let report = replay::verify::verify(&dir, &[]).map_err(|e| format!("replay verify: {e}"))?;

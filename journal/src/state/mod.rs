@@ -130,9 +130,9 @@ pub struct TraderState {
     pub positions: BTreeMap<String, Position>,
     /// Orders not yet filled, cancelled or rejected, each with the ids of its fills.
     pub orders: BTreeMap<Cloid, Order>,
-    /// The last [`CLOSED_ORDERS_KEPT`] orders that left `orders`, oldest first, with the ids
-    /// of their fills: a late fill for one (fills and cancels travel on separate streams) is
-    /// still applied, once. A fill for an order neither open nor here is never applied, so
+    /// The last [`CLOSED_ORDERS_KEPT`] orders that left `orders` with quantity unfilled
+    /// (cancelled, rejected), oldest first, with the ids of their fills: a late fill for one
+    /// (fills and cancels travel on separate streams) is still applied, once. A fill for an order neither open nor here is never applied, so
     /// no fill id is ever applied twice while the ids kept stay bounded.
     pub closed_orders: VecDeque<ClosedOrder>,
     pub strategy: Option<StrategyState>,
@@ -222,8 +222,16 @@ impl TraderState {
             + self.closed_orders.iter().map(|c| c.fill_ids.len()).sum::<usize>()
     }
 
-    /// Moves an order that left `orders` to `closed_orders`, forgetting the oldest beyond the window.
+    /// Moves an order that left `orders` to `closed_orders`, forgetting the oldest beyond the
+    /// window. A completely filled order is not kept: every fill it can have has been applied,
+    /// so any later fill naming it is a repeat, and "unknown order: not applied" is the right
+    /// answer without its ids. The window then holds only the orders that can still get a
+    /// genuine late fill (cancelled or rejected with quantity left: a fill and the cancel
+    /// travel on separate streams), so a busy trader's filled orders cannot push them out.
     fn close(&mut self, order: Order) {
+        if order.filled_qty >= order.intent.qty {
+            return;
+        }
         self.closed_orders.push_back(ClosedOrder { cloid: order.intent.cloid, fill_ids: order.fill_ids });
         while self.closed_orders.len() > CLOSED_ORDERS_KEPT {
             self.closed_orders.pop_front();
