@@ -94,6 +94,9 @@ impl<S: Sink> Engine<S> {
     /// died before, while or after sending them; the venue resolves each by its client
     /// order id, which is the same every time, so nothing can be placed twice. A resent
     /// cancel carries the seq of its order's submission.
+    ///
+    /// # Errors
+    /// The journal could not be made durable.
     pub fn recover(&mut self, venue: &mut dyn Venue) -> Result<(), SinkError> {
         for (name, trader) in &self.sink.state().traders {
             let mut unanswered: Vec<_> = trader
