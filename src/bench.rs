@@ -299,23 +299,27 @@ pub fn backtest(bench: &BacktestBench<'_>) -> anyhow::Result<ExitCode> {
         let file = std::fs::File::create(&data)?;
         backtest::data::synth(bars, 60_000, 42, 1_640_995_200_000, std::io::BufWriter::new(file))?;
 
+        // One `quantfold backtest` of `strategy` on these bars, with the rules of the reference
+        // runs (averages not recorded, as they record none).
+        let command = |strategy: &str, out: &Path| {
+            let mut command = std::process::Command::new(&exe);
+            command
+                .args(["backtest", "--strategy"])
+                .arg(root.join(strategy))
+                .arg("--data")
+                .arg(&data)
+                .args(["--symbol", "BTCUSDT", "--format", "json", "--out"])
+                .arg(out)
+                .args(["--params", r#"{"fast":10,"slow":30,"record":false}"#])
+                .args(["--fee-taker-bps", &bench.fee_bps.to_string(), "--fee-maker-bps", &bench.fee_bps.to_string()]);
+            command
+        };
         let mut times = Vec::new();
         let mut peak_mib: f64 = 0.0;
         let mut summary = serde_json::Value::Null;
         for run in 0..RUNS {
             let out = scratch.path().join(format!("report-{bars}-{run}"));
-            let mut command = std::process::Command::new(&exe);
-            command
-                .args(["backtest", "--strategy"])
-                .arg(root.join("strategies/sma_cross.js"))
-                .arg("--data")
-                .arg(&data)
-                .args(["--symbol", "BTCUSDT", "--format", "json", "--out"])
-                .arg(&out)
-                // The rules of the reference runs; averages not recorded, as they record none.
-                .args(["--params", r#"{"fast":10,"slow":30,"record":false}"#])
-                .args(["--fee-taker-bps", &bench.fee_bps.to_string(), "--fee-maker-bps", &bench.fee_bps.to_string()]);
-            let (elapsed, peak, stdout) = timed(command)?;
+            let (elapsed, peak, stdout) = timed(command("strategies/sma_cross.js", &out))?;
             times.push(elapsed);
             peak_mib = peak_mib.max(peak.unwrap_or(0.0));
             summary = serde_json::from_slice(&stdout).context("quantfold backtest printed no summary")?;
@@ -333,17 +337,7 @@ pub fn backtest(bench: &BacktestBench<'_>) -> anyhow::Result<ExitCode> {
         let mut baseline = Vec::new();
         for run in 0..RUNS {
             let out = scratch.path().join(format!("baseline-{bars}-{run}"));
-            let mut command = std::process::Command::new(&exe);
-            command
-                .args(["backtest", "--strategy"])
-                .arg(root.join("strategies/sma_cross_every_bar.js"))
-                .arg("--data")
-                .arg(&data)
-                .args(["--symbol", "BTCUSDT", "--format", "json", "--out"])
-                .arg(&out)
-                .args(["--params", r#"{"fast":10,"slow":30,"record":false}"#])
-                .args(["--fee-taker-bps", &bench.fee_bps.to_string(), "--fee-maker-bps", &bench.fee_bps.to_string()]);
-            baseline.push(timed(command)?.0);
+            baseline.push(timed(command("strategies/sma_cross_every_bar.js", &out))?.0);
             std::fs::remove_dir_all(&out).ok();
         }
         baseline.sort_by(f64::total_cmp);

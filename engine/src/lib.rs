@@ -99,13 +99,7 @@ impl<S: Sink> Engine<S> {
     /// The journal could not be made durable.
     pub fn recover(&mut self, venue: &mut dyn Venue) -> Result<(), SinkError> {
         for (name, trader) in &self.sink.state().traders {
-            let mut unanswered: Vec<_> = trader
-                .orders
-                .values()
-                .filter(|o| o.status == journal::state::OrderStatus::Submitted || o.cancel_requested)
-                .collect();
-            unanswered.sort_by_key(|o| o.submitted_seq);
-            for order in unanswered {
+            for order in trader.unanswered_orders() {
                 let (seq, trader) = (order.submitted_seq, name.clone());
                 self.effects.push(if order.cancel_requested {
                     Effect::Cancel { seq, trader, cloid: order.intent.cloid }

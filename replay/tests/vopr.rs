@@ -226,8 +226,7 @@ fn run(seed: u64, bars: usize) -> Result<Totals, String> {
             engine.settle(&mut venue).map_err(e)?;
             audit.after_step(&mut engine, &mut venue)?;
         }
-        let unanswered = engine.state().traders.values().flat_map(|t| t.orders.values());
-        if !unanswered.clone().any(|o| o.status == journal::state::OrderStatus::Submitted || o.cancel_requested) {
+        if engine.state().traders.values().all(|t| t.unanswered_orders().is_empty()) {
             break;
         }
     }

@@ -207,6 +207,15 @@ impl TraderState {
         self.funding_net = ledger.funding_net;
     }
 
+    /// The orders still waiting for the exchange's answer, in time priority (`submitted_seq`):
+    /// submitted and never acknowledged, or with a cancel request not answered yet.
+    pub fn unanswered_orders(&self) -> Vec<&Order> {
+        let mut orders: Vec<&Order> =
+            self.orders.values().filter(|o| o.status == OrderStatus::Submitted || o.cancel_requested).collect();
+        orders.sort_by_key(|o| o.submitted_seq);
+        orders
+    }
+
     /// Whether the fill `fill_id` of order `cloid` was applied (the order open or recently closed).
     pub fn fill_applied(&self, cloid: &Cloid, fill_id: &str) -> bool {
         // An id is never both open and closed: a resubmitted id takes its closed fills along.

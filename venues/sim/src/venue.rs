@@ -6,7 +6,7 @@
 //! process that crashes recovers the sim with the rest of its state.
 
 use engine::{Effect, Input, Venue};
-use journal::{event::Kline, state::OrderStatus, Event, State};
+use journal::{event::Kline, Event, State};
 use rust_decimal::Decimal;
 
 use crate::{acknowledge, cancel, funding, on_bar_with, Memo, SimConfig};
@@ -57,13 +57,7 @@ impl Venue for SimVenue {
     fn poll(&mut self, state: &State) -> Vec<Input> {
         let mut answers = Vec::new();
         for (name, trader) in &state.traders {
-            if trader.orders.is_empty() {
-                continue;
-            }
-            let mut pending: Vec<_> =
-                trader.orders.values().filter(|o| o.status == OrderStatus::Submitted || o.cancel_requested).collect();
-            pending.sort_by_key(|o| o.submitted_seq);
-            for order in pending {
+            for order in trader.unanswered_orders() {
                 let answer = if order.cancel_requested {
                     cancel(state, name, &order.intent.cloid)
                 } else {
