@@ -7,6 +7,7 @@
 //! - `replay_cmd.rs`: `replay verify|rebuild|diff`.
 //! - `strategy_cmd.rs`: `strategy check`.
 //! - `bench.rs`: `bench journal`, `bench sandbox`.
+//! - `venue_sim_cmd.rs`: `venue-sim bybit` (the local Bybit server).
 //! - `text.rs`: times and tables for people.
 
 /// `println!` that ends the process quietly when stdout is closed (`| head`)
@@ -22,6 +23,7 @@ mod replay_cmd;
 mod staging;
 mod strategy_cmd;
 mod text;
+mod venue_sim_cmd;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -55,6 +57,15 @@ enum Command {
     /// Measure performance; prints JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run a local venue server (for tests and demos: loopback, replaying a kline file).
+    #[command(subcommand)]
+    VenueSim(VenueSimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum VenueSimCommand {
+    /// A Bybit v5 server (REST + WebSocket) that an official Bybit client works against.
+    Bybit(Box<bybit_server::Args>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -285,6 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             say!("{}", serde_json::to_string_pretty(&strategies::bench::sandbox(heartbeats, strategies))?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::VenueSim(VenueSimCommand::Bybit(args)) => venue_sim_cmd::bybit(&args),
         Command::Data(DataCommand::Synth { bars, interval, seed, start_ms, out }) => {
             data_synth(bars, &interval, seed, start_ms, &out)
         }

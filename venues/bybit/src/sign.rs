@@ -1,0 +1,1 @@
+//! The v5 signatures. (Skeleton.)
