@@ -7,6 +7,7 @@
 //! - `replay_cmd.rs`: `replay verify|rebuild|diff`.
 //! - `strategy_cmd.rs`: `strategy check`.
 //! - `bench.rs`: `bench journal`, `bench sandbox`.
+//! - `live/`: `live` (trading live and on paper: config, driver, orders).
 //! - `venue_sim_cmd.rs`: `venue-sim bybit` (the local Bybit server).
 //! - `text.rs`: times and tables for people.
 
@@ -19,6 +20,7 @@ macro_rules! say {
 mod backtest_cmd;
 mod bench;
 mod journal_cmd;
+mod live;
 mod replay_cmd;
 mod staging;
 mod strategy_cmd;
@@ -42,6 +44,8 @@ struct Cli {
 enum Command {
     /// Run a strategy over historical klines and write reports (the default: sma_cross on bundled data).
     Backtest(Box<backtest_cmd::Args>),
+    /// Trade live or on paper with the traders of a config until SIGINT/SIGTERM; resumes an existing journal.
+    Live(Box<live::Args>),
     /// Look into, check, export, import and recover journals.
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -296,6 +300,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             say!("{}", serde_json::to_string_pretty(&strategies::bench::sandbox(heartbeats, strategies))?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Live(args) => live::run(&args),
         Command::VenueSim(VenueSimCommand::Bybit(args)) => venue_sim_cmd::bybit(&args),
         Command::Data(DataCommand::Synth { bars, interval, seed, start_ms, out }) => {
             data_synth(bars, &interval, seed, start_ms, &out)

@@ -43,13 +43,15 @@ impl Worker {
         Worker::default()
     }
 
-    /// Loads a strategy for `spec.trader` (replacing none: one strategy per trader).
+    /// Loads a strategy for `spec.trader`: one strategy per trader, so it replaces only a
+    /// stopped one (a live run restarted after a clean stop loads its traders again, and
+    /// replay walks that journal the same way).
     ///
     /// # Errors
     /// [`SinkError::Refused`] when the trader already runs a strategy (nothing is journaled),
     /// or a sink failure.
     pub fn load(&mut self, spec: StrategySpec, sink: &mut dyn Sink, now_ms: i64) -> Result<(), SinkError> {
-        if self.strategies.contains_key(&spec.trader) {
+        if self.strategies.get(&spec.trader).is_some_and(|r| r.stopped().is_none()) {
             return Err(SinkError::Refused(format!("trader {} already runs a strategy", spec.trader)));
         }
         let trader = spec.trader.clone();
@@ -116,6 +118,22 @@ impl Worker {
             self.on_input(sink, seq, now_ms, &trader, &event)?;
         }
         Ok(())
+    }
+
+    /// Whether `trader` runs a strategy that has not stopped.
+    pub fn running(&self, trader: &str) -> bool {
+        self.strategies.get(trader).is_some_and(|r| r.stopped().is_none())
+    }
+
+    /// The bars of history the running strategies of `symbol` at `interval_ms` declared
+    /// (`st_init`'s `warmup`): what a live driver fetches before the first live bar.
+    pub fn warmup(&self, symbol: &str, interval_ms: i64) -> u32 {
+        self.strategies
+            .values()
+            .filter(|r| r.stopped().is_none() && r.subscription.wants(symbol, interval_ms))
+            .map(|r| r.subscription.warmup)
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn strategies(&self) -> impl Iterator<Item = &StrategyRuntime> {

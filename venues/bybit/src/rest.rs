@@ -127,4 +127,9 @@ impl Rest {
     pub async fn wallet(&self) -> Result<WalletReport, Error> {
         todo!()
     }
+
+    /// `(taker, maker)` fee rates of `symbol` for this account.
+    pub async fn fee_rate(&self, symbol: &str) -> Result<(rust_decimal::Decimal, rust_decimal::Decimal), Error> {
+        todo!()
+    }
 }

@@ -1,0 +1,787 @@
+//! `quantfold live`: the engine with a live feed, on a Bybit account or on paper.
+//!
+//! One thread owns the engine (the strategies' QuickJS runtimes live there); a small
+//! tokio runtime beside it runs the WebSocket streams, the order task and the
+//! signal handlers, which all talk to the engine thread through one channel
+//! ([`Msg`]). The engine thread takes a message, turns it into inputs (once: see
+//! [`inputs`]), steps each, and the engine hands the effects of the decisions —
+//! durable first — to the venue: the order task for a live account ([`orders`]), the
+//! simulated exchange for paper trading, which then answers in the same thread.
+//!
+//! Start-up (docs/live.md has the recovery protocol step by step): open the journal —
+//! a new one gets the venue, the instruments, the traders and their strategies; an
+//! existing one is resumed (rebuilt by re-deriving it, which proves this build
+//! reproduces it) — then, on a live account, resolve every order the journal holds
+//! without an answer by asking the venue for its `orderLinkId`, take the executions
+//! since the last journaled one, and journal an `ExchangeReconciled` with every
+//! difference between the venue and the ledger. Then the streams; after each
+//! (re)connect the gap is filled by REST (bars since the last journaled one — at the
+//! start, the strategies' declared warm-up — and, for the private stream, executions
+//! and order states).
+
+pub mod config;
+mod inputs;
+mod orders;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::{bail, Context};
+use bybit::{stream, Credentials, Endpoints, Rest, RestOptions, StreamConfig, StreamEvent};
+use engine::{Engine, Input, Venue};
+use journal::{
+    event::{Cloid, Instrument, Kline, RejectReason, ReportedPosition, Reconciliation, TraderStart, VenueConfig},
+    Durability, Event,
+};
+use rust_decimal::Decimal;
+use sim::{SimConfig, SimVenue};
+use strategies::{runtime::StrategySpec, sink::JournalSink};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+use config::{Config, DurabilityKind, VenueKind};
+use inputs::Seen;
+use orders::{BybitVenue, Job, Latencies, Outcome};
+
+/// `quantfold live`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The config (TOML; see docs/live.md).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The journal directory (default: the config's `[journal] dir`). An existing journal is resumed.
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Sign and log order requests without sending them (reads still go out).
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// What reaches the engine thread.
+#[derive(Debug)]
+pub enum Msg {
+    Stream(StreamEvent),
+    Order { trader: String, cloid: Cloid, outcome: Outcome },
+    Stop(String),
+    /// Time to flush what group commit holds.
+    Tick,
+}
+
+/// Runs `quantfold live` until SIGINT or SIGTERM.
+///
+/// # Errors
+/// A bad config, missing credentials, an unusable journal, or a venue that cannot be reached at start.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let config = config::load(&args.config)?;
+    let dir = args
+        .journal
+        .clone()
+        .or_else(|| config.journal.dir.clone())
+        .context("no journal: give --journal DIR or `dir` under [journal] in the config")?;
+    run_with(&config, &dir, args.dry_run, None)
+}
+
+/// [`run`] with a checked config; `latencies` collects tick-to-wire samples (`bench live`).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with(config: &Config, dir: &Path, dry_run: bool, latencies: Option<Latencies>) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")?;
+    let mut session = Session::open(config, dir, dry_run, runtime, latencies)?;
+    session.start()?;
+    let reason = session.trade()?;
+    session.stop(&reason)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How orders get filled: a live account's order task, or the simulated exchange.
+enum Mode {
+    Live(BybitVenue),
+    Paper(SimVenue),
+}
+
+impl Mode {
+    fn venue(&mut self) -> &mut dyn Venue {
+        match self {
+            Mode::Live(v) => v,
+            Mode::Paper(v) => v,
+        }
+    }
+}
+
+struct Session {
+    config: Config,
+    runtime: tokio::runtime::Runtime,
+    rest: Rest,
+    endpoints: Endpoints,
+    credentials: Option<Credentials>,
+    engine: Engine<JournalSink>,
+    mode: Mode,
+    seen: Seen,
+    /// A journal made by this process (set-up to do) rather than resumed.
+    fresh: bool,
+    tx: UnboundedSender<Msg>,
+    rx: UnboundedReceiver<Msg>,
+    /// The order task, ended at stop.
+    executor: Option<tokio::task::JoinHandle<()>>,
+    /// Per trader: the UTC day (event time) and the equity at its first step (max_daily_loss).
+    day_start: BTreeMap<String, (i64, Decimal)>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+impl Session {
+    fn open(
+        config: &Config,
+        dir: &Path,
+        dry_run: bool,
+        runtime: tokio::runtime::Runtime,
+        latencies: Option<Latencies>,
+    ) -> anyhow::Result<Session> {
+        let endpoints = endpoints(config);
+        let credentials = match config.venue.kind {
+            VenueKind::Paper => None,
+            _ => Some(credentials(&config.venue.key_env, &config.venue.secret_env)?),
+        };
+        let options = RestOptions { recv_window_ms: config.venue.recv_window_ms, dry_run, ..RestOptions::default() };
+        let rest = Rest::new(&endpoints, credentials.clone(), options);
+        runtime
+            .block_on(rest.sync_time())
+            .with_context(|| format!("cannot reach the venue at {}", endpoints.rest))?;
+
+        let durability = match config.journal.durability {
+            DurabilityKind::Group => Durability::GROUP_DEFAULT,
+            DurabilityKind::EveryAppend => Durability::EveryAppend,
+        };
+        let existing = dir.is_dir() && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+        let mut engine = if existing {
+            let resumed = replay::resume::resume(dir, durability)?;
+            tracing::info!(
+                events = resumed.events,
+                checked = resumed.decisions_checked,
+                appended = resumed.appended,
+                "resumed {}",
+                dir.display()
+            );
+            resumed.engine
+        } else {
+            Engine::new(JournalSink::open(dir, durability)?)
+        };
+        engine.sink_mut().snapshot_every = config.journal.snapshot_every;
+        let seen = Seen::from_journal(&engine.sink().journal)?;
+
+        let (tx, rx) = unbounded_channel();
+        let (mode, executor) = match config.venue.kind {
+            VenueKind::Paper => (Mode::Paper(SimVenue::new(sim_config(config))), None),
+            _ => {
+                let (jobs_tx, jobs_rx) = unbounded_channel();
+                let task = runtime.spawn(orders::execute(rest.clone(), jobs_rx, tx.clone(), latencies));
+                (Mode::Live(BybitVenue::new(jobs_tx, config.limits.clone())), Some(task))
+            }
+        };
+        Ok(Session {
+            config: config.clone(),
+            runtime,
+            rest,
+            endpoints,
+            credentials,
+            engine,
+            mode,
+            seen,
+            fresh: !existing,
+            tx,
+            rx,
+            executor,
+            day_start: BTreeMap::new(),
+        })
+    }
+
+    /// Set-up or recovery, then the strategies, the streams and the signal handlers.
+    fn start(&mut self) -> anyhow::Result<()> {
+        let now = self.event_time();
+        if self.fresh {
+            let venue = match self.config.venue.kind {
+                VenueKind::Paper => sim_config(&self.config).journaled(),
+                kind => VenueConfig {
+                    kind: kind.name().to_owned(),
+                    slippage_bps: Decimal::ZERO,
+                    intrabar: String::new(),
+                    liquidation_fee_rate: Decimal::ZERO,
+                },
+            };
+            self.step(now, "", Event::VenueConfigured(venue))?;
+        }
+        self.define_instruments(now)?;
+        self.start_traders(now)?;
+        if matches!(self.mode, Mode::Live(_)) {
+            self.recover()?;
+            self.reconcile("start")?;
+        }
+        self.load_strategies()?;
+        self.spawn_streams();
+        self.spawn_signals();
+        Ok(())
+    }
+
+    /// Event time for a driver's own input: the ledger's, or the venue's clock before any event.
+    fn event_time(&self) -> i64 {
+        let state = self.engine.state();
+        if state.last_seq.is_some() {
+            state.time_ms
+        } else {
+            self.rest.server_now_ms()
+        }
+    }
+
+    /// Steps one input; journal failures end the run.
+    fn step(&mut self, time_ms: i64, trader: &str, event: Event) -> anyhow::Result<()> {
+        self.engine.step(time_ms, trader, &event, self.mode.venue())?;
+        self.after_step()
+    }
+
+    fn step_inputs(&mut self, inputs: Vec<Input>) -> anyhow::Result<()> {
+        for input in inputs {
+            self.step(input.time_ms, &input.trader, input.event)?;
+        }
+        Ok(())
+    }
+
+    /// The instruments of every traded symbol from the venue; journaled when new or changed.
+    fn define_instruments(&mut self, now: i64) -> anyhow::Result<()> {
+        let symbols: std::collections::BTreeSet<String> =
+            self.config.traders.iter().flat_map(|t| t.symbols.iter().cloned()).collect();
+        for symbol in symbols {
+            let info = self
+                .runtime
+                .block_on(self.rest.instrument(&symbol))
+                .with_context(|| format!("instruments-info of {symbol}"))?;
+            let (taker, maker) = match self.config.venue.kind {
+                VenueKind::Paper => (self.config.venue.taker_fee_rate, self.config.venue.maker_fee_rate),
+                _ => self.runtime.block_on(self.rest.fee_rate(&symbol)).with_context(|| format!("fee rate of {symbol}"))?,
+            };
+            let instrument = Instrument {
+                symbol: symbol.clone(),
+                tick_size: info.tick_size,
+                qty_step: info.qty_step,
+                min_qty: info.min_qty,
+                max_leverage: info.max_leverage,
+                maintenance_margin_rate: self.config.venue.maintenance_margin_rate,
+                taker_fee_rate: taker,
+                maker_fee_rate: maker,
+            };
+            if self.engine.state().instruments.get(&symbol) != Some(&instrument) {
+                self.step(now, "", Event::InstrumentDefined(instrument))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `TraderStarted` for every trader of the config the journal does not have yet.
+    fn start_traders(&mut self, now: i64) -> anyhow::Result<()> {
+        let account_equity = match self.mode {
+            Mode::Paper(_) => None,
+            Mode::Live(_) => Some(self.runtime.block_on(self.rest.wallet()).context("wallet balance")?.equity),
+        };
+        for trader in self.config.traders.clone() {
+            if self.engine.state().traders.get(&trader.id).is_some_and(|t| t.start.is_some()) {
+                continue;
+            }
+            let allocation_pct = match account_equity {
+                Some(equity) if equity > Decimal::ZERO => (trader.capital / equity * Decimal::ONE_HUNDRED).round_dp(4),
+                _ => Decimal::ONE_HUNDRED,
+            };
+            let start = TraderStart {
+                exchange: match self.config.venue.kind {
+                    VenueKind::Paper => sim::VENUE_KIND.to_owned(),
+                    kind => kind.name().to_owned(),
+                },
+                account: if self.credentials.is_some() { "unified".into() } else { "paper".into() },
+                currency: "USDT".into(),
+                allocation_pct,
+                capital_quote: trader.capital,
+                leverage: trader.leverage,
+            };
+            self.step(now, &trader.id, Event::TraderStarted(start))?;
+        }
+        Ok(())
+    }
+
+    /// Loads every trader's strategy that is not running (a new journal, a new trader, or
+    /// a journal stopped cleanly), then its warm-up comes with the first bars.
+    fn load_strategies(&mut self) -> anyhow::Result<()> {
+        for trader in self.config.traders.clone() {
+            if self.engine.worker().running(&trader.id) {
+                continue;
+            }
+            let source = std::fs::read_to_string(&trader.strategy)
+                .with_context(|| format!("cannot read the strategy {}", trader.strategy.display()))?;
+            let file = trader.strategy.display().to_string();
+            let spec = StrategySpec::new(&trader.id, &file, source, trader.params.clone(), trader.seed);
+            let now = self.event_time();
+            self.engine.load(spec, now, self.mode.venue())?;
+            // The simulated exchange answers what st_init decided, as the backtest does.
+            if let Mode::Paper(sim) = &mut self.mode {
+                self.engine.settle(sim)?;
+            }
+            self.after_step()?;
+        }
+        Ok(())
+    }
+
+    fn spawn_streams(&mut self) {
+        let mut klines: Vec<(String, i64)> = self
+            .config
+            .traders
+            .iter()
+            .flat_map(|t| t.symbols.iter().map(|s| (s.clone(), t.interval_ms)))
+            .collect();
+        klines.sort();
+        klines.dedup();
+        let config = StreamConfig {
+            endpoints: self.endpoints.clone(),
+            credentials: self.credentials.clone(),
+            klines,
+            ping_every: Duration::from_secs(20),
+        };
+        let (events_tx, mut events_rx) = unbounded_channel();
+        let _streams = stream::spawn(config, events_tx);
+        let tx = self.tx.clone();
+        self.runtime.spawn(async move {
+            while let Some(event) = events_rx.recv().await {
+                if tx.send(Msg::Stream(event)).is_err() {
+                    return;
+                }
+            }
+        });
+        let tx = self.tx.clone();
+        self.runtime.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(10));
+            loop {
+                every.tick().await;
+                if tx.send(Msg::Tick).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    fn spawn_signals(&mut self) {
+        let tx = self.tx.clone();
+        self.runtime.spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                return;
+            };
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            let _ = tx.send(Msg::Stop(format!("stopped by {name}")));
+        });
+    }
+
+    /// The main loop: until a stop is asked for. Returns the reason.
+    fn trade(&mut self) -> anyhow::Result<String> {
+        loop {
+            let Some(msg) = self.rx.blocking_recv() else { bail!("the I/O runtime ended") };
+            match msg {
+                Msg::Stop(reason) => return Ok(reason),
+                Msg::Tick => self.engine.sink_mut().journal.flush_if_due()?,
+                Msg::Order { trader, cloid, outcome } => self.on_outcome(&trader, cloid, outcome)?,
+                Msg::Stream(event) => self.on_stream(event)?,
+            }
+        }
+    }
+
+    fn on_stream(&mut self, event: StreamEvent) -> anyhow::Result<()> {
+        match event {
+            StreamEvent::Kline { kline, received } => {
+                if let Mode::Live(venue) = &mut self.mode {
+                    venue.tick = Some(received);
+                }
+                let stepped = self.on_kline(kline);
+                if let Mode::Live(venue) = &mut self.mode {
+                    venue.tick = None;
+                }
+                stepped
+            }
+            StreamEvent::Order(report) => {
+                let inputs = inputs::order_report(self.engine.state(), &report);
+                self.step_inputs(inputs)
+            }
+            StreamEvent::Execution(execution) => {
+                let inputs = inputs::execution(self.engine.state(), &mut self.seen, &execution);
+                self.step_inputs(inputs)
+            }
+            StreamEvent::Position(_) | StreamEvent::Wallet(_) => Ok(()),
+            StreamEvent::Up { private: false } => self.fill_bar_gaps(),
+            StreamEvent::Up { private: true } => self.reconcile("reconnect"),
+            StreamEvent::Down { private, reason } => {
+                tracing::warn!(private, %reason, "stream lost; reconnecting");
+                Ok(())
+            }
+        }
+    }
+
+    /// A closed bar from the stream: the gap before it first, then the bar, once.
+    fn on_kline(&mut self, kline: Kline) -> anyhow::Result<()> {
+        let key = (kline.symbol.clone(), kline.interval_ms);
+        if let Some(&last) = self.seen.last_bar.get(&key) {
+            if kline.open_time_ms > last + kline.interval_ms {
+                self.fill_bar_gap(&kline.symbol, kline.interval_ms, kline.open_time_ms - kline.interval_ms)?;
+            }
+        }
+        self.bar(kline)
+    }
+
+    /// Journals one closed bar unless it was journaled already; in paper trading the
+    /// simulated exchange first fills against it what rested from earlier bars, and
+    /// answers the bar's decisions after it (the backtest's order, which replay re-runs).
+    fn bar(&mut self, kline: Kline) -> anyhow::Result<()> {
+        if !kline.closed || !self.seen.bar(&kline.symbol, kline.interval_ms, kline.open_time_ms) {
+            return Ok(());
+        }
+        let close_ms = kline.open_time_ms + kline.interval_ms;
+        if let Mode::Paper(sim) = &mut self.mode {
+            for (who, time_ms, event) in sim.on_bar(self.engine.state(), &kline) {
+                self.engine.step(time_ms, &who, &event, sim)?;
+            }
+        }
+        self.engine.step(close_ms, "", &Event::KlineReceived(kline), self.mode.venue())?;
+        if let Mode::Paper(sim) = &mut self.mode {
+            self.engine.settle(sim)?;
+        }
+        self.after_step()
+    }
+
+    /// After a (re)connect of the public stream: every feed's bars since its last journaled
+    /// one, or, on a feed's first connect, the strategies' declared warm-up.
+    fn fill_bar_gaps(&mut self) -> anyhow::Result<()> {
+        let now = self.rest.server_now_ms();
+        let feeds: Vec<(String, i64)> = {
+            let mut f: Vec<(String, i64)> =
+                self.config.traders.iter().flat_map(|t| t.symbols.iter().map(|s| (s.clone(), t.interval_ms))).collect();
+            f.sort();
+            f.dedup();
+            f
+        };
+        for (symbol, interval_ms) in feeds {
+            let last_closed_open = (now.div_euclid(interval_ms) - 1) * interval_ms;
+            self.fill_bar_gap(&symbol, interval_ms, last_closed_open)?;
+        }
+        Ok(())
+    }
+
+    /// The bars of a feed after its last journaled one up to the one opening at `through_open_ms`.
+    fn fill_bar_gap(&mut self, symbol: &str, interval_ms: i64, through_open_ms: i64) -> anyhow::Result<()> {
+        let key = (symbol.to_owned(), interval_ms);
+        let from = match self.seen.last_bar.get(&key) {
+            Some(&last) => last + interval_ms,
+            None => {
+                let warmup = i64::from(self.engine.worker().warmup(symbol, interval_ms));
+                if warmup == 0 {
+                    return Ok(());
+                }
+                through_open_ms - (warmup - 1) * interval_ms
+            }
+        };
+        if from > through_open_ms {
+            return Ok(());
+        }
+        let bars = self
+            .runtime
+            .block_on(self.rest.klines(symbol, interval_ms, from, through_open_ms))
+            .with_context(|| format!("klines of {symbol} to fill a gap"))?;
+        let now = self.rest.server_now_ms();
+        for bar in bars {
+            // The bar still forming is not closed: the stream brings it when it is.
+            if bar.open_time_ms + interval_ms <= now {
+                self.bar(bar)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What the order task says became of an order, as the venue's answer.
+    fn on_outcome(&mut self, trader: &str, cloid: Cloid, outcome: Outcome) -> anyhow::Result<()> {
+        let state = self.engine.state();
+        let time = state.time_ms;
+        let waiting = |state: &journal::State| {
+            state
+                .traders
+                .get(trader)
+                .and_then(|t| t.orders.get(&cloid))
+                .is_some_and(|o| o.status == journal::state::orders::OrderStatus::Submitted)
+        };
+        let open = |state: &journal::State| state.traders.get(trader).is_some_and(|t| t.orders.contains_key(&cloid));
+        let inputs = match outcome {
+            // A REST ack after the stream already told (or after the fill) adds nothing.
+            Outcome::Accepted { order_id } if waiting(state) => {
+                vec![Input::new(time, trader, Event::OrderAccepted { cloid, exchange_order_id: order_id })]
+            }
+            Outcome::Rejected { code, message } if waiting(state) => {
+                let reason = RejectReason::Exchange { code, message };
+                vec![Input::new(time, trader, Event::OrderRejected { cloid, reason })]
+            }
+            Outcome::Known(report) => inputs::order_report(state, &report),
+            Outcome::Unknown if open(state) => {
+                let reason = "the venue has no such order".to_owned();
+                vec![Input::new(time, trader, Event::OrderCancelled { cloid, reason })]
+            }
+            Outcome::Unresolved(why) => {
+                tracing::warn!(%cloid, trader, %why, "order unresolved: left for the next reconciliation");
+                Vec::new()
+            }
+            _ => Vec::new(),
+        };
+        self.step_inputs(inputs)
+    }
+
+    /// After a restart: every order the journal holds without the venue's answer is
+    /// looked up by its `orderLinkId`; the venue's state is adopted where it has one, and
+    /// only an order it has never seen is sent (with the same id).
+    fn recover(&mut self) -> anyhow::Result<()> {
+        let Mode::Live(venue) = &mut self.mode else { return Ok(()) };
+        venue.held = Some(Vec::new());
+        self.engine.recover(venue)?;
+        let held = venue.held.take().unwrap_or_default();
+        for effect in held {
+            match effect {
+                engine::Effect::Submit { trader, intent, .. } => {
+                    if let Mode::Live(v) = &self.mode {
+                        v.queue(Job::Submit { trader, intent, query_first: true, tick: None });
+                    }
+                }
+                engine::Effect::Cancel { trader, cloid, .. } => {
+                    let symbol = self
+                        .engine
+                        .state()
+                        .traders
+                        .get(&trader)
+                        .and_then(|t| t.orders.get(&cloid))
+                        .map_or_else(String::new, |o| o.intent.symbol.clone());
+                    if let Mode::Live(v) = &self.mode {
+                        v.queue(Job::Cancel { trader, symbol, cloid });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Executions since the last journaled one, the state of every order the ledger holds
+    /// open, then the venue's positions, wallet and open orders against the ledger: one
+    /// `ExchangeReconciled` with every difference.
+    fn reconcile(&mut self, why: &str) -> anyhow::Result<()> {
+        if !matches!(self.mode, Mode::Live(_)) {
+            return Ok(());
+        }
+        let symbols: Vec<String> = {
+            let mut s: Vec<String> = self.config.traders.iter().flat_map(|t| t.symbols.iter().cloned()).collect();
+            s.sort();
+            s.dedup();
+            s
+        };
+        // Executions first: a fill missed while the stream was down, before order states.
+        let since = self.seen.last_exec_ms.map_or_else(|| self.engine.state().time_ms - DAY_MS, |t| t - 60_000);
+        for symbol in &symbols {
+            let executions = self.runtime.block_on(self.rest.executions(symbol, since))?;
+            for e in executions {
+                let inputs = inputs::execution(self.engine.state(), &mut self.seen, &e);
+                self.step_inputs(inputs)?;
+            }
+        }
+        // Orders the ledger holds open: what does the venue say of each? (Those still in
+        // the order task's hands may be unknown yet: "not found" changes nothing.)
+        let open: Vec<(String, Cloid)> = self
+            .engine
+            .state()
+            .traders
+            .values()
+            .flat_map(|t| t.orders.values().map(|o| (o.intent.symbol.clone(), o.intent.cloid)))
+            .collect();
+        for (symbol, cloid) in open {
+            if let Some(report) = self.runtime.block_on(self.rest.order(&symbol, &cloid))? {
+                let inputs = inputs::order_report(self.engine.state(), &report);
+                self.step_inputs(inputs)?;
+            }
+        }
+        let mut mismatches = Vec::new();
+        let mut positions = Vec::new();
+        let mut open_orders = Vec::new();
+        for symbol in &symbols {
+            let venue_qty: Decimal = self
+                .runtime
+                .block_on(self.rest.positions(symbol))?
+                .iter()
+                .inspect(|p| {
+                    positions.push(ReportedPosition { symbol: p.symbol.clone(), qty: p.qty, entry_price: p.entry_price })
+                })
+                .map(|p| p.qty)
+                .sum();
+            let ledger_qty: Decimal = self
+                .engine
+                .state()
+                .traders
+                .values()
+                .filter_map(|t| t.positions.get(symbol))
+                .map(|p| p.qty)
+                .sum();
+            if venue_qty != ledger_qty {
+                mismatches.push(format!(
+                    "{symbol}: the venue holds {venue_qty}, the traders' positions sum to {ledger_qty}"
+                ));
+            }
+            for order in self.runtime.block_on(self.rest.open_orders(symbol))? {
+                match Cloid::parse(&order.order_link_id).filter(|c| inputs::owner(self.engine.state(), c).is_some()) {
+                    Some(cloid) => open_orders.push(cloid),
+                    None => {
+                        let id = if order.order_link_id.is_empty() { &order.order_id } else { &order.order_link_id };
+                        mismatches.push(format!(
+                            "{symbol}: order {id} at the venue ({:?} {} @ {}) is not in the journal: left alone",
+                            order.side,
+                            order.qty,
+                            order.price.map_or_else(|| "market".to_owned(), |p| p.to_string())
+                        ));
+                    }
+                }
+            }
+        }
+        for (name, trader) in &self.engine.state().traders {
+            for order in trader.orders.values() {
+                if order.status != journal::state::orders::OrderStatus::Submitted && !open_orders.contains(&order.intent.cloid) {
+                    mismatches.push(format!(
+                        "{name}: order {} is open in the journal but not at the venue",
+                        order.intent.cloid
+                    ));
+                }
+            }
+        }
+        for foreign in std::mem::take(&mut self.seen.foreign_orders) {
+            mismatches.push(format!("executions of order {foreign}, which the journal does not know, were left alone"));
+        }
+        let balance_quote = self.runtime.block_on(self.rest.wallet())?.wallet_balance;
+        if !mismatches.is_empty() {
+            tracing::warn!(why, "the venue and the journal disagree: {}", mismatches.join("; "));
+        }
+        let time = self.engine.state().time_ms;
+        let reconciliation = Reconciliation { balance_quote, positions, open_orders, mismatches };
+        self.step(time, "", Event::ExchangeReconciled(reconciliation))
+    }
+
+    /// Limits after each step: orders the venue port refused are journaled as rejected
+    /// and stop their trader; a trader past its daily loss stops.
+    fn after_step(&mut self) -> anyhow::Result<()> {
+        let refused = match &mut self.mode {
+            Mode::Live(venue) => std::mem::take(&mut venue.refused),
+            Mode::Paper(_) => Vec::new(),
+        };
+        let time = self.engine.state().time_ms;
+        for (trader, cloid, reason) in refused {
+            let event = Event::OrderRejected { cloid, reason: RejectReason::Other(reason.clone()) };
+            self.engine.step(time, &trader, &event, self.mode.venue())?;
+            self.engine.unload(&trader, time, &reason, self.mode.venue())?;
+        }
+        if let Some(max) = self.config.limits.max_daily_loss {
+            let day = time.div_euclid(DAY_MS);
+            let traders: Vec<String> = self.config.traders.iter().map(|t| t.id.clone()).collect();
+            for trader in traders {
+                let Some(equity) = self.engine.state().account(&trader).map(|a| a.equity) else { continue };
+                let start = self.day_start.entry(trader.clone()).or_insert((day, equity));
+                if start.0 != day {
+                    *start = (day, equity);
+                }
+                let loss = start.1 - equity;
+                if loss > max && self.engine.worker().running(&trader) {
+                    let reason = format!("limit: lost {loss} today, max_daily_loss is {max}");
+                    self.engine.unload(&trader, time, &reason, self.mode.venue())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A clean stop: every strategy's `st_exit`, the orders it sent carried out, open
+    /// orders cancelled if the config says so, the journal snapshotted and flushed.
+    fn stop(mut self, reason: &str) -> anyhow::Result<()> {
+        let time = self.engine.state().time_ms;
+        let traders: Vec<String> = self.config.traders.iter().map(|t| t.id.clone()).collect();
+        for trader in &traders {
+            self.engine.unload(trader, time, reason, self.mode.venue())?;
+        }
+        self.after_step()?;
+        if let Mode::Live(venue) = &self.mode {
+            if self.config.venue.cancel_on_stop {
+                for t in self.engine.state().traders.iter() {
+                    for order in t.1.orders.values() {
+                        venue.queue(Job::Cancel {
+                            trader: t.0.clone(),
+                            symbol: order.intent.symbol.clone(),
+                            cloid: order.intent.cloid,
+                        });
+                    }
+                }
+            }
+        }
+        // Let the order task finish what it has (bounded), journaling its answers.
+        if let Some(task) = self.executor.take() {
+            self.mode = Mode::Paper(SimVenue::default());
+            let finished = self.runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
+            if finished.is_err() {
+                tracing::warn!("the order task did not finish in 10 s: its last answers come at the next start");
+            }
+            while let Ok(msg) = self.rx.try_recv() {
+                if let Msg::Order { trader, cloid, outcome } = msg {
+                    self.on_outcome(&trader, cloid, outcome)?;
+                }
+            }
+        }
+        let sink = self.engine.sink_mut();
+        sink.snapshot()?;
+        sink.journal.sync()?;
+        tracing::info!(events = sink.journal.len(), "{reason}: journal flushed");
+        self.runtime.shutdown_timeout(Duration::from_secs(1));
+        Ok(())
+    }
+}
+
+fn endpoints(config: &Config) -> Endpoints {
+    let mut endpoints = match config.venue.kind {
+        VenueKind::Bybit | VenueKind::Paper => Endpoints::mainnet(),
+        VenueKind::BybitTestnet => Endpoints::testnet(),
+        VenueKind::BybitDemo => Endpoints::demo(),
+    };
+    if let Some(rest) = &config.venue.rest_url {
+        endpoints.rest.clone_from(rest);
+    }
+    if let Some(ws) = &config.venue.ws_url {
+        let local = Endpoints::local(&endpoints.rest, ws);
+        endpoints.ws_public = local.ws_public;
+        endpoints.ws_private = local.ws_private;
+    }
+    endpoints
+}
+
+/// The key and secret from the environment variables the config names. The error names
+/// the variables, never a value.
+fn credentials(key_env: &str, secret_env: &str) -> anyhow::Result<Credentials> {
+    let get = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (get(key_env), get(secret_env)) {
+        (Some(key), Some(secret)) => Ok(Credentials::new(key, secret)),
+        (key, _) => {
+            let missing = if key.is_none() { key_env } else { secret_env };
+            bail!("the environment variable {missing} is not set: the API key and secret come from the environment only")
+        }
+    }
+}
+
+fn sim_config(config: &Config) -> SimConfig {
+    SimConfig { slippage_bps: config.venue.slippage_bps, ..SimConfig::default() }
+}
