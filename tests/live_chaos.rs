@@ -1,0 +1,122 @@
+//! Crash tests of `quantfold live`: SIGKILLed at seeded moments while it trades against
+//! the local Bybit server with faults on, restarted each time; at the end the venue's
+//! own log is compared with the journal. The seed is printed on failure; rerun one with
+//! `QF_CHAOS_SEED=N cargo test --test live_chaos`.
+
+mod live_support;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use live_support::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+/// Kills per run (the issue asks for at least 30).
+const KILLS: usize = 30;
+
+#[test]
+fn thirty_kills_lose_nothing_and_send_nothing_twice() {
+    let _one = serial();
+    let seed: u64 = std::env::var("QF_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_204);
+    let result = std::panic::catch_unwind(|| chaos(seed));
+    if let Err(panic) = result {
+        eprintln!("live chaos failed with seed {seed} (rerun: QF_CHAOS_SEED={seed} cargo test --test live_chaos)");
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn chaos(seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let klines = dir.path().join("bybit_BTCUSDT_1m.csv");
+    // 600 seeded one-minute bars at 100 ms a bar: a market of about a minute.
+    ok(&["data", "synth", "--bars", "600", "--seed", &seed.to_string(), "--start-ms", "1670889600000", "--out", klines.to_str().unwrap()]);
+    let faults = "drop_ws=0.01,lose_response=0.05,http_5xx=0.03,late_ack=0.1,dup_ws=0.1";
+    let server = server(
+        dir.path(),
+        &klines,
+        &["--speed", "600", "--hold", "--faults", faults, "--seed", &seed.to_string(), "--partial-above", "0.2"],
+    );
+    let traders = [TraderSpec { id: "churn", strategy: "tests/strategies/churn.js", params: "{ qty = 0.002 }", capital: "10000" }];
+    let config = config(dir.path(), "bybit", &server, &traders, "");
+    let journal = dir.path().join("live");
+    let stderr = dir.path().join("live.stderr");
+
+    let started = Instant::now();
+    for kill in 0..KILLS {
+        let mut live = live(&config, &journal, &stderr);
+        // Long enough to get through recovery and trade a little, short enough to die mid-work.
+        let wait = Duration::from_millis(rng.random_range(400..1600));
+        std::thread::sleep(wait);
+        if let Ok(Some(status)) = live.child.try_wait() {
+            panic!("live exited by itself ({status}) before kill {kill}:\n{}", live.stderr_text());
+        }
+        live.kill();
+        assert!(started.elapsed() < Duration::from_secs(240), "the chaos run took too long");
+    }
+    // The last run sees the market to its end, then stops cleanly.
+    let mut live = live(&config, &journal, &stderr);
+    server.wait_for_bar("BTCUSDT", 1_670_889_600_000 + 599 * 60_000, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(live.terminate(Duration::from_secs(30)), Some(0), "{}", live.stderr_text());
+
+    let records = records(&journal);
+    let log = server.log_lines();
+    let submitted: BTreeSet<String> = records
+        .iter()
+        .filter(|r| event(r).0 == "OrderSubmitted")
+        .map(|r| event(r).1["cloid"].as_str().unwrap().to_owned())
+        .collect();
+    // No decision sent as two orders: one accepted order per orderLinkId, each a journaled cloid.
+    let mut per_link: BTreeMap<String, usize> = BTreeMap::new();
+    for order in log.iter().filter(|l| l["type"] == "order") {
+        let link = order["orderLinkId"].as_str().unwrap_or("").to_owned();
+        assert!(submitted.contains(&link), "the venue has order {link}, which the journal never decided");
+        *per_link.entry(link).or_default() += 1;
+    }
+    let twice: Vec<_> = per_link.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "decisions sent as two orders: {twice:?}");
+    assert!(per_link.len() > 50, "the run should have placed many orders, placed {}", per_link.len());
+
+    // Every execution at the venue is in the journal exactly once, and the journal has no other.
+    let mut journaled: BTreeMap<String, usize> = BTreeMap::new();
+    for r in records.iter().filter(|r| event(r).0 == "OrderFilled") {
+        *journaled.entry(event(r).1["fill_id"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    let venue: BTreeSet<String> = log
+        .iter()
+        .filter(|l| l["type"] == "execution")
+        .map(|l| l["execId"].as_str().unwrap().to_owned())
+        .collect();
+    let missing: Vec<_> = venue.iter().filter(|id| !journaled.contains_key(*id)).collect();
+    let doubled: Vec<_> = journaled.iter().filter(|(_, n)| **n > 1).collect();
+    let unknown: Vec<_> = journaled.keys().filter(|id| !venue.contains(*id)).collect();
+    assert!(missing.is_empty(), "executions lost: {missing:?}");
+    assert!(doubled.is_empty(), "executions journaled twice: {doubled:?}");
+    assert!(unknown.is_empty(), "fills the venue never made: {unknown:?}");
+
+    // Positions and balance equal the venue's.
+    let state: Value =
+        serde_json::from_str(&ok(&["replay", "rebuild", "--journal", journal.to_str().unwrap(), "--json"])).unwrap();
+    let trader = &state["traders"]["churn"];
+    let ledger_qty = trader["positions"]["BTCUSDT"]["qty"].as_str().unwrap_or("0").parse::<f64>().unwrap();
+    let positions = server.get_signed("/v5/position/list", "category=linear&symbol=BTCUSDT");
+    let venue_qty = positions["list"][0]["size"].as_str().unwrap_or("0").parse::<f64>().unwrap()
+        * if positions["list"][0]["side"] == "Sell" { -1.0 } else { 1.0 };
+    assert_eq!(ledger_qty, venue_qty, "position: journal {ledger_qty}, venue {venue_qty}");
+    let wallet = server.get_signed("/v5/account/wallet-balance", "accountType=UNIFIED");
+    let venue_balance = wallet["list"][0]["coin"][0]["walletBalance"].as_str().unwrap().to_owned();
+    let ledger_cash = trader["cash"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ledger_cash.parse::<rust_decimal::Decimal>().unwrap(),
+        venue_balance.parse::<rust_decimal::Decimal>().unwrap(),
+        "balance: journal {ledger_cash}, venue {venue_balance}"
+    );
+
+    ok(&["journal", "verify", journal.to_str().unwrap()]);
+    ok(&["replay", "verify", "--journal", journal.to_str().unwrap()]);
+}

@@ -1,0 +1,259 @@
+//! What the live tests share: the local Bybit server and `quantfold live` as real
+//! processes on loopback, configs, and readers for the journal and the server's log.
+
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// The key and secret the local server accepts by default (not a secret of anyone's).
+pub const KEY: &str = "qf-local-key";
+pub const SECRET: &str = "qf-local-secret";
+
+/// One live scenario at a time: they are timing-sensitive and the machine has two cores.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_quantfold")
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A child process killed when dropped (a failed test leaves nothing running).
+pub struct Proc {
+    pub child: Child,
+    pub stderr: PathBuf,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit code within `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        self.wait(timeout)
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The local Bybit server on `klines`, with its URLs.
+pub struct Server {
+    pub proc: Proc,
+    pub rest: String,
+    pub ws: String,
+    pub log: PathBuf,
+}
+
+pub fn server(dir: &Path, klines: &Path, args: &[&str]) -> Server {
+    let log = dir.join("server.jsonl");
+    let stderr = dir.join("server.stderr");
+    let mut child = Command::new(bin())
+        .args(["venue-sim", "bybit", "--klines"])
+        .arg(klines)
+        .arg("--log")
+        .arg(&log)
+        .args(args)
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("start the local Bybit server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .unwrap_or_else(|| panic!("the server's first line names no {name}: {line:?}"))
+            .to_owned()
+    };
+    let (rest, ws) = (field("rest="), field("ws="));
+    Server { proc: Proc { child, stderr }, rest, ws, log }
+}
+
+impl Server {
+    /// A GET on the server over a plain socket: the JSON `result`.
+    pub fn get(&self, path_and_query: &str) -> Value {
+        let hostport = self.rest.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(hostport).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(stream, "GET {path_and_query} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        // A chunked body: the JSON object is between the first '{' and the last '}'.
+        let (start, end) = (body.find('{').unwrap_or(0), body.rfind('}').map_or(0, |e| e + 1));
+        let envelope: Value = serde_json::from_str(&body[start..end]).unwrap_or(Value::Null);
+        envelope["result"].clone()
+    }
+
+    /// A signed GET (v5: HMAC-SHA256 of timestamp, key, recv window and query) with the test key.
+    pub fn get_signed(&self, path: &str, query: &str) -> Value {
+        use hmac::Mac;
+        let hostport = self.rest.trim_start_matches("http://");
+        let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(format!("{timestamp}{KEY}5000{query}").as_bytes());
+        let sign = hex::encode(mac.finalize().into_bytes());
+        let mut stream = TcpStream::connect(hostport).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            stream,
+            "GET {path}?{query} HTTP/1.1\r\nHost: {hostport}\r\nX-BAPI-API-KEY: {KEY}\r\nX-BAPI-TIMESTAMP: {timestamp}\r\n\
+             X-BAPI-SIGN: {sign}\r\nX-BAPI-RECV-WINDOW: 5000\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let (start, end) = (body.find('{').unwrap_or(0), body.rfind('}').map_or(0, |e| e + 1));
+        let envelope: Value = serde_json::from_str(&body[start..end]).unwrap_or(Value::Null);
+        assert_eq!(envelope["retCode"], 0, "{path}: {envelope}");
+        envelope["result"].clone()
+    }
+
+    /// The open time of the newest closed bar the server has played.
+    pub fn newest_bar(&self, symbol: &str) -> Option<i64> {
+        let result = self.get(&format!("/v5/market/kline?category=linear&symbol={symbol}&interval=1&limit=1"));
+        result["list"][0][0].as_str().and_then(|s| s.parse().ok())
+    }
+
+    /// Waits until the server has played the bar opening at `open_ms`.
+    pub fn wait_for_bar(&self, symbol: &str, open_ms: i64, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while self.newest_bar(symbol).is_none_or(|b| b < open_ms) {
+            assert!(Instant::now() < end, "the server did not reach the bar at {open_ms} in {timeout:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The ground truth: every accepted order and execution, as the server logged them.
+    pub fn log_lines(&self) -> Vec<Value> {
+        jsonl(&self.log)
+    }
+}
+
+pub fn jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
+        .collect()
+}
+
+/// A trader of a config: id, strategy file (relative to the repository), params as TOML inline table.
+pub struct TraderSpec<'a> {
+    pub id: &'a str,
+    pub strategy: &'a str,
+    pub params: &'a str,
+    pub capital: &'a str,
+}
+
+pub fn config(dir: &Path, kind: &str, server: &Server, traders: &[TraderSpec<'_>], extra_venue: &str) -> PathBuf {
+    let mut text = format!(
+        "[venue]\nkind = \"{kind}\"\nrest_url = \"{}\"\nws_url = \"{}\"\nkey_env = \"QF_TEST_KEY\"\nsecret_env = \"QF_TEST_SECRET\"\n{extra_venue}\n",
+        server.rest, server.ws
+    );
+    for t in traders {
+        text.push_str(&format!(
+            "\n[[trader]]\nid = \"{}\"\nstrategy = \"{}\"\nsymbols = [\"BTCUSDT\"]\ninterval = \"1m\"\ncapital = \"{}\"\nparams = {}\n",
+            t.id,
+            root().join(t.strategy).display(),
+            t.capital,
+            t.params
+        ));
+    }
+    let path = dir.join("live.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `quantfold live` on `config` and `journal`, with the test key in the environment.
+pub fn live(config: &Path, journal: &Path, stderr: &Path) -> Proc {
+    let child = Command::new(bin())
+        .args(["live", "--config"])
+        .arg(config)
+        .arg("--journal")
+        .arg(journal)
+        .env("QF_TEST_KEY", KEY)
+        .env("QF_TEST_SECRET", SECRET)
+        .env("QUANTFOLD_LOG", "info")
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(stderr).unwrap())
+        .spawn()
+        .expect("start quantfold live");
+    Proc { child, stderr: stderr.to_owned() }
+}
+
+/// A quantfold command that must succeed; its stdout.
+#[track_caller]
+pub fn ok(args: &[&str]) -> String {
+    let out = Command::new(bin()).args(args).current_dir(root()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "quantfold {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every record of a journal, as `journal export` writes them.
+pub fn records(journal: &Path) -> Vec<Value> {
+    let out = journal.with_extension("export.jsonl");
+    ok(&["journal", "export", journal.to_str().unwrap(), "--jsonl", out.to_str().unwrap()]);
+    jsonl(&out)
+}
+
+/// The event of a record: `(kind, body)`.
+pub fn event(record: &Value) -> (&str, &Value) {
+    let e = &record["event"];
+    match e {
+        Value::String(kind) => (kind.as_str(), &Value::Null),
+        Value::Object(map) => map.iter().next().map(|(k, v)| (k.as_str(), v)).unwrap_or(("", &Value::Null)),
+        _ => ("", &Value::Null),
+    }
+}
