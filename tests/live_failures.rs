@@ -1,0 +1,150 @@
+//! The live-trading failure reports of VENUES.md §5 that apply to Bybit, reproduced
+//! against the local Bybit server's faults: each run ends with the venue's own log
+//! compared against the journal.
+
+mod live_support;
+
+use std::{collections::BTreeSet, path::Path, time::Duration};
+
+use live_support::*;
+use serde_json::Value;
+
+const KLINES: &str = "fixtures/klines/bybit_BTCUSDT_1m_2022-12-13_head.csv";
+const FIRST_BAR_MS: i64 = 1_670_889_600_000;
+
+/// Runs `strategy` live until the server has played `bars` bars, then stops it cleanly.
+fn run(dir: &Path, server_args: &[&str], strategy: &str, params: &str, bars: i64) -> (Server, std::path::PathBuf) {
+    let mut args = vec!["--speed", "1500", "--hold"];
+    args.extend_from_slice(server_args);
+    let server = server(dir, &root().join(KLINES), &args);
+    let traders = [TraderSpec { id: "t", strategy, params, capital: "10000" }];
+    let config = config(dir, "bybit", &server, &traders, "");
+    let journal = dir.join("live");
+    let mut live = live(&config, &journal, &dir.join("live.stderr"));
+    server.wait_for_bar("BTCUSDT", FIRST_BAR_MS + (bars - 1) * 60_000, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(live.terminate(Duration::from_secs(20)), Some(0), "{}", live.stderr_text());
+    (server, journal)
+}
+
+/// The venue's executions each journaled once, no other fill, one order per decision,
+/// no anomaly in the ledger, and the journal verifies.
+fn agrees_with_the_venue(server: &Server, journal: &Path) -> Vec<Value> {
+    let records = records(journal);
+    let fills: Vec<String> = records
+        .iter()
+        .filter(|r| event(r).0 == "OrderFilled")
+        .map(|r| event(r).1["fill_id"].as_str().unwrap().to_owned())
+        .collect();
+    let log = server.log_lines();
+    let venue: Vec<String> =
+        log.iter().filter(|l| l["type"] == "execution").map(|l| l["execId"].as_str().unwrap().to_owned()).collect();
+    let (mut a, mut b) = (fills.clone(), venue.clone());
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "journaled fills and the venue's executions differ");
+    assert_eq!(fills.iter().collect::<BTreeSet<_>>().len(), fills.len(), "a fill journaled twice");
+    let links: Vec<&str> = log.iter().filter(|l| l["type"] == "order").map(|l| l["orderLinkId"].as_str().unwrap()).collect();
+    assert_eq!(links.iter().collect::<BTreeSet<_>>().len(), links.len(), "a decision sent as two orders");
+    let state: Value =
+        serde_json::from_str(&ok(&["replay", "rebuild", "--journal", journal.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(state["anomalies_total"], 0, "the ledger noted anomalies: {}", state["anomalies"]);
+    ok(&["replay", "verify", "--journal", journal.to_str().unwrap()]);
+    records
+}
+
+fn rejections(records: &[Value]) -> Vec<String> {
+    records.iter().filter(|r| event(r).0 == "OrderRejected").map(|r| event(r).1.to_string()).collect()
+}
+
+/// barter-rs#206: the WebSocket's NEW→FILLED came before the REST create answer, and the
+/// engine re-created the order. Here every REST ack comes after the stream's messages.
+#[test]
+fn a_rest_ack_after_the_websocket_fill_changes_nothing() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, journal) = run(dir.path(), &["--faults", "late_ack=1"], "tests/strategies/churn.js", "{}", 25);
+    let records = agrees_with_the_venue(&server, &journal);
+    assert!(records.iter().filter(|r| event(r).0 == "OrderFilled").count() >= 10);
+}
+
+/// hummingbot#8250, PR nautilus#4991: streams dropped in the middle of fills, and
+/// duplicated messages; the gap is filled by REST and nothing is counted twice.
+#[test]
+fn websocket_drops_and_duplicates_in_the_middle_of_fills_lose_and_double_nothing() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, journal) =
+        run(dir.path(), &["--faults", "drop_ws=0.05,dup_ws=0.3", "--seed", "7"], "tests/strategies/churn.js", "{}", 40);
+    let records = agrees_with_the_venue(&server, &journal);
+    let cancels = records.iter().filter(|r| event(r).0 == "OrderCancelled").count();
+    assert!(cancels >= 5, "churn cancels every bar: {cancels} cancels journaled");
+}
+
+/// pybit#191, bybit-api#206: 10002 when the local clock is off. The adapter keeps the
+/// server's time and resynchronises, so orders go through.
+#[test]
+fn clock_skew_is_absorbed_by_the_server_time_offset() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, journal) = run(dir.path(), &["--faults", "skew_ms=-9000"], "tests/strategies/churn.js", "{}", 15);
+    let records = agrees_with_the_venue(&server, &journal);
+    assert!(rejections(&records).iter().all(|r| !r.contains("10002")), "{:?}", rejections(&records));
+    assert!(server.log_lines().iter().any(|l| l["type"] == "order"), "no order went through under skew");
+}
+
+/// freqtrade#7187 and the 10006 reports: a burst of decisions queues under the per-UID
+/// limit instead of tripping it.
+#[test]
+fn a_burst_of_orders_stays_under_the_rate_limit() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, journal) = run(dir.path(), &[], "tests/strategies/churn.js", "{ burst = 30 }", 12);
+    let records = agrees_with_the_venue(&server, &journal);
+    assert!(rejections(&records).iter().all(|r| !r.contains("10006")), "{:?}", rejections(&records));
+    let orders = server.log_lines().iter().filter(|l| l["type"] == "order").count();
+    assert!(orders >= 30, "the burst's orders should all be accepted, {orders} were");
+}
+
+/// nautilus#5000 and #3176: a SIGKILL with working orders; after the restart every order
+/// open at the venue is tracked, none is placed again, none is dropped.
+#[test]
+fn a_restart_with_working_orders_tracks_them_and_places_nothing_again() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), &root().join(KLINES), &["--speed", "1500", "--hold"]);
+    let traders = [TraderSpec { id: "t", strategy: "tests/strategies/resting.js", params: "{}", capital: "10000" }];
+    let config = config(dir.path(), "bybit", &server, &traders, "");
+    let journal = dir.path().join("live");
+    let stderr = dir.path().join("live.stderr");
+    let mut first = live(&config, &journal, &stderr);
+    server.wait_for_bar("BTCUSDT", FIRST_BAR_MS + 5 * 60_000, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    first.kill();
+    let placed = server.log_lines().iter().filter(|l| l["type"] == "order").count();
+    assert_eq!(placed, 5, "the strategy places five working orders");
+    for _restart in 0..3 {
+        let mut again = live(&config, &journal, &stderr);
+        std::thread::sleep(Duration::from_millis(1500));
+        again.kill();
+    }
+    let mut last = live(&config, &journal, &stderr);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(last.terminate(Duration::from_secs(20)), Some(0), "{}", last.stderr_text());
+
+    assert_eq!(server.log_lines().iter().filter(|l| l["type"] == "order").count(), 5, "an order was placed again");
+    let open = server.get_signed("/v5/order/realtime", "category=linear&symbol=BTCUSDT");
+    let venue_open: BTreeSet<String> =
+        open["list"].as_array().unwrap().iter().map(|o| o["orderLinkId"].as_str().unwrap().to_owned()).collect();
+    let state: Value =
+        serde_json::from_str(&ok(&["replay", "rebuild", "--journal", journal.to_str().unwrap(), "--json"])).unwrap();
+    let ledger_open: BTreeSet<String> = state["traders"]["t"]["orders"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(venue_open.len(), 5);
+    assert_eq!(ledger_open, venue_open, "the journal's open orders are the venue's");
+    let records = records(&journal);
+    let reconciliations: Vec<&Value> = records.iter().filter(|r| event(r).0 == "ExchangeReconciled").collect();
+    assert!(reconciliations.len() >= 4, "one reconciliation per start");
+    let last = event(reconciliations.last().unwrap()).1;
+    assert_eq!(last["mismatches"], serde_json::json!([]), "{last}");
+    assert_eq!(last["open_orders"].as_array().unwrap().len(), 5, "{last}");
+}
