@@ -235,6 +235,11 @@ impl WalletReport {
     }
 }
 
+/// `(takerFeeRate, makerFeeRate)` of one item of `account/fee-rate`'s `result.list`.
+pub fn fee_rates_from_json(item: &Value) -> Parsed<(Decimal, Decimal)> {
+    Ok((decimal(item, "takerFeeRate")?, decimal(item, "makerFeeRate")?))
+}
+
 /// One row of `market/kline`'s `result.list`: `[startTime, open, high, low, close, volume, turnover]`.
 pub fn kline_from_rest_row(symbol: &str, interval_ms: i64, row: &Value) -> Parsed<Kline> {
     let cells = row.as_array().ok_or_else(|| ParseError(format!("kline row is not an array: {row}")))?;
@@ -528,6 +533,12 @@ mod tests {
 
         let empty = WalletReport::from_json(&json!({"coin": []})).unwrap();
         assert_eq!(empty.wallet_balance, Decimal::ZERO);
+    }
+
+    #[test]
+    fn fee_rates() {
+        let item = json!({"symbol": "ETHUSDT", "takerFeeRate": "0.00055", "makerFeeRate": "0.0001"});
+        assert_eq!(fee_rates_from_json(&item).unwrap(), (dec!(0.00055), dec!(0.0001)));
     }
 
     #[test]
