@@ -442,6 +442,11 @@ const EXECUTION_HISTORY_MS: i64 = 730 * DAY_MS;
 const MAX_PAGES: usize = 10_000;
 
 impl Rest {
+    /// A client of `endpoints.rest`. It sends nothing yet: call [`Rest::sync_time`] at start
+    /// (the first private request does if nobody did).
+    ///
+    /// # Panics
+    /// If the TLS backend cannot initialise (then no request could be made at all).
     pub fn new(endpoints: &Endpoints, credentials: Option<Credentials>, options: RestOptions) -> Rest {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(options.timeout_ms))
@@ -726,7 +731,8 @@ impl Rest {
         if call.private && self.inner.credentials.is_none() {
             return Err(Error::NoCredentials);
         }
-        if call.private && !self.inner.clock.is_synced() && !self.inner.options.dry_run {
+        // The driver syncs at start; a client that did not syncs before its first signature.
+        if call.private && !self.inner.clock.is_synced() {
             self.sync_time().await?;
         }
         let mut resynced = false;

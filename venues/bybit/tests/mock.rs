@@ -45,6 +45,12 @@ struct Mock {
     /// What the WebSocket handlers do: "public", "private", "silent", "bad-auth".
     ws_mode: Mutex<String>,
     ws_connections: AtomicUsize,
+    /// What `execution/list` knows, oldest first.
+    executions: Mutex<Vec<Value>>,
+}
+
+fn query(uri: &Uri) -> HashMap<String, String> {
+    uri.query().unwrap_or_default().split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
 impl Mock {
@@ -83,6 +89,17 @@ async fn rest(State(mock): State<Arc<Mock>>, method: Method, uri: Uri, headers: 
     }
     if let Some(scripted) = mock.script.lock().unwrap().get_mut(&path).and_then(VecDeque::pop_front) {
         return answer(scripted.status, scripted.headers, scripted.body);
+    }
+    if path == "/v5/market/kline" {
+        // Every minute has a bar; the newest `limit` of [start, end], newest first.
+        let q = query(&uri);
+        let (start, end, limit): (i64, i64, usize) = (q["start"].parse().unwrap(), q["end"].parse().unwrap(), q["limit"].parse().unwrap());
+        let first = (start + 59_999) / 60_000 * 60_000;
+        let mut rows: Vec<Value> = (0..).map(|i| first + i * 60_000).take_while(|t| *t <= end)
+            .map(|t| json!([t.to_string(), "1", "2", "0.5", "1.5", "10", "15"])).collect();
+        rows.reverse();
+        rows.truncate(limit);
+        return answer(200, vec![], envelope(0, "OK", json!({"category": "linear", "symbol": q["symbol"], "list": rows}), server));
     }
     if path.starts_with("/v5/market/") {
         return answer(200, vec![], envelope(0, "OK", json!({"list": []}), server));
@@ -129,6 +146,22 @@ async fn rest(State(mock): State<Arc<Mock>>, method: Method, uri: Uri, headers: 
             let headers = vec![("X-Bapi-Limit", "10".into()), ("X-Bapi-Limit-Status", remaining.to_string()), ("X-Bapi-Limit-Reset-Timestamp", reset.to_string())];
             let link = serde_json::from_str::<Value>(&body).unwrap()["orderLinkId"].clone();
             answer(200, headers, envelope(0, "OK", json!({"orderId": format!("oid-{}", creates.len()), "orderLinkId": link}), server))
+        }
+        "/v5/execution/list" => {
+            let q = query(&uri);
+            let (start, end): (i64, i64) = (q["startTime"].parse().unwrap(), q["endTime"].parse().unwrap());
+            if end - start > 7 * 86_400_000 {
+                return answer(200, vec![], envelope(10001, "The time range is over 7 days", json!({}), server));
+            }
+            let limit: usize = q["limit"].parse().unwrap();
+            let offset: usize = q.get("cursor").map_or(0, |c| c.trim_start_matches("offset%3D").parse().unwrap());
+            let executions = mock.executions.lock().unwrap();
+            let mut hits: Vec<&Value> = executions.iter()
+                .filter(|e| (start..=end).contains(&e["execTime"].as_str().unwrap().parse::<i64>().unwrap())).collect();
+            hits.reverse();
+            let page: Vec<&Value> = hits.iter().skip(offset).take(limit).copied().collect();
+            let cursor = if offset + limit < hits.len() { format!("offset%3D{}", offset + limit) } else { String::new() };
+            answer(200, vec![], envelope(0, "OK", json!({"list": page, "nextPageCursor": cursor, "category": "linear"}), server))
         }
         "/v5/account/wallet-balance" => {
             let result = json!({"list": [{"accountType": "UNIFIED", "totalAvailableBalance": "9000",
@@ -321,6 +354,44 @@ async fn a_burst_of_30_creates_queues_and_never_trips_10006() {
     assert_eq!(mock.hits("/v5/order/create").len(), 30);
     // 30 at 10 a second: about three seconds.
     assert!(started.elapsed() >= Duration::from_millis(2_800), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn klines_page_newest_first_answers_into_oldest_first_bars() {
+    let (mock, endpoints) = start().await;
+    let rest = Rest::new(&endpoints, None, RestOptions::default());
+    let start = 1_700_000_000_000 / 60_000 * 60_000;
+    let end = start + 2_499 * 60_000;
+    let bars = rest.klines("BTCUSDT", 60_000, start, end).await.unwrap();
+    assert_eq!(bars.len(), 2_500);
+    assert!(bars.windows(2).all(|w| w[1].open_time_ms == w[0].open_time_ms + 60_000));
+    assert_eq!((bars[0].open_time_ms, bars[2_499].open_time_ms), (start, end));
+    assert!(bars.iter().all(|b| b.closed && b.interval_ms == 60_000 && b.symbol == "BTCUSDT" && b.close == dec!(1.5)));
+    assert_eq!(mock.hits("/v5/market/kline").len(), 3);
+    assert!(matches!(rest.klines("BTCUSDT", 7_000, start, end).await, Err(Error::Decode(_))));
+}
+
+#[tokio::test]
+async fn executions_page_by_cursor_in_7_day_windows_oldest_first_once_each() {
+    let (mock, endpoints) = start().await;
+    let rest = client(&endpoints, RestOptions::default());
+    let now = now_ms();
+    let day = 86_400_000;
+    let execution = |id: usize, time: i64| json!({"symbol": "BTCUSDT", "execId": format!("e{id}"), "orderId": "o", "orderLinkId": "c",
+        "side": "Buy", "execType": "Trade", "execQty": "1", "execPrice": "100", "execFee": "0.01", "feeRate": "0.0001",
+        "isMaker": true, "markPrice": "100", "execTime": time.to_string()});
+    // 250 executions over 20 days: three windows, the fullest paged.
+    let times: Vec<i64> = (0..250).map(|i| now - 20 * day + i * (20 * day / 250)).collect();
+    *mock.executions.lock().unwrap() = times.iter().enumerate().map(|(i, t)| execution(i, *t)).collect();
+    let got = rest.executions("BTCUSDT", now - 21 * day).await.unwrap();
+    assert_eq!(got.len(), 250);
+    assert!(got.windows(2).all(|w| w[0].time_ms <= w[1].time_ms));
+    assert_eq!(got.iter().map(|e| e.exec_id.as_str()).collect::<Vec<_>>(), (0..250).map(|i| format!("e{i}")).collect::<Vec<_>>());
+    assert!(mock.hits("/v5/execution/list").len() >= 4, "three windows, one of them paged");
+    // From a later start only the later ones.
+    let later = rest.executions("BTCUSDT", times[200]).await.unwrap();
+    assert_eq!(later.first().map(|e| e.exec_id.as_str()), Some("e200"));
+    assert_eq!(later.len(), 50);
 }
 
 #[tokio::test]
