@@ -813,7 +813,7 @@ impl Rest {
 
         let response = request.send().await.map_err(|e| self.transport(call, &e))?;
         let status = response.status().as_u16();
-        self.note_limit_headers(budget, response.headers());
+        let reset_wait = self.note_limit_headers(budget, response.headers());
         let body = response.text().await.map_err(|e| self.transport(call, &e))?;
         let body = self.redact(body);
 
@@ -830,11 +830,10 @@ impl Rest {
         match envelope(&body) {
             Err(Error::Decode(_)) if !(200..300).contains(&status) => Err(Error::Http { status, body: clip(&body) }),
             Err(Error::Api { code: 10_006, message }) => {
-                // The headers have usually blocked the class already; without them, a second.
-                let blocked = budget.blocked_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some_and(|until| until > Instant::now());
-                if !blocked {
-                    budget.block_for(Duration::from_secs(1));
-                }
+                // Until the reset the headers gave, but 200 ms at least (a reset read on a
+                // clock that disagrees with ours may look past); without headers, a second.
+                let wait = reset_wait.map_or(Duration::from_secs(1), |wait| wait.max(Duration::from_millis(200)));
+                budget.block_for(wait);
                 Err(Error::Api { code: 10_006, message })
             }
             other => other,
@@ -842,19 +841,20 @@ impl Rest {
     }
 
     /// `X-Bapi-Limit-Status` 0: the class waits until `X-Bapi-Limit-Reset-Timestamp`.
-    fn note_limit_headers(&self, budget: &Budget, headers: &HeaderMap) {
+    /// Returns that wait (None without the headers or with requests left).
+    fn note_limit_headers(&self, budget: &Budget, headers: &HeaderMap) -> Option<Duration> {
         let number = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
-        let (Some(remaining), Some(reset_ms)) = (number("X-Bapi-Limit-Status"), number("X-Bapi-Limit-Reset-Timestamp")) else {
-            return;
-        };
+        let remaining = number("X-Bapi-Limit-Status")?;
+        let reset_ms = number("X-Bapi-Limit-Reset-Timestamp")?;
         if remaining > 0 {
-            return;
+            return None;
         }
         // A bogus reset far away must not stop the client for long: at most 10 s.
         let wait_ms = (reset_ms - self.server_now_ms()).clamp(0, 10_000);
-        let wait_ms = u64::try_from(wait_ms).unwrap_or(0) + 5;
+        let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0) + 5);
         tracing::debug!(wait_ms, "bybit limit status 0: waiting for the reset");
-        budget.block_for(Duration::from_millis(wait_ms));
+        budget.block_for(wait);
+        Some(wait)
     }
 
     fn transport(&self, call: &Call<'_>, error: &reqwest::Error) -> Error {
