@@ -53,6 +53,14 @@ pub struct StreamConfig {
     pub clock: Option<ServerClock>,
 }
 
+impl StreamConfig {
+    /// The streams of `endpoints` with Bybit's 20 s ping and the local clock for `expires`
+    /// (set [`StreamConfig::clock`] to [`crate::Rest::clock`] to use the venue's).
+    pub fn new(endpoints: Endpoints, credentials: Option<Credentials>, klines: Vec<(String, i64)>) -> StreamConfig {
+        StreamConfig { endpoints, credentials, klines, ping_every: Duration::from_secs(20), clock: None }
+    }
+}
+
 /// How long the auth op's signature stays valid after it is made.
 const AUTH_EXPIRES_AFTER_MS: i64 = 10_000;
 /// How long to wait for a connection, the auth answer and the subscribe ack.
