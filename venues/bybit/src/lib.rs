@@ -18,7 +18,7 @@ pub mod types;
 
 use std::fmt;
 
-pub use rest::{Created, Error, Rest, RestOptions};
+pub use rest::{Created, EndpointClass, Error, Rest, RestOptions, ServerClock};
 pub use stream::{StreamConfig, StreamEvent};
 pub use types::{Execution, InstrumentInfo, OrderReport, OrderStatus, PositionReport, WalletReport};
 
