@@ -349,6 +349,7 @@ impl Session {
             credentials: self.credentials.clone(),
             klines,
             ping_every: Duration::from_secs(20),
+            clock: Some(self.rest.clock()),
         };
         let (events_tx, mut events_rx) = unbounded_channel();
         let _streams = stream::spawn(config, events_tx);
