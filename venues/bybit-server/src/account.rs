@@ -538,13 +538,17 @@ impl Account {
         }
         self.fold(bar.open_time_ms + self.interval_ms, "", Event::KlineReceived(bar.clone()));
 
+        // Executions first, then the orders they changed, then the position and the wallet.
         let mut pushes = Vec::new();
+        let filled = !executions.is_empty();
+        if filled {
+            pushes.push(Push { topic: Topic::Execution, data: executions });
+        }
         if !changed.is_empty() {
             let data = changed.iter().filter_map(|n| self.orders.get(n)).map(|o| views::order(o, &self.symbol, true));
             pushes.push(Push { topic: Topic::Order, data: data.collect() });
         }
-        if !executions.is_empty() {
-            pushes.push(Push { topic: Topic::Execution, data: executions });
+        if filled {
             self.position_updated_ms = exec_ms;
             self.position_seq += 1;
             pushes.push(Push { topic: Topic::Position, data: vec![views::position(self, true)] });

@@ -24,6 +24,9 @@ use crate::{
     server::{until_stopped, wall_ms, Shared},
 };
 
+/// How long a subscribe ack waits (see its use).
+const SUBSCRIBE_ACK_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// `GET /v5/public/linear`.
 pub async fn public(upgrade: WebSocketUpgrade, State(shared): State<Arc<Shared>>) -> Response {
     upgrade.on_upgrade(move |socket| serve(socket, shared, false))
@@ -64,7 +67,13 @@ async fn serve(mut socket: WebSocket, shared: Arc<Shared>, private: bool) {
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                 };
+                let subscribing = text.contains("\"subscribe\"");
                 if let Step::Reply(reply) = connection.op(&text) {
+                    if subscribing {
+                        // pybit records a subscription only after sending it; on loopback an
+                        // instant ack would beat that (over a real network latency covers it).
+                        tokio::time::sleep(SUBSCRIBE_ACK_DELAY).await;
+                    }
                     if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
                         return;
                     }
