@@ -13,7 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use journal::{
     check,
-    event::{Cloid, Event, Fill, Instrument, Kline, Liquidity, OrderIntent, OrderKind, Side, Ticker, TimeInForce, TraderStart},
+    event::{
+        Cloid, Event, Fill, Instrument, Kline, Liquidity, OrderIntent, OrderKind, Side, Ticker, TimeInForce,
+        TraderStart,
+    },
     state::positions::closable_qty,
     Envelope, State,
 };
@@ -346,7 +349,8 @@ impl Account {
         if qty <= Decimal::ZERO {
             return Err(ApiError::params(format!("params error: qty {qty} must be positive")));
         }
-        let on_grid = check::round_down_to_step(qty, i.qty_step).unwrap_or(Decimal::ZERO);
+        let on_grid = check::round_down_to_step(qty, i.qty_step)
+            .ok_or_else(|| ApiError::params(format!("params error: qty {qty} is out of range")))?;
         if on_grid.is_zero() {
             return Err(ApiError::new(110017, "orderQty will be truncated to zero"));
         }
@@ -391,7 +395,9 @@ impl Account {
         let tif = if kind == OrderKind::Limit { request.tif } else { TimeInForce::Ioc };
         let price = if kind == OrderKind::Limit { request.price } else { None };
         let reference = price.or(request.trigger_price).unwrap_or_else(|| market.last_price());
-        if !request.reduce_only && qty * reference < self.min_notional {
+        // An absurd quantity overflows: it is not below any minimum (the margin check refuses it).
+        let notional = qty.checked_mul(reference).unwrap_or(Decimal::MAX);
+        if !request.reduce_only && notional < self.min_notional {
             return Err(ApiError::new(
                 110094,
                 format!("Order does not meet minimum order value {}USDT", self.min_notional.normalize()),
@@ -571,7 +577,14 @@ impl Account {
     }
 
     /// Folds one of the sim's answers and brings the records up to date with it.
-    fn answer(&mut self, time_ms: i64, event: Event, exec_ms: i64, changed: &mut Vec<u64>, executions: &mut Vec<Value>) {
+    fn answer(
+        &mut self,
+        time_ms: i64,
+        event: Event,
+        exec_ms: i64,
+        changed: &mut Vec<u64>,
+        executions: &mut Vec<Value>,
+    ) {
         let before = self.position_qty();
         let mark = self.state.mark(&self.symbol).unwrap_or(Decimal::ZERO);
         let cancel_type = match &event {
@@ -769,7 +782,9 @@ impl CreateRequest {
 fn check_category_symbol(object: &Map<String, Value>, symbol: &str) -> Result<(), ApiError> {
     match optional_str(object, "category")? {
         Some("linear") => {}
-        Some(other) => return Err(ApiError::params(format!("params error: category {other:?} is not served here (linear only)"))),
+        Some(other) => {
+            return Err(ApiError::params(format!("params error: category {other:?} is not served here (linear only)")))
+        }
         None => return Err(ApiError::params("params error: category is required")),
     }
     match optional_str(object, "symbol")? {

@@ -48,8 +48,7 @@ impl Faults {
     pub fn parse(spec: &str) -> Result<Faults, FaultSpecError> {
         let mut faults = Faults::default();
         for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let (name, value) =
-                item.split_once('=').ok_or_else(|| FaultSpecError::NotNameValue(item.to_owned()))?;
+            let (name, value) = item.split_once('=').ok_or_else(|| FaultSpecError::NotNameValue(item.to_owned()))?;
             let (name, value) = (name.trim(), value.trim());
             let probability = || {
                 value
@@ -141,8 +140,9 @@ mod tests {
 
     #[test]
     fn parses_every_kind_and_names_bad_items() {
-        let faults = Faults::parse("drop_ws=0.01, lose_response=0.05,http_5xx=0.02,late_ack=0.1,dup_ws=0.5,skew_ms=-3000")
-            .unwrap();
+        let faults =
+            Faults::parse("drop_ws=0.01, lose_response=0.05,http_5xx=0.02,late_ack=0.1,dup_ws=0.5,skew_ms=-3000")
+                .unwrap();
         assert_eq!(
             faults,
             Faults { drop_ws: 0.01, lose_response: 0.05, http_5xx: 0.02, late_ack: 0.1, dup_ws: 0.5, skew_ms: -3000 }

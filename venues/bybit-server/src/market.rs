@@ -40,7 +40,8 @@ impl Market {
         if history > bars.len() {
             anyhow::bail!("--history {history} is more than the {} bars of the file", bars.len());
         }
-        let origin_ms = bars.get(history).map_or_else(|| bars[bars.len() - 1].open_time_ms + interval_ms, |b| b.open_time_ms);
+        let origin_ms =
+            bars.get(history).map_or_else(|| bars[bars.len() - 1].open_time_ms + interval_ms, |b| b.open_time_ms);
         Ok(Market { symbol: symbol.to_owned(), interval_ms, bars, next: history, origin_ms, speed, started: None })
     }
 

@@ -84,14 +84,25 @@ fn with_limit_headers(mut response: Response, verdict: &Verdict) -> Response {
 }
 
 /// Every REST request.
-async fn rest(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn rest(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_owned();
     let raw_query = uri.query().unwrap_or("").to_owned();
     let known = is_public(&path) || is_private(&path).is_some();
     if known && shared.dice().roll(Fault::Http5xx) {
         // The gateway failed before the exchange saw anything.
-        let status = if shared.dice().coin(Fault::Http5xx) { StatusCode::BAD_GATEWAY } else { StatusCode::SERVICE_UNAVAILABLE };
-        let text = format!("<html><body><h1>{} {}</h1></body></html>", status.as_u16(), status.canonical_reason().unwrap_or(""));
+        let status =
+            if shared.dice().coin(Fault::Http5xx) { StatusCode::BAD_GATEWAY } else { StatusCode::SERVICE_UNAVAILABLE };
+        let text = format!(
+            "<html><body><h1>{} {}</h1></body></html>",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
         return (status, [("content-type", "text/html")], text).into_response();
     }
     let query = parse_query(&raw_query);
@@ -113,7 +124,8 @@ async fn rest(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, heade
     };
     let payload: &[u8] = if method == Method::GET { raw_query.as_bytes() } else { &body };
     let config = &shared.config;
-    if let Err(e) = auth::check_rest(&auth_headers, payload, &config.api_key, &config.api_secret, shared.auth_now_ms()) {
+    if let Err(e) = auth::check_rest(&auth_headers, payload, &config.api_key, &config.api_secret, shared.auth_now_ms())
+    {
         return envelope(&shared, Err(e));
     }
     let verdict = shared.limits().check(&path, wall_ms());
@@ -216,14 +228,18 @@ fn param<'a>(query: &'a Query, name: &str) -> Option<&'a str> {
 fn require_linear(query: &Query) -> Result<(), ApiError> {
     match param(query, "category") {
         Some("linear") => Ok(()),
-        Some(other) => Err(ApiError::params(format!("params error: category {other:?} is not served here (linear only)"))),
+        Some(other) => {
+            Err(ApiError::params(format!("params error: category {other:?} is not served here (linear only)")))
+        }
         None => Err(ApiError::params("params error: category is required")),
     }
 }
 
 fn int_param(query: &Query, name: &str) -> Result<Option<i64>, ApiError> {
     param(query, name)
-        .map(|v| v.parse::<i64>().map_err(|_| ApiError::params(format!("params error: {name} {v:?} is not an integer"))))
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| ApiError::params(format!("params error: {name} {v:?} is not an integer")))
+        })
         .transpose()
 }
 
@@ -248,7 +264,9 @@ fn public(shared: &Shared, path: &str, query: &Query) -> Result<Value, ApiError>
     match path {
         "/v5/market/time" => {
             let now_ms = shared.auth_now_ms();
-            Ok(json!({"timeSecond": (now_ms / 1000).to_string(), "timeNano": (i128::from(now_ms) * 1_000_000).to_string()}))
+            Ok(
+                json!({"timeSecond": (now_ms / 1000).to_string(), "timeNano": (i128::from(now_ms) * 1_000_000).to_string()}),
+            )
         }
         "/v5/market/kline" => {
             if let Some(category) = param(query, "category") {
@@ -260,7 +278,8 @@ fn public(shared: &Shared, path: &str, query: &Query) -> Result<Value, ApiError>
             if symbol != market.symbol {
                 return Err(ApiError::params("Not supported symbols"));
             }
-            let interval = param(query, "interval").ok_or_else(|| ApiError::params("params error: interval is required"))?;
+            let interval =
+                param(query, "interval").ok_or_else(|| ApiError::params("params error: interval is required"))?;
             if interval != interval_name(market.interval_ms) {
                 return Err(ApiError::params("Invalid period!"));
             }
@@ -323,7 +342,11 @@ fn public(shared: &Shared, path: &str, query: &Query) -> Result<Value, ApiError>
                 vec![]
             } else {
                 let last = d(market.last_price());
-                let day = market.closed().iter().rev().take(1440usize.div_ceil((market.interval_ms / 60_000).max(1) as usize));
+                let day = market
+                    .closed()
+                    .iter()
+                    .rev()
+                    .take(1440usize.div_ceil((market.interval_ms / 60_000).max(1) as usize));
                 let (mut high, mut low, mut volume) = (market.last_price(), market.last_price(), Decimal::ZERO);
                 for bar in day {
                     high = high.max(bar.high);
@@ -391,9 +414,9 @@ fn symbol_matches(query: &Query, symbol: &str) -> Result<bool, ApiError> {
         (Some(s), _, _) => Ok(s == symbol),
         (None, Some(coin), _) => Ok(coin == "USDT"),
         (None, None, Some(coin)) => Ok(symbol.strip_suffix("USDT") == Some(coin)),
-        (None, None, None) => Err(ApiError::params(
-            "Missing some parameters that must be filled in, symbol or settleCoin or baseCoin",
-        )),
+        (None, None, None) => {
+            Err(ApiError::params("Missing some parameters that must be filled in, symbol or settleCoin or baseCoin"))
+        }
     }
 }
 
@@ -415,7 +438,11 @@ fn private_get(shared: &Shared, path: &str, query: &Query) -> Result<Value, ApiE
         "/v5/order/realtime" | "/v5/order/history" => {
             require_linear(query)?;
             let realtime = path == "/v5/order/realtime";
-            let ours = if realtime { symbol_matches(query, symbol)? } else { param(query, "symbol").is_none_or(|s| s == symbol) };
+            let ours = if realtime {
+                symbol_matches(query, symbol)?
+            } else {
+                param(query, "symbol").is_none_or(|s| s == symbol)
+            };
             let limit = limit_param(query, 20, 50)?;
             let cursor = cursor_param(query)?;
             let order_id = param(query, "orderId").unwrap_or("");
@@ -472,7 +499,9 @@ fn private_get(shared: &Shared, path: &str, query: &Query) -> Result<Value, ApiE
         "/v5/account/wallet-balance" => {
             match param(query, "accountType") {
                 Some("UNIFIED") => {}
-                Some(other) => return Err(ApiError::params(format!("accountType only support UNIFIED, not {other:?}"))),
+                Some(other) => {
+                    return Err(ApiError::params(format!("accountType only support UNIFIED, not {other:?}")))
+                }
                 None => return Err(ApiError::params("params error: accountType is required")),
             }
             Ok(json!({"list": [views::wallet(account)]}))

@@ -200,9 +200,9 @@ pub fn position(account: &Account, ws: bool) -> Value {
     let liq = if size.is_zero() {
         String::new()
     } else {
-        position.liquidation_price(leverage, account.instrument.maintenance_margin_rate).map_or_else(String::new, |p| {
-            d(journal_to_tick(p, account.instrument.tick_size))
-        })
+        position
+            .liquidation_price(leverage, account.instrument.maintenance_margin_rate)
+            .map_or_else(String::new, |p| d(journal_to_tick(p, account.instrument.tick_size)))
     };
     let realised = position.realized_pnl - position.fees_paid + position.funding_net;
     let mut item = json!({
@@ -263,9 +263,8 @@ pub fn wallet(account: &Account) -> Value {
     });
     let trader = account.state.traders.get(TRADER);
     let realised = trader.map_or(Decimal::ZERO, |t| t.realized_pnl - t.fees_paid + t.funding_net);
-    let position_value = trader
-        .and_then(|t| t.positions.get(&account.symbol))
-        .map_or(Decimal::ZERO, |p| p.qty.abs() * p.entry_price);
+    let position_value =
+        trader.and_then(|t| t.positions.get(&account.symbol)).map_or(Decimal::ZERO, |p| p.qty.abs() * p.entry_price);
     let mm = position_value * account.instrument.maintenance_margin_rate;
     let rate = |x: Decimal| if equity > Decimal::ZERO { d((x / equity).round_dp(4)) } else { "0".to_owned() };
     json!({

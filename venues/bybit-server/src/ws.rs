@@ -56,7 +56,8 @@ async fn serve(mut socket: WebSocket, shared: Arc<Shared>, private: bool) {
     let mut public_rx = shared.public.subscribe();
     let mut private_rx = shared.private.subscribe();
     let mut shutdown = shared.shutdown.clone();
-    let mut connection = Connection { id: shared.connection_id(), shared, private, authed: false, topics: BTreeSet::new() };
+    let mut connection =
+        Connection { id: shared.connection_id(), shared, private, authed: false, topics: BTreeSet::new() };
     loop {
         tokio::select! {
             incoming = socket.recv() => {

@@ -15,10 +15,9 @@ async fn pybit_works_against_the_server() {
     let import = std::process::Command::new("python3").args(["-c", "import pybit"]).output();
     match import {
         Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "pybit is not installed (pip install pybit==5.17.0): {}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        Ok(out) => {
+            panic!("pybit is not installed (pip install pybit==5.17.0): {}", String::from_utf8_lossy(&out.stderr))
+        }
         Err(e) => panic!("python3 cannot run ({e}); install Python 3 and pip install pybit==5.17.0"),
     }
     // Three bars of history, then one bar a second.

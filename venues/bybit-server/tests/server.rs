@@ -34,7 +34,9 @@ async fn signing_is_checked_in_bybit_order() {
     late.clock_offset_ms = -6000;
     let stale = late.get(wallet, "accountType=UNIFIED").await;
     assert_eq!(stale.code(), 10002);
-    assert!(stale.message().starts_with("invalid request, please check your server timestamp or recv_window param. req_timestamp["));
+    assert!(stale
+        .message()
+        .starts_with("invalid request, please check your server timestamp or recv_window param. req_timestamp["));
     assert!(stale.message().ends_with(",recv_window[5000]"), "{}", stale.message());
     late.clock_offset_ms = 1500;
     assert_eq!(late.get(wallet, "accountType=UNIFIED").await.code(), 10002, "more than 1 s ahead");
@@ -111,6 +113,10 @@ async fn creates_are_checked_like_bybit() {
         (json!({"symbol": "ETHUSDT"}), 10001),
         (json!({"reduceOnly": true, "qty": "0.1"}), 110017),
         (json!({"orderLinkId": "has spaces"}), 10001),
+        (json!({"qty": "79228162514264337593543950335"}), 10001),
+        (json!({"qty": "1000000000", "orderType": "Limit", "price": "1000000"}), 110007),
+        (json!({"qty": 1e300}), 10001),
+        (json!({"qty": ["x"]}), 10001),
     ];
     for (fields, code) in cases {
         let mut reply = client.create(fields.clone()).await;
@@ -128,7 +134,8 @@ async fn creates_are_checked_like_bybit() {
     let again = client.create(json!({"qty": "0.1", "orderLinkId": "once"})).await;
     assert_eq!((again.code(), again.message()), (110072, "OrderLinkedID is duplicate"));
 
-    let unknown = client.post("/v5/order/cancel", &json!({"category": "linear", "symbol": SYMBOL, "orderId": "nope"})).await;
+    let unknown =
+        client.post("/v5/order/cancel", &json!({"category": "linear", "symbol": SYMBOL, "orderId": "nope"})).await;
     assert_eq!(unknown.code(), 110001);
 }
 
@@ -139,7 +146,9 @@ async fn the_eleventh_create_in_a_second_is_refused_and_does_nothing() {
     let client = Client::new(&server);
     let started = Instant::now();
     for i in 0..10 {
-        let reply = client.create(json!({"orderType": "Limit", "price": "50", "qty": "0.2", "orderLinkId": format!("r{i}")})).await;
+        let reply = client
+            .create(json!({"orderType": "Limit", "price": "50", "qty": "0.2", "orderLinkId": format!("r{i}")}))
+            .await;
         assert_eq!(reply.code(), 0, "{}", reply.body);
         assert_eq!(reply.header("X-Bapi-Limit").as_deref(), Some("10"));
         assert_eq!(reply.header("X-Bapi-Limit-Status"), Some((9 - i).to_string()));
@@ -175,10 +184,16 @@ async fn market_orders_fill_at_the_open_and_limits_only_when_traded_through() {
     assert_eq!(executions.len(), 2, "{executions:?}");
     // Newest first; both are bar 0's, market orders first.
     let (market, limit) = (&executions[1], &executions[0]);
-    assert_eq!((&market["orderLinkId"], &market["execPrice"], &market["isMaker"]), (&json!("mkt"), &json!("100"), &json!(false)));
+    assert_eq!(
+        (&market["orderLinkId"], &market["execPrice"], &market["isMaker"]),
+        (&json!("mkt"), &json!("100"), &json!(false))
+    );
     assert_eq!(market["execFee"], "0.0055");
     assert_eq!(market["execTime"], (T0 + 59_999).to_string());
-    assert_eq!((&limit["orderLinkId"], &limit["execPrice"], &limit["isMaker"]), (&json!("through"), &json!("99.5"), &json!(true)));
+    assert_eq!(
+        (&limit["orderLinkId"], &limit["execPrice"], &limit["isMaker"]),
+        (&json!("through"), &json!("99.5"), &json!(true))
+    );
     assert_eq!(limit["execFee"], "0.00199");
     wait_bars(&server, 2).await;
     assert_eq!(client.executions().await.len(), 2);
@@ -197,11 +212,15 @@ async fn a_large_order_fills_a_quarter_of_the_volume_per_bar() {
     let _klines = watch_klines(&server).await;
     wait_bars(&server, 1).await;
     let order = client.order("big").await;
-    assert_eq!((&order["orderStatus"], &order["cumExecQty"], &order["leavesQty"]), (&json!("PartiallyFilled"), &json!("0.25"), &json!("0.35")));
+    assert_eq!(
+        (&order["orderStatus"], &order["cumExecQty"], &order["leavesQty"]),
+        (&json!("PartiallyFilled"), &json!("0.25"), &json!("0.35"))
+    );
     wait_bars(&server, 3).await;
     let order = client.order("big").await;
     assert_eq!((&order["orderStatus"], &order["cumExecQty"]), (&json!("Filled"), &json!("0.6")));
-    let prices: Vec<_> = client.executions().await.iter().map(|e| (e["execQty"].clone(), e["execPrice"].clone())).collect();
+    let prices: Vec<_> =
+        client.executions().await.iter().map(|e| (e["execQty"].clone(), e["execPrice"].clone())).collect();
     assert_eq!(prices, [(json!("0.1"), json!("102")), (json!("0.25"), json!("101")), (json!("0.25"), json!("100"))]);
 }
 
@@ -212,7 +231,10 @@ async fn websocket_ops_and_private_pushes() {
     let mut public = connect(&server, "/v5/public/linear").await;
     send(&mut public, json!({"op": "ping", "req_id": "p1"})).await;
     let pong = next_json(&mut public, SECOND).await.unwrap();
-    assert_eq!((&pong["success"], &pong["ret_msg"], &pong["op"], &pong["req_id"]), (&json!(true), &json!("pong"), &json!("ping"), &json!("p1")));
+    assert_eq!(
+        (&pong["success"], &pong["ret_msg"], &pong["op"], &pong["req_id"]),
+        (&json!(true), &json!("pong"), &json!("ping"), &json!("p1"))
+    );
     assert!(pong["conn_id"].is_string());
     send(&mut public, json!({"op": "subscribe", "req_id": "s1", "args": ["kline.5.BTCUSDT"]})).await;
     assert_eq!(next_json(&mut public, SECOND).await.unwrap()["success"], false);
@@ -223,10 +245,14 @@ async fn websocket_ops_and_private_pushes() {
     assert_eq!(early["success"], false);
     assert_eq!(early["ret_msg"], "error:topic:order needs auth first");
     let expired = bybit_server::server::wall_ms() - 1;
-    let signature = bybit_server::auth::sign(bybit_server::DEFAULT_API_SECRET, format!("GET/realtime{expired}").as_bytes());
+    let signature =
+        bybit_server::auth::sign(bybit_server::DEFAULT_API_SECRET, format!("GET/realtime{expired}").as_bytes());
     send(&mut private, json!({"op": "auth", "args": [bybit_server::DEFAULT_API_KEY, expired, signature]})).await;
     let refused = next_json(&mut private, SECOND).await.unwrap();
-    assert_eq!((&refused["success"], &refused["ret_msg"], &refused["op"]), (&json!(false), &json!("Params Error"), &json!("auth")));
+    assert_eq!(
+        (&refused["success"], &refused["ret_msg"], &refused["op"]),
+        (&json!(false), &json!("Params Error"), &json!("auth"))
+    );
     send(&mut private, json!({"op": "ping", "req_id": "pp"})).await;
     let pong = next_json(&mut private, SECOND).await.unwrap();
     assert_eq!((&pong["op"], &pong["req_id"]), (&json!("pong"), &json!("pp")));
@@ -269,11 +295,17 @@ async fn the_log_has_every_order_and_execution() {
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert_eq!((&lines[0]["type"], &lines[0]["orderLinkId"], &lines[0]["orderType"]), (&json!("order"), &json!("logged"), &json!("Market")));
+    assert_eq!(
+        (&lines[0]["type"], &lines[0]["orderLinkId"], &lines[0]["orderType"]),
+        (&json!("order"), &json!("logged"), &json!("Market"))
+    );
     for key in ["orderId", "symbol", "side", "qty", "price", "timeInForce", "reduceOnly", "createdTime"] {
         assert!(lines[0].get(key).is_some(), "order line without {key}");
     }
-    assert_eq!((&lines[1]["type"], &lines[1]["execPrice"], &lines[1]["execQty"]), (&json!("execution"), &json!("100"), &json!("0.1")));
+    assert_eq!(
+        (&lines[1]["type"], &lines[1]["execPrice"], &lines[1]["execQty"]),
+        (&json!("execution"), &json!("100"), &json!("0.1"))
+    );
     for key in ["execId", "orderId", "orderLinkId", "symbol", "side", "execFee", "execType", "execTime", "isMaker"] {
         assert!(lines[1].get(key).is_some(), "execution line without {key}");
     }
@@ -327,7 +359,8 @@ async fn late_ack_pushes_before_it_answers() {
     let mut ws = private_ws(&server, &["order"]).await;
     let client = Client::new(&server);
     let started = Instant::now();
-    let create = tokio::spawn(async move { (client.create(json!({"orderLinkId": "late"})).await.code(), Instant::now()) });
+    let create =
+        tokio::spawn(async move { (client.create(json!({"orderLinkId": "late"})).await.code(), Instant::now()) });
     let pushed = until(&mut ws, SECOND, |m| m["topic"] == "order").await.expect("an order push");
     let pushed_at = Instant::now();
     assert_eq!(pushed["data"][0]["orderLinkId"], "late");

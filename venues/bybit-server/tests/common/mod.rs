@@ -126,7 +126,8 @@ impl Client {
 
     /// A create; `extra` fields override the defaults (a 0.1 market buy: 10 USDT).
     pub async fn create(&self, extra: Value) -> Reply {
-        let mut body = json!({"category": "linear", "symbol": SYMBOL, "side": "Buy", "orderType": "Market", "qty": "0.1"});
+        let mut body =
+            json!({"category": "linear", "symbol": SYMBOL, "side": "Buy", "orderType": "Market", "qty": "0.1"});
         if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
             body.extend(extra.clone());
         }
