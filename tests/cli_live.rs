@@ -35,14 +35,20 @@ fn decisions(records: &[Value]) -> Vec<String> {
         .collect()
 }
 
+/// A decimal string without its trailing zeros ("0.54836100" and "0.548361" are one amount).
+fn amount(v: &Value) -> String {
+    v.as_str().and_then(|s| s.parse::<rust_decimal::Decimal>().ok()).map_or_else(|| v.to_string(), |d| d.normalize().to_string())
+}
+
 /// Every fill: side, quantity, price, fee and liquidity.
 fn fills(records: &[Value]) -> Vec<String> {
     records
         .iter()
         .filter_map(|r| {
             let (kind, f) = event(r);
-            (kind == "OrderFilled")
-                .then(|| format!("{} {} @ {} fee {} {}", f["side"], f["qty"], f["price"], f["fee_quote"], f["liquidity"]))
+            (kind == "OrderFilled").then(|| {
+                format!("{} {} @ {} fee {} {}", f["side"], amount(&f["qty"]), amount(&f["price"]), amount(&f["fee_quote"]), f["liquidity"])
+            })
         })
         .collect()
 }
@@ -55,10 +61,11 @@ fn ledger(journal: &Path, trader: &str) -> Value {
     assert!(!t.is_null(), "no trader {trader} in {out}");
     let positions: Vec<Value> = t["positions"]
         .as_object()
-        .map(|m| m.iter().map(|(s, p)| serde_json::json!([s, p["qty"], p["entry_price"]])).collect())
+        .map(|m| m.iter().map(|(s, p)| serde_json::json!([s, amount(&p["qty"]), amount(&p["entry_price"])])).collect())
         .unwrap_or_default();
     serde_json::json!({
-        "cash": t["cash"], "realized_pnl": t["realized_pnl"], "fees_paid": t["fees_paid"], "positions": positions
+        "cash": amount(&t["cash"]), "realized_pnl": amount(&t["realized_pnl"]), "fees_paid": amount(&t["fees_paid"]),
+        "positions": positions
     })
 }
 

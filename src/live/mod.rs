@@ -352,7 +352,10 @@ impl Session {
             clock: Some(self.rest.clock()),
         };
         let (events_tx, mut events_rx) = unbounded_channel();
-        let _streams = stream::spawn(config, events_tx);
+        let _streams = {
+            let _inside = self.runtime.enter();
+            stream::spawn(config, events_tx)
+        };
         let tx = self.tx.clone();
         self.runtime.spawn(async move {
             while let Some(event) = events_rx.recv().await {
