@@ -147,7 +147,9 @@ impl ServerClock {
         self.synced.load(Ordering::Relaxed)
     }
 
-    fn set_offset_ms(&self, offset_ms: i64) {
+    /// Sets server minus local clock, ms: for a driver that learned the venue's time some
+    /// other way, and for tests of a drifting local clock.
+    pub fn set_offset_ms(&self, offset_ms: i64) {
         self.offset_ms.store(offset_ms, Ordering::Relaxed);
         self.synced.store(true, Ordering::Relaxed);
     }
