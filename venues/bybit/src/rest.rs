@@ -438,8 +438,10 @@ pub fn create_body(intent: &OrderIntent) -> String {
 const DAY_MS: i64 = 86_400_000;
 /// Bybit's widest `execution/list` window.
 const EXECUTION_WINDOW_MS: i64 = 7 * DAY_MS;
-/// Windows of one [`Rest::executions`] at most: about three years.
-pub const EXECUTION_WINDOWS_MAX: i64 = 160;
+/// Windows of one [`Rest::executions`] at most: about ten years. Each window is one request
+/// at least, so a start long ago costs (a local server's executions carry its kline file's
+/// market time: one request per 7 days from then to now).
+pub const EXECUTION_WINDOWS_MAX: i64 = 530;
 /// Pages of one listing at most (a limit on everything).
 const MAX_PAGES: usize = 10_000;
 
