@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use bybit::{Credentials, Endpoints, OrderStatus, Rest, RestOptions, StreamConfig, StreamEvent};
+use bybit::{Credentials, Endpoints, Error, OrderStatus, Rest, RestOptions, StreamConfig, StreamEvent};
 use bybit_server::{Config, Faults, Server, DEFAULT_API_KEY, DEFAULT_API_SECRET};
 use journal::event::{Cloid, Kline, OrderIntent, OrderKind, Side, TimeInForce};
 use rust_decimal::Decimal;
@@ -279,5 +279,22 @@ async fn streams_come_back_after_dropped_sockets() {
         }
     }
     assert!(downs[0] >= 2, "{downs:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_ambiguous_and_found_by_its_cloid() {
+    // Failure report #11: the create is carried out, its answer never comes.
+    let server = server(Faults { lose_response: 1.0, ..Faults::default() }).await;
+    let rest = client(&server, RestOptions { timeout_ms: 500, ..RestOptions::default() });
+    let intent = limit_buy(1, dec!(10000));
+    let error = rest.create_order(&intent).await.unwrap_err();
+    assert!(matches!(error, Error::Transport(_)) && error.is_ambiguous(), "{error:?}");
+    // Resolve by querying, never by re-sending blind.
+    let order = rest.order(SYMBOL, &intent.cloid).await.unwrap().expect("the create took effect");
+    assert_eq!(order.status, OrderStatus::New);
+    // A re-send with the same cloid cannot make a second order.
+    assert_eq!(rest.create_order(&intent).await.unwrap_err().code(), Some(110_072));
+    assert_eq!(rest.open_orders(SYMBOL).await.unwrap().len(), 1);
     server.shutdown().await;
 }
