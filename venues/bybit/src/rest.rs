@@ -1,6 +1,6 @@
 //! Signed REST: one [`Rest`] client for the endpoints the live driver uses.
 //!
-//! Every request goes through one path ([`Rest::call`]):
+//! Every request goes through one path (`Rest::call`):
 //!
 //! 1. **Budget.** Each endpoint class ([`EndpointClass`]) has its own FIFO queue and a
 //!    governor pace of one request per `1.1 s / limit` (burst 1), so no rolling one-second
