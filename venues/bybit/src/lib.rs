@@ -6,7 +6,8 @@
 //! and its effects into requests. Every amount is a `Decimal` parsed from Bybit's
 //! strings; nothing here rounds money.
 //!
-//! - [`rest`]: [`Rest`], one client for every REST endpoint the driver needs.
+//! - [`rest`]: [`Rest`], one client for every REST endpoint the driver needs, with the
+//!   venue's clock ([`ServerClock`]) and per-endpoint rate-limit budgets ([`EndpointClass`]).
 //! - [`stream`]: [`stream::spawn`], the WebSocket streams with auth, ping, reconnect.
 //! - [`sign`]: the v5 signatures (REST and the WebSocket auth op).
 //! - [`types`]: the reports ([`OrderReport`], [`Execution`], ...).

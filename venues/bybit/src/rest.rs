@@ -1,6 +1,6 @@
 //! Signed REST: one [`Rest`] client for the endpoints the live driver uses.
 //!
-//! Every request goes through one path ([`Rest::call`]):
+//! Every request goes through one path (`Rest::call`):
 //!
 //! 1. **Budget.** Each endpoint class ([`EndpointClass`]) has its own FIFO queue and a
 //!    governor pace of one request per `1.1 s / limit` (burst 1), so no rolling one-second
@@ -147,7 +147,9 @@ impl ServerClock {
         self.synced.load(Ordering::Relaxed)
     }
 
-    fn set_offset_ms(&self, offset_ms: i64) {
+    /// Sets server minus local clock, ms: for a driver that learned the venue's time some
+    /// other way, and for tests of a drifting local clock.
+    pub fn set_offset_ms(&self, offset_ms: i64) {
         self.offset_ms.store(offset_ms, Ordering::Relaxed);
         self.synced.store(true, Ordering::Relaxed);
     }
@@ -436,8 +438,10 @@ pub fn create_body(intent: &OrderIntent) -> String {
 const DAY_MS: i64 = 86_400_000;
 /// Bybit's widest `execution/list` window.
 const EXECUTION_WINDOW_MS: i64 = 7 * DAY_MS;
-/// Bybit keeps two years of executions: older starts are clamped.
-const EXECUTION_HISTORY_MS: i64 = 730 * DAY_MS;
+/// Windows of one [`Rest::executions`] at most: about ten years. Each window is one request
+/// at least, so a start long ago costs (a local server's executions carry its kline file's
+/// market time: one request per 7 days from then to now).
+pub const EXECUTION_WINDOWS_MAX: i64 = 530;
 /// Pages of one listing at most (a limit on everything).
 const MAX_PAGES: usize = 10_000;
 
@@ -650,19 +654,29 @@ impl Rest {
     }
 
     /// Executions of `symbol` with `execTime >= start_ms`, oldest first (all pages).
-    /// Ranges over 7 days are asked as 7-day windows (Bybit's widest); starts older than
-    /// Bybit's two years of history are clamped. Each `execId` appears once.
+    /// The range is asked as 7-day windows (Bybit's widest) from `start_ms` up to the server's
+    /// now, and on while the last window had any (a local server's market clock can run
+    /// ahead of the wall clock). At most [`EXECUTION_WINDOWS_MAX`] windows: an older start is
+    /// moved up. Each `execId` appears once.
     pub async fn executions(&self, symbol: &str, start_ms: i64) -> Result<Vec<Execution>, Error> {
         let now_ms = self.server_now_ms();
-        let end_ms = now_ms + 1_000;
-        let mut window_start = start_ms.max(now_ms - EXECUTION_HISTORY_MS);
+        let earliest_ms = now_ms - EXECUTION_WINDOW_MS * (EXECUTION_WINDOWS_MAX - 1);
+        let mut window_start = start_ms.max(earliest_ms);
         let mut all = Vec::new();
-        while window_start <= end_ms {
-            let window_end = (window_start + EXECUTION_WINDOW_MS - 1).min(end_ms);
+        for _ in 0..EXECUTION_WINDOWS_MAX {
+            let mut window_end = window_start + EXECUTION_WINDOW_MS - 1;
+            if window_start <= now_ms && window_end > now_ms {
+                // The window that holds now ends there (Bybit's end is never in the future).
+                window_end = now_ms + 1_000;
+            }
             let mut window = self.execution_window(symbol, window_start, window_end).await?;
+            let empty = window.is_empty();
             // Bybit lists newest first: reversed, ties keep their true order.
             window.reverse();
             all.extend(window);
+            if window_end >= now_ms && empty {
+                break;
+            }
             window_start = window_end + 1;
         }
         all.retain(|execution| execution.time_ms >= start_ms);
