@@ -60,9 +60,11 @@ fn ledger(journal: &Path, trader: &str) -> Value {
     let t = &state["traders"][trader];
     assert!(!t.is_null(), "no trader {trader} in {out}");
     let positions: Vec<Value> = t["positions"]
-        .as_object()
-        .map(|m| m.iter().map(|(s, p)| serde_json::json!([s, amount(&p["qty"]), amount(&p["entry_price"])])).collect())
-        .unwrap_or_default();
+        .as_array()
+        .expect("positions")
+        .iter()
+        .map(|p| serde_json::json!([p["symbol"], amount(&p["qty"]), amount(&p["entry_price"])]))
+        .collect();
     serde_json::json!({
         "cash": amount(&t["cash"]), "realized_pnl": amount(&t["realized_pnl"]), "fees_paid": amount(&t["fees_paid"]),
         "positions": positions
@@ -193,7 +195,7 @@ fn bad_configs_are_refused_with_file_and_line() {
 fn the_secret_is_never_written_to_the_journal_logs_or_errors() {
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
-    let server = server(dir.path(), &root().join(KLINES), &["--speed", "3000", "--hold"]);
+    let server = server(dir.path(), &root().join(KLINES), &["--speed", "600", "--hold"]);
     let traders = [TraderSpec { id: "churn", strategy: "tests/strategies/churn.js", params: "{}", capital: "10000" }];
     let config = config(dir.path(), "bybit", &server, &traders, "");
     let journal = dir.path().join("live");

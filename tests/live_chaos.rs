@@ -33,13 +33,14 @@ fn chaos(seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let klines = dir.path().join("bybit_BTCUSDT_1m.csv");
-    // 600 seeded one-minute bars at 100 ms a bar: a market of about a minute.
-    ok(&["data", "synth", "--bars", "600", "--seed", &seed.to_string(), "--start-ms", "1670889600000", "--out", klines.to_str().unwrap()]);
+    // 400 seeded one-minute bars at 150 ms a bar: a market of a minute, slow enough for the
+    // venue's rate limit to keep up with the trader's orders.
+    ok(&["data", "synth", "--bars", "400", "--seed", &seed.to_string(), "--start-ms", "1670889600000", "--out", klines.to_str().unwrap()]);
     let faults = "drop_ws=0.01,lose_response=0.05,http_5xx=0.03,late_ack=0.1,dup_ws=0.1";
     let server = server(
         dir.path(),
         &klines,
-        &["--speed", "600", "--hold", "--faults", faults, "--seed", &seed.to_string(), "--partial-above", "0.2"],
+        &["--speed", "400", "--hold", "--faults", faults, "--seed", &seed.to_string(), "--partial-above", "0.2"],
     );
     let traders = [TraderSpec { id: "churn", strategy: "tests/strategies/churn.js", params: "{ qty = 0.002 }", capital: "10000" }];
     let config = config(dir.path(), "bybit", &server, &traders, "");
@@ -60,7 +61,7 @@ fn chaos(seed: u64) {
     }
     // The last run sees the market to its end, then stops cleanly.
     let mut live = live(&config, &journal, &stderr);
-    server.wait_for_bar("BTCUSDT", 1_670_889_600_000 + 599 * 60_000, Duration::from_secs(120));
+    server.wait_for_bar("BTCUSDT", 1_670_889_600_000 + 399 * 60_000, Duration::from_secs(120));
     std::thread::sleep(Duration::from_millis(2000));
     assert_eq!(live.terminate(Duration::from_secs(30)), Some(0), "{}", live.stderr_text());
 
@@ -103,7 +104,10 @@ fn chaos(seed: u64) {
     let state: Value =
         serde_json::from_str(&ok(&["replay", "rebuild", "--journal", journal.to_str().unwrap(), "--json"])).unwrap();
     let trader = &state["traders"]["churn"];
-    let ledger_qty = trader["positions"]["BTCUSDT"]["qty"].as_str().unwrap_or("0").parse::<f64>().unwrap();
+    let ledger_qty = trader["positions"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["symbol"] == "BTCUSDT"))
+        .map_or(0.0, |p| p["qty"].as_str().unwrap().parse::<f64>().unwrap());
     let positions = server.get_signed("/v5/position/list", "category=linear&symbol=BTCUSDT");
     let venue_qty = positions["list"][0]["size"].as_str().unwrap_or("0").parse::<f64>().unwrap()
         * if positions["list"][0]["side"] == "Sell" { -1.0 } else { 1.0 };

@@ -12,11 +12,15 @@ use serde_json::Value;
 const KLINES: &str = "fixtures/klines/bybit_BTCUSDT_1m_2022-12-13_head.csv";
 const FIRST_BAR_MS: i64 = 1_670_889_600_000;
 
-/// Runs `strategy` live until the server has played `bars` bars, then stops it cleanly.
+/// Runs `strategy` live on a market of the first `bars` bars of the fixture until the
+/// market has ended (so the venue fills nothing after the stop), then stops it cleanly.
 fn run(dir: &Path, server_args: &[&str], strategy: &str, params: &str, bars: i64) -> (Server, std::path::PathBuf) {
-    let mut args = vec!["--speed", "1500", "--hold"];
+    let mut args = vec!["--speed", "400", "--hold"];
     args.extend_from_slice(server_args);
-    let server = server(dir, &root().join(KLINES), &args);
+    let text = std::fs::read_to_string(root().join(KLINES)).unwrap();
+    let market = dir.join("bybit_BTCUSDT_1m.csv");
+    std::fs::write(&market, text.lines().take(bars as usize + 1).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    let server = server(dir, &market, &args);
     let traders = [TraderSpec { id: "t", strategy, params, capital: "10000" }];
     let config = config(dir, "bybit", &server, &traders, "");
     let journal = dir.join("live");
@@ -48,7 +52,7 @@ fn agrees_with_the_venue(server: &Server, journal: &Path) -> Vec<Value> {
     assert_eq!(links.iter().collect::<BTreeSet<_>>().len(), links.len(), "a decision sent as two orders");
     let state: Value =
         serde_json::from_str(&ok(&["replay", "rebuild", "--journal", journal.to_str().unwrap(), "--json"])).unwrap();
-    assert_eq!(state["anomalies_total"], 0, "the ledger noted anomalies: {}", state["anomalies"]);
+    assert_eq!(state["anomalies"], 0, "the ledger noted anomalies");
     ok(&["replay", "verify", "--journal", journal.to_str().unwrap()]);
     records
 }
@@ -112,7 +116,7 @@ fn a_burst_of_orders_stays_under_the_rate_limit() {
 fn a_restart_with_working_orders_tracks_them_and_places_nothing_again() {
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
-    let server = server(dir.path(), &root().join(KLINES), &["--speed", "1500", "--hold"]);
+    let server = server(dir.path(), &root().join(KLINES), &["--speed", "400", "--hold"]);
     let traders = [TraderSpec { id: "t", strategy: "tests/strategies/resting.js", params: "{}", capital: "10000" }];
     let config = config(dir.path(), "bybit", &server, &traders, "");
     let journal = dir.path().join("live");
@@ -138,7 +142,12 @@ fn a_restart_with_working_orders_tracks_them_and_places_nothing_again() {
         open["list"].as_array().unwrap().iter().map(|o| o["orderLinkId"].as_str().unwrap().to_owned()).collect();
     let state: Value =
         serde_json::from_str(&ok(&["replay", "rebuild", "--journal", journal.to_str().unwrap(), "--json"])).unwrap();
-    let ledger_open: BTreeSet<String> = state["traders"]["t"]["orders"].as_object().unwrap().keys().cloned().collect();
+    let ledger_open: BTreeSet<String> = state["traders"]["t"]["open_orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["cloid"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(venue_open.len(), 5);
     assert_eq!(ledger_open, venue_open, "the journal's open orders are the venue's");
     let records = records(&journal);

@@ -734,18 +734,26 @@ impl Session {
                 }
             }
         }
-        // Let the order task finish what it has (bounded), journaling its answers.
-        if let Some(task) = self.executor.take() {
-            self.mode = Mode::Paper(SimVenue::default());
-            let finished = self.runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
-            if finished.is_err() {
-                tracing::warn!("the order task did not finish in 10 s: its last answers come at the next start");
-            }
-            while let Ok(msg) = self.rx.try_recv() {
-                if let Msg::Order { trader, cloid, outcome } = msg {
-                    self.on_outcome(&trader, cloid, outcome)?;
+        // Let the order task finish what it holds (bounded), journaling the answers and the
+        // fills that come meanwhile; then one last reconciliation, so a clean stop leaves
+        // every execution of the venue in the journal.
+        if let (Some(task), Mode::Live(venue)) = (self.executor.take(), &mut self.mode) {
+            venue.close();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !task.is_finished() && std::time::Instant::now() < deadline {
+                let next = self.runtime.block_on(async { tokio::time::timeout(Duration::from_millis(50), self.rx.recv()).await });
+                if let Ok(Some(msg)) = next {
+                    self.after_stop(msg)?;
                 }
             }
+            if !task.is_finished() {
+                tracing::warn!("the order task did not finish in 10 s: the next start resolves what it held from the journal");
+                task.abort();
+            }
+            while let Ok(msg) = self.rx.try_recv() {
+                self.after_stop(msg)?;
+            }
+            self.reconcile("stop")?;
         }
         let sink = self.engine.sink_mut();
         sink.snapshot()?;
@@ -753,6 +761,18 @@ impl Session {
         tracing::info!(events = sink.journal.len(), "{reason}: journal flushed");
         self.runtime.shutdown_timeout(Duration::from_secs(1));
         Ok(())
+    }
+}
+
+impl Session {
+    /// A message that arrives while stopping: the venue's answers still count; bars do not
+    /// (the strategies have stopped).
+    fn after_stop(&mut self, msg: Msg) -> anyhow::Result<()> {
+        match msg {
+            Msg::Order { trader, cloid, outcome } => self.on_outcome(&trader, cloid, outcome),
+            Msg::Stream(event @ (StreamEvent::Order(_) | StreamEvent::Execution(_))) => self.on_stream(event),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -62,7 +62,8 @@ pub enum Outcome {
 /// The engine's venue port for a live Bybit account.
 #[derive(Debug)]
 pub struct BybitVenue {
-    jobs: UnboundedSender<Job>,
+    /// None once closed (stopping): the order task ends when it has done what it holds.
+    jobs: Option<UnboundedSender<Job>>,
     limits: Limits,
     /// Effects held back (while recovering) instead of queued.
     pub held: Option<Vec<Effect>>,
@@ -74,12 +75,22 @@ pub struct BybitVenue {
 
 impl BybitVenue {
     pub fn new(jobs: UnboundedSender<Job>, limits: Limits) -> BybitVenue {
-        BybitVenue { jobs, limits, held: None, refused: Vec::new(), tick: None }
+        BybitVenue { jobs: Some(jobs), limits, held: None, refused: Vec::new(), tick: None }
     }
 
     pub fn queue(&self, job: Job) {
-        // The task ends only after the driver has stopped sending.
-        let _ = self.jobs.send(job);
+        match &self.jobs {
+            // The task ends only after the driver has stopped sending.
+            Some(jobs) => {
+                let _ = jobs.send(job);
+            }
+            None => tracing::warn!(?job, "stopping: not sent (the next start resolves it from the journal)"),
+        }
+    }
+
+    /// No more jobs: the order task finishes those it holds, then ends.
+    pub fn close(&mut self) {
+        self.jobs = None;
     }
 
     /// Why the config's limits refuse the order, if they do.

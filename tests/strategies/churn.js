@@ -1,11 +1,14 @@
-// A busy trader for the live crash tests: every bar it cancels what still rests
-// from earlier bars, then places one market order (flipping between buying and
-// selling every `flip` bars) and one limit order just below or above the close.
+// A busy trader for the live crash tests: every `every` bars it cancels what still
+// rests from earlier bars, then places one market order (flipping between buying
+// and selling every `flip` turns) and one limit order just below or above the close.
 // Small sizes, so the account never runs short; many orders, fills and cancels.
-var params = { qty: 0.002, flip: 3, offset: 0.0005, burst: 0 };
+var params = { qty: 0.002, flip: 3, offset: 0.0005, burst: 0, every: 2 };
 
 function st_heartbeat(ctx, tick) {
   const p = ctx.strategy.params;
+  const bar = ctx.state.get("bar", 0);
+  ctx.state.set("bar", bar + 1);
+  if (bar % p.every !== 0) return;
   for (const o of ctx.api.getOpenOrders()) {
     if (o.status === "open" || o.status === "partiallyfilled") ctx.api.cancelOrder(o.cloid);
   }

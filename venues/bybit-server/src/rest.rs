@@ -476,6 +476,11 @@ fn private_get(shared: &Shared, path: &str, query: &Query) -> Result<Value, ApiE
             let cursor = cursor_param(query)?;
             let start = int_param(query, "startTime")?.unwrap_or(i64::MIN);
             let end = int_param(query, "endTime")?.unwrap_or(i64::MAX);
+            // Bybit's widest range. (Without one, Bybit answers for the last 7 days; this
+            // market runs on its own clock, so it answers for all it has.)
+            if start != i64::MIN && end != i64::MAX && end.saturating_sub(start) > 7 * 86_400_000 {
+                return Err(ApiError::params("The time range between startTime and endTime cannot exceed 7 days"));
+            }
             let order_id = param(query, "orderId");
             let link_id = param(query, "orderLinkId");
             let exec_type = param(query, "execType");

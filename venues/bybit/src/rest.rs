@@ -653,37 +653,59 @@ impl Rest {
         Ok(orders)
     }
 
-    /// Executions of `symbol` with `execTime >= start_ms`, oldest first (all pages).
-    /// The range is asked as 7-day windows (Bybit's widest) from `start_ms` up to the server's
-    /// now, and on while the last window had any (a local server's market clock can run
-    /// ahead of the wall clock). At most [`EXECUTION_WINDOWS_MAX`] windows: an older start is
-    /// moved up. Each `execId` appears once.
+    /// Executions of `symbol` with `execTime >= start_ms`, oldest first, each `execId` once.
+    ///
+    /// First the newest executions, paged back (Bybit's default window, the last 7 days)
+    /// until one older than `start_ms`: after a reconnect or a restart that is one or two
+    /// requests. Only when that runs out before reaching `start_ms`, and `start_ms` is older
+    /// than the default window, is the older part asked as 7-day windows (Bybit's widest),
+    /// at most [`EXECUTION_WINDOWS_MAX`] of them.
     pub async fn executions(&self, symbol: &str, start_ms: i64) -> Result<Vec<Execution>, Error> {
         let now_ms = self.server_now_ms();
-        let earliest_ms = now_ms - EXECUTION_WINDOW_MS * (EXECUTION_WINDOWS_MAX - 1);
-        let mut window_start = start_ms.max(earliest_ms);
-        let mut all = Vec::new();
-        for _ in 0..EXECUTION_WINDOWS_MAX {
-            let mut window_end = window_start + EXECUTION_WINDOW_MS - 1;
-            if window_start <= now_ms && window_end > now_ms {
-                // The window that holds now ends there (Bybit's end is never in the future).
-                window_end = now_ms + 1_000;
+        let (mut all, reached) = self.executions_newest(symbol, start_ms).await?;
+        let default_window_start = now_ms - EXECUTION_WINDOW_MS;
+        if !reached && start_ms < default_window_start {
+            let earliest_ms = now_ms - EXECUTION_WINDOW_MS * (EXECUTION_WINDOWS_MAX - 1);
+            let mut window_start = start_ms.max(earliest_ms);
+            while window_start < default_window_start {
+                let window_end = (window_start + EXECUTION_WINDOW_MS - 1).min(default_window_start);
+                all.extend(self.execution_window(symbol, window_start, window_end).await?);
+                window_start = window_end + 1;
             }
-            let mut window = self.execution_window(symbol, window_start, window_end).await?;
-            let empty = window.is_empty();
-            // Bybit lists newest first: reversed, ties keep their true order.
-            window.reverse();
-            all.extend(window);
-            if window_end >= now_ms && empty {
-                break;
-            }
-            window_start = window_end + 1;
         }
         all.retain(|execution| execution.time_ms >= start_ms);
         all.sort_by_key(|execution| execution.time_ms);
         let mut seen = HashSet::new();
         all.retain(|execution| seen.insert(execution.exec_id.clone()));
         Ok(all)
+    }
+
+    /// The newest executions back to the first older than `start_ms` (then true) or to the
+    /// end of the venue's default window (false).
+    async fn executions_newest(&self, symbol: &str, start_ms: i64) -> Result<(Vec<Execution>, bool), Error> {
+        let mut executions = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut query = Query::new().add("category", "linear").add("symbol", symbol).add("limit", 100);
+            if let Some(cursor) = &cursor {
+                query = query.add("cursor", cursor);
+            }
+            let answer = self.call(self.private_get("/v5/execution/list", query, EndpointClass::Executions)).await?;
+            let mut reached = false;
+            for item in list(&answer.result) {
+                let execution = Execution::from_json(item)?;
+                reached |= execution.time_ms < start_ms;
+                executions.push(execution);
+            }
+            cursor = next_cursor(&answer.result);
+            if reached {
+                return Ok((executions, true));
+            }
+            if cursor.is_none() || list(&answer.result).is_empty() {
+                break;
+            }
+        }
+        Ok((executions, false))
     }
 
     async fn execution_window(&self, symbol: &str, start_ms: i64, end_ms: i64) -> Result<Vec<Execution>, Error> {
@@ -1016,10 +1038,5 @@ mod tests {
     fn debug_shows_no_secret() {
         let rest = Rest::new(&Endpoints::local("http://127.0.0.1:1", "ws://127.0.0.1:1"), Some(Credentials::new("k", "s3cr3t-value")), RestOptions::default());
         assert!(!format!("{rest:?}").contains("s3cr3t-value"));
-    }
-
-    /// `(taker, maker)` fee rates of `symbol` for this account.
-    pub async fn fee_rate(&self, symbol: &str) -> Result<(rust_decimal::Decimal, rust_decimal::Decimal), Error> {
-        todo!()
     }
 }
