@@ -37,7 +37,9 @@ fn decisions(records: &[Value]) -> Vec<String> {
 
 /// A decimal string without its trailing zeros ("0.54836100" and "0.548361" are one amount).
 fn amount(v: &Value) -> String {
-    v.as_str().and_then(|s| s.parse::<rust_decimal::Decimal>().ok()).map_or_else(|| v.to_string(), |d| d.normalize().to_string())
+    v.as_str()
+        .and_then(|s| s.parse::<rust_decimal::Decimal>().ok())
+        .map_or_else(|| v.to_string(), |d| d.normalize().to_string())
 }
 
 /// Every fill: side, quantity, price, fee and liquidity.
@@ -47,7 +49,14 @@ fn fills(records: &[Value]) -> Vec<String> {
         .filter_map(|r| {
             let (kind, f) = event(r);
             (kind == "OrderFilled").then(|| {
-                format!("{} {} @ {} fee {} {}", f["side"], amount(&f["qty"]), amount(&f["price"]), amount(&f["fee_quote"]), f["liquidity"])
+                format!(
+                    "{} {} @ {} fee {} {}",
+                    f["side"],
+                    amount(&f["qty"]),
+                    amount(&f["price"]),
+                    amount(&f["fee_quote"]),
+                    f["liquidity"]
+                )
             })
         })
         .collect()

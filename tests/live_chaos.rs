@@ -35,14 +35,30 @@ fn chaos(seed: u64) {
     let klines = dir.path().join("bybit_BTCUSDT_1m.csv");
     // 400 seeded one-minute bars at 150 ms a bar: a market of a minute, slow enough for the
     // venue's rate limit to keep up with the trader's orders.
-    ok(&["data", "synth", "--bars", "400", "--seed", &seed.to_string(), "--start-ms", "1670889600000", "--out", klines.to_str().unwrap()]);
+    ok(&[
+        "data",
+        "synth",
+        "--bars",
+        "400",
+        "--seed",
+        &seed.to_string(),
+        "--start-ms",
+        "1670889600000",
+        "--out",
+        klines.to_str().unwrap(),
+    ]);
     let faults = "drop_ws=0.01,lose_response=0.05,http_5xx=0.03,late_ack=0.1,dup_ws=0.1";
     let server = server(
         dir.path(),
         &klines,
         &["--speed", "400", "--hold", "--faults", faults, "--seed", &seed.to_string(), "--partial-above", "0.2"],
     );
-    let traders = [TraderSpec { id: "churn", strategy: "tests/strategies/churn.js", params: "{ qty = 0.002 }", capital: "10000" }];
+    let traders = [TraderSpec {
+        id: "churn",
+        strategy: "tests/strategies/churn.js",
+        params: "{ qty = 0.002 }",
+        capital: "10000",
+    }];
     let config = config(dir.path(), "bybit", &server, &traders, "");
     let journal = dir.path().join("live");
     let stderr = dir.path().join("live.stderr");
@@ -88,11 +104,8 @@ fn chaos(seed: u64) {
     for r in records.iter().filter(|r| event(r).0 == "OrderFilled") {
         *journaled.entry(event(r).1["fill_id"].as_str().unwrap().to_owned()).or_default() += 1;
     }
-    let venue: BTreeSet<String> = log
-        .iter()
-        .filter(|l| l["type"] == "execution")
-        .map(|l| l["execId"].as_str().unwrap().to_owned())
-        .collect();
+    let venue: BTreeSet<String> =
+        log.iter().filter(|l| l["type"] == "execution").map(|l| l["execId"].as_str().unwrap().to_owned()).collect();
     let missing: Vec<_> = venue.iter().filter(|id| !journaled.contains_key(*id)).collect();
     let doubled: Vec<_> = journaled.iter().filter(|(_, n)| **n > 1).collect();
     let unknown: Vec<_> = journaled.keys().filter(|id| !venue.contains(*id)).collect();

@@ -48,7 +48,8 @@ fn agrees_with_the_venue(server: &Server, journal: &Path) -> Vec<Value> {
     b.sort();
     assert_eq!(a, b, "journaled fills and the venue's executions differ");
     assert_eq!(fills.iter().collect::<BTreeSet<_>>().len(), fills.len(), "a fill journaled twice");
-    let links: Vec<&str> = log.iter().filter(|l| l["type"] == "order").map(|l| l["orderLinkId"].as_str().unwrap()).collect();
+    let links: Vec<&str> =
+        log.iter().filter(|l| l["type"] == "order").map(|l| l["orderLinkId"].as_str().unwrap()).collect();
     assert_eq!(links.iter().collect::<BTreeSet<_>>().len(), links.len(), "a decision sent as two orders");
     let state: Value =
         serde_json::from_str(&ok(&["replay", "rebuild", "--journal", journal.to_str().unwrap(), "--json"])).unwrap();

@@ -217,10 +217,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         "bybit-demo" => VenueKind::BybitDemo,
         "paper" => VenueKind::Paper,
         "hyperliquid" | "hyperliquid-testnet" => {
-            return Err(at.at(&v.kind, "hyperliquid is not supported by this build yet (bybit, bybit-testnet, bybit-demo or paper)"))
+            return Err(at.at(
+                &v.kind,
+                "hyperliquid is not supported by this build yet (bybit, bybit-testnet, bybit-demo or paper)",
+            ))
         }
         other => {
-            return Err(at.at(&v.kind, format!("unknown venue kind {other:?} (bybit, bybit-testnet, bybit-demo or paper)")))
+            return Err(
+                at.at(&v.kind, format!("unknown venue kind {other:?} (bybit, bybit-testnet, bybit-demo or paper)"))
+            )
         }
     };
     let rest_url = v.rest_url.map(|u| url(&at, &u, &["http://", "https://"])).transpose()?;
@@ -229,7 +234,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         match name {
             None => Ok(default.to_owned()),
             Some(n) if is_env_name(n.get_ref()) => Ok(n.into_inner()),
-            Some(n) => Err(at.at(&n, "not an environment variable name: give the variable's name, never the key itself")),
+            Some(n) => {
+                Err(at.at(&n, "not an environment variable name: give the variable's name, never the key itself"))
+            }
         }
     };
     let recv_window_ms = match v.recv_window_ms {
@@ -307,12 +314,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         if symbols.is_empty() {
             return Err(at.at(&t.symbols, "symbols is empty"));
         }
-        if let Some(bad) = symbols.iter().find(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())) {
+        if let Some(bad) =
+            symbols.iter().find(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
+        {
             return Err(at.at(&t.symbols, format!("{bad:?} is not a symbol (uppercase, like BTCUSDT)")));
         }
         let interval_ms = match backtest::data::parse_interval(t.interval.get_ref()) {
             Ok(ms) if bybit::interval_label(ms).is_some() => ms,
-            Ok(_) => return Err(at.at(&t.interval, "Bybit has no such kline interval (1m 3m 5m 15m 30m 1h 2h 4h 6h 12h 1d 1w)")),
+            Ok(_) => {
+                return Err(
+                    at.at(&t.interval, "Bybit has no such kline interval (1m 3m 5m 15m 30m 1h 2h 4h 6h 12h 1d 1w)")
+                )
+            }
             Err(e) => return Err(at.at(&t.interval, e.to_string())),
         };
         let params = match t.params {
@@ -371,11 +384,9 @@ fn url(at: &Locator<'_>, value: &Spanned<String>, schemes: &[&str]) -> Result<St
 }
 
 fn decimal(at: &Locator<'_>, value: &Spanned<String>) -> Result<Decimal, ConfigError> {
-    value
-        .get_ref()
-        .trim()
-        .parse::<Decimal>()
-        .map_err(|_| at.at(value, format!("{:?} is not a decimal number (write it as a string, e.g. \"10000\")", value.get_ref())))
+    value.get_ref().trim().parse::<Decimal>().map_err(|_| {
+        at.at(value, format!("{:?} is not a decimal number (write it as a string, e.g. \"10000\")", value.get_ref()))
+    })
 }
 
 fn positive(at: &Locator<'_>, value: &Spanned<String>) -> Result<Decimal, ConfigError> {

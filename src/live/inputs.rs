@@ -141,8 +141,11 @@ pub fn execution(state: &State, seen: &mut Seen, e: &Execution) -> Vec<Input> {
                 return Vec::new();
             }
             let mark = e.mark_price.unwrap_or(e.price);
-            let mut inputs =
-                vec![Input::new(e.time_ms, "", Event::FundingRateReceived { symbol: e.symbol.clone(), rate: e.fee_rate })];
+            let mut inputs = vec![Input::new(
+                e.time_ms,
+                "",
+                Event::FundingRateReceived { symbol: e.symbol.clone(), rate: e.fee_rate },
+            )];
             // Each trader's share of the account's funding, from its own position.
             inputs.extend(
                 sim::funding(state, &e.symbol, e.fee_rate, mark, e.time_ms)

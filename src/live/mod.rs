@@ -34,7 +34,7 @@ use anyhow::{bail, Context};
 use bybit::{stream, Credentials, Endpoints, Rest, RestOptions, StreamConfig, StreamEvent};
 use engine::{Engine, Input, Venue};
 use journal::{
-    event::{Cloid, Instrument, Kline, RejectReason, ReportedPosition, Reconciliation, TraderStart, VenueConfig},
+    event::{Cloid, Instrument, Kline, Reconciliation, RejectReason, ReportedPosition, TraderStart, VenueConfig},
     Durability, Event,
 };
 use rust_decimal::Decimal;
@@ -64,7 +64,11 @@ pub struct Args {
 #[derive(Debug)]
 pub enum Msg {
     Stream(StreamEvent),
-    Order { trader: String, cloid: Cloid, outcome: Outcome },
+    Order {
+        trader: String,
+        cloid: Cloid,
+        outcome: Outcome,
+    },
     Stop(String),
     /// Time to flush what group commit holds.
     Tick,
@@ -136,6 +140,8 @@ struct Session {
 }
 
 const DAY_MS: i64 = 86_400_000;
+/// Rounds of asking the venue before a disagreement is journaled (see `Session::reconcile`).
+const RECONCILE_ATTEMPTS: u32 = 3;
 
 impl Session {
     fn open(
@@ -152,9 +158,7 @@ impl Session {
         };
         let options = RestOptions { recv_window_ms: config.venue.recv_window_ms, dry_run, ..RestOptions::default() };
         let rest = Rest::new(&endpoints, credentials.clone(), options);
-        runtime
-            .block_on(rest.sync_time())
-            .with_context(|| format!("cannot reach the venue at {}", endpoints.rest))?;
+        runtime.block_on(rest.sync_time()).with_context(|| format!("cannot reach the venue at {}", endpoints.rest))?;
 
         let durability = match config.journal.durability {
             DurabilityKind::Group => Durability::GROUP_DEFAULT,
@@ -264,7 +268,10 @@ impl Session {
                 .with_context(|| format!("instruments-info of {symbol}"))?;
             let (taker, maker) = match self.config.venue.kind {
                 VenueKind::Paper => (self.config.venue.taker_fee_rate, self.config.venue.maker_fee_rate),
-                _ => self.runtime.block_on(self.rest.fee_rate(&symbol)).with_context(|| format!("fee rate of {symbol}"))?,
+                _ => self
+                    .runtime
+                    .block_on(self.rest.fee_rate(&symbol))
+                    .with_context(|| format!("fee rate of {symbol}"))?,
             };
             let instrument = Instrument {
                 symbol: symbol.clone(),
@@ -336,12 +343,8 @@ impl Session {
     }
 
     fn spawn_streams(&mut self) {
-        let mut klines: Vec<(String, i64)> = self
-            .config
-            .traders
-            .iter()
-            .flat_map(|t| t.symbols.iter().map(|s| (s.clone(), t.interval_ms)))
-            .collect();
+        let mut klines: Vec<(String, i64)> =
+            self.config.traders.iter().flat_map(|t| t.symbols.iter().map(|s| (s.clone(), t.interval_ms))).collect();
         klines.sort();
         klines.dedup();
         let config = StreamConfig {
@@ -593,81 +596,94 @@ impl Session {
             s.dedup();
             s
         };
-        // Executions first: a fill missed while the stream was down, before order states.
-        let since = self.seen.last_exec_ms.map_or_else(|| self.engine.state().time_ms - DAY_MS, |t| t - 60_000);
-        for symbol in &symbols {
-            let executions = self.runtime.block_on(self.rest.executions(symbol, since))?;
-            for e in executions {
-                let inputs = inputs::execution(self.engine.state(), &mut self.seen, &e);
-                self.step_inputs(inputs)?;
+        // Fills and order changes can be in flight while the venue is asked (a fill between
+        // the executions and the positions, say): a disagreement is asked again a few times
+        // before it is journaled as one.
+        let mut attempt = 0;
+        let (positions, open_orders, mut mismatches) = loop {
+            // Executions first: a fill missed while the stream was down, before order states.
+            let since = self.seen.last_exec_ms.map_or_else(|| self.engine.state().time_ms - DAY_MS, |t| t - 60_000);
+            for symbol in &symbols {
+                let executions = self.runtime.block_on(self.rest.executions(symbol, since))?;
+                for e in executions {
+                    let inputs = inputs::execution(self.engine.state(), &mut self.seen, &e);
+                    self.step_inputs(inputs)?;
+                }
             }
-        }
-        // Orders the ledger holds open: what does the venue say of each? (Those still in
-        // the order task's hands may be unknown yet: "not found" changes nothing.)
-        let open: Vec<(String, Cloid)> = self
-            .engine
-            .state()
-            .traders
-            .values()
-            .flat_map(|t| t.orders.values().map(|o| (o.intent.symbol.clone(), o.intent.cloid)))
-            .collect();
-        for (symbol, cloid) in open {
-            if let Some(report) = self.runtime.block_on(self.rest.order(&symbol, &cloid))? {
-                let inputs = inputs::order_report(self.engine.state(), &report);
-                self.step_inputs(inputs)?;
-            }
-        }
-        let mut mismatches = Vec::new();
-        let mut positions = Vec::new();
-        let mut open_orders = Vec::new();
-        for symbol in &symbols {
-            let venue_qty: Decimal = self
-                .runtime
-                .block_on(self.rest.positions(symbol))?
-                .iter()
-                .inspect(|p| {
-                    positions.push(ReportedPosition { symbol: p.symbol.clone(), qty: p.qty, entry_price: p.entry_price })
-                })
-                .map(|p| p.qty)
-                .sum();
-            let ledger_qty: Decimal = self
+            // Orders the ledger holds open: what does the venue say of each? (Those still in
+            // the order task's hands may be unknown yet: "not found" changes nothing.)
+            let open: Vec<(String, Cloid)> = self
                 .engine
                 .state()
                 .traders
                 .values()
-                .filter_map(|t| t.positions.get(symbol))
-                .map(|p| p.qty)
-                .sum();
-            if venue_qty != ledger_qty {
-                mismatches.push(format!(
-                    "{symbol}: the venue holds {venue_qty}, the traders' positions sum to {ledger_qty}"
-                ));
+                .flat_map(|t| t.orders.values().map(|o| (o.intent.symbol.clone(), o.intent.cloid)))
+                .collect();
+            for (symbol, cloid) in open {
+                if let Some(report) = self.runtime.block_on(self.rest.order(&symbol, &cloid))? {
+                    let inputs = inputs::order_report(self.engine.state(), &report);
+                    self.step_inputs(inputs)?;
+                }
             }
-            for order in self.runtime.block_on(self.rest.open_orders(symbol))? {
-                match Cloid::parse(&order.order_link_id).filter(|c| inputs::owner(self.engine.state(), c).is_some()) {
-                    Some(cloid) => open_orders.push(cloid),
-                    None => {
-                        let id = if order.order_link_id.is_empty() { &order.order_id } else { &order.order_link_id };
+            let mut mismatches = Vec::new();
+            let mut positions = Vec::new();
+            let mut open_orders = Vec::new();
+            for symbol in &symbols {
+                let venue_qty: Decimal = self
+                    .runtime
+                    .block_on(self.rest.positions(symbol))?
+                    .iter()
+                    .inspect(|p| {
+                        positions.push(ReportedPosition {
+                            symbol: p.symbol.clone(),
+                            qty: p.qty,
+                            entry_price: p.entry_price,
+                        })
+                    })
+                    .map(|p| p.qty)
+                    .sum();
+                let ledger_qty: Decimal =
+                    self.engine.state().traders.values().filter_map(|t| t.positions.get(symbol)).map(|p| p.qty).sum();
+                if venue_qty != ledger_qty {
+                    mismatches.push(format!(
+                        "{symbol}: the venue holds {venue_qty}, the traders' positions sum to {ledger_qty}"
+                    ));
+                }
+                for order in self.runtime.block_on(self.rest.open_orders(symbol))? {
+                    match Cloid::parse(&order.order_link_id).filter(|c| inputs::owner(self.engine.state(), c).is_some())
+                    {
+                        Some(cloid) => open_orders.push(cloid),
+                        None => {
+                            let id =
+                                if order.order_link_id.is_empty() { &order.order_id } else { &order.order_link_id };
+                            mismatches.push(format!(
+                                "{symbol}: order {id} at the venue ({:?} {} @ {}) is not in the journal: left alone",
+                                order.side,
+                                order.qty,
+                                order.price.map_or_else(|| "market".to_owned(), |p| p.to_string())
+                            ));
+                        }
+                    }
+                }
+            }
+            for (name, trader) in &self.engine.state().traders {
+                for order in trader.orders.values() {
+                    if order.status != journal::state::orders::OrderStatus::Submitted
+                        && !open_orders.contains(&order.intent.cloid)
+                    {
                         mismatches.push(format!(
-                            "{symbol}: order {id} at the venue ({:?} {} @ {}) is not in the journal: left alone",
-                            order.side,
-                            order.qty,
-                            order.price.map_or_else(|| "market".to_owned(), |p| p.to_string())
+                            "{name}: order {} is open in the journal but not at the venue",
+                            order.intent.cloid
                         ));
                     }
                 }
             }
-        }
-        for (name, trader) in &self.engine.state().traders {
-            for order in trader.orders.values() {
-                if order.status != journal::state::orders::OrderStatus::Submitted && !open_orders.contains(&order.intent.cloid) {
-                    mismatches.push(format!(
-                        "{name}: order {} is open in the journal but not at the venue",
-                        order.intent.cloid
-                    ));
-                }
+            if mismatches.is_empty() || attempt == RECONCILE_ATTEMPTS - 1 {
+                break (positions, open_orders, mismatches);
             }
-        }
+            attempt += 1;
+            self.runtime.block_on(tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))));
+        };
         for foreign in std::mem::take(&mut self.seen.foreign_orders) {
             mismatches.push(format!("executions of order {foreign}, which the journal does not know, were left alone"));
         }
@@ -741,13 +757,17 @@ impl Session {
             venue.close();
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while !task.is_finished() && std::time::Instant::now() < deadline {
-                let next = self.runtime.block_on(async { tokio::time::timeout(Duration::from_millis(50), self.rx.recv()).await });
+                let next = self
+                    .runtime
+                    .block_on(async { tokio::time::timeout(Duration::from_millis(50), self.rx.recv()).await });
                 if let Ok(Some(msg)) = next {
                     self.after_stop(msg)?;
                 }
             }
             if !task.is_finished() {
-                tracing::warn!("the order task did not finish in 10 s: the next start resolves what it held from the journal");
+                tracing::warn!(
+                    "the order task did not finish in 10 s: the next start resolves what it held from the journal"
+                );
                 task.abort();
             }
             while let Ok(msg) = self.rx.try_recv() {
@@ -801,7 +821,9 @@ fn credentials(key_env: &str, secret_env: &str) -> anyhow::Result<Credentials> {
         (Some(key), Some(secret)) => Ok(Credentials::new(key, secret)),
         (key, _) => {
             let missing = if key.is_none() { key_env } else { secret_env };
-            bail!("the environment variable {missing} is not set: the API key and secret come from the environment only")
+            bail!(
+                "the environment variable {missing} is not set: the API key and secret come from the environment only"
+            )
         }
     }
 }

@@ -40,17 +40,31 @@ const QUERIES_PER_ATTEMPT: u32 = 3;
 #[derive(Debug)]
 pub enum Job {
     /// Place an order. `query_first` after a restart: the dead process may have sent it.
-    Submit { trader: String, intent: OrderIntent, query_first: bool, tick: Option<Instant> },
-    Cancel { trader: String, symbol: String, cloid: Cloid },
+    Submit {
+        trader: String,
+        intent: OrderIntent,
+        query_first: bool,
+        tick: Option<Instant>,
+    },
+    Cancel {
+        trader: String,
+        symbol: String,
+        cloid: Cloid,
+    },
 }
 
 /// What became of a job.
 #[derive(Debug)]
 pub enum Outcome {
-    Accepted { order_id: String },
+    Accepted {
+        order_id: String,
+    },
     /// The venue's own view of the order (after an ambiguous answer, a duplicate, a failed cancel).
     Known(OrderReport),
-    Rejected { code: i64, message: String },
+    Rejected {
+        code: i64,
+        message: String,
+    },
     /// A cancel the venue refused because it has no such order, and a query found none.
     Unknown,
     /// A cancel that went out: the order stream brings the result.
@@ -126,7 +140,12 @@ impl Venue for BybitVenue {
                     self.refused.push((trader.clone(), intent.cloid, reason));
                     return;
                 }
-                self.queue(Job::Submit { trader: trader.clone(), intent: intent.clone(), query_first: false, tick: self.tick });
+                self.queue(Job::Submit {
+                    trader: trader.clone(),
+                    intent: intent.clone(),
+                    query_first: false,
+                    tick: self.tick,
+                });
             }
             Effect::Cancel { trader, cloid, .. } => {
                 let symbol = state

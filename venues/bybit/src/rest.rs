@@ -309,7 +309,8 @@ pub(crate) struct Answer {
 /// Reads a v5 envelope: `retCode` first; a non-zero code is [`Error::Api`] whatever the
 /// rest holds (a rejection without `orderId` must not be mistaken for an answer).
 pub(crate) fn envelope(body: &str) -> Result<Answer, Error> {
-    let value: Value = serde_json::from_str(body).map_err(|e| Error::Decode(format!("not JSON ({e}): {}", clip(body))))?;
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| Error::Decode(format!("not JSON ({e}): {}", clip(body))))?;
     let code = value
         .get("retCode")
         .and_then(Value::as_i64)
@@ -517,16 +518,21 @@ impl Rest {
     pub async fn instrument(&self, symbol: &str) -> Result<InstrumentInfo, Error> {
         let query = Query::new().add("category", "linear").add("symbol", symbol);
         let answer = self.call(self.public("/v5/market/instruments-info", query)).await?;
-        let item = list(&answer.result)
-            .first()
-            .ok_or_else(|| Error::Decode(format!("no linear instrument {symbol}")))?;
+        let item =
+            list(&answer.result).first().ok_or_else(|| Error::Decode(format!("no linear instrument {symbol}")))?;
         Ok(InstrumentInfo::from_json(item)?)
     }
 
     /// The bars of `symbol` whose open time is in `[start_ms, end_ms]`, oldest first
     /// (Bybit answers newest first, 1000 at most a page; this pages and reverses).
     /// Every bar is marked closed; the caller drops the one still forming.
-    pub async fn klines(&self, symbol: &str, interval_ms: i64, start_ms: i64, end_ms: i64) -> Result<Vec<Kline>, Error> {
+    pub async fn klines(
+        &self,
+        symbol: &str,
+        interval_ms: i64,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Kline>, Error> {
         const PAGE: usize = 1000;
         let label = crate::interval_label(interval_ms)
             .ok_or_else(|| Error::Decode(format!("Bybit has no kline interval of {interval_ms} ms")))?;
@@ -593,7 +599,8 @@ impl Rest {
             "buyLeverage": leverage.to_string(),
             "sellLeverage": leverage.to_string(),
         });
-        match self.call(self.private_post("/v5/position/set-leverage", body.to_string(), EndpointClass::Leverage)).await {
+        match self.call(self.private_post("/v5/position/set-leverage", body.to_string(), EndpointClass::Leverage)).await
+        {
             Ok(_) => Ok(()),
             Err(Error::Api { code: 110_043, .. }) => Ok(()),
             Err(error) => Err(error),
@@ -879,7 +886,8 @@ impl Rest {
     /// `X-Bapi-Limit-Status` 0: the class waits until `X-Bapi-Limit-Reset-Timestamp`.
     /// Returns that wait (None without the headers or with requests left).
     fn note_limit_headers(&self, budget: &Budget, headers: &HeaderMap) -> Option<Duration> {
-        let number = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+        let number =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
         let remaining = number("X-Bapi-Limit-Status")?;
         let reset_ms = number("X-Bapi-Limit-Reset-Timestamp")?;
         if remaining > 0 {
@@ -976,7 +984,9 @@ mod tests {
 
     #[test]
     fn envelope_reads_ret_code_before_result() {
-        let ok = envelope(r#"{"retCode":0,"retMsg":"OK","result":{"orderId":"1"},"retExtInfo":{},"time":1671017382656}"#).unwrap();
+        let ok =
+            envelope(r#"{"retCode":0,"retMsg":"OK","result":{"orderId":"1"},"retExtInfo":{},"time":1671017382656}"#)
+                .unwrap();
         assert_eq!(ok.result["orderId"], "1");
         assert_eq!(ok.time_ms, Some(1_671_017_382_656));
         // Failure report #13: a rejection without orderId, even with an empty or absent result.
@@ -985,7 +995,10 @@ mod tests {
             r#"{"retCode":110017,"retMsg":"orderQty will be truncated to zero"}"#,
             r#"{"retCode":110017,"retMsg":"orderQty will be truncated to zero","result":null}"#,
         ] {
-            assert_eq!(envelope(body), Err(Error::Api { code: 110_017, message: "orderQty will be truncated to zero".into() }));
+            assert_eq!(
+                envelope(body),
+                Err(Error::Api { code: 110_017, message: "orderQty will be truncated to zero".into() })
+            );
         }
         assert!(matches!(envelope("<html>502</html>"), Err(Error::Decode(_))));
         assert!(matches!(envelope(r#"{"result":{}}"#), Err(Error::Decode(_))));
@@ -1020,7 +1033,8 @@ mod tests {
 
     #[test]
     fn queries_encode_all_but_unreserved_and_percent() {
-        let query = Query::new().add("category", "linear").add("cursor", "page_args%3D1%26symbol%3D6%26").add("x", "a b&c=d");
+        let query =
+            Query::new().add("category", "linear").add("cursor", "page_args%3D1%26symbol%3D6%26").add("x", "a b&c=d");
         assert_eq!(query.0, "category=linear&cursor=page_args%3D1%26symbol%3D6%26&x=a%20b%26c%3Dd");
     }
 
@@ -1036,7 +1050,11 @@ mod tests {
 
     #[test]
     fn debug_shows_no_secret() {
-        let rest = Rest::new(&Endpoints::local("http://127.0.0.1:1", "ws://127.0.0.1:1"), Some(Credentials::new("k", "s3cr3t-value")), RestOptions::default());
+        let rest = Rest::new(
+            &Endpoints::local("http://127.0.0.1:1", "ws://127.0.0.1:1"),
+            Some(Credentials::new("k", "s3cr3t-value")),
+            RestOptions::default(),
+        );
         assert!(!format!("{rest:?}").contains("s3cr3t-value"));
     }
 }

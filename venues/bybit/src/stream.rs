@@ -28,15 +28,23 @@ use crate::{Credentials, Endpoints, Execution, OrderReport, PositionReport, Wall
 #[derive(Clone, Debug)]
 pub enum StreamEvent {
     /// A closed bar (`confirm: true`), with the instant its frame was read (for latency figures).
-    Kline { kline: Kline, received: Instant },
+    Kline {
+        kline: Kline,
+        received: Instant,
+    },
     Order(OrderReport),
     Execution(Execution),
     Position(PositionReport),
     Wallet(WalletReport),
     /// A stream is connected and subscribed (after every reconnect too: the driver fills the gap by REST).
-    Up { private: bool },
+    Up {
+        private: bool,
+    },
     /// A stream was lost; it reconnects with backoff.
-    Down { private: bool, reason: String },
+    Down {
+        private: bool,
+        reason: String,
+    },
 }
 
 /// What to subscribe to.
@@ -305,7 +313,8 @@ pub(crate) fn events(klines: &[(String, i64)], frame: &Value, received: Instant)
     for item in items {
         let event = match kind {
             "kline" => {
-                let (label, symbol) = (parts.clone().next().unwrap_or_default(), parts.clone().nth(1).unwrap_or_default());
+                let (label, symbol) =
+                    (parts.clone().next().unwrap_or_default(), parts.clone().nth(1).unwrap_or_default());
                 let interval_ms = klines
                     .iter()
                     .find(|(s, ms)| s == symbol && crate::interval_label(*ms) == Some(label))
@@ -331,7 +340,12 @@ pub(crate) fn events(klines: &[(String, i64)], frame: &Value, received: Instant)
     events
 }
 
-fn forward(config: &StreamConfig, frame: &Value, received: Instant, tx: &UnboundedSender<StreamEvent>) -> Result<(), ()> {
+fn forward(
+    config: &StreamConfig,
+    frame: &Value,
+    received: Instant,
+    tx: &UnboundedSender<StreamEvent>,
+) -> Result<(), ()> {
     for event in events(&config.klines, frame, received) {
         tx.send(event).map_err(|_| ())?;
     }

@@ -40,7 +40,10 @@ pub enum OrderStatus {
 impl OrderStatus {
     /// Still working at the venue (can fill).
     pub fn is_open(&self) -> bool {
-        matches!(self, OrderStatus::New | OrderStatus::PartiallyFilled | OrderStatus::Untriggered | OrderStatus::Triggered)
+        matches!(
+            self,
+            OrderStatus::New | OrderStatus::PartiallyFilled | OrderStatus::Untriggered | OrderStatus::Triggered
+        )
     }
 }
 
@@ -225,12 +228,13 @@ impl WalletReport {
             Some(equity) => equity,
             None => wallet_balance,
         };
-        let available = match (decimal_opt(account, "totalAvailableBalance")?, decimal_opt(usdt, "availableToWithdraw")?) {
-            (Some(available), _) | (None, Some(available)) => available,
-            (None, None) => {
-                wallet_balance - decimal_or_zero(usdt, "totalPositionIM")? - decimal_or_zero(usdt, "totalOrderIM")?
-            }
-        };
+        let available =
+            match (decimal_opt(account, "totalAvailableBalance")?, decimal_opt(usdt, "availableToWithdraw")?) {
+                (Some(available), _) | (None, Some(available)) => available,
+                (None, None) => {
+                    wallet_balance - decimal_or_zero(usdt, "totalPositionIM")? - decimal_or_zero(usdt, "totalOrderIM")?
+                }
+            };
         Ok(WalletReport { wallet_balance, equity, available })
     }
 }
@@ -517,12 +521,12 @@ mod tests {
     #[test]
     fn wallet_reads_the_usdt_coin() {
         let account = json!({"accountType": "UNIFIED", "totalEquity": "3.31", "totalWalletBalance": "3.0",
-            "totalAvailableBalance": "2.5",
-            "coin": [
-                {"coin": "BTC", "equity": "0.1", "walletBalance": "0.1"},
-                {"coin": "USDT", "equity": "10100.5", "walletBalance": "10000", "availableToWithdraw": "",
-                 "totalPositionIM": "100", "totalOrderIM": "20", "unrealisedPnl": "100.5"}
-            ]});
+        "totalAvailableBalance": "2.5",
+        "coin": [
+            {"coin": "BTC", "equity": "0.1", "walletBalance": "0.1"},
+            {"coin": "USDT", "equity": "10100.5", "walletBalance": "10000", "availableToWithdraw": "",
+             "totalPositionIM": "100", "totalOrderIM": "20", "unrealisedPnl": "100.5"}
+        ]});
         let wallet = WalletReport::from_json(&account).unwrap();
         assert_eq!(wallet, WalletReport { wallet_balance: dec!(10000), equity: dec!(10100.5), available: dec!(2.5) });
 
@@ -546,7 +550,10 @@ mod tests {
         let row = json!(["1670608800000", "17071", "17073", "17027", "17055.5", "268611", "15.74462667"]);
         let kline = kline_from_rest_row("BTCUSDT", 60_000, &row).unwrap();
         assert_eq!(kline.open_time_ms, 1_670_608_800_000);
-        assert_eq!((kline.open, kline.high, kline.low, kline.close), (dec!(17071), dec!(17073), dec!(17027), dec!(17055.5)));
+        assert_eq!(
+            (kline.open, kline.high, kline.low, kline.close),
+            (dec!(17071), dec!(17073), dec!(17027), dec!(17055.5))
+        );
         assert_eq!(kline.volume, dec!(268611));
         assert!(kline.closed);
         assert!(kline_from_rest_row("BTCUSDT", 60_000, &json!(["1", "2"])).is_err());
@@ -566,7 +573,8 @@ mod tests {
         assert!(OrderReport::from_json(&json!("nonsense")).is_err());
         assert!(Execution::from_json(&json!({"execId": "x", "symbol": "B", "side": "Up"})).is_err());
         assert!(Execution::from_json(&json!({"execId": "x", "symbol": "B", "side": "Buy", "execQty": "1e",
-            "execPrice": "1", "execTime": "1"})).is_err());
+            "execPrice": "1", "execTime": "1"}))
+        .is_err());
         assert!(InstrumentInfo::from_json(&json!({"symbol": "B"})).is_err());
     }
 }

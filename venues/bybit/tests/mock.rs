@@ -50,7 +50,12 @@ struct Mock {
 }
 
 fn query(uri: &Uri) -> HashMap<String, String> {
-    uri.query().unwrap_or_default().split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    uri.query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 impl Mock {
@@ -79,7 +84,13 @@ fn answer(status: u16, headers: Vec<(&'static str, String)>, body: String) -> Re
     response.body(Body::from(body)).unwrap()
 }
 
-async fn rest(State(mock): State<Arc<Mock>>, method: Method, uri: Uri, headers: HeaderMap, body: String) -> Response<Body> {
+async fn rest(
+    State(mock): State<Arc<Mock>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response<Body> {
     let path = uri.path().to_owned();
     mock.hits.lock().unwrap().push((path.clone(), Instant::now()));
     let server = mock.server_ms();
@@ -93,13 +104,21 @@ async fn rest(State(mock): State<Arc<Mock>>, method: Method, uri: Uri, headers: 
     if path == "/v5/market/kline" {
         // Every minute has a bar; the newest `limit` of [start, end], newest first.
         let q = query(&uri);
-        let (start, end, limit): (i64, i64, usize) = (q["start"].parse().unwrap(), q["end"].parse().unwrap(), q["limit"].parse().unwrap());
+        let (start, end, limit): (i64, i64, usize) =
+            (q["start"].parse().unwrap(), q["end"].parse().unwrap(), q["limit"].parse().unwrap());
         let first = (start + 59_999) / 60_000 * 60_000;
-        let mut rows: Vec<Value> = (0..).map(|i| first + i * 60_000).take_while(|t| *t <= end)
-            .map(|t| json!([t.to_string(), "1", "2", "0.5", "1.5", "10", "15"])).collect();
+        let mut rows: Vec<Value> = (0..)
+            .map(|i| first + i * 60_000)
+            .take_while(|t| *t <= end)
+            .map(|t| json!([t.to_string(), "1", "2", "0.5", "1.5", "10", "15"]))
+            .collect();
         rows.reverse();
         rows.truncate(limit);
-        return answer(200, vec![], envelope(0, "OK", json!({"category": "linear", "symbol": q["symbol"], "list": rows}), server));
+        return answer(
+            200,
+            vec![],
+            envelope(0, "OK", json!({"category": "linear", "symbol": q["symbol"], "list": rows}), server),
+        );
     }
     if path.starts_with("/v5/market/") {
         return answer(200, vec![], envelope(0, "OK", json!({"list": []}), server));
@@ -124,7 +143,11 @@ async fn rest(State(mock): State<Arc<Mock>>, method: Method, uri: Uri, headers: 
         hex::encode(mac.finalize().into_bytes())
     };
     if header("X-BAPI-SIGN") != expected {
-        return answer(200, vec![], envelope(10004, &format!("error sign! origin_string[{origin}]"), json!({}), server));
+        return answer(
+            200,
+            vec![],
+            envelope(10004, &format!("error sign! origin_string[{origin}]"), json!({}), server),
+        );
     }
     match path.as_str() {
         "/v5/order/create" => {
@@ -137,15 +160,27 @@ async fn rest(State(mock): State<Arc<Mock>>, method: Method, uri: Uri, headers: 
             let reset = creates.front().map_or(server, |t| server + 1000 - now.duration_since(*t).as_millis() as i64);
             if creates.len() >= 10 {
                 mock.too_many_answered.fetch_add(1, Ordering::Relaxed);
-                let headers = vec![("X-Bapi-Limit", "10".into()), ("X-Bapi-Limit-Status", "0".into()), ("X-Bapi-Limit-Reset-Timestamp", reset.to_string())];
+                let headers = vec![
+                    ("X-Bapi-Limit", "10".into()),
+                    ("X-Bapi-Limit-Status", "0".into()),
+                    ("X-Bapi-Limit-Reset-Timestamp", reset.to_string()),
+                ];
                 return answer(200, headers, envelope(10006, "Too many visits!", json!({}), server));
             }
             creates.push_back(now);
             let remaining = 10 - creates.len();
             let reset = creates.front().map_or(server, |t| server + 1000 - now.duration_since(*t).as_millis() as i64);
-            let headers = vec![("X-Bapi-Limit", "10".into()), ("X-Bapi-Limit-Status", remaining.to_string()), ("X-Bapi-Limit-Reset-Timestamp", reset.to_string())];
+            let headers = vec![
+                ("X-Bapi-Limit", "10".into()),
+                ("X-Bapi-Limit-Status", remaining.to_string()),
+                ("X-Bapi-Limit-Reset-Timestamp", reset.to_string()),
+            ];
             let link = serde_json::from_str::<Value>(&body).unwrap()["orderLinkId"].clone();
-            answer(200, headers, envelope(0, "OK", json!({"orderId": format!("oid-{}", creates.len()), "orderLinkId": link}), server))
+            answer(
+                200,
+                headers,
+                envelope(0, "OK", json!({"orderId": format!("oid-{}", creates.len()), "orderLinkId": link}), server),
+            )
         }
         "/v5/execution/list" => {
             let q = query(&uri);
@@ -158,12 +193,19 @@ async fn rest(State(mock): State<Arc<Mock>>, method: Method, uri: Uri, headers: 
             let limit: usize = q["limit"].parse().unwrap();
             let offset: usize = q.get("cursor").map_or(0, |c| c.trim_start_matches("offset%3D").parse().unwrap());
             let executions = mock.executions.lock().unwrap();
-            let mut hits: Vec<&Value> = executions.iter()
-                .filter(|e| (start..=end).contains(&e["execTime"].as_str().unwrap().parse::<i64>().unwrap())).collect();
+            let mut hits: Vec<&Value> = executions
+                .iter()
+                .filter(|e| (start..=end).contains(&e["execTime"].as_str().unwrap().parse::<i64>().unwrap()))
+                .collect();
             hits.reverse();
             let page: Vec<&Value> = hits.iter().skip(offset).take(limit).copied().collect();
-            let cursor = if offset + limit < hits.len() { format!("offset%3D{}", offset + limit) } else { String::new() };
-            answer(200, vec![], envelope(0, "OK", json!({"list": page, "nextPageCursor": cursor, "category": "linear"}), server))
+            let cursor =
+                if offset + limit < hits.len() { format!("offset%3D{}", offset + limit) } else { String::new() };
+            answer(
+                200,
+                vec![],
+                envelope(0, "OK", json!({"list": page, "nextPageCursor": cursor, "category": "linear"}), server),
+            )
         }
         "/v5/account/wallet-balance" => {
             let result = json!({"list": [{"accountType": "UNIFIED", "totalAvailableBalance": "9000",
@@ -205,19 +247,27 @@ async fn ws_session(mock: Arc<Mock>, mut socket: WebSocket) {
             mac.update(format!("GET/realtime{expires}").as_bytes());
             hex::encode(mac.finalize().into_bytes())
         };
-        let good = auth["args"][0] == KEY && auth["args"][2] == expected.as_str() && expires > now_ms() && mode != "bad-auth";
-        send_json(&mut socket, json!({"success": good, "ret_msg": if good { "" } else { "Params Error" }, "op": "auth", "conn_id": "c"})).await;
+        let good =
+            auth["args"][0] == KEY && auth["args"][2] == expected.as_str() && expires > now_ms() && mode != "bad-auth";
+        send_json(
+            &mut socket,
+            json!({"success": good, "ret_msg": if good { "" } else { "Params Error" }, "op": "auth", "conn_id": "c"}),
+        )
+        .await;
         if !good {
             return;
         }
     }
     let Some(subscribe) = recv_json(&mut socket).await else { return };
     assert_eq!(subscribe["op"], "subscribe");
-    send_json(&mut socket, json!({"success": true, "ret_msg": "", "conn_id": "c", "req_id": "", "op": "subscribe"})).await;
+    send_json(&mut socket, json!({"success": true, "ret_msg": "", "conn_id": "c", "req_id": "", "op": "subscribe"}))
+        .await;
     match mode.as_str() {
         "public" => {
-            let bar = |start: i64, confirm: bool| json!({"start": start, "end": start + 59_999, "interval": "1", "open": "100",
-                "close": "101", "high": "102", "low": "99", "volume": "5", "turnover": "500", "confirm": confirm, "timestamp": start + 1});
+            let bar = |start: i64, confirm: bool| {
+                json!({"start": start, "end": start + 59_999, "interval": "1", "open": "100",
+                "close": "101", "high": "102", "low": "99", "volume": "5", "turnover": "500", "confirm": confirm, "timestamp": start + 1})
+            };
             send_json(&mut socket, json!({"topic": "kline.1.BTCUSDT", "type": "snapshot", "ts": 1, "data": [bar(60_000 * connection as i64, false)]})).await;
             send_json(&mut socket, json!({"topic": "kline.1.BTCUSDT", "type": "snapshot", "ts": 1, "data": [bar(60_000 * connection as i64, true)]})).await;
             let _ = socket.send(Message::Text("not json {".into())).await;
@@ -229,12 +279,18 @@ async fn ws_session(mock: Arc<Mock>, mut socket: WebSocket) {
             }
         }
         "private" => {
-            let order = |reject: &str, cancel: &str| json!({"category": "linear", "symbol": "BTCUSDT", "orderId": "o1",
+            let order = |reject: &str, cancel: &str| {
+                json!({"category": "linear", "symbol": "BTCUSDT", "orderId": "o1",
                 "orderLinkId": "c1", "side": "Buy", "orderType": "Limit", "price": "100", "qty": "1", "orderStatus": "Filled",
                 "leavesQty": "0", "cumExecQty": "1", "rejectReason": reject, "cancelType": cancel,
-                "createdTime": "1", "updatedTime": "2"});
-            send_json(&mut socket, json!({"id": "1", "topic": "order", "creationTime": 2,
-                "data": [order("EC_NoError", "UNKNOWN"), order("EC_OrigClOrdIDDoesNotExist", "CancelByUser")]})).await;
+                "createdTime": "1", "updatedTime": "2"})
+            };
+            send_json(
+                &mut socket,
+                json!({"id": "1", "topic": "order", "creationTime": 2,
+                "data": [order("EC_NoError", "UNKNOWN"), order("EC_OrigClOrdIDDoesNotExist", "CancelByUser")]}),
+            )
+            .await;
             send_json(&mut socket, json!({"id": "2", "topic": "execution", "creationTime": 2, "data": [
                 {"category": "linear", "symbol": "BTCUSDT", "execId": "e1", "orderId": "o1", "orderLinkId": "c1", "side": "Buy",
                  "execType": "Trade", "execQty": "1", "execPrice": "100", "execFee": "0.06", "feeRate": "0.0006",
@@ -248,7 +304,11 @@ async fn ws_session(mock: Arc<Mock>, mut socket: WebSocket) {
     }
     while let Some(frame) = recv_json(&mut socket).await {
         if frame["op"] == "ping" {
-            send_json(&mut socket, json!({"success": true, "ret_msg": "pong", "conn_id": "c", "req_id": "", "op": "ping"})).await;
+            send_json(
+                &mut socket,
+                json!({"success": true, "ret_msg": "pong", "conn_id": "c", "req_id": "", "op": "ping"}),
+            )
+            .await;
         }
     }
 }
@@ -309,14 +369,28 @@ async fn a_wrong_secret_is_an_api_error_that_never_shows_the_secret() {
         assert!(!text.contains(wrong_secret), "{text}");
     }
     // A server that echoes the secret back is scrubbed too.
-    mock.push("/v5/account/wallet-balance", Scripted { status: 200, headers: vec![], body: envelope(10001, &format!("bad param {wrong_secret}"), json!({}), 0) });
-    mock.push("/v5/account/wallet-balance", Scripted { status: 502, headers: vec![], body: format!("<html>gateway {wrong_secret}</html>") });
+    mock.push(
+        "/v5/account/wallet-balance",
+        Scripted {
+            status: 200,
+            headers: vec![],
+            body: envelope(10001, &format!("bad param {wrong_secret}"), json!({}), 0),
+        },
+    );
+    mock.push(
+        "/v5/account/wallet-balance",
+        Scripted { status: 502, headers: vec![], body: format!("<html>gateway {wrong_secret}</html>") },
+    );
     for _ in 0..2 {
         let error = rest.wallet().await.unwrap_err();
         assert!(!error.to_string().contains(wrong_secret) && !format!("{error:?}").contains(wrong_secret), "{error}");
     }
     // And a transport error (nothing listens there).
-    let dead = Rest::new(&Endpoints::local("http://127.0.0.1:9", "ws://127.0.0.1:9"), Some(Credentials::new(KEY, wrong_secret)), RestOptions::default());
+    let dead = Rest::new(
+        &Endpoints::local("http://127.0.0.1:9", "ws://127.0.0.1:9"),
+        Some(Credentials::new(KEY, wrong_secret)),
+        RestOptions::default(),
+    );
     let error = dead.wallet().await.unwrap_err();
     assert!(error.is_ambiguous() && !format!("{error:?}").contains(wrong_secret), "{error:?}");
 }
@@ -333,7 +407,11 @@ async fn timestamp_rejection_resyncs_the_clock_and_retries_once() {
     assert_eq!(mock.hits("/v5/account/wallet-balance").len(), 2);
     assert!((rest.server_now_ms() - mock.server_ms()).abs() < 500);
     // A second 10002 after the resync is the caller's.
-    let skewed = |code| Scripted { status: 200, headers: vec![], body: envelope(code, "invalid request, please check your server timestamp", json!({}), 0) };
+    let skewed = |code| Scripted {
+        status: 200,
+        headers: vec![],
+        body: envelope(code, "invalid request, please check your server timestamp", json!({}), 0),
+    };
     mock.push("/v5/account/wallet-balance", skewed(10002));
     mock.push("/v5/account/wallet-balance", skewed(10002));
     assert_eq!(rest.wallet().await.unwrap_err().code(), Some(10002));
@@ -379,16 +457,21 @@ async fn executions_page_by_cursor_in_7_day_windows_oldest_first_once_each() {
     let rest = client(&endpoints, RestOptions::default());
     let now = now_ms();
     let day = 86_400_000;
-    let execution = |id: usize, time: i64| json!({"symbol": "BTCUSDT", "execId": format!("e{id}"), "orderId": "o", "orderLinkId": "c",
+    let execution = |id: usize, time: i64| {
+        json!({"symbol": "BTCUSDT", "execId": format!("e{id}"), "orderId": "o", "orderLinkId": "c",
         "side": "Buy", "execType": "Trade", "execQty": "1", "execPrice": "100", "execFee": "0.01", "feeRate": "0.0001",
-        "isMaker": true, "markPrice": "100", "execTime": time.to_string()});
+        "isMaker": true, "markPrice": "100", "execTime": time.to_string()})
+    };
     // 250 executions over 20 days: three windows, the fullest paged.
     let times: Vec<i64> = (0..250).map(|i| now - 20 * day + i * (20 * day / 250)).collect();
     *mock.executions.lock().unwrap() = times.iter().enumerate().map(|(i, t)| execution(i, *t)).collect();
     let got = rest.executions("BTCUSDT", now - 21 * day).await.unwrap();
     assert_eq!(got.len(), 250);
     assert!(got.windows(2).all(|w| w[0].time_ms <= w[1].time_ms));
-    assert_eq!(got.iter().map(|e| e.exec_id.as_str()).collect::<Vec<_>>(), (0..250).map(|i| format!("e{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        got.iter().map(|e| e.exec_id.as_str()).collect::<Vec<_>>(),
+        (0..250).map(|i| format!("e{i}")).collect::<Vec<_>>()
+    );
     assert!(mock.hits("/v5/execution/list").len() >= 4, "the last 7 days paged, then the older windows");
     // From a later start only the later ones.
     let later = rest.executions("BTCUSDT", times[200]).await.unwrap();
@@ -404,7 +487,11 @@ async fn too_many_visits_waits_for_the_reset_and_retries() {
     let reset = mock.server_ms() + 400;
     let too_many = Scripted {
         status: 200,
-        headers: vec![("X-Bapi-Limit", "50".into()), ("X-Bapi-Limit-Status", "0".into()), ("X-Bapi-Limit-Reset-Timestamp", reset.to_string())],
+        headers: vec![
+            ("X-Bapi-Limit", "50".into()),
+            ("X-Bapi-Limit-Status", "0".into()),
+            ("X-Bapi-Limit-Reset-Timestamp", reset.to_string()),
+        ],
         body: envelope(10006, "Too many visits!", json!({}), 0),
     };
     mock.push("/v5/position/list", too_many.clone());
@@ -431,7 +518,11 @@ async fn limit_status_zero_holds_the_class_until_the_reset() {
     let reset = mock.server_ms() + 500;
     let last = Scripted {
         status: 200,
-        headers: vec![("X-Bapi-Limit", "50".into()), ("X-Bapi-Limit-Status", "0".into()), ("X-Bapi-Limit-Reset-Timestamp", reset.to_string())],
+        headers: vec![
+            ("X-Bapi-Limit", "50".into()),
+            ("X-Bapi-Limit-Status", "0".into()),
+            ("X-Bapi-Limit-Reset-Timestamp", reset.to_string()),
+        ],
         body: envelope(0, "OK", json!({"list": []}), 0),
     };
     mock.push("/v5/order/realtime", last);
@@ -469,7 +560,10 @@ async fn a_rejected_create_without_order_id_is_an_api_error() {
     let (mock, endpoints) = start().await;
     let rest = client(&endpoints, RestOptions::default());
     for (code, msg) in [(110_072, "OrderLinkedID is duplicate"), (110_017, "orderQty will be truncated to zero")] {
-        mock.push("/v5/order/create", Scripted { status: 200, headers: vec![], body: envelope(code, msg, json!({}), 1) });
+        mock.push(
+            "/v5/order/create",
+            Scripted { status: 200, headers: vec![], body: envelope(code, msg, json!({}), 1) },
+        );
         assert_eq!(rest.create_order(&intent(7)).await.unwrap_err(), Error::Api { code, message: msg.into() });
     }
     // An OK without orderId is not a created order either.
@@ -497,7 +591,10 @@ async fn dry_run_signs_but_sends_nothing_that_changes_anything() {
 async fn leverage_not_modified_is_success_and_no_key_is_an_error() {
     let (mock, endpoints) = start().await;
     let rest = client(&endpoints, RestOptions::default());
-    mock.push("/v5/position/set-leverage", Scripted { status: 200, headers: vec![], body: envelope(110_043, "Set leverage not modified", json!({}), 1) });
+    mock.push(
+        "/v5/position/set-leverage",
+        Scripted { status: 200, headers: vec![], body: envelope(110_043, "Set leverage not modified", json!({}), 1) },
+    );
     rest.set_leverage("BTCUSDT", dec!(5)).await.unwrap();
     rest.set_leverage("BTCUSDT", dec!(5)).await.unwrap();
     let anonymous = Rest::new(&endpoints, None, RestOptions::default());

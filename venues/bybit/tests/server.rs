@@ -101,7 +101,10 @@ async fn rest_round_trips() {
     let created = rest.create_order(&resting).await.unwrap();
     assert!(!created.order_id.is_empty());
     let order = rest.order(SYMBOL, &resting.cloid).await.unwrap().expect("the order is known");
-    assert_eq!((order.status.clone(), order.order_id.clone(), order.price), (OrderStatus::New, created.order_id.clone(), Some(dec!(10000))));
+    assert_eq!(
+        (order.status.clone(), order.order_id.clone(), order.price),
+        (OrderStatus::New, created.order_id.clone(), Some(dec!(10000)))
+    );
     assert_eq!(order.order_link_id, resting.cloid.to_string());
     let open = rest.open_orders(SYMBOL).await.unwrap();
     assert_eq!(open.iter().map(|o| o.order_link_id.clone()).collect::<Vec<_>>(), [resting.cloid.to_string()]);
@@ -130,7 +133,10 @@ async fn rest_round_trips() {
     let executions = rest.executions(SYMBOL, T0_MS).await.unwrap();
     assert_eq!(executions.len(), 1, "{executions:?}");
     let fill = &executions[0];
-    assert_eq!((fill.order_link_id.as_str(), fill.side, fill.qty, fill.exec_type.as_str()), (buy.cloid.to_string().as_str(), Side::Buy, dec!(0.01), "Trade"));
+    assert_eq!(
+        (fill.order_link_id.as_str(), fill.side, fill.qty, fill.exec_type.as_str()),
+        (buy.cloid.to_string().as_str(), Side::Buy, dec!(0.01), "Trade")
+    );
     assert!(fill.fee > Decimal::ZERO && !fill.is_maker);
     assert_eq!(rest.order(SYMBOL, &buy.cloid).await.unwrap().unwrap().status, OrderStatus::Filled);
     let positions = rest.positions(SYMBOL).await.unwrap();
