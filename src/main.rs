@@ -19,6 +19,7 @@ macro_rules! say {
 
 mod backtest_cmd;
 mod bench;
+mod bench_live;
 mod journal_cmd;
 mod live;
 mod replay_cmd;
@@ -210,6 +211,19 @@ enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Tick-to-wire latency of `quantfold live` against the local Bybit server (1 and 100
+    /// strategies), and the time from a restart to trading.
+    Live {
+        /// Traders per configuration (comma-separated).
+        #[arg(long, default_value = "1,100", value_delimiter = ',')]
+        strategies: Vec<usize>,
+        /// Bars, one order each, per configuration.
+        #[arg(long, default_value_t = 300)]
+        bars: usize,
+        /// Where to put the scratch data and journals (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Heartbeats/s of sma_cross through the runtime against bare QuickJS calls; 1000 strategies' latency.
     Sandbox {
         /// Heartbeats for the rate measurement.
@@ -295,6 +309,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 reference: reference.as_deref(),
                 fee_bps,
             })
+        }
+        Command::Bench(BenchCommand::Live { strategies, bars, dir }) => {
+            bench_live::live(&bench_live::LiveBench { strategies: &strategies, bars, dir: dir.as_deref() })
         }
         Command::Bench(BenchCommand::Sandbox { heartbeats, strategies }) => {
             say!("{}", serde_json::to_string_pretty(&strategies::bench::sandbox(heartbeats, strategies))?);

@@ -1,6 +1,6 @@
 //! `quantfold venue-sim bybit`: the local Bybit server on a kline file.
 
-use std::process::ExitCode;
+use std::{path::Path, process::ExitCode};
 
 use anyhow::Context;
 use backtest::data::{self, ReadOptions};
@@ -8,14 +8,24 @@ use journal::event::Kline;
 
 /// Reads the kline file (with the backtest's checks and file:line errors) and serves it.
 pub fn bybit(args: &bybit_server::Args) -> anyhow::Result<ExitCode> {
+    let (symbol, klines) = klines(&args.klines, args.symbol.as_deref())?;
+    bybit_server::run(args, &symbol, klines)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A kline file as a market: its symbol and its closed bars.
+///
+/// # Errors
+/// The file's first bad line, or a file of one bar (no interval).
+pub fn klines(path: &Path, symbol: Option<&str>) -> anyhow::Result<(String, Vec<Kline>)> {
     let mut options = ReadOptions::new();
-    if let Some(symbol) = &args.symbol {
-        options = options.symbol(symbol.clone());
+    if let Some(symbol) = symbol {
+        options = options.symbol(symbol.to_owned());
     }
-    let (info, bars) = data::load(&args.klines, &options)?;
+    let (info, bars) = data::load(path, &options)?;
     let interval_ms = info
         .interval_ms
-        .with_context(|| format!("{}: one bar is not a market (the interval is unknown)", args.klines.display()))?;
+        .with_context(|| format!("{}: one bar is not a market (the interval is unknown)", path.display()))?;
     let klines = bars
         .iter()
         .map(|bar| Kline {
@@ -30,6 +40,5 @@ pub fn bybit(args: &bybit_server::Args) -> anyhow::Result<ExitCode> {
             closed: true,
         })
         .collect();
-    bybit_server::run(args, &info.symbol, klines)?;
-    Ok(ExitCode::SUCCESS)
+    Ok((info.symbol, klines))
 }

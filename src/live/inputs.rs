@@ -23,12 +23,12 @@ use journal::{
 pub struct Seen {
     /// Every execution id journaled (fills' ids, and funding executions by symbol and time).
     pub exec_ids: BTreeSet<String>,
-    /// The latest execution time journaled: REST gap fills start a little before it.
-    pub last_exec_ms: Option<i64>,
     /// The open time of the last bar journaled per (symbol, interval).
     pub last_bar: BTreeMap<(String, i64), i64>,
     /// Orders at the venue the journal does not know (placed by hand), by orderLinkId or orderId.
     pub foreign_orders: BTreeSet<String>,
+    /// When the first trader started: funding before it is not the traders'.
+    pub started_ms: Option<i64>,
 }
 
 impl Seen {
@@ -43,13 +43,15 @@ impl Seen {
             match &record.event {
                 Event::OrderFilled(fill) => {
                     seen.exec_ids.insert(fill.fill_id.clone());
-                    seen.last_exec_ms = seen.last_exec_ms.max(Some(record.time_ms));
                 }
                 Event::FundingRateReceived { symbol, .. } => {
                     seen.exec_ids.insert(funding_id(symbol, record.time_ms));
                 }
                 Event::KlineReceived(k) => {
                     seen.bar(&k.symbol, k.interval_ms, k.open_time_ms);
+                }
+                Event::TraderStarted(_) => {
+                    seen.started_ms.get_or_insert(record.time_ms);
                 }
                 _ => {}
             }
@@ -167,7 +169,6 @@ pub fn execution(state: &State, seen: &mut Seen, e: &Execution) -> Vec<Input> {
             if !seen.exec_ids.insert(e.exec_id.clone()) {
                 return Vec::new();
             }
-            seen.last_exec_ms = seen.last_exec_ms.max(Some(e.time_ms));
             let fill = Fill {
                 cloid,
                 fill_id: e.exec_id.clone(),

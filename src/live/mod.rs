@@ -27,6 +27,7 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::Arc,
     time::Duration,
 };
 
@@ -44,7 +45,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use config::{Config, DurabilityKind, VenueKind};
 use inputs::Seen;
-use orders::{BybitVenue, Job, Latencies, Outcome};
+pub use orders::Probe;
+use orders::{BybitVenue, Job, Outcome};
 
 /// `quantfold live`.
 #[derive(Debug, Clone, clap::Args)]
@@ -88,18 +90,24 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     run_with(&config, &dir, args.dry_run, None)
 }
 
-/// [`run`] with a checked config; `latencies` collects tick-to-wire samples (`bench live`).
+/// [`run`] with a checked config; a `probe` takes `bench live`'s measurements and can stop the run.
 ///
 /// # Errors
 /// As [`run`].
-pub fn run_with(config: &Config, dir: &Path, dry_run: bool, latencies: Option<Latencies>) -> anyhow::Result<ExitCode> {
+pub fn run_with(config: &Config, dir: &Path, dry_run: bool, probe: Option<Arc<Probe>>) -> anyhow::Result<ExitCode> {
+    let began = std::time::Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the I/O runtime")?;
-    let mut session = Session::open(config, dir, dry_run, runtime, latencies)?;
+    let mut session = Session::open(config, dir, dry_run, runtime, probe.clone())?;
     session.start()?;
+    if let Some(probe) = &session.probe {
+        if let Ok(mut started) = probe.started.lock() {
+            *started = Some(began.elapsed());
+        }
+    }
     let reason = session.trade()?;
     session.stop(&reason)?;
     Ok(ExitCode::SUCCESS)
@@ -137,11 +145,16 @@ struct Session {
     executor: Option<tokio::task::JoinHandle<()>>,
     /// Per trader: the UTC day (event time) and the equity at its first step (max_daily_loss).
     day_start: BTreeMap<String, (i64, Decimal)>,
+    probe: Option<Arc<Probe>>,
 }
 
 const DAY_MS: i64 = 86_400_000;
 /// Rounds of asking the venue before a disagreement is journaled (see `Session::reconcile`).
 const RECONCILE_ATTEMPTS: u32 = 3;
+/// Recently closed orders per trader whose executions a catch-up asks for.
+const CLOSED_ORDERS_ASKED: usize = 8;
+/// Pages of funding executions a catch-up reads (100 each: three a day for 7 days fit in one).
+const FUNDING_PAGES: usize = 2;
 
 impl Session {
     fn open(
@@ -149,7 +162,7 @@ impl Session {
         dir: &Path,
         dry_run: bool,
         runtime: tokio::runtime::Runtime,
-        latencies: Option<Latencies>,
+        probe: Option<Arc<Probe>>,
     ) -> anyhow::Result<Session> {
         let endpoints = endpoints(config);
         let credentials = match config.venue.kind {
@@ -186,7 +199,7 @@ impl Session {
             VenueKind::Paper => (Mode::Paper(SimVenue::new(sim_config(config))), None),
             _ => {
                 let (jobs_tx, jobs_rx) = unbounded_channel();
-                let task = runtime.spawn(orders::execute(rest.clone(), jobs_rx, tx.clone(), latencies));
+                let task = runtime.spawn(orders::execute(rest.clone(), jobs_rx, tx.clone(), probe.clone()));
                 (Mode::Live(BybitVenue::new(jobs_tx, config.limits.clone())), Some(task))
             }
         };
@@ -204,6 +217,7 @@ impl Session {
             rx,
             executor,
             day_start: BTreeMap::new(),
+            probe,
         })
     }
 
@@ -316,6 +330,7 @@ impl Session {
                 leverage: trader.leverage,
             };
             self.step(now, &trader.id, Event::TraderStarted(start))?;
+            self.seen.started_ms.get_or_insert(now);
         }
         Ok(())
     }
@@ -400,7 +415,12 @@ impl Session {
             let Some(msg) = self.rx.blocking_recv() else { bail!("the I/O runtime ended") };
             match msg {
                 Msg::Stop(reason) => return Ok(reason),
-                Msg::Tick => self.engine.sink_mut().journal.flush_if_due()?,
+                Msg::Tick => {
+                    self.engine.sink_mut().journal.flush_if_due()?;
+                    if self.probe.as_ref().is_some_and(|p| p.stopping()) {
+                        return Ok("stopped by the benchmark".into());
+                    }
+                }
                 Msg::Order { trader, cloid, outcome } => self.on_outcome(&trader, cloid, outcome)?,
                 Msg::Stream(event) => self.on_stream(event)?,
             }
@@ -428,8 +448,24 @@ impl Session {
                 self.step_inputs(inputs)
             }
             StreamEvent::Position(_) | StreamEvent::Wallet(_) => Ok(()),
-            StreamEvent::Up { private: false } => self.fill_bar_gaps(),
-            StreamEvent::Up { private: true } => self.reconcile("reconnect"),
+            // A catch-up the venue does not answer now is not the end of trading: the next
+            // reconnect, or the stop, catches up again.
+            StreamEvent::Up { private: false } => {
+                if let Err(e) = self.fill_bar_gaps() {
+                    let text = format!("{e:#}");
+                    venue_error(e)?;
+                    tracing::warn!(error = %text, "the bars missed while disconnected could not be fetched");
+                }
+                Ok(())
+            }
+            StreamEvent::Up { private: true } => {
+                if let Err(e) = self.reconcile("reconnect") {
+                    let text = format!("{e:#}");
+                    venue_error(e)?;
+                    tracing::warn!(error = %text, "the reconciliation after a reconnect failed");
+                }
+                Ok(())
+            }
             StreamEvent::Down { private, reason } => {
                 tracing::warn!(private, %reason, "stream lost; reconnecting");
                 Ok(())
@@ -601,30 +637,7 @@ impl Session {
         // before it is journaled as one.
         let mut attempt = 0;
         let (positions, open_orders, mut mismatches) = loop {
-            // Executions first: a fill missed while the stream was down, before order states.
-            let since = self.seen.last_exec_ms.map_or_else(|| self.engine.state().time_ms - DAY_MS, |t| t - 60_000);
-            for symbol in &symbols {
-                let executions = self.runtime.block_on(self.rest.executions(symbol, since))?;
-                for e in executions {
-                    let inputs = inputs::execution(self.engine.state(), &mut self.seen, &e);
-                    self.step_inputs(inputs)?;
-                }
-            }
-            // Orders the ledger holds open: what does the venue say of each? (Those still in
-            // the order task's hands may be unknown yet: "not found" changes nothing.)
-            let open: Vec<(String, Cloid)> = self
-                .engine
-                .state()
-                .traders
-                .values()
-                .flat_map(|t| t.orders.values().map(|o| (o.intent.symbol.clone(), o.intent.cloid)))
-                .collect();
-            for (symbol, cloid) in open {
-                if let Some(report) = self.runtime.block_on(self.rest.order(&symbol, &cloid))? {
-                    let inputs = inputs::order_report(self.engine.state(), &report);
-                    self.step_inputs(inputs)?;
-                }
-            }
+            self.catch_up(&symbols)?;
             let mut mismatches = Vec::new();
             let mut positions = Vec::new();
             let mut open_orders = Vec::new();
@@ -682,7 +695,14 @@ impl Session {
                 break (positions, open_orders, mismatches);
             }
             attempt += 1;
-            self.runtime.block_on(tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))));
+            tracing::info!(
+                why,
+                attempt,
+                "the venue and the journal disagree: asking again ({})",
+                mismatches.join("; ")
+            );
+            let pause = Duration::from_millis(200 * u64::from(attempt));
+            self.runtime.block_on(async { tokio::time::sleep(pause).await });
         };
         for foreign in std::mem::take(&mut self.seen.foreign_orders) {
             mismatches.push(format!("executions of order {foreign}, which the journal does not know, were left alone"));
@@ -694,6 +714,74 @@ impl Session {
         let time = self.engine.state().time_ms;
         let reconciliation = Reconciliation { balance_quote, positions, open_orders, mismatches };
         self.step(time, "", Event::ExchangeReconciled(reconciliation))
+    }
+
+    /// What the streams may have missed, from REST: for every order the ledger holds open,
+    /// the venue's state (from its open-order listing, else a lookup) and, when the venue
+    /// has filled more of it than the ledger knows, its executions — fills before the state,
+    /// so a filled or cancelled order is closed with all its fills; the executions of each
+    /// trader's last [`CLOSED_ORDERS_ASKED`] orders closed with quantity left (a late fill
+    /// of a cancelled order still counts); and funding since the first trader started.
+    /// Asking by order, not by time, needs no agreement between the venue's clock and the
+    /// journal's; orders still in the order task's hands may be unknown yet, and "not found"
+    /// changes nothing.
+    fn catch_up(&mut self, symbols: &[String]) -> anyhow::Result<()> {
+        let mut listed: BTreeMap<String, bybit::OrderReport> = BTreeMap::new();
+        for symbol in symbols {
+            for order in self.runtime.block_on(self.rest.open_orders(symbol))? {
+                listed.insert(order.order_link_id.clone(), order);
+            }
+        }
+        let open: Vec<(String, Cloid, Decimal)> = self
+            .engine
+            .state()
+            .traders
+            .values()
+            .flat_map(|t| t.orders.values().map(|o| (o.intent.symbol.clone(), o.intent.cloid, o.filled_qty)))
+            .collect();
+        for (symbol, cloid, filled) in open {
+            let report = match listed.remove(&cloid.to_string()) {
+                Some(report) => Some(report),
+                None => self.runtime.block_on(self.rest.order(&symbol, &cloid))?,
+            };
+            let Some(report) = report else { continue };
+            if report.cum_exec_qty > filled {
+                self.executions_of(&cloid)?;
+            }
+            let inputs = inputs::order_report(self.engine.state(), &report);
+            self.step_inputs(inputs)?;
+        }
+        let closed: Vec<Cloid> = self
+            .engine
+            .state()
+            .traders
+            .values()
+            .flat_map(|t| t.closed_orders.iter().rev().take(CLOSED_ORDERS_ASKED).map(|c| c.cloid))
+            .collect();
+        for cloid in closed {
+            self.executions_of(&cloid)?;
+        }
+        // Funding has no order to ask by; a settlement journaled already is known by its
+        // symbol and time.
+        let since = self.seen.started_ms.unwrap_or(i64::MAX);
+        for symbol in symbols {
+            for e in self.runtime.block_on(self.rest.funding_executions(symbol, FUNDING_PAGES))? {
+                if e.time_ms >= since {
+                    let inputs = inputs::execution(self.engine.state(), &mut self.seen, &e);
+                    self.step_inputs(inputs)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Journals the executions of one order the journal does not have yet.
+    fn executions_of(&mut self, cloid: &Cloid) -> anyhow::Result<()> {
+        for e in self.runtime.block_on(self.rest.executions_of(cloid))? {
+            let inputs = inputs::execution(self.engine.state(), &mut self.seen, &e);
+            self.step_inputs(inputs)?;
+        }
+        Ok(())
     }
 
     /// Limits after each step: orders the venue port refused are journaled as rejected
@@ -754,6 +842,7 @@ impl Session {
         // fills that come meanwhile; then one last reconciliation, so a clean stop leaves
         // every execution of the venue in the journal.
         if let (Some(task), Mode::Live(venue)) = (self.executor.take(), &mut self.mode) {
+            tracing::info!("{reason}: the order task finishes what it holds");
             venue.close();
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while !task.is_finished() && std::time::Instant::now() < deadline {
@@ -773,6 +862,7 @@ impl Session {
             while let Ok(msg) = self.rx.try_recv() {
                 self.after_stop(msg)?;
             }
+            tracing::info!("{reason}: reconciling with the venue");
             self.reconcile("stop")?;
         }
         let sink = self.engine.sink_mut();
@@ -793,6 +883,15 @@ impl Session {
             Msg::Stream(event @ (StreamEvent::Order(_) | StreamEvent::Execution(_))) => self.on_stream(event),
             _ => Ok(()),
         }
+    }
+}
+
+/// Passes a venue's error back as `Ok` (to be logged), anything else (the journal) as the error it is.
+fn venue_error(e: anyhow::Error) -> anyhow::Result<()> {
+    if e.downcast_ref::<bybit::Error>().is_some() {
+        Ok(())
+    } else {
+        Err(e)
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! The engine hands an effect over only once its decision is durable in the journal
 //! (write-ahead). [`BybitVenue::send`] checks it against the config's limits and
-//! queues it; [`execute`] sends it, in decision order, and reports what became of it
-//! as an [`Outcome`], which the driver journals as the venue's answer.
+//! queues it; [`execute`] sends it (jobs of one order in order, different orders side by
+//! side) and reports what became of it as an [`Outcome`], which the driver journals as
+//! the venue's answer.
 //!
 //! A create is never sent under a second id: its `orderLinkId` is the intent's cloid,
 //! the same on every attempt. One that fails ambiguously (timeout, connection lost, 5xx)
@@ -16,7 +17,11 @@
 //! in the ledger for the next reconciliation.
 
 use std::{
-    sync::{Arc, Mutex},
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -51,6 +56,15 @@ pub enum Job {
         symbol: String,
         cloid: Cloid,
     },
+}
+
+impl Job {
+    fn cloid(&self) -> &Cloid {
+        match self {
+            Job::Submit { intent, .. } => &intent.cloid,
+            Job::Cancel { cloid, .. } => cloid,
+        }
+    }
 }
 
 /// What became of a job.
@@ -164,32 +178,86 @@ impl Venue for BybitVenue {
     }
 }
 
-/// Tick-to-wire samples: from a kline frame read to its order's request about to be written.
-pub type Latencies = Arc<Mutex<Vec<Duration>>>;
+/// What `quantfold bench live` measures of a run, and how it stops one.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// From a kline frame read off the socket to the order it led to handed to the REST
+    /// client (the decision and its write-ahead flush included; signing and the socket
+    /// write not).
+    pub to_request: Mutex<Vec<Duration>>,
+    /// From the same frame to the venue's answer to that create (an upper bound on the
+    /// request being written).
+    pub to_answer: Mutex<Vec<Duration>>,
+    /// From the session's start to trading: journal resumed, orders recovered, venue
+    /// reconciled, strategies loaded.
+    pub started: Mutex<Option<Duration>>,
+    /// Set to stop the run as SIGTERM would.
+    pub stop: AtomicBool,
+}
 
-/// Carries out jobs in order until the driver drops its sender, reporting each outcome.
+impl Probe {
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+fn sample(samples: &Mutex<Vec<Duration>>, since: Instant) {
+    if let Ok(mut samples) = samples.lock() {
+        samples.push(since.elapsed());
+    }
+}
+
+/// Carries out jobs until the driver drops its sender, reporting each outcome; then
+/// finishes every job it holds.
+///
+/// Jobs of one order (its create, then its cancel) run one after the other; jobs of
+/// different orders run side by side, so one request that hangs (a lost response waits
+/// for the timeout) does not hold up every other order. They start in decision order and
+/// queue in that order for the rate-limit budgets.
 pub async fn execute(
     rest: Rest,
     mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
     out: UnboundedSender<Msg>,
-    latencies: Option<Latencies>,
+    probe: Option<Arc<Probe>>,
 ) {
+    // The newest job of each order still running: the next job of that order waits for it.
+    let mut running: BTreeMap<Cloid, tokio::task::JoinHandle<()>> = BTreeMap::new();
     while let Some(job) = jobs.recv().await {
-        let (trader, cloid, outcome) = match job {
-            Job::Submit { trader, intent, query_first, tick } => {
-                if let (Some(tick), Some(samples)) = (tick, &latencies) {
-                    samples.lock().map(|mut s| s.push(tick.elapsed())).ok();
-                }
-                let outcome = submit(&rest, &intent, query_first).await;
-                (trader, intent.cloid, outcome)
+        running.retain(|_, task| !task.is_finished());
+        let before = running.remove(job.cloid());
+        let cloid = *job.cloid();
+        let (rest, out, probe) = (rest.clone(), out.clone(), probe.clone());
+        let task = tokio::spawn(async move {
+            if let Some(before) = before {
+                let _ = before.await;
             }
-            Job::Cancel { trader, symbol, cloid } => {
-                let outcome = cancel(&rest, &symbol, &cloid).await;
-                (trader, cloid, outcome)
+            let (trader, cloid, outcome) = carry_out(&rest, job, probe.as_deref()).await;
+            // The driver gone means the process is ending: the next start resolves it.
+            let _ = out.send(Msg::Order { trader, cloid, outcome });
+        });
+        running.insert(cloid, task);
+    }
+    for (_, task) in running {
+        let _ = task.await;
+    }
+}
+
+async fn carry_out(rest: &Rest, job: Job, probe: Option<&Probe>) -> (String, Cloid, Outcome) {
+    match job {
+        Job::Submit { trader, intent, query_first, tick } => {
+            let timed = tick.zip(probe);
+            if let Some((tick, probe)) = timed {
+                sample(&probe.to_request, tick);
             }
-        };
-        if out.send(Msg::Order { trader, cloid, outcome }).is_err() {
-            return;
+            let outcome = submit(rest, &intent, query_first).await;
+            if let Some((tick, probe)) = timed {
+                sample(&probe.to_answer, tick);
+            }
+            (trader, intent.cloid, outcome)
+        }
+        Job::Cancel { trader, symbol, cloid } => {
+            let outcome = cancel(rest, &symbol, &cloid).await;
+            (trader, cloid, outcome)
         }
     }
 }

@@ -33,6 +33,9 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Lines of a process's stderr a failure shows.
+const STDERR_LINES: usize = 60;
+
 /// A child process killed when dropped (a failed test leaves nothing running).
 pub struct Proc {
     pub child: Child,
@@ -67,8 +70,11 @@ impl Proc {
         None
     }
 
+    /// The last lines of the process's stderr (the whole file may hold several runs).
     pub fn stderr_text(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(STDERR_LINES)..].join("\n")
     }
 }
 
@@ -130,27 +136,54 @@ impl Server {
 
     /// A signed GET (v5: HMAC-SHA256 of timestamp, key, recv window and query) with the test key.
     pub fn get_signed(&self, path: &str, query: &str) -> Value {
+        self.signed("GET", &format!("{path}?{query}"), query, "")
+    }
+
+    /// A signed POST of a JSON body (v5 signs the exact body bytes), as a user's own script
+    /// placing an order by hand would.
+    pub fn post_signed(&self, path: &str, body: &str) -> Value {
+        self.signed("POST", path, body, body)
+    }
+
+    /// A signed request, asked again (up to five times) while the server's `http_5xx` fault
+    /// answers 502/503 instead: those change nothing at the venue.
+    fn signed(&self, method: &str, target: &str, signed: &str, body: &str) -> Value {
+        for _ in 0..5 {
+            if let Some(result) = self.signed_once(method, target, signed, body) {
+                return result;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{method} {target}: the server answered 5xx five times");
+    }
+
+    fn signed_once(&self, method: &str, target: &str, signed: &str, body: &str) -> Option<Value> {
         use hmac::Mac;
         let hostport = self.rest.trim_start_matches("http://");
         let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-        mac.update(format!("{timestamp}{KEY}5000{query}").as_bytes());
+        mac.update(format!("{timestamp}{KEY}5000{signed}").as_bytes());
         let sign = hex::encode(mac.finalize().into_bytes());
         let mut stream = TcpStream::connect(hostport).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         write!(
             stream,
-            "GET {path}?{query} HTTP/1.1\r\nHost: {hostport}\r\nX-BAPI-API-KEY: {KEY}\r\nX-BAPI-TIMESTAMP: {timestamp}\r\n\
-             X-BAPI-SIGN: {sign}\r\nX-BAPI-RECV-WINDOW: 5000\r\nConnection: close\r\n\r\n"
+            "{method} {target} HTTP/1.1\r\nHost: {hostport}\r\nX-BAPI-API-KEY: {KEY}\r\nX-BAPI-TIMESTAMP: {timestamp}\r\n\
+             X-BAPI-SIGN: {sign}\r\nX-BAPI-RECV-WINDOW: 5000\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         )
         .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
+        if response.starts_with("HTTP/1.1 502") || response.starts_with("HTTP/1.1 503") {
+            return None;
+        }
         let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         let (start, end) = (body.find('{').unwrap_or(0), body.rfind('}').map_or(0, |e| e + 1));
         let envelope: Value = serde_json::from_str(&body[start..end]).unwrap_or(Value::Null);
-        assert_eq!(envelope["retCode"], 0, "{path}: {envelope}");
-        envelope["result"].clone()
+        assert_eq!(envelope["retCode"], 0, "{target}: {response}");
+        Some(envelope["result"].clone())
     }
 
     /// The open time of the newest closed bar the server has played.

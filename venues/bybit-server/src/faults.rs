@@ -10,6 +10,7 @@
 //! | `http_5xx` | probability | a REST request is answered 502 or 503 and does nothing |
 //! | `late_ack` | probability | a create's WS messages go out first, its REST answer ~200 ms later |
 //! | `dup_ws` | probability | a private message is sent twice |
+//! | `late_fills` | probability | per bar with fills, its private messages go out ~150 ms after the bar itself |
 //! | `skew_ms` | integer ms | the auth clock (and server time) is that far off the wall clock |
 
 use rand::{Rng, SeedableRng};
@@ -24,6 +25,7 @@ pub struct Faults {
     pub http_5xx: f64,
     pub late_ack: f64,
     pub dup_ws: f64,
+    pub late_fills: f64,
     pub skew_ms: i64,
 }
 
@@ -32,7 +34,7 @@ pub struct Faults {
 pub enum FaultSpecError {
     #[error("fault item {0:?} is not name=value")]
     NotNameValue(String),
-    #[error("unknown fault {0:?} (known: drop_ws, lose_response, http_5xx, late_ack, dup_ws, skew_ms)")]
+    #[error("unknown fault {0:?} (known: drop_ws, lose_response, http_5xx, late_ack, dup_ws, late_fills, skew_ms)")]
     UnknownName(String),
     #[error("fault item {0:?}: the probability must be a number from 0 to 1")]
     BadProbability(String),
@@ -63,6 +65,7 @@ impl Faults {
                 "http_5xx" => faults.http_5xx = probability()?,
                 "late_ack" => faults.late_ack = probability()?,
                 "dup_ws" => faults.dup_ws = probability()?,
+                "late_fills" => faults.late_fills = probability()?,
                 "skew_ms" => faults.skew_ms = value.parse().map_err(|_| FaultSpecError::BadSkew(item.to_owned()))?,
                 _ => return Err(FaultSpecError::UnknownName(name.to_owned())),
             }
@@ -79,10 +82,12 @@ pub enum Fault {
     Http5xx,
     LateAck,
     DupWs,
+    LateFills,
 }
 
 impl Fault {
-    const ALL: [Fault; 5] = [Fault::DropWs, Fault::LoseResponse, Fault::Http5xx, Fault::LateAck, Fault::DupWs];
+    const ALL: [Fault; 6] =
+        [Fault::DropWs, Fault::LoseResponse, Fault::Http5xx, Fault::LateAck, Fault::DupWs, Fault::LateFills];
 }
 
 /// The seeded draws of every fault kind.
@@ -112,6 +117,7 @@ impl Dice {
             Fault::Http5xx => self.faults.http_5xx,
             Fault::LateAck => self.faults.late_ack,
             Fault::DupWs => self.faults.dup_ws,
+            Fault::LateFills => self.faults.late_fills,
         }
     }
 
@@ -140,12 +146,21 @@ mod tests {
 
     #[test]
     fn parses_every_kind_and_names_bad_items() {
-        let faults =
-            Faults::parse("drop_ws=0.01, lose_response=0.05,http_5xx=0.02,late_ack=0.1,dup_ws=0.5,skew_ms=-3000")
-                .unwrap();
+        let faults = Faults::parse(
+            "drop_ws=0.01, lose_response=0.05,http_5xx=0.02,late_ack=0.1,dup_ws=0.5,late_fills=0.25,skew_ms=-3000",
+        )
+        .unwrap();
         assert_eq!(
             faults,
-            Faults { drop_ws: 0.01, lose_response: 0.05, http_5xx: 0.02, late_ack: 0.1, dup_ws: 0.5, skew_ms: -3000 }
+            Faults {
+                drop_ws: 0.01,
+                lose_response: 0.05,
+                http_5xx: 0.02,
+                late_ack: 0.1,
+                dup_ws: 0.5,
+                late_fills: 0.25,
+                skew_ms: -3000
+            }
         );
         let cases = [
             ("drop_ws", FaultSpecError::NotNameValue("drop_ws".into())),

@@ -101,7 +101,7 @@ pub struct Args {
     /// Its secret (default: $BYBIT_SERVER_API_SECRET, else qf-local-secret).
     #[arg(long)]
     pub api_secret: Option<String>,
-    /// Fault injection, e.g. "drop_ws=0.01,lose_response=0.05,http_5xx=0.02,late_ack=0.1,dup_ws=0.05,skew_ms=3000".
+    /// Fault injection, e.g. "drop_ws=0.01,lose_response=0.05,http_5xx=0.02,late_ack=0.1,dup_ws=0.05,late_fills=0.2,skew_ms=3000".
     #[arg(long)]
     pub faults: Option<String>,
     /// Seeds the faults.

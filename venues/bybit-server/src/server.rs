@@ -21,7 +21,7 @@ use tokio::{
 use crate::{
     account::{digest16, uuid_of, Account, Push, Topic},
     config::Config,
-    faults::Dice,
+    faults::{Dice, Fault},
     log::Log,
     market::Market,
     ratelimit::RateLimiter,
@@ -32,6 +32,8 @@ use crate::{
 const BROADCAST_CAPACITY: usize = 4096;
 /// Between a bar's private messages and the bar itself, so its fills are on the wire first.
 const KLINE_AFTER_FILLS: Duration = Duration::from_millis(5);
+/// How far a bar's private messages trail the bar under the `late_fills` fault.
+const LATE_FILLS: Duration = Duration::from_millis(150);
 /// How long [`Server::shutdown`] waits for connections before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -273,17 +275,35 @@ async fn play_market(shared: Arc<Shared>) {
                 }
             }
             Some(_) => {
-                let kline = {
+                let (kline, late) = {
                     let mut guard = shared.exchange();
                     let exchange = &mut *guard;
                     let Some(bar) = exchange.market.close_current() else { return };
                     let pushes = exchange.account.settle(&bar);
-                    shared.publish(exchange, pushes);
+                    let late = !pushes.is_empty() && shared.dice().roll(Fault::LateFills);
+                    let late = if late {
+                        // The log is the ground truth of the moment: written now, pushed later.
+                        shared.publish(exchange, Vec::new());
+                        pushes
+                    } else {
+                        shared.publish(exchange, pushes);
+                        Vec::new()
+                    };
                     let message = exchange.market.kline_message(&bar, exchange.market.now_ms());
-                    PublicMessage { topic: exchange.market.topic(), text: message.to_string() }
+                    (PublicMessage { topic: exchange.market.topic(), text: message.to_string() }, late)
                 };
                 tokio::time::sleep(KLINE_AFTER_FILLS).await;
                 let _ = shared.public.send(Arc::new(kline));
+                if !late.is_empty() {
+                    // The private stream lags the public one: a strategy hears of the bar before
+                    // its fills, and may cancel an order the venue has filled already.
+                    tokio::select! {
+                        () = tokio::time::sleep(LATE_FILLS) => {}
+                        () = until_stopped(&mut shutdown) => return,
+                    }
+                    let mut guard = shared.exchange();
+                    shared.publish(&mut guard, late);
+                }
             }
         }
     }

@@ -443,6 +443,8 @@ const EXECUTION_WINDOW_MS: i64 = 7 * DAY_MS;
 /// at least, so a start long ago costs (a local server's executions carry its kline file's
 /// market time: one request per 7 days from then to now).
 pub const EXECUTION_WINDOWS_MAX: i64 = 530;
+/// Attempts after the first of a read that failed ambiguously (5xx, connection lost).
+const READ_RETRIES_MAX: u32 = 4;
 /// Pages of one listing at most (a limit on everything).
 const MAX_PAGES: usize = 10_000;
 
@@ -485,9 +487,19 @@ impl Rest {
 
     /// Fetches `/v5/market/time`, keeps the offset to the local clock, returns the server time (ms).
     pub async fn sync_time(&self) -> Result<i64, Error> {
-        let before = local_now_ms();
-        let answer = self.send_once(&self.public("/v5/market/time", Query::new())).await?;
-        let after = local_now_ms();
+        let mut retries = 0u32;
+        let (before, answer, after) = loop {
+            let before = local_now_ms();
+            match self.send_once(&self.public("/v5/market/time", Query::new())).await {
+                Ok(answer) => break (before, answer, local_now_ms()),
+                // A read: asked again after a 5xx or a lost connection.
+                Err(e) if e.is_ambiguous() && retries < READ_RETRIES_MAX => {
+                    retries += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << retries)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let result = &answer.result;
         let from_nano = result
             .get("timeNano")
@@ -687,6 +699,64 @@ impl Rest {
         Ok(all)
     }
 
+    /// The executions of the order with `orderLinkId` `cloid` (Bybit's default window, the
+    /// last 7 days), oldest first, each once: what a catch-up asks for each order that can
+    /// still be filled, whatever clock the venue stamps its executions with.
+    pub async fn executions_of(&self, cloid: &Cloid) -> Result<Vec<Execution>, Error> {
+        let mut executions = Vec::new();
+        let mut cursor: Option<String> = None;
+        let link = cloid.to_string();
+        for _ in 0..MAX_PAGES {
+            let mut query = Query::new().add("category", "linear").add("orderLinkId", &link).add("limit", 100);
+            if let Some(cursor) = &cursor {
+                query = query.add("cursor", cursor);
+            }
+            let answer = self.call(self.private_get("/v5/execution/list", query, EndpointClass::Executions)).await?;
+            for item in list(&answer.result) {
+                executions.push(Execution::from_json(item)?);
+            }
+            cursor = next_cursor(&answer.result);
+            if cursor.is_none() || list(&answer.result).is_empty() {
+                break;
+            }
+        }
+        executions.sort_by_key(|execution| execution.time_ms);
+        let mut seen = HashSet::new();
+        executions.retain(|execution| seen.insert(execution.exec_id.clone()));
+        Ok(executions)
+    }
+
+    /// The account's funding executions of `symbol` in Bybit's default window (the last 7
+    /// days), newest page first, at most `pages` pages, oldest first, each once. Funding
+    /// has no order to ask by: a catch-up asks for it by its `execType`.
+    pub async fn funding_executions(&self, symbol: &str, pages: usize) -> Result<Vec<Execution>, Error> {
+        let mut executions = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..pages.min(MAX_PAGES) {
+            let mut query = Query::new()
+                .add("category", "linear")
+                .add("symbol", symbol)
+                .add("execType", "Funding")
+                .add("limit", 100);
+            if let Some(cursor) = &cursor {
+                query = query.add("cursor", cursor);
+            }
+            let answer = self.call(self.private_get("/v5/execution/list", query, EndpointClass::Executions)).await?;
+            for item in list(&answer.result) {
+                executions.push(Execution::from_json(item)?);
+            }
+            cursor = next_cursor(&answer.result);
+            if cursor.is_none() || list(&answer.result).is_empty() {
+                break;
+            }
+        }
+        executions.retain(|execution| execution.exec_type == "Funding");
+        executions.sort_by_key(|execution| execution.time_ms);
+        let mut seen = HashSet::new();
+        executions.retain(|execution| seen.insert(execution.exec_id.clone()));
+        Ok(executions)
+    }
+
     /// The newest executions back to the first older than `start_ms` (then true) or to the
     /// end of the venue's default window (false).
     async fn executions_newest(&self, symbol: &str, start_ms: i64) -> Result<(Vec<Execution>, bool), Error> {
@@ -780,6 +850,7 @@ impl Rest {
         }
         let mut resynced = false;
         let mut rate_limit_retries = 0;
+        let mut read_retries = 0u32;
         loop {
             let error = match self.send_once(&call).await {
                 Ok(answer) => return Ok(answer),
@@ -797,6 +868,13 @@ impl Rest {
                     // send_once has blocked the class (or every request) until the reset.
                     rate_limit_retries += 1;
                     tracing::warn!(path = call.path, error = %error, retry = rate_limit_retries, "bybit rate limit: waiting for the reset");
+                }
+                // A read changes nothing at the venue: asked again after a 5xx or a lost
+                // connection (a create or cancel never is: the caller resolves it by a query).
+                _ if call.method == Method::Get && error.is_ambiguous() && read_retries < READ_RETRIES_MAX => {
+                    read_retries += 1;
+                    tracing::warn!(path = call.path, error = %error, retry = read_retries, "bybit read failed: asking again");
+                    tokio::time::sleep(Duration::from_millis(100 << read_retries)).await;
                 }
                 _ => return Err(error),
             }

@@ -1,0 +1,175 @@
+//! `quantfold bench live`: tick-to-wire latency of `quantfold live` against the local Bybit
+//! server, with one strategy and with many, and the time a restart takes to trade again.
+//!
+//! The server runs in this process (its own runtime), on seeded one-minute bars played
+//! fast; the live session is the real one (`live::run_with`), with real sockets between
+//! them. Every bar leads to exactly one order whatever the number of traders (the traders
+//! take turns: `bench/strategies/order_every_bar.js`), so a bar's figure includes every
+//! trader's heartbeat, the decision's journaling and its write-ahead flush. The baseline,
+//! measured in the same run, is a signed REST round trip to the same server.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::{atomic::Ordering, Arc},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use serde_json::json;
+
+use crate::live::{self, Probe};
+
+const STRATEGY: &str = include_str!("../bench/strategies/order_every_bar.js");
+const KEY_ENV: &str = "QF_BENCH_BYBIT_KEY";
+const SECRET_ENV: &str = "QF_BENCH_BYBIT_SECRET";
+const KEY: &str = "qf-bench-key";
+const SECRET: &str = "qf-bench-secret";
+const BAR_MS: i64 = 60_000;
+/// Wall time per bar: slow enough for one order a bar to stay well under the venue's limits.
+const WALL_PER_BAR_MS: f64 = 120.0;
+/// Round trips for the baseline.
+const BASELINE_ROUND_TRIPS: usize = 200;
+
+pub struct LiveBench<'a> {
+    /// Traders per configuration (e.g. 1 and 100).
+    pub strategies: &'a [usize],
+    /// Bars (one order each) per configuration.
+    pub bars: usize,
+    pub dir: Option<&'a Path>,
+}
+
+pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(bench.bars >= 20, "--bars must be at least 20");
+    anyhow::ensure!(!bench.strategies.is_empty() && !bench.strategies.contains(&0), "--strategies must be positive");
+    // Before any thread exists: the session reads its key from the environment, like a user's.
+    std::env::set_var(KEY_ENV, KEY);
+    std::env::set_var(SECRET_ENV, SECRET);
+    let scratch = tempfile::tempdir_in(bench.dir.unwrap_or(&std::env::temp_dir())).context("scratch directory")?;
+    let dir = scratch.path();
+    let market = dir.join("bybit_BTCUSDT_1m.csv");
+    // Some bars more than traded: the session needs a moment to connect before the clock runs.
+    let bars = bench.bars + 10;
+    let file = std::fs::File::create(&market).with_context(|| format!("failed to create {}", market.display()))?;
+    backtest::data::synth(bars, BAR_MS, 7, 1_670_889_600_000, std::io::BufWriter::new(file))?;
+    let (symbol, klines) = crate::venue_sim_cmd::klines(&market, None)?;
+    let strategy = dir.join("order_every_bar.js");
+    std::fs::write(&strategy, STRATEGY)?;
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("the server's runtime")?;
+
+    let mut configurations = Vec::new();
+    for &traders in bench.strategies {
+        let config = bybit_server::Config {
+            speed: BAR_MS as f64 / WALL_PER_BAR_MS,
+            hold: true,
+            balance: rust_decimal::Decimal::from(1_000_000),
+            api_key: KEY.into(),
+            api_secret: SECRET.into(),
+            partial_above: rust_decimal::Decimal::ZERO,
+            ..bybit_server::Config::default()
+        };
+        let server = server_runtime.block_on(bybit_server::start(config, &symbol, klines.clone()))?;
+        let baseline = server_runtime.block_on(round_trips(&server.rest_url()))?;
+        let config_path = write_config(dir, traders, &server, &strategy)?;
+        let config = live::config::load(&config_path)?;
+        let journal = dir.join(format!("journal-{traders}"));
+
+        let probe = Arc::new(Probe::default());
+        let session = {
+            let (config, journal, probe) = (config.clone(), journal.clone(), probe.clone());
+            std::thread::spawn(move || live::run_with(&config, &journal, false, Some(probe)))
+        };
+        let deadline = Instant::now() + Duration::from_millis((bars as f64 * WALL_PER_BAR_MS) as u64 + 60_000);
+        while probe.to_answer.lock().map_or(0, |s| s.len()) < bench.bars
+            && server.bars_closed() < bars
+            && Instant::now() < deadline
+            && !session.is_finished()
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        probe.stop.store(true, Ordering::Relaxed);
+        session.join().map_err(|_| anyhow::anyhow!("the live session panicked"))??;
+
+        // A restart on the journal just written: from the process's start to trading.
+        let again = Arc::new(Probe::default());
+        again.stop.store(true, Ordering::Relaxed);
+        live::run_with(&config, &journal, false, Some(again.clone()))?;
+        let restart = again.started.lock().ok().and_then(|s| *s);
+        let events = journal::Journal::open(&journal, journal::Durability::EveryAppend).map(|j| j.len()).unwrap_or(0);
+        server_runtime.block_on(server.shutdown());
+
+        let to_request = summary(&probe.to_request.lock().map(|s| s.clone()).unwrap_or_default());
+        let to_answer = summary(&probe.to_answer.lock().map(|s| s.clone()).unwrap_or_default());
+        configurations.push(json!({
+            "strategies": traders,
+            "tick_to_request_us": to_request,
+            "tick_to_venue_answer_us": to_answer,
+            "baseline_signed_round_trip_us": summary(&baseline),
+            "p99_ratio_tick_to_request_over_round_trip": ratio(&to_request, &summary(&baseline)),
+            "restart_to_trading_ms": restart.map(|d| round3(d.as_secs_f64() * 1e3)),
+            "journal_events": events,
+        }));
+    }
+    let report = json!({
+        "bench": "live",
+        "what": "tick_to_request: a kline frame read off the socket -> its order handed to the REST client, \
+                 decision and write-ahead flush included; tick_to_venue_answer: -> the local server's answer \
+                 to that create; baseline: a signed GET round trip to the same server, same run",
+        "bars": bench.bars,
+        "configurations": configurations,
+    });
+    say!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_config(dir: &Path, traders: usize, server: &bybit_server::Server, strategy: &Path) -> anyhow::Result<PathBuf> {
+    let mut text = format!(
+        "[venue]\nkind = \"bybit\"\nrest_url = \"{}\"\nws_url = \"{}\"\nkey_env = \"{KEY_ENV}\"\nsecret_env = \"{SECRET_ENV}\"\n\n[journal]\ndurability = \"group\"\n",
+        server.rest_url(),
+        server.ws_url()
+    );
+    for phase in 0..traders {
+        text.push_str(&format!(
+            "\n[[trader]]\nid = \"t{phase:03}\"\nstrategy = \"{}\"\nsymbols = [\"BTCUSDT\"]\ninterval = \"1m\"\ncapital = \"5000\"\nparams = {{ every = {traders}, phase = {phase} }}\n",
+            strategy.display()
+        ));
+    }
+    let path = dir.join(format!("live-{traders}.toml"));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Signed `GET /v5/order/realtime` round trips: signing, the socket, the server's work.
+async fn round_trips(rest_url: &str) -> anyhow::Result<Vec<Duration>> {
+    let endpoints = bybit::Endpoints::local(rest_url, "ws://127.0.0.1:1");
+    let rest = bybit::Rest::new(&endpoints, Some(bybit::Credentials::new(KEY, SECRET)), bybit::RestOptions::default());
+    rest.sync_time().await?;
+    let cloid = journal::event::Cloid::derive("bench-baseline", 0, 0);
+    let mut samples = Vec::with_capacity(BASELINE_ROUND_TRIPS);
+    for _ in 0..BASELINE_ROUND_TRIPS {
+        let start = Instant::now();
+        rest.order("BTCUSDT", &cloid).await?;
+        samples.push(start.elapsed());
+    }
+    Ok(samples)
+}
+
+/// p50, p99 and max in microseconds, with the sample count.
+fn summary(samples: &[Duration]) -> serde_json::Value {
+    let mut us: Vec<u64> = samples.iter().map(|d| d.as_micros().min(u128::from(u64::MAX)) as u64).collect();
+    us.sort_unstable();
+    let at = |q: f64| us.get(((us.len().saturating_sub(1)) as f64 * q).round() as usize).copied();
+    json!({ "samples": us.len(), "p50": at(0.5), "p99": at(0.99), "max": us.last() })
+}
+
+fn ratio(a: &serde_json::Value, b: &serde_json::Value) -> Option<f64> {
+    Some(round3(a["p99"].as_f64()? / b["p99"].as_f64()?.max(1.0)))
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
