@@ -1,5 +1,6 @@
 //! The Hyperliquid perpetuals adapter, its foundations: signed L1 actions, wire numbers,
-//! client ids, nonces, and the typed actions and answers of `/exchange` and `/info`.
+//! client ids, nonces, the typed actions and answers of `/exchange` and `/info`, and a REST
+//! client that spends the per-IP weight budget before it sends.
 //!
 //! Like `venues/bybit`, this crate speaks the wire and nothing else: it knows no engine and
 //! no trader, and journals nothing. Every price and size is a `Decimal`; nothing goes
@@ -17,6 +18,8 @@
 //! - [`nonce`]: [`NonceAllocator`], strictly increasing nonces that survive restarts.
 //! - [`types`]: the actions ([`Action`]), the `/exchange` body ([`ExchangeRequest`]), the
 //!   `/info` requests ([`InfoRequest`]) and readers for every answer the adapter needs.
+//! - [`rest`]: [`Rest`], `/info` and `/exchange` over HTTP under the per-IP weight budget
+//!   ([`WeightBudget`]).
 //!
 //! # Why these crates
 //!
@@ -29,13 +32,17 @@
 //!   k256) behind a much larger dependency tree (the `sol!` macro, RLP, provider types)
 //!   for the one fixed EIP-712 struct `Agent { source, connectionId }`, whose hash is six
 //!   lines written out in [`sign::agent_digest`] and checked against the published vectors.
+//! - `reqwest`, `tokio` and `governor`: the HTTP client, runtime and rate limiter the Bybit
+//!   adapter already uses.
 
 pub mod nonce;
+pub mod rest;
 pub mod sign;
 pub mod types;
 pub mod wire;
 
 pub use nonce::{NonceAllocator, NonceError};
+pub use rest::{Rest, RestError, RestOptions, WeightBudget};
 pub use sign::{recover_l1_signer, sign_l1_action, Address, SignError, Signature, Wallet};
 pub use types::{Action, ExchangeRequest, InfoRequest};
 pub use wire::WireError;
