@@ -22,6 +22,11 @@
 //! The private key lives only inside a [`Wallet`]: no `Display`, a redacting `Debug`, and
 //! errors that never quote it.
 
+// Crates: k256's ECDSA (deterministic RFC 6979 signing that returns the recovery id, and
+// recovery of the public key from a signature) and sha3's `Keccak256` are the two primitives
+// this scheme needs; the EIP-712 encoding of the one fixed `Agent` struct is written out in
+// `agent_digest`. Why not alloy: see the crate docs.
+
 use std::fmt;
 
 use k256::ecdsa::{RecoveryId, Signature as EcdsaSignature, SigningKey, VerifyingKey};

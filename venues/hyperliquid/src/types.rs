@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use journal::event::{Cloid, Kline, Side};
+use journal::event::{Cloid, Kline, OrderIntent, OrderKind, Side, TimeInForce};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -164,6 +164,86 @@ impl OrderWire {
             order_type: OrderType::Trigger(Trigger { is_market, trigger_px, tpsl }),
             cloid,
         })
+    }
+}
+
+/// The slippage bound of a market order when the caller has none: 5 %, the SDKs' default.
+pub const DEFAULT_SLIPPAGE: Decimal = Decimal::from_parts(5, 0, 0, false, 2);
+
+impl OrderWire {
+    /// The order of a journaled intent (already rounded by the pre-append checks).
+    ///
+    /// Hyperliquid has no market orders: a market intent becomes an `Ioc` limit at
+    /// `reference_price × (1 ± slippage)` (the mid, as the SDKs do), rounded away from the
+    /// book (up for a buy, down for a sell) onto the price rules. A stop becomes a market
+    /// stop-loss trigger at the intent's trigger price, its limit bound the same way.
+    /// `Gtc`/`Ioc` map to themselves, `PostOnly` to `Alo`; fill-or-kill is refused.
+    ///
+    /// The intent's own prices and size are checked, not rounded (rounding them would change
+    /// the order the journal holds). The $10 minimum applies, unless reduce-only, to the
+    /// reference value *and* to the limit bound, whichever is smaller.
+    ///
+    /// # Errors
+    /// The rule broken; [`WireError::reject_reason`] turns it into the journal's reason.
+    pub fn from_intent(
+        intent: &OrderIntent,
+        asset: AssetRef,
+        reference_price: Option<Decimal>,
+        slippage: Decimal,
+    ) -> Result<OrderWire, WireError> {
+        let side = intent.side;
+        let bounded = |price: Decimal| -> Result<Decimal, WireError> {
+            let (factor, rounding) = match side {
+                Side::Buy => (Decimal::ONE + slippage, Rounding::Up),
+                Side::Sell => (Decimal::ONE - slippage, Rounding::Down),
+            };
+            let raw = price.checked_mul(factor).ok_or(WireError::Unsupported("the slippage bound overflows"))?;
+            wire::round_price(raw, asset.sz_decimals, rounding)
+        };
+        if slippage.is_sign_negative() || slippage >= Decimal::ONE {
+            return Err(WireError::Unsupported("the slippage must be at least 0 and below 1"));
+        }
+        let order = match intent.kind {
+            OrderKind::Limit => {
+                let tif = match intent.tif {
+                    TimeInForce::Gtc => Tif::Gtc,
+                    TimeInForce::Ioc => Tif::Ioc,
+                    TimeInForce::PostOnly => Tif::Alo,
+                    TimeInForce::Fok => return Err(WireError::Unsupported("Hyperliquid has no fill-or-kill orders")),
+                };
+                let price = intent.price.ok_or(WireError::Unsupported("a limit order needs a price"))?;
+                OrderWire::limit(asset, side, price, intent.qty, tif, intent.reduce_only, Some(intent.cloid))?
+            }
+            OrderKind::Market => {
+                let reference = reference_price
+                    .ok_or(WireError::Unsupported("a market order needs the mid price to bound its slippage"))?;
+                if !intent.reduce_only {
+                    wire::check_min_notional(reference, intent.qty)?;
+                }
+                let limit = bounded(reference)?;
+                OrderWire::limit(asset, side, limit, intent.qty, Tif::Ioc, intent.reduce_only, Some(intent.cloid))?
+            }
+            OrderKind::Stop => {
+                let trigger =
+                    intent.trigger_price.ok_or(WireError::Unsupported("a stop order needs a trigger price"))?;
+                if !intent.reduce_only {
+                    wire::check_min_notional(trigger, intent.qty)?;
+                }
+                let limit = bounded(trigger)?;
+                OrderWire::trigger(
+                    asset,
+                    side,
+                    trigger,
+                    limit,
+                    intent.qty,
+                    Tpsl::Sl,
+                    true,
+                    intent.reduce_only,
+                    Some(intent.cloid),
+                )?
+            }
+        };
+        Ok(order)
     }
 }
 
@@ -1073,6 +1153,7 @@ mod tests {
     //! The JSON here is shaped as VENUES.md §3 quotes the venue's documentation.
 
     use super::*;
+    use journal::event::RejectReason;
     use rust_decimal_macros::dec;
     use serde_json::json;
 
@@ -1146,6 +1227,104 @@ mod tests {
             OrderWire::trigger(ETH, Side::Sell, dec!(1600.001), dec!(1500), dec!(1), Tpsl::Sl, true, true, None),
             Err(WireError::TooManySignificantFigures { .. })
         ));
+    }
+
+    fn intent(kind: OrderKind, side: Side, qty: Decimal, price: Option<Decimal>, tif: TimeInForce) -> OrderIntent {
+        OrderIntent {
+            cloid: cloid_one(),
+            symbol: "ETH".into(),
+            side,
+            kind,
+            qty,
+            price,
+            trigger_price: None,
+            reduce_only: false,
+            tif,
+        }
+    }
+
+    #[test]
+    fn journal_intents_become_hyperliquid_orders() {
+        let limit = intent(OrderKind::Limit, Side::Buy, dec!(0.5), Some(dec!(1800.00)), TimeInForce::Gtc);
+        assert_eq!(
+            OrderWire::from_intent(&limit, ETH, None, DEFAULT_SLIPPAGE),
+            Ok(OrderWire {
+                asset: 4,
+                is_buy: true,
+                limit_px: "1800".into(),
+                sz: "0.5".into(),
+                reduce_only: false,
+                order_type: OrderType::Limit(Limit { tif: Tif::Gtc }),
+                cloid: Some(cloid_one()),
+            })
+        );
+        let post_only = OrderIntent { tif: TimeInForce::PostOnly, ..limit.clone() };
+        let order = OrderWire::from_intent(&post_only, ETH, None, DEFAULT_SLIPPAGE).unwrap();
+        assert_eq!(order.order_type, OrderType::Limit(Limit { tif: Tif::Alo }));
+
+        // A market buy is an Ioc limit 5 % above the mid, rounded up onto ETH's rules
+        // (1891.45 × 1.05 = 1986.0225 → 5 significant figures → 1986.1); a sell 5 % below,
+        // rounded down (1796.8775 → 1796.8).
+        let buy = intent(OrderKind::Market, Side::Buy, dec!(0.01), None, TimeInForce::Ioc);
+        let order = OrderWire::from_intent(&buy, ETH, Some(dec!(1891.45)), DEFAULT_SLIPPAGE).unwrap();
+        assert_eq!((order.limit_px.as_str(), order.sz.as_str()), ("1986.1", "0.01"));
+        assert_eq!(order.order_type, OrderType::Limit(Limit { tif: Tif::Ioc }));
+        let sell = OrderIntent { side: Side::Sell, ..buy.clone() };
+        let order = OrderWire::from_intent(&sell, ETH, Some(dec!(1891.45)), DEFAULT_SLIPPAGE).unwrap();
+        assert_eq!((order.limit_px.as_str(), order.is_buy), ("1796.8", false));
+
+        // A stop is a market stop-loss trigger at the trigger price, bounded the same way.
+        let stop = OrderIntent {
+            kind: OrderKind::Stop,
+            trigger_price: Some(dec!(1700)),
+            reduce_only: true,
+            ..intent(OrderKind::Stop, Side::Sell, dec!(0.01), None, TimeInForce::Gtc)
+        };
+        let order = OrderWire::from_intent(&stop, ETH, None, DEFAULT_SLIPPAGE).unwrap();
+        assert_eq!(order.limit_px, "1615");
+        assert!(order.reduce_only);
+        assert_eq!(
+            order.order_type,
+            OrderType::Trigger(Trigger { is_market: true, trigger_px: "1700".into(), tpsl: Tpsl::Sl })
+        );
+    }
+
+    #[test]
+    fn intents_the_venue_would_refuse_are_refused_with_the_journals_reason() {
+        let refuse = |intent: &OrderIntent, mid: Option<Decimal>| {
+            OrderWire::from_intent(intent, ETH, mid, DEFAULT_SLIPPAGE).unwrap_err().reject_reason()
+        };
+        let fok = intent(OrderKind::Limit, Side::Buy, dec!(1), Some(dec!(1800)), TimeInForce::Fok);
+        assert_eq!(refuse(&fok, None), RejectReason::Other("Hyperliquid has no fill-or-kill orders".into()));
+        let no_price = intent(OrderKind::Limit, Side::Buy, dec!(1), None, TimeInForce::Gtc);
+        assert_eq!(refuse(&no_price, None), RejectReason::PriceRequired);
+        let market = intent(OrderKind::Market, Side::Buy, dec!(0.005), None, TimeInForce::Ioc);
+        assert_eq!(
+            refuse(&market, None),
+            RejectReason::Other("a market order needs the mid price to bound its slippage".into())
+        );
+        // $9.457 at the mid: refused before the journal, with the numbers.
+        assert_eq!(
+            refuse(&market, Some(dec!(1891.4))),
+            RejectReason::Other(
+                "order value $9.457 (price 1891.4 × size 0.005) is below Hyperliquid's minimum of $10".into()
+            )
+        );
+        let fine_price = intent(OrderKind::Limit, Side::Buy, dec!(1), Some(dec!(1800.25)), TimeInForce::Gtc);
+        assert_eq!(
+            refuse(&fine_price, None),
+            RejectReason::InvalidPrice(
+                "price 1800.25 has 6 significant figures; Hyperliquid takes at most 5 unless the price is an integer"
+                    .into()
+            )
+        );
+        let fine_size = intent(OrderKind::Limit, Side::Buy, dec!(0.00001), Some(dec!(1800000)), TimeInForce::Gtc);
+        assert_eq!(
+            refuse(&fine_size, None),
+            RejectReason::InvalidQty("size 0.00001 has 5 decimals; the asset's szDecimals is 4".into())
+        );
+        let bad_slippage = OrderWire::from_intent(&market, ETH, Some(dec!(1891.4)), Decimal::ONE);
+        assert_eq!(bad_slippage, Err(WireError::Unsupported("the slippage must be at least 0 and below 1")));
     }
 
     #[test]
@@ -1542,5 +1721,93 @@ mod tests {
         assert!(kline.closed);
         assert_eq!(interval_label(900_000), Some("15m"));
         assert_eq!(interval_ms("1M"), None);
+    }
+}
+
+#[cfg(test)]
+mod property_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cloid() -> impl Strategy<Value = Cloid> {
+        any::<[u8; 16]>().prop_map(Cloid)
+    }
+
+    fn wire_number() -> impl Strategy<Value = String> {
+        (1u64..10_000_000, 0u32..=6).prop_map(|(mantissa, scale)| wire::to_wire(Decimal::new(mantissa as i64, scale)))
+    }
+
+    fn order_type() -> impl Strategy<Value = OrderType> {
+        prop_oneof![
+            prop_oneof![Just(Tif::Alo), Just(Tif::Ioc), Just(Tif::Gtc)].prop_map(|tif| OrderType::Limit(Limit { tif })),
+            (any::<bool>(), wire_number(), prop_oneof![Just(Tpsl::Tp), Just(Tpsl::Sl)])
+                .prop_map(|(is_market, trigger_px, tpsl)| OrderType::Trigger(Trigger { is_market, trigger_px, tpsl })),
+        ]
+    }
+
+    fn order() -> impl Strategy<Value = OrderWire> {
+        (
+            0u32..300,
+            any::<bool>(),
+            wire_number(),
+            wire_number(),
+            any::<bool>(),
+            order_type(),
+            proptest::option::of(cloid()),
+        )
+            .prop_map(|(asset, is_buy, limit_px, sz, reduce_only, order_type, cloid)| OrderWire {
+                asset,
+                is_buy,
+                limit_px,
+                sz,
+                reduce_only,
+                order_type,
+                cloid,
+            })
+    }
+
+    fn action() -> impl Strategy<Value = Action> {
+        let grouping = prop_oneof![Just(Grouping::Na), Just(Grouping::NormalTpsl), Just(Grouping::PositionTpsl)];
+        prop_oneof![
+            (proptest::collection::vec(order(), 1..4), grouping)
+                .prop_map(|(orders, grouping)| Action::Order(OrderAction { orders, grouping, builder: None })),
+            proptest::collection::vec((0u32..300, any::<u64>()), 1..4).prop_map(|cancels| Action::Cancel(
+                CancelAction { cancels: cancels.into_iter().map(|(asset, oid)| Cancel { asset, oid }).collect() }
+            )),
+            proptest::collection::vec((0u32..300, cloid()), 1..4).prop_map(|cancels| Action::CancelByCloid(
+                CancelByCloidAction {
+                    cancels: cancels.into_iter().map(|(asset, cloid)| CancelByCloid { asset, cloid }).collect()
+                }
+            )),
+            (0u32..300, any::<bool>(), 1u32..=50).prop_map(|(asset, is_cross, leverage)| Action::UpdateLeverage(
+                UpdateLeverage { asset, is_cross, leverage }
+            )),
+            proptest::option::of(any::<u64>()).prop_map(|time| Action::ScheduleCancel(ScheduleCancel { time })),
+            Just(Action::Noop),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// What the local server does with a request — read its JSON, hash the action it
+        /// reads, recover the signer — names the wallet that signed it, whatever the action,
+        /// nonce, vault, expiry and network.
+        #[test]
+        fn prop_a_signed_request_recovers_to_its_signer_after_a_json_round_trip(
+            action in action(),
+            nonce in any::<u64>(),
+            vault in proptest::option::of(any::<[u8; 20]>().prop_map(Address)),
+            expires_after in proptest::option::of(any::<u64>()),
+            mainnet in any::<bool>(),
+        ) {
+            let wallet = Wallet::from_hex("0x0123456789012345678901234567890123456789012345678901234567890123").unwrap();
+            let network = if mainnet { Network::Mainnet } else { Network::Testnet };
+            let request = ExchangeRequest::sign(&wallet, action, nonce, vault, expires_after, network).unwrap();
+            let json = serde_json::to_string(&request).unwrap();
+            let received: ExchangeRequest = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(&received, &request);
+            prop_assert_eq!(received.recover_signer(network), Ok(wallet.address()));
+        }
     }
 }

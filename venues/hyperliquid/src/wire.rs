@@ -15,7 +15,7 @@
 //!
 //! A **cloid** is the journal's 16-byte [`Cloid`] written `0x` + 32 lowercase hex digits.
 
-use journal::event::Cloid;
+use journal::event::{Cloid, RejectReason};
 use rust_decimal::{Decimal, RoundingStrategy};
 
 /// The most decimals a perpetual's price may have, before subtracting `szDecimals`.
@@ -49,6 +49,31 @@ pub enum WireError {
     BelowMinimumNotional { price: Decimal, size: Decimal, notional: Decimal },
     #[error("invalid cloid {text:?}: {reason}")]
     InvalidCloid { text: String, reason: &'static str },
+    /// An order the venue cannot express (a fill-or-kill order), or one missing a price it
+    /// needs; the text says which.
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+impl WireError {
+    /// The journal's reason for refusing an order intent with this error, so the refusal is
+    /// journaled (`OrderRejected`) before anything is signed, with the rule in its words.
+    pub fn reject_reason(&self) -> RejectReason {
+        match self {
+            WireError::NotPositive { what: "size", value } => RejectReason::NonPositiveQty(*value),
+            WireError::TooManySizeDecimals { .. } | WireError::RoundsToZero { what: "size", .. } => {
+                RejectReason::InvalidQty(self.to_string())
+            }
+            WireError::NotPositive { .. }
+            | WireError::TooManySignificantFigures { .. }
+            | WireError::TooManyPriceDecimals { .. }
+            | WireError::RoundsToZero { .. } => RejectReason::InvalidPrice(self.to_string()),
+            WireError::Unsupported("a limit order needs a price") => RejectReason::PriceRequired,
+            WireError::BelowMinimumNotional { .. } | WireError::InvalidCloid { .. } | WireError::Unsupported(_) => {
+                RejectReason::Other(self.to_string())
+            }
+        }
+    }
 }
 
 /// Which way a value off the rules moves onto them. Prices and sizes are positive, so
