@@ -55,6 +55,9 @@ pub struct RestOptions {
     pub rate_limited_wait_ms: u64,
     /// Re-sends of one request after HTTP 429.
     pub max_rate_limit_retries: u32,
+    /// The most fills one `userFillsByTime` answer holds (2000 at the venue): a shorter page
+    /// is the last one of [`Rest::user_fills_since`].
+    pub fills_page_max: usize,
 }
 
 impl Default for RestOptions {
@@ -66,6 +69,7 @@ impl Default for RestOptions {
             dry_run: false,
             rate_limited_wait_ms: 10_000,
             max_rate_limit_retries: 3,
+            fills_page_max: 2_000,
         }
     }
 }
@@ -351,6 +355,49 @@ impl Rest {
         Ok(UserFill::list_from_json(&self.info(&request).await?)?)
     }
 
+    /// Every fill of `user` from `start_time_ms` (to `end_time_ms`, or now), oldest first,
+    /// paging `userFillsByTime` from the last fill's time and dropping the fills a page
+    /// boundary repeats (a fill is its coin, trade id and order id). At most
+    /// [`FILL_PAGES_MAX`] pages. The venue keeps only the 10000 most recent fills.
+    ///
+    /// A page that is full of fills of a single millisecond cannot be paged past by time; the
+    /// next page starts a millisecond later (with a warning), so fills beyond a full page in
+    /// that one millisecond (2000 of them) would be missed.
+    ///
+    /// # Errors
+    /// As [`Rest::meta`].
+    pub async fn user_fills_since(
+        &self,
+        user: Address,
+        start_time_ms: u64,
+        end_time_ms: Option<u64>,
+    ) -> Result<Vec<UserFill>, RestError> {
+        let mut fills: Vec<UserFill> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut start = start_time_ms;
+        for _ in 0..FILL_PAGES_MAX {
+            let page = self.user_fills_by_time(user, start, end_time_ms).await?;
+            let full = page.len() >= self.inner.options.fills_page_max;
+            let last_ms = page.iter().map(|fill| fill.time).max().unwrap_or(start);
+            for fill in page {
+                if seen.insert((fill.coin.clone(), fill.tid, fill.oid)) {
+                    fills.push(fill);
+                }
+            }
+            if !full {
+                fills.sort_by_key(|fill| fill.time);
+                return Ok(fills);
+            }
+            start = if last_ms > start {
+                last_ms
+            } else {
+                tracing::warn!(start, "a full page of fills in one millisecond: continuing from the next one");
+                start.saturating_add(1)
+            };
+        }
+        Err(RestError::Decode(format!("more than {FILL_PAGES_MAX} pages of fills since {start_time_ms}")))
+    }
+
     /// The 2000 most recent fills of `user`.
     ///
     /// # Errors
@@ -487,6 +534,10 @@ impl Rest {
         }
     }
 }
+
+/// Pages of one [`Rest::user_fills_since`] at most (a limit on everything): the venue keeps
+/// 10000 fills, five full pages.
+pub const FILL_PAGES_MAX: usize = 100;
 
 fn action_type(action: &Action) -> &'static str {
     match action {

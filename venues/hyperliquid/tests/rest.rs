@@ -147,9 +147,18 @@ async fn info(State(venue): State<Arc<Venue>>, body: String) -> Response {
         }),
         "frontendOpenOrders" => json!([{"coin": "ETH", "side": "B", "limitPx": "1800.0", "sz": "0.5", "oid": 3,
             "timestamp": 1_700_000_000_000u64, "origSz": "0.5", "cloid": "0x00000000000000000000000000000007"}]),
-        "userFillsByTime" => json!([{"closedPnl": "0.0", "coin": "ETH", "crossed": true, "dir": "Open Short",
-            "hash": "0xabc", "oid": 2, "px": "1900.0", "side": "A", "startPosition": "0.0", "sz": "0.5",
-            "time": 1_700_000_000_000u64, "fee": "0.4275", "feeToken": "USDC", "tid": 11}]),
+        "userFillsByTime" => {
+            // Pages of at most FILLS_PAGE fills from startTime, oldest first, as the venue pages.
+            let start = request["startTime"].as_u64().unwrap();
+            let page: Vec<Value> = FILL_TIMES
+                .iter()
+                .enumerate()
+                .filter(|(_, time)| **time >= start)
+                .take(FILLS_PAGE)
+                .map(|(tid, time)| fill(tid as u64 + 11, *time))
+                .collect();
+            Value::Array(page)
+        }
         "orderStatus" => match request["oid"].as_str() {
             Some("0x00000000000000000000000000000007") => json!({"status": "order", "order": {
                 "order": {"coin": "ETH", "side": "B", "limitPx": "1800.0", "sz": "0.5", "oid": 3,
@@ -162,6 +171,18 @@ async fn info(State(venue): State<Arc<Venue>>, body: String) -> Response {
         other => return (StatusCode::BAD_REQUEST, format!("unknown type {other}")).into_response(),
     };
     Json(answer).into_response()
+}
+
+/// The times of the fills the venue holds: two share a millisecond across a page boundary.
+const FILL_TIMES: [u64; 5] =
+    [1_700_000_000_000, 1_700_000_000_020, 1_700_000_000_020, 1_700_000_000_030, 1_700_000_000_040];
+/// The venue's page size of `userFillsByTime` (2000 at the real one).
+const FILLS_PAGE: usize = 2;
+
+fn fill(tid: u64, time: u64) -> Value {
+    json!({"closedPnl": "0.0", "coin": "ETH", "crossed": true, "dir": "Open Short",
+        "hash": "0xabc", "oid": 2, "px": "1900.0", "side": "A", "startPosition": "0.0", "sz": "0.5",
+        "time": time, "fee": "0.4275", "feeToken": "USDC", "tid": tid})
 }
 
 /// A venue on a free port, checking signatures as `network`, knowing `signer`.
@@ -331,6 +352,7 @@ async fn info_answers_are_read_into_exact_types() {
     assert_eq!((orders[0].oid, orders[0].cloid), (3, Some(cloid(7))));
     let fills = rest.user_fills_by_time(account, 1_699_999_000_000, None).await.unwrap();
     assert_eq!((fills[0].side, fills[0].fee, fills[0].tid), (Side::Sell, dec!(0.4275), 11));
+    assert_eq!(fills.len(), FILLS_PAGE);
     let OrderStatusAnswer::Found(report) = rest.order_status(account, OrderRef::Cloid(cloid(7))).await.unwrap() else {
         panic!("the order is known by its cloid")
     };
@@ -354,4 +376,25 @@ async fn the_weight_budget_is_spent_before_sending() {
     rest.all_mids().await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(800), "the third waits for the refill: {:?}", started.elapsed());
     assert_eq!(venue.received.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn fills_are_paged_by_time_without_repeats_or_gaps() {
+    let (url, venue) = start(Network::Mainnet, wallet().address()).await;
+    let options = RestOptions { fills_page_max: FILLS_PAGE, ..fast_options() };
+    let rest = Rest::new(&Endpoints::local(&url, Network::Mainnet), None, None, options).unwrap();
+    let fills = rest.user_fills_since(Address::parse(ACCOUNT).unwrap(), 0, None).await.unwrap();
+    let got: Vec<(u64, u64)> = fills.iter().map(|fill| (fill.tid, fill.time)).collect();
+    let expected: Vec<(u64, u64)> = FILL_TIMES.iter().enumerate().map(|(i, time)| (i as u64 + 11, *time)).collect();
+    assert_eq!(got, expected);
+    // Pages from 0, from the boundary millisecond (repeating one fill), from the next
+    // millisecond (a full page stuck in one), then the short last page.
+    let starts: Vec<u64> = venue
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|body| serde_json::from_str::<Value>(body).unwrap()["startTime"].as_u64().unwrap())
+        .collect();
+    assert_eq!(starts, vec![0, 1_700_000_000_020, 1_700_000_000_021, 1_700_000_000_040]);
 }
