@@ -843,6 +843,11 @@ mod tests {
             SignError::InvalidKey("zero or not below the curve order")
         );
         assert_eq!(Wallet::from_hex("0x12").unwrap_err(), SignError::InvalidKey("not 64 hex digits"));
+        // The key's one source: the environment.
+        let var = format!("QUANTFOLD_TEST_HL_KEY_{}", std::process::id());
+        std::env::set_var(&var, format!("{PY_KEY}\n"));
+        assert_eq!(Wallet::from_env(&var).map(|wallet| wallet.address()), Ok(wallet.address()));
+        std::env::remove_var(&var);
         assert_eq!(
             Wallet::from_env("QUANTFOLD_TEST_SURELY_UNSET_HL_KEY").unwrap_err(),
             SignError::MissingKey { var: "QUANTFOLD_TEST_SURELY_UNSET_HL_KEY".into() }
