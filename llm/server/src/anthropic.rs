@@ -1,7 +1,7 @@
 //! `POST /v1/messages` (VENUES.md §4.2): headers, validation and error bodies as Anthropic's,
 //! `{"type": "error", "error": {"type", "message"}, "request_id"}`, and the answer.
 //!
-//! Order of checks: `x-api-key` (401), `anthropic-version` (400), the scripted HTTP faults
+//! Order of checks: the key, `x-api-key` or `Authorization: Bearer` (401), `anthropic-version` (400), the scripted HTTP faults
 //! (429/5xx/529), a slow fault's wait, then the body (400), then the answer and its faults.
 //!
 //! `anthropic-version` must be present and shaped `YYYY-MM-DD`: the SDKs send their own pinned
@@ -284,7 +284,10 @@ async fn respond(
     body: &[u8],
     request_id: &str,
 ) -> Response {
-    match header(headers, "x-api-key") {
+    // `x-api-key` as VENUES.md §4.2 has it; newer SDKs (anthropic 2.x) send the same key as
+    // `Authorization: Bearer`, which the API accepts too.
+    let bearer = header(headers, "authorization").and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    match header(headers, "x-api-key").or(bearer) {
         None => {
             return ApiError::new(401, "authentication_error", "x-api-key header is required").into_response(request_id)
         }

@@ -322,13 +322,15 @@ fn parse(body: &[u8]) -> Result<Parsed, ApiError> {
     if let Some(t) = object.get("temperature").filter(|t| !t.is_null()) {
         match t.as_f64() {
             Some(t) if (0.0..=2.0).contains(&t) => {}
-            Some(t) => return Err(ApiError::invalid(
-                format!(
+            Some(t) => {
+                return Err(ApiError::invalid(
+                    format!(
                     "Invalid 'temperature': decimal out of range. Expected a value from 0 to 2, but got {t} instead."
                 ),
-                Some("temperature"),
-                Some("decimal_out_of_range"),
-            )),
+                    Some("temperature"),
+                    Some("decimal_out_of_range"),
+                ))
+            }
             None => return Err(ApiError::wrong_type("temperature", "a decimal", t)),
         }
     }
