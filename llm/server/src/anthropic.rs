@@ -157,7 +157,15 @@ fn check_tools(object: &Map<String, Value>) -> Result<Option<String>, ApiError> 
         let Some(tool) = tool.as_object() else {
             return Err(ApiError::invalid(format!("tools.{i}: Input should be a valid dictionary")));
         };
-        names.push(string(field(tool, "name", &format!("tools.{i}.name"))?, &format!("tools.{i}.name"))?.to_owned());
+        let name = string(field(tool, "name", &format!("tools.{i}.name"))?, &format!("tools.{i}.name"))?;
+        let name_ok =
+            (1..=128).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !name_ok {
+            return Err(ApiError::invalid(format!(
+                "tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'"
+            )));
+        }
+        names.push(name.to_owned());
         if !field(tool, "input_schema", &format!("tools.{i}.input_schema"))?.is_object() {
             return Err(ApiError::invalid(format!("tools.{i}.input_schema: Input should be a valid dictionary")));
         }

@@ -95,7 +95,7 @@ fn value_at(rest: &str) -> Option<f64> {
     let rest = skip_separators(rest);
     if let Some(array) = rest.strip_prefix('[') {
         let inner = &array[..array.find(']')?];
-        return inner.split(',').filter_map(|item| leading_number(skip_separators(item.trim()))).last();
+        return inner.rsplit(',').find_map(|item| leading_number(skip_separators(item.trim())));
     }
     leading_number(rest)
 }
@@ -115,13 +115,12 @@ fn find_symbol(text: &str, lower: &str) -> String {
         .last();
     quoted
         .or_else(|| {
-            text.split(|c: char| !c.is_ascii_alphanumeric())
-                .filter(|w| {
+            text.rsplit(|c: char| !c.is_ascii_alphanumeric())
+                .find(|w| {
                     w.len() > 4
                         && w.ends_with("USDT")
                         && w.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
                 })
-                .last()
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| "BTC".to_owned())
