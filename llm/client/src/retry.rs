@@ -47,7 +47,9 @@ impl RetryPolicy {
     pub fn backoff(&self, retries_done: u32, unit: f64) -> Duration {
         let doubled = self.initial_delay.saturating_mul(1 << retries_done.min(DOUBLINGS_MAX));
         let capped = doubled.min(self.max_delay);
-        capped.mul_f64(1.0 - 0.25 * unit.clamp(0.0, 1.0))
+        // A unit outside [0, 1] (or NaN) would make `mul_f64` panic or stretch the wait.
+        let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.0 };
+        capped.mul_f64(1.0 - 0.25 * unit)
     }
 
     /// The wait before the next retry, or `None` when the server asked for more than
@@ -185,5 +187,7 @@ mod tests {
         assert_eq!(policy.wait(1000, None, 0.0), Some(ms(8000)));
         assert_eq!(policy.wait(1, None, 0.5), Some(ms(875)));
         assert_eq!(policy.wait(1, None, 0.999_999), Some(Duration::from_nanos(750_000_250)));
+        assert_eq!(policy.wait(1, None, f64::NAN), Some(ms(1000)));
+        assert_eq!(policy.wait(1, None, 7.0), Some(ms(750)));
     }
 }

@@ -194,10 +194,11 @@ async fn a_slow_answer_times_out_and_the_retry_gets_through() {
     for (max_retries, expect_ok) in [(0, false), (1, true)] {
         let server = server("slow:20000@1").await;
         let mut config = config(&server, Provider::OpenAi, RetryPolicy { max_retries, ..quick() });
-        config.timeout = Duration::from_millis(300);
+        // Far below the 20 s delay, far above what an answer takes on a loaded machine.
+        config.timeout = Duration::from_secs(2);
         let result = ask(&client_with(config, KEY)).await;
         match (result, expect_ok) {
-            (Err(LlmError::Timeout { timeout_ms: 300, attempts: 1 }), false) => {}
+            (Err(LlmError::Timeout { timeout_ms: 2000, attempts: 1 }), false) => {}
             (Ok(completion), true) => assert_eq!(completion.attempts, 2),
             (other, _) => panic!("max_retries {max_retries}: {other:?}"),
         }
