@@ -363,6 +363,12 @@ mod tests {
     fn bad_requests_get_anthropic_messages() {
         let cases = [
             ("{", "There was an error parsing the body"),
+            ("[]", "Input should be a valid dictionary"),
+            (r#"{"model": "m", "max_tokens": "10", "messages": []}"#, "max_tokens: Input should be a valid integer"),
+            (
+                r#"{"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": 5}]}"#,
+                "messages.0.content: Input should be a valid string or list",
+            ),
             (r#"{"max_tokens": 10, "messages": []}"#, "model: Field required"),
             (r#"{"model": "m", "messages": []}"#, "max_tokens: Field required"),
             (

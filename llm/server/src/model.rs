@@ -16,6 +16,8 @@
 //! | equity | `account_value`, `equity`, `available_cash` (10 000 when absent) |
 //! | symbol | the string after `symbol`, else the last all-caps word ending in `USDT`, else `BTC` |
 //!
+//! A price, trend line or equity that is not positive or not below 10^12 counts as absent.
+//!
 //! # The rule
 //! - No price or no trend line: `hold`.
 //! - Price above the trend line by more than 0.1 % and RSI below 70: `buy_to_enter`.
@@ -126,15 +128,23 @@ fn find_symbol(text: &str, lower: &str) -> String {
         .unwrap_or_else(|| "BTC".to_owned())
 }
 
+/// Prices and equity above this are taken as misread: the rule's arithmetic on them could
+/// leave the finite range, and JSON has no infinity.
+const AMOUNT_MAX: f64 = 1e12;
+
+fn plausible(amount: f64) -> bool {
+    amount > 0.0 && amount < AMOUNT_MAX
+}
+
 /// Reads the prompt (see the module docs).
 pub fn read(prompt: &str) -> Reading {
     let lower = prompt.to_ascii_lowercase();
     Reading {
         symbol: find_symbol(prompt, &lower),
-        price: find_value(&lower, &PRICE_KEYS).filter(|p| *p > 0.0),
-        trend: find_value(&lower, &TREND_KEYS).filter(|t| *t > 0.0),
+        price: find_value(&lower, &PRICE_KEYS).filter(|p| plausible(*p)),
+        trend: find_value(&lower, &TREND_KEYS).filter(|t| plausible(*t)),
         rsi: find_value(&lower, &RSI_KEYS),
-        equity: find_value(&lower, &EQUITY_KEYS).filter(|e| *e > 0.0),
+        equity: find_value(&lower, &EQUITY_KEYS).filter(|e| plausible(*e)),
     }
 }
 
@@ -291,9 +301,53 @@ mod tests {
     }
 
     #[test]
+    fn misread_amounts_count_as_absent() {
+        let reading = read("price: 1e300 ema: -5 equity: 0");
+        assert_eq!((reading.price, reading.trend, reading.equity), (None, None, None));
+    }
+
+    #[test]
     fn counts_tokens_by_words_of_four_chars() {
         assert_eq!(count_tokens(""), 0);
         assert_eq!(count_tokens("a bb ccc dddd"), 4);
         assert_eq!(count_tokens("abcde  fghijklm\n"), 4);
+    }
+}
+
+#[cfg(test)]
+mod property_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Prompt text made of the keys the model looks for, numbers and separators, so the
+    /// generator reaches the parsing paths instead of only missing them.
+    fn prompt() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("price".to_owned()),
+            Just("current_price".to_owned()),
+            Just("ema20".to_owned()),
+            Just("rsi".to_owned()),
+            Just("equity".to_owned()),
+            Just("symbol".to_owned()),
+            Just("BTCUSDT".to_owned()),
+            any::<f64>().prop_map(|f| f.to_string()),
+            "[ :=,\\[\\]\"'-]{1,3}",
+            ".{0,6}",
+        ];
+        proptest::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn prop_every_prompt_gets_a_decision_in_the_schema(prompt in prompt(), seed in any::<u64>()) {
+            let decision = decide(&prompt, seed);
+            prop_assert!(["buy_to_enter", "sell_to_enter", "hold"].contains(&decision["signal"].as_str().unwrap_or("")));
+            prop_assert!(decision["confidence"].as_u64().is_some_and(|c| c <= 100));
+            for key in ["position_size_usd", "entry_price", "stop_loss", "take_profit", "risk_usd"] {
+                prop_assert!(decision[key].as_f64().is_some_and(|v| v.is_finite() && v >= 0.0), "{key}: {decision}");
+            }
+            prop_assert!(decision["symbol"].as_str().is_some_and(|s| !s.is_empty()));
+            prop_assert_eq!(decide(&prompt, seed), decision);
+        }
     }
 }

@@ -497,8 +497,16 @@ mod tests {
 
     #[test]
     fn bad_requests_get_openai_errors() {
-        let cases: [(&str, Option<&str>, Option<&str>); 7] = [
+        let cases: [(&str, Option<&str>, Option<&str>); 11] = [
             ("{", None, None),
+            ("[]", Some("body"), Some("invalid_type")),
+            (r#"{"model": 4, "messages": []}"#, Some("model"), Some("invalid_type")),
+            (r#"{"model": "m", "messages": "hi"}"#, Some("messages"), Some("invalid_type")),
+            (
+                r#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "xml"}}"#,
+                Some("response_format.type"),
+                Some("invalid_value"),
+            ),
             (r#"{"messages": []}"#, None, None),
             (r#"{"model": "m"}"#, Some("messages"), Some("missing_required_parameter")),
             (r#"{"model": "m", "messages": []}"#, Some("messages"), Some("empty_array")),
