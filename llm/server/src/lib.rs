@@ -25,6 +25,13 @@
 //! Streaming, OpenAI tools and logprobs, Anthropic thinking, images, prompt caching, real
 //! tokenization, and rate limits other than the scripted ones.
 //!
+//! # The official SDKs
+//! `tests/sdk.rs` runs `tests/sdk_client.py` with the official Python SDKs against the server;
+//! it needs `pip install openai==3.63.0 anthropic==2.17.0` (the versions it was written against)
+//! and fails, naming that command, without them. Two things those versions do that older notes
+//! do not say: anthropic 2.x sends its key as `Authorization: Bearer` (accepted here beside
+//! `x-api-key`) and its own `anthropic-version` date (any `YYYY-MM-DD` is accepted).
+//!
 //! # Layout
 //! - [`server`]: settings, start and stop, the request log.
 //! - [`openai`], [`anthropic`]: the two endpoints.
