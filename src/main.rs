@@ -8,7 +8,7 @@
 //! - `strategy_cmd.rs`: `strategy check`.
 //! - `bench.rs`: `bench journal`, `bench sandbox`.
 //! - `live/`: `live` (trading live and on paper: config, driver, orders).
-//! - `venue_sim_cmd.rs`: `venue-sim bybit` (the local Bybit server).
+//! - `venue_sim_cmd.rs`: `venue-sim bybit` (the local Bybit server); `llm-sim` is `llm_server::run`.
 //! - `text.rs`: times and tables for people.
 
 /// `println!` that ends the process quietly when stdout is closed (`| head`)
@@ -65,6 +65,9 @@ enum Command {
     /// Run a local venue server (for tests and demos: loopback, replaying a kline file).
     #[command(subcommand)]
     VenueSim(VenueSimCommand),
+    /// Run a local LLM server speaking OpenAI Chat Completions and Anthropic Messages
+    /// (loopback; a seeded model that decides from the prompt's numbers; scripted faults).
+    LlmSim(Box<llm_server::Args>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,6 +322,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Live(args) => live::run(&args),
         Command::VenueSim(VenueSimCommand::Bybit(args)) => venue_sim_cmd::bybit(&args),
+        Command::LlmSim(args) => llm_server::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Data(DataCommand::Synth { bars, interval, seed, start_ms, out }) => {
             data_synth(bars, &interval, seed, start_ms, &out)
         }
