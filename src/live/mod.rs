@@ -554,6 +554,11 @@ impl Session {
 
     /// What the order task says became of an order, as the venue's answer.
     fn on_outcome(&mut self, trader: &str, cloid: Cloid, outcome: Outcome) -> anyhow::Result<()> {
+        if let Mode::Live(venue) = &mut self.mode {
+            if matches!(outcome, Outcome::CancelSent | Outcome::Known(_) | Outcome::Unknown | Outcome::Unresolved(_)) {
+                venue.cancel_answered(&cloid);
+            }
+        }
         let state = self.engine.state();
         let time = state.time_ms;
         let waiting = |state: &journal::State| {

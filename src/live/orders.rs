@@ -17,7 +17,7 @@
 //! in the ledger for the next reconciliation.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -99,11 +99,21 @@ pub struct BybitVenue {
     pub refused: Vec<(String, Cloid, String)>,
     /// When the kline being stepped was read from the socket (latency figures).
     pub tick: Option<Instant>,
+    /// Cancels sent and not yet answered: a strategy asking again (many cancel whatever
+    /// `getOpenOrders` lists on every bar) is journaled, but not sent twice.
+    cancels_in_flight: BTreeSet<Cloid>,
 }
 
 impl BybitVenue {
     pub fn new(jobs: UnboundedSender<Job>, limits: Limits) -> BybitVenue {
-        BybitVenue { jobs: Some(jobs), limits, held: None, refused: Vec::new(), tick: None }
+        BybitVenue {
+            jobs: Some(jobs),
+            limits,
+            held: None,
+            refused: Vec::new(),
+            tick: None,
+            cancels_in_flight: BTreeSet::new(),
+        }
     }
 
     pub fn queue(&self, job: Job) {
@@ -114,6 +124,11 @@ impl BybitVenue {
             }
             None => tracing::warn!(?job, "stopping: not sent (the next start resolves it from the journal)"),
         }
+    }
+
+    /// The venue answered a cancel (or it could not be sent): a new request goes out again.
+    pub fn cancel_answered(&mut self, cloid: &Cloid) {
+        self.cancels_in_flight.remove(cloid);
     }
 
     /// No more jobs: the order task finishes those it holds, then ends.
@@ -167,7 +182,9 @@ impl Venue for BybitVenue {
                     .get(trader)
                     .and_then(|t| t.orders.get(cloid))
                     .map_or_else(String::new, |o| o.intent.symbol.clone());
-                self.queue(Job::Cancel { trader: trader.clone(), symbol, cloid: *cloid });
+                if self.cancels_in_flight.insert(*cloid) {
+                    self.queue(Job::Cancel { trader: trader.clone(), symbol, cloid: *cloid });
+                }
             }
         }
     }
