@@ -244,3 +244,36 @@ fn the_secret_is_never_written_to_the_journal_logs_or_errors() {
     }
     assert!(leaks.is_empty(), "the secret is in {leaks:?}");
 }
+
+/// `--dry-run`: every order is decided, journaled, signed and logged, and none reaches the
+/// venue; the journal says so for each (rejected as a dry run) and still replays.
+#[test]
+fn a_dry_run_signs_and_logs_orders_and_sends_none() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), &root().join(KLINES), &["--speed", "600", "--hold"]);
+    let traders = [TraderSpec { id: "churn", strategy: "tests/strategies/churn.js", params: "{}", capital: "10000" }];
+    let config = config(dir.path(), "bybit", &server, &traders, "");
+    let journal = dir.path().join("live");
+    let stderr = dir.path().join("live.stderr");
+    let mut live = live_with(&config, &journal, &stderr, &["--dry-run"]);
+    server.wait_for_bar("BTCUSDT", 1_670_889_600_000 + 12 * 60_000, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(live.terminate(Duration::from_secs(20)), Some(0), "{}", live.stderr_text());
+
+    assert_eq!(server.log_lines().iter().filter(|l| l["type"] == "order").count(), 0, "a dry run sent an order");
+    let records = records(&journal);
+    let submitted = records.iter().filter(|r| event(r).0 == "OrderSubmitted").count();
+    let dry: Vec<&Value> = records
+        .iter()
+        .filter(|r| event(r).0 == "OrderRejected" && event(r).1.to_string().contains("dry run"))
+        .collect();
+    assert!(submitted >= 5, "the strategy should have decided orders: {submitted}");
+    assert_eq!(dry.len(), submitted, "each decided order is journaled as a dry run");
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    let signed =
+        log.lines().filter(|l| l.contains("dry run: signed, not sent") && l.contains("/v5/order/create")).count();
+    assert_eq!(signed, submitted, "each order is signed and logged");
+    assert!(!log.contains(SECRET), "the secret is not in the log");
+    ok(&["replay", "verify", "--journal", journal.to_str().unwrap()]);
+}

@@ -642,10 +642,30 @@ impl Session {
         // before it is journaled as one.
         let mut attempt = 0;
         let (positions, open_orders, mut mismatches) = loop {
-            self.catch_up(&symbols)?;
+            // One listing of the venue's open orders serves the catch-up and the comparison,
+            // and only orders the ledger held open when it was taken are compared: one
+            // acknowledged since is not a disagreement.
+            let mut listed: BTreeMap<String, bybit::OrderReport> = BTreeMap::new();
+            for symbol in &symbols {
+                for order in self.runtime.block_on(self.rest.open_orders(symbol))? {
+                    listed.insert(order.order_link_id.clone(), order);
+                }
+            }
+            let held_open: Vec<(String, Cloid)> = self
+                .engine
+                .state()
+                .traders
+                .iter()
+                .flat_map(|(name, t)| {
+                    t.orders
+                        .values()
+                        .filter(|o| o.status != journal::state::orders::OrderStatus::Submitted)
+                        .map(|o| (name.clone(), o.intent.cloid))
+                })
+                .collect();
+            self.catch_up(&symbols, &listed)?;
             let mut mismatches = Vec::new();
             let mut positions = Vec::new();
-            let mut open_orders = Vec::new();
             for symbol in &symbols {
                 let venue_qty: Decimal = self
                     .runtime
@@ -667,33 +687,29 @@ impl Session {
                         "{symbol}: the venue holds {venue_qty}, the traders' positions sum to {ledger_qty}"
                     ));
                 }
-                for order in self.runtime.block_on(self.rest.open_orders(symbol))? {
-                    match Cloid::parse(&order.order_link_id).filter(|c| inputs::owner(self.engine.state(), c).is_some())
-                    {
-                        Some(cloid) => open_orders.push(cloid),
-                        None => {
-                            let id =
-                                if order.order_link_id.is_empty() { &order.order_id } else { &order.order_link_id };
-                            mismatches.push(format!(
-                                "{symbol}: order {id} at the venue ({:?} {} @ {}) is not in the journal: left alone",
-                                order.side,
-                                order.qty,
-                                order.price.map_or_else(|| "market".to_owned(), |p| p.to_string())
-                            ));
-                        }
+            }
+            let mut open_orders = Vec::new();
+            for order in listed.values() {
+                match Cloid::parse(&order.order_link_id).filter(|c| inputs::owner(self.engine.state(), c).is_some()) {
+                    Some(cloid) => open_orders.push(cloid),
+                    None => {
+                        let id = if order.order_link_id.is_empty() { &order.order_id } else { &order.order_link_id };
+                        mismatches.push(format!(
+                            "{}: order {id} at the venue ({:?} {} @ {}) is not in the journal: left alone",
+                            order.symbol,
+                            order.side,
+                            order.qty,
+                            order.price.map_or_else(|| "market".to_owned(), |p| p.to_string())
+                        ));
                     }
                 }
             }
-            for (name, trader) in &self.engine.state().traders {
-                for order in trader.orders.values() {
-                    if order.status != journal::state::orders::OrderStatus::Submitted
-                        && !open_orders.contains(&order.intent.cloid)
-                    {
-                        mismatches.push(format!(
-                            "{name}: order {} is open in the journal but not at the venue",
-                            order.intent.cloid
-                        ));
-                    }
+            // Still open in the ledger after the catch-up looked it up: the venue knows
+            // nothing of it (or its lookup failed).
+            for (name, cloid) in held_open {
+                let still_open = self.engine.state().traders.get(&name).is_some_and(|t| t.orders.contains_key(&cloid));
+                if still_open && !listed.contains_key(&cloid.to_string()) {
+                    mismatches.push(format!("{name}: order {cloid} is open in the journal but not at the venue"));
                 }
             }
             if mismatches.is_empty() || attempt == RECONCILE_ATTEMPTS - 1 {
@@ -730,13 +746,7 @@ impl Session {
     /// Asking by order, not by time, needs no agreement between the venue's clock and the
     /// journal's; orders still in the order task's hands may be unknown yet, and "not found"
     /// changes nothing.
-    fn catch_up(&mut self, symbols: &[String]) -> anyhow::Result<()> {
-        let mut listed: BTreeMap<String, bybit::OrderReport> = BTreeMap::new();
-        for symbol in symbols {
-            for order in self.runtime.block_on(self.rest.open_orders(symbol))? {
-                listed.insert(order.order_link_id.clone(), order);
-            }
-        }
+    fn catch_up(&mut self, symbols: &[String], listed: &BTreeMap<String, bybit::OrderReport>) -> anyhow::Result<()> {
         let open: Vec<(String, Cloid, Decimal)> = self
             .engine
             .state()
@@ -745,8 +755,8 @@ impl Session {
             .flat_map(|t| t.orders.values().map(|o| (o.intent.symbol.clone(), o.intent.cloid, o.filled_qty)))
             .collect();
         for (symbol, cloid, filled) in open {
-            let report = match listed.remove(&cloid.to_string()) {
-                Some(report) => Some(report),
+            let report = match listed.get(&cloid.to_string()) {
+                Some(report) => Some(report.clone()),
                 None => self.runtime.block_on(self.rest.order(&symbol, &cloid))?,
             };
             let Some(report) = report else { continue };

@@ -245,11 +245,17 @@ pub fn config(dir: &Path, kind: &str, server: &Server, traders: &[TraderSpec<'_>
 
 /// `quantfold live` on `config` and `journal`, with the test key in the environment.
 pub fn live(config: &Path, journal: &Path, stderr: &Path) -> Proc {
+    live_with(config, journal, stderr, &[])
+}
+
+/// [`live`] with more arguments (`--dry-run`).
+pub fn live_with(config: &Path, journal: &Path, stderr: &Path, args: &[&str]) -> Proc {
     let child = Command::new(bin())
         .args(["live", "--config"])
         .arg(config)
         .arg("--journal")
         .arg(journal)
+        .args(args)
         .env("QF_TEST_KEY", KEY)
         .env("QF_TEST_SECRET", SECRET)
         .env("QUANTFOLD_LOG", "info")
