@@ -1,7 +1,8 @@
 //! The WebSocket (VENUES.md §3.8): `/ws` with `subscribe`/`unsubscribe` of `candle`,
 //! `orderUpdates` and `userFills`, and `{"method": "ping"}` → `{"channel": "pong"}`.
 //!
-//! Each connection reads its client's messages and forwards the broadcasts it subscribed to.
+//! A connection is greeted with the venue's plain-text line [`GREETING`]. Each connection
+//! reads its client's messages and forwards the broadcasts it subscribed to.
 //! A `userFills` subscription first gets every fill so far (`isSnapshot: true`), then only
 //! newer ones. The `drop_ws` fault closes the socket instead of sending a message — by
 //! dropping it, so the client sees the TCP connection end without a close frame; `dup_ws`
@@ -27,6 +28,9 @@ use crate::{
     views,
 };
 
+/// The first message of every connection: plain text, not JSON.
+pub const GREETING: &str = "Websocket connection established.";
+
 /// `GET /ws`.
 pub async fn upgrade(upgrade: WebSocketUpgrade, State(shared): State<Arc<Shared>>) -> Response {
     upgrade.on_upgrade(move |socket| serve(socket, shared))
@@ -49,6 +53,10 @@ async fn serve(mut socket: WebSocket, shared: Arc<Shared>) {
     let mut user = shared.user.subscribe();
     let mut shutdown = shared.shutdown.clone();
     let mut connection = Connection { shared, candle: false, orders: None, fills: None, fills_after_tid: 0 };
+    // The venue greets a new connection in plain text (the Python SDK skips exactly this line).
+    if socket.send(Message::Text(GREETING.into())).await.is_err() {
+        return;
+    }
     loop {
         tokio::select! {
             incoming = socket.recv() => {

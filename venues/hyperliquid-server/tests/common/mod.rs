@@ -210,8 +210,14 @@ pub fn cloid_text(n: u8) -> String {
     cloid_to_wire(&cloid(n))
 }
 
+/// A connection, its greeting read and checked.
 pub async fn connect(server: &Server) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(server.ws_url()).await.expect("ws connects");
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url()).await.expect("ws connects");
+    let greeting = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    match greeting {
+        Ok(Some(Ok(Message::Text(text)))) => assert_eq!(text.as_str(), hyperliquid_server::ws::GREETING),
+        other => panic!("no greeting: {other:?}"),
+    }
     ws
 }
 
@@ -219,13 +225,17 @@ pub async fn send(ws: &mut Ws, value: Value) {
     ws.send(Message::Text(value.to_string().into())).await.expect("ws sends");
 }
 
-/// The next text message as JSON, within `timeout`; `None` on timeout or a closed socket.
+/// The next JSON text message, within `timeout`; `None` on timeout or a closed socket (the
+/// plain-text greeting, read by [`connect`], is skipped if met again).
 pub async fn next_json(ws: &mut Ws, timeout: Duration) -> Option<Value> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.checked_duration_since(Instant::now())?;
         match tokio::time::timeout(left, ws.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).ok(),
+            Ok(Some(Ok(Message::Text(text)))) if text.as_str() == hyperliquid_server::ws::GREETING => continue,
+            Ok(Some(Ok(Message::Text(text)))) => {
+                return Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+            }
             Ok(Some(Ok(_))) => continue,
             _ => return None,
         }
