@@ -6,7 +6,7 @@ use hyperliquid::{
     wire::{cloid_to_wire, to_wire},
 };
 use journal::event::{Kline, Side};
-use rust_decimal::Decimal;
+use rust_decimal::{prelude::ToPrimitive, Decimal};
 use serde_json::{json, Map, Value};
 
 use crate::account::{Account, FillRecord, Kind, OrderRecord, TRADER};
@@ -231,7 +231,7 @@ pub fn clearinghouse(account: &Account, mark: Decimal, time_ms: i64) -> Value {
             "position": {
                 "coin": account.coin,
                 "szi": d(position.qty),
-                "leverage": {"type": "cross", "value": leverage.trunc().to_string().parse::<u32>().unwrap_or(1)},
+                "leverage": {"type": "cross", "value": leverage.trunc().to_u32().unwrap_or(1)},
                 "entryPx": d(position.entry_price),
                 "positionValue": d(value),
                 "unrealizedPnl": d(unrealized),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use hyperliquid::{
-    types::{Action, Cancel, CancelAction, CancelByCloid, CancelByCloidAction, Tif},
+    types::{Action, Cancel, CancelAction, CancelByCloid, CancelByCloidAction, OrderType, Tif, Tpsl, Trigger},
     Network, Wallet,
 };
 use hyperliquid_server::{account::text, Config, Faults};
@@ -228,6 +228,42 @@ async fn a_resting_order_fills_when_the_price_trades_through_and_a_large_one_in_
     }
     assert_eq!(fills[0]["startPosition"], "0.25", "newest first");
     assert!(client.user_query("openOrders").await.as_array().unwrap().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn trigger_orders_rest_until_the_price_reaches_them() {
+    let (config, klines) = held(20, 60.0);
+    let server = serve(config, klines).await;
+    let client = Client::new(&server);
+    let order = {
+        let client = Client::new(&server);
+        tokio::spawn(async move { client.order(true, "110", "0.2", Tif::Ioc, None).await })
+    };
+    let _candles = watch_candles(&server).await;
+    assert!(order.await.unwrap().statuses()[0]["filled"].is_object(), "long 0.2 at 103");
+    // Every later bar's low (open − 2, from 102 up) is at most 103.5 for a while, so the stop
+    // triggers in the next bar or two; no bar reaches the take-profit's 200.
+    let stop = |px: &str, tpsl: Tpsl| hyperliquid::types::OrderWire {
+        reduce_only: true,
+        order_type: OrderType::Trigger(Trigger { is_market: true, trigger_px: px.into(), tpsl }),
+        ..limit(false, px, "0.1", Tif::Gtc, None)
+    };
+    let statuses =
+        client.exchange(Action::orders(vec![stop("103.5", Tpsl::Sl), stop("200", Tpsl::Tp)])).await.statuses();
+    let sl = oid_of(&statuses[0]);
+    let tp = oid_of(&statuses[1]);
+    let frontend = client.user_query("frontendOpenOrders").await;
+    let sl_view = frontend.as_array().unwrap().iter().find(|o| o["oid"] == sl).unwrap();
+    assert_eq!((sl_view["orderType"].as_str(), sl_view["isTrigger"].as_bool()), (Some("Stop Market"), Some(true)));
+    assert_eq!(
+        (sl_view["triggerPx"].as_str(), sl_view["triggerCondition"].as_str()),
+        (Some("103.5"), Some("Price below 103.5"))
+    );
+    let started = server.bars_closed();
+    wait_bars(&server, started + 3).await;
+    assert_eq!(client.order_status(json!(sl)).await["order"]["status"], "filled");
+    assert_eq!(client.order_status(json!(tp)).await["order"]["status"], "open", "200 is never reached");
     server.shutdown().await;
 }
 
