@@ -57,6 +57,8 @@ pub mod text {
     /// Not documented; the text client code checks for (inference).
     pub const DUPLICATE_CLOID: &str = "Duplicate cloid";
     pub const TRIGGER_PX: &str = "Invalid TP/SL price.";
+    /// An `Ioc` order that met no price it could take (this server has one asset, id 0).
+    pub const IOC_NO_MATCH: &str = "Order could not immediately match against any resting orders. asset=0";
 }
 
 /// An order's type as this server keeps it.
@@ -513,7 +515,7 @@ impl Account {
             let Some(&oid) = self.by_ledger.get(&fill.cloid) else { return };
             let Some(record) = self.orders.get_mut(&oid) else { return };
             record.filled_sz += fill.qty;
-            record.filled_value += fill.qty * fill.price;
+            record.filled_value = record.filled_value.saturating_add(fill.qty.saturating_mul(fill.price));
             record.status_ms = exec_ms;
             if record.filled_sz >= record.orig_sz {
                 record.status = "filled";
@@ -531,7 +533,10 @@ impl Account {
                 time_ms: exec_ms,
                 start_position: before,
                 dir: direction_of(before, fill.side, fill.qty),
-                closed_pnl: (closed * (fill.price - entry) * direction).round_dp(8),
+                closed_pnl: closed
+                    .saturating_mul(fill.price.saturating_sub(entry))
+                    .saturating_mul(direction)
+                    .round_dp(8),
                 crossed: fill.liquidity == Liquidity::Taker,
             };
             let order_view = views::ws_order(record, &self.coin);

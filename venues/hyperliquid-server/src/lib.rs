@@ -31,6 +31,9 @@
 //! semantics beyond stop-market (`sl`) and limit-at-trigger (`tp`), and candles in progress
 //! (only closed bars are pushed or listed: nothing of a bar is known before it ends).
 //!
+//! An `Ioc` order's answer waits for the bar in progress to close: with `--hold` and no candle
+//! watcher yet, it waits until the clock starts; after the last bar it is refused at once.
+//!
 //! Times of orders and fills are **market** time (the klines' clock); the nonce window and the
 //! `time` of `clearinghouseState` use the wall clock (plus `skew_ms`).
 //!

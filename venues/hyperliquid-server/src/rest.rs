@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
+    account::text,
     faults::Fault,
     ratelimit::{info_extra_weight, info_weight},
     server::{until_stopped, Shared},
@@ -331,7 +332,7 @@ fn authenticate(shared: &Shared, request: &ExchangeRequest) -> Result<(), String
     shared.nonces().spend(signer, request.nonce, now_ms)
 }
 
-async fn act(shared: &Shared, action: &Action) -> Value {
+async fn act(shared: &Arc<Shared>, action: &Action) -> Value {
     match action {
         Action::Order(order) => {
             if order.orders.is_empty() {
@@ -348,8 +349,9 @@ async fn act(shared: &Shared, action: &Action) -> Value {
                     pending.push(match exchange.account.place(wire, &exchange.market) {
                         Err(text) => Pending::Now(json!({"error": text})),
                         Ok(oid) if ioc && ended => {
+                            // No bar will come to meet it.
                             exchange.account.reject_ioc(oid, &exchange.market);
-                            Pending::AfterBar(oid, wire.cloid)
+                            Pending::Now(json!({"error": text::IOC_NO_MATCH}))
                         }
                         Ok(oid) if ioc => Pending::AfterBar(oid, wire.cloid),
                         Ok(oid) => Pending::Now(with_cloid(json!({"oid": oid}), wire.cloid, "resting")),
@@ -374,12 +376,12 @@ async fn act(shared: &Shared, action: &Action) -> Value {
                     Pending::Now(status) => status,
                     Pending::AfterBar(oid, cloid) => match exchange.account.order(oid) {
                         Some(o) if !o.filled_sz.is_zero() => {
-                            let average = (o.filled_value / o.filled_sz).round_dp(8);
+                            let average = o.filled_value.checked_div(o.filled_sz).unwrap_or_default().round_dp(8);
                             let filled =
                                 json!({"totalSz": to_wire(o.filled_sz), "avgPx": to_wire(average), "oid": oid});
                             with_cloid(filled, cloid, "filled")
                         }
-                        _ => json!({"error": "Order could not immediately match against any resting orders. asset=0"}),
+                        _ => json!({"error": text::IOC_NO_MATCH}),
                     },
                 })
                 .collect();
@@ -411,6 +413,22 @@ async fn act(shared: &Shared, action: &Action) -> Value {
                 }
                 at => {
                     exchange.account.scheduled_cancel_ms = at;
+                    if let Some(at) = at {
+                        // The switch fires on time even when no bar closes and nothing is sent;
+                        // a later schedule replaces this one (the check reads the latest time).
+                        let shared = shared.clone();
+                        let wait = Duration::from_millis(u64::try_from(at - now_ms).unwrap_or(0));
+                        tokio::spawn(async move {
+                            let mut shutdown = shared.shutdown.clone();
+                            tokio::select! {
+                                () = tokio::time::sleep(wait) => {
+                                    let mut exchange = shared.exchange();
+                                    shared.check_scheduled_cancel(&mut exchange);
+                                }
+                                () = until_stopped(&mut shutdown) => {}
+                            }
+                        });
+                    }
                     ok_default()
                 }
             }
@@ -439,7 +457,7 @@ fn cancels(shared: &Shared, refs: &[Result<u64, Cloid>], assets: Vec<u32>) -> Va
         .zip(assets)
         .map(|(r, asset)| {
             let result = if asset != 0 {
-                Err(crate::account::text::MISSING_ORDER.to_owned())
+                Err(text::MISSING_ORDER.to_owned())
             } else {
                 match r {
                     Ok(oid) => exchange.account.cancel(*oid, &exchange.market),

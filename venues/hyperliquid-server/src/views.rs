@@ -204,7 +204,8 @@ pub fn asset_ctx(last: Decimal, previous_day: Decimal, day_volume: Decimal) -> V
     })
 }
 
-/// `clearinghouseState`: the position and the margin summaries, valued at `mark`.
+/// `clearinghouseState`: the position and the margin summaries, valued at `mark`. Saturating
+/// arithmetic: an absurd `--balance` gives absurd numbers, never a panic.
 pub fn clearinghouse(account: &Account, mark: Decimal, time_ms: i64) -> Value {
     let leverage = account.leverage();
     let view = account.state.account(TRADER);
@@ -215,13 +216,13 @@ pub fn clearinghouse(account: &Account, mark: Decimal, time_ms: i64) -> Value {
     let mut signed_notional = Decimal::ZERO;
     let mut maintenance = Decimal::ZERO;
     if let Some(position) = account.position().filter(|p| !p.qty.is_zero()) {
-        let value = (position.qty.abs() * mark).round_dp(6);
-        notional += value;
-        signed_notional += position.qty * mark;
-        maintenance += value * account.instrument.maintenance_margin_rate;
+        let value = position.qty.abs().saturating_mul(mark).round_dp(6);
+        notional = notional.saturating_add(value);
+        signed_notional = signed_notional.saturating_add(position.qty.saturating_mul(mark));
+        maintenance = maintenance.saturating_add(value.saturating_mul(account.instrument.maintenance_margin_rate));
         let margin = position.margin(leverage).round_dp(6);
         let unrealized = position.unrealized_pnl(mark).round_dp(6);
-        let roe = if margin.is_zero() { Decimal::ZERO } else { (unrealized / margin).round_dp(6) };
+        let roe = unrealized.checked_div(margin).unwrap_or(Decimal::ZERO).round_dp(6);
         let liquidation = position
             .liquidation_price(leverage, account.instrument.maintenance_margin_rate)
             .map(|p| json!(d(p.round_dp(6))))
@@ -246,7 +247,7 @@ pub fn clearinghouse(account: &Account, mark: Decimal, time_ms: i64) -> Value {
     let summary = json!({
         "accountValue": d(equity.round_dp(6)),
         "totalNtlPos": d(notional),
-        "totalRawUsd": d((equity - signed_notional).round_dp(6)),
+        "totalRawUsd": d(equity.saturating_sub(signed_notional).round_dp(6)),
         "totalMarginUsed": d(margin_used.round_dp(6)),
     });
     json!({

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use common::*;
 use hyperliquid::{
-    types::{Action, Cancel, CancelAction, CancelByCloid, CancelByCloidAction, OrderType, Tif, Tpsl, Trigger},
+    types::{
+        Action, Cancel, CancelAction, CancelByCloid, CancelByCloidAction, OrderType, ScheduleCancel, Tif, Tpsl, Trigger,
+    },
     Network, Wallet,
 };
 use hyperliquid_server::{account::text, Config, Faults};
@@ -232,6 +234,40 @@ async fn a_resting_order_fills_when_the_price_trades_through_and_a_large_one_in_
 }
 
 #[tokio::test]
+async fn an_ioc_order_after_the_last_bar_is_refused_at_once() {
+    // Three bars of history and one to play: the market ends after one bar.
+    let (config, klines) = held(4, 600.0);
+    let server = serve(config, klines).await;
+    let client = Client::new(&server);
+    let _candles = watch_candles(&server).await;
+    wait_bars(&server, 4).await;
+    let reply =
+        tokio::time::timeout(Duration::from_secs(5), client.order(true, "200", "0.2", Tif::Ioc, Some(cloid(8))))
+            .await
+            .expect("answered at once: no bar will come");
+    assert_eq!(reply.statuses()[0], json!({"error": text::IOC_NO_MATCH}));
+    assert_eq!(client.order_status(json!(cloid_text(8))).await["order"]["status"], "iocCancelRejected");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_dead_mans_switch_cancels_every_open_order_on_time() {
+    let (config, klines) = held(20, 60.0);
+    let server = serve(config, klines).await;
+    let client = Client::new(&server);
+    let oid = oid_of(&client.order(true, "90", "0.2", Tif::Gtc, None).await.statuses()[0]);
+    let early = client.exchange(Action::ScheduleCancel(ScheduleCancel { time: Some(now_ms() + 1000) })).await;
+    assert!(early.err().starts_with("Scheduled cancel time too early"), "{}", early.text);
+    let at = now_ms() + 5200;
+    let reply = client.exchange(Action::ScheduleCancel(ScheduleCancel { time: Some(at) })).await;
+    assert_eq!(reply.body, json!({"status": "ok", "response": {"type": "default"}}));
+    assert_eq!(client.order_status(json!(oid)).await["order"]["status"], "open");
+    tokio::time::sleep(Duration::from_millis(at - now_ms() + 300)).await;
+    assert_eq!(client.order_status(json!(oid)).await["order"]["status"], "scheduledCancel");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn trigger_orders_rest_until_the_price_reaches_them() {
     let (config, klines) = held(20, 60.0);
     let server = serve(config, klines).await;
@@ -346,6 +382,54 @@ async fn meta_mids_candles_and_malformed_requests() {
     assert_eq!(bad_action.status, 422, "{}", bad_action.text);
     let no_user = client.info(json!({"type": "openOrders"})).await;
     assert_eq!(no_user.status, 422);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_the_frameworks_answers_and_never_break_the_server() {
+    let (config, klines) = held(20, 60.0);
+    let server = serve(config, klines).await;
+    let client = Client::new(&server);
+    let infos = [
+        "",
+        "null",
+        "[]",
+        "{}",
+        r#"{"type": 5}"#,
+        r#"{"type": "orderStatus", "user": "0x12", "oid": 1}"#,
+        r#"{"type": "orderStatus", "user": "0x0000000000000000000000000000000000000001", "oid": "0xnothex"}"#,
+        r#"{"type": "orderStatus", "user": "0x0000000000000000000000000000000000000001", "oid": -1}"#,
+        r#"{"type": "candleSnapshot", "req": {"coin": "BTC"}}"#,
+        r#"{"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "7m", "startTime": 0}}"#,
+        r#"{"type": "userFillsByTime", "user": "0x0000000000000000000000000000000000000001", "startTime": "x"}"#,
+    ];
+    for body in infos {
+        let reply = client.post_raw("/info", body).await;
+        assert!(reply.status == 400 || reply.status == 422, "{body}: {} {}", reply.status, reply.text);
+    }
+    let exchanges = [
+        "{",
+        r#"{"action": {"type": "order", "orders": [{"a": 0, "b": true, "p": 5, "s": "1", "r": false, "t": {"limit": {"tif": "Gtc"}}}], "grouping": "na"}, "nonce": 1, "signature": {"r": "0x1", "s": "0x1", "v": 27}}"#,
+        r#"{"action": {"type": "noop"}, "nonce": -1, "signature": {"r": "0x1", "s": "0x1", "v": 27}}"#,
+        r#"{"action": {"type": "noop"}, "nonce": 1, "signature": {"r": "zz", "s": "0x1", "v": 99}}"#,
+        r#"{"action": {"type": "cancel", "cancels": [{"a": 0}]}, "nonce": 1, "signature": {"r": "0x1", "s": "0x1", "v": 27}}"#,
+    ];
+    for body in exchanges {
+        let reply = client.post_raw("/exchange", body).await;
+        assert!(reply.status == 400 || reply.status == 422, "{body}: {} {}", reply.status, reply.text);
+    }
+    // Well-formed, signed, absurd numbers: per-order errors, no panic.
+    let statuses = client
+        .exchange(Action::orders(vec![
+            limit(true, "99999999999999999999999999999", "99999999999999999999999999999", Tif::Gtc, None),
+            limit(true, "1e5", "1", Tif::Gtc, None),
+            limit(true, "90", "0.2", Tif::Gtc, None),
+        ]))
+        .await
+        .statuses();
+    assert!(statuses[0]["error"].is_string() && statuses[1]["error"].is_string(), "{statuses:?}");
+    assert!(statuses[2]["resting"].is_object(), "{statuses:?}");
+    assert_eq!(client.info(json!({"type": "meta"})).await.status, 200, "still serving");
     server.shutdown().await;
 }
 
