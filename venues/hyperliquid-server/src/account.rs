@@ -617,3 +617,50 @@ pub fn parse_decimal(text: &str) -> Option<Decimal> {
     }
     text.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    #[test]
+    fn fill_directions_as_the_venue_names_them() {
+        struct Case {
+            before: Decimal,
+            side: Side,
+            qty: Decimal,
+            dir: &'static str,
+        }
+        let cases = [
+            Case { before: dec!(0), side: Side::Buy, qty: dec!(1), dir: "Open Long" },
+            Case { before: dec!(0), side: Side::Sell, qty: dec!(1), dir: "Open Short" },
+            Case { before: dec!(1), side: Side::Buy, qty: dec!(1), dir: "Open Long" },
+            Case { before: dec!(1), side: Side::Sell, qty: dec!(0.5), dir: "Close Long" },
+            Case { before: dec!(1), side: Side::Sell, qty: dec!(1), dir: "Close Long" },
+            Case { before: dec!(1), side: Side::Sell, qty: dec!(3), dir: "Long > Short" },
+            Case { before: dec!(-1), side: Side::Sell, qty: dec!(1), dir: "Open Short" },
+            Case { before: dec!(-1), side: Side::Buy, qty: dec!(1), dir: "Close Short" },
+            Case { before: dec!(-1), side: Side::Buy, qty: dec!(2), dir: "Short > Long" },
+        ];
+        for case in cases {
+            assert_eq!(
+                direction_of(case.before, case.side, case.qty),
+                case.dir,
+                "{} {:?} {}",
+                case.before,
+                case.side,
+                case.qty
+            );
+        }
+    }
+
+    #[test]
+    fn wire_numbers_are_decimal_strings_only() {
+        assert_eq!(parse_decimal("103.5"), Some(dec!(103.5)));
+        assert_eq!(parse_decimal("0.00001"), Some(dec!(0.00001)));
+        for bad in ["", "1e5", "NaN", " 1", "1,5", "99999999999999999999999999999", &"9".repeat(41)] {
+            assert_eq!(parse_decimal(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -487,6 +487,13 @@ async fn websocket_subscriptions_acks_snapshots_and_pushes() {
     let snapshot = next_json(&mut late, Duration::from_secs(5)).await.unwrap();
     assert_eq!(snapshot["data"]["isSnapshot"], true);
     assert_eq!(snapshot["data"]["fills"].as_array().unwrap().len(), 1);
+    let subscription = json!({"type": "userFills", "user": user});
+    send(&mut late, json!({"method": "unsubscribe", "subscription": subscription})).await;
+    let ack = next_json(&mut late, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        ack,
+        json!({"channel": "subscriptionResponse", "data": {"method": "unsubscribe", "subscription": subscription}})
+    );
     server.shutdown().await;
 }
 
