@@ -188,14 +188,19 @@ impl Drop for Server {
     }
 }
 
-/// Starts a server on `klines` of `coin` (one interval, in time order) and returns once it
-/// listens.
+/// Starts a server on `klines` (one interval, in time order) traded as `coin`, and returns
+/// once it listens.
 ///
 /// # Errors
 /// Bad settings or klines, an interval Hyperliquid has no name for, a log that cannot be
 /// created, an address that cannot be bound.
-pub async fn start(config: Config, coin: &str, klines: Vec<Kline>) -> anyhow::Result<Server> {
+pub async fn start(config: Config, coin: &str, mut klines: Vec<Kline>) -> anyhow::Result<Server> {
     config.check()?;
+    // The file's symbol (BTCUSDT) is the coin here: the sim settles only orders of the bar's
+    // own symbol, and the orders are the coin's.
+    for kline in &mut klines {
+        coin.clone_into(&mut kline.symbol);
+    }
     let mut market = Market::new(coin, klines, config.history, config.speed)?;
     let interval = hyperliquid::types::interval_label(market.interval_ms)
         .with_context(|| format!("Hyperliquid has no candle interval of {} ms", market.interval_ms))?;

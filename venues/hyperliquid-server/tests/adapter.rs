@@ -64,7 +64,7 @@ async fn the_adapter_reads_every_answer_and_its_orders_are_taken() {
     wait_bars(&server, 5).await;
     let candles = rest.candle_snapshot(COIN, "1m", 0, u64::MAX / 2).await.unwrap();
     assert!(candles.len() >= 5, "{candles:?}");
-    assert_eq!(candles[0].to_kline(true).unwrap(), bar(0));
+    assert_eq!(candles[0].to_kline(true).unwrap(), journal::event::Kline { symbol: COIN.into(), ..bar(0) });
     tokio::time::sleep(Duration::from_millis(10)).await;
     server.shutdown().await;
 }

@@ -27,11 +27,14 @@ pub const STRANGER_KEY: &str = "0xe908f86dbb4d55ac876378565aafeabc187f6690f04645
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// The klines' symbol: the server trades it as [`COIN`].
+pub const SYMBOL: &str = "BTCUSDT";
+
 /// Bar `i` of a 1m market: open 100+i, high open+2, low open−2, close open+1, volume 1.
 pub fn bar(i: i64) -> Kline {
     let open = Decimal::from(100 + i);
     Kline {
-        symbol: COIN.into(),
+        symbol: SYMBOL.into(),
         interval_ms: 60_000,
         open_time_ms: T0 + i * 60_000,
         open,
