@@ -8,7 +8,7 @@
 //! - `strategy_cmd.rs`: `strategy check`.
 //! - `bench.rs`: `bench journal`, `bench sandbox`.
 //! - `live/`: `live` (trading live and on paper: config, driver, orders).
-//! - `venue_sim_cmd.rs`: `venue-sim bybit` (the local Bybit server); `llm-sim` is `llm_server::run`.
+//! - `venue_sim_cmd.rs`: `venue-sim bybit` and `venue-sim hyperliquid` (the local venue servers); `llm-sim` is `llm_server::run`.
 //! - `text.rs`: times and tables for people.
 
 /// `println!` that ends the process quietly when stdout is closed (`| head`)
@@ -74,6 +74,8 @@ enum Command {
 enum VenueSimCommand {
     /// A Bybit v5 server (REST + WebSocket) that an official Bybit client works against.
     Bybit(Box<bybit_server::Args>),
+    /// A Hyperliquid server (/info, /exchange, /ws) that the official Python SDK works against.
+    Hyperliquid(Box<hyperliquid_server::Args>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -322,6 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Live(args) => live::run(&args),
         Command::VenueSim(VenueSimCommand::Bybit(args)) => venue_sim_cmd::bybit(&args),
+        Command::VenueSim(VenueSimCommand::Hyperliquid(args)) => venue_sim_cmd::hyperliquid(&args),
         Command::LlmSim(args) => llm_server::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Data(DataCommand::Synth { bars, interval, seed, start_ms, out }) => {
             data_synth(bars, &interval, seed, start_ms, &out)

@@ -1,4 +1,4 @@
-//! `quantfold venue-sim bybit`: the local Bybit server on a kline file.
+//! `quantfold venue-sim bybit|hyperliquid`: a local venue server on a kline file.
 
 use std::{path::Path, process::ExitCode};
 
@@ -10,6 +10,14 @@ use journal::event::Kline;
 pub fn bybit(args: &bybit_server::Args) -> anyhow::Result<ExitCode> {
     let (symbol, klines) = klines(&args.klines, args.symbol.as_deref())?;
     bybit_server::run(args, &symbol, klines)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the kline file as `bybit` does and serves it as a Hyperliquid perpetual (BTCUSDT
+/// trades as BTC).
+pub fn hyperliquid(args: &hyperliquid_server::Args) -> anyhow::Result<ExitCode> {
+    let (symbol, klines) = klines(&args.klines, args.symbol.as_deref())?;
+    hyperliquid_server::run(args, &symbol, klines)?;
     Ok(ExitCode::SUCCESS)
 }
 
