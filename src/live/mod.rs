@@ -101,7 +101,11 @@ pub fn run_with(config: &Config, dir: &Path, dry_run: bool, probe: Option<Arc<Pr
         .enable_all()
         .build()
         .context("cannot start the I/O runtime")?;
-    let mut session = Session::open(config, dir, dry_run, runtime, probe.clone())?;
+    // Signals first: a SIGTERM during a long start-up (a resume re-derives the whole
+    // journal) stops the run cleanly once it is up, instead of killing it mid-way.
+    let (tx, rx) = unbounded_channel();
+    spawn_signals(&runtime, tx.clone());
+    let mut session = Session::open(config, dir, dry_run, runtime, (tx, rx), probe.clone())?;
     session.start()?;
     if let Some(probe) = &session.probe {
         if let Ok(mut started) = probe.started.lock() {
@@ -162,6 +166,7 @@ impl Session {
         dir: &Path,
         dry_run: bool,
         runtime: tokio::runtime::Runtime,
+        (tx, rx): (UnboundedSender<Msg>, UnboundedReceiver<Msg>),
         probe: Option<Arc<Probe>>,
     ) -> anyhow::Result<Session> {
         let endpoints = endpoints(config);
@@ -194,7 +199,6 @@ impl Session {
         engine.sink_mut().snapshot_every = config.journal.snapshot_every;
         let seen = Seen::from_journal(&engine.sink().journal)?;
 
-        let (tx, rx) = unbounded_channel();
         let (mode, executor) = match config.venue.kind {
             VenueKind::Paper => (Mode::Paper(SimVenue::new(sim_config(config))), None),
             _ => {
@@ -244,7 +248,6 @@ impl Session {
         }
         self.load_strategies()?;
         self.spawn_streams();
-        self.spawn_signals();
         Ok(())
     }
 
@@ -391,21 +394,6 @@ impl Session {
                     return;
                 }
             }
-        });
-    }
-
-    fn spawn_signals(&mut self) {
-        let tx = self.tx.clone();
-        self.runtime.spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-                return;
-            };
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            let _ = tx.send(Msg::Stop(format!("stopped by {name}")));
         });
     }
 
@@ -899,6 +887,21 @@ impl Session {
             _ => Ok(()),
         }
     }
+}
+
+/// SIGINT and SIGTERM become one [`Msg::Stop`].
+fn spawn_signals(runtime: &tokio::runtime::Runtime, tx: UnboundedSender<Msg>) {
+    runtime.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        let _ = tx.send(Msg::Stop(format!("stopped by {name}")));
+    });
 }
 
 /// Passes a venue's error back as `Ok` (to be logged), anything else (the journal) as the error it is.
