@@ -6,6 +6,7 @@
 //! - `journal_cmd.rs`: `journal inspect|verify|export|import|recover`.
 //! - `replay_cmd.rs`: `replay verify|rebuild|diff`.
 //! - `strategy_cmd.rs`: `strategy check`.
+//! - `serve_cmd.rs`: `serve` (the read-only API, metrics and dashboard over closed journals).
 //! - `bench.rs`: `bench journal`, `bench sandbox`.
 //! - `live/`: `live` (trading live and on paper: config, driver, orders).
 //! - `venue_sim_cmd.rs`: `venue-sim bybit` (the local Bybit server); `llm-sim` is `llm_server::run`.
@@ -23,6 +24,7 @@ mod bench_live;
 mod journal_cmd;
 mod live;
 mod replay_cmd;
+mod serve_cmd;
 mod staging;
 mod strategy_cmd;
 mod text;
@@ -53,6 +55,8 @@ enum Command {
     /// Re-derive a journal's decisions, rebuild its state, or compare two runs.
     #[command(subcommand)]
     Replay(ReplayCommand),
+    /// Serve closed journals read-only: a REST API (nof0's endpoints), Prometheus metrics and a dashboard.
+    Serve(Box<serve_cmd::Args>),
     /// Work with strategy files.
     #[command(subcommand)]
     Strategy(StrategyCommand),
@@ -321,6 +325,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Live(args) => live::run(&args),
+        Command::Serve(args) => serve_cmd::run(&args),
         Command::VenueSim(VenueSimCommand::Bybit(args)) => venue_sim_cmd::bybit(&args),
         Command::LlmSim(args) => llm_server::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Data(DataCommand::Synth { bars, interval, seed, start_ms, out }) => {
