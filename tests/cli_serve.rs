@@ -139,7 +139,7 @@ fn backtest() -> Run {
 /// The last close of the kline file, read without quantfold.
 fn last_close(path: &Path) -> f64 {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
-    let last = text.lines().filter(|l| !l.trim().is_empty()).last().unwrap();
+    let last = text.lines().rfind(|l| !l.trim().is_empty()).unwrap();
     last.split(',').nth(4).unwrap().parse().unwrap()
 }
 
@@ -374,4 +374,49 @@ fn metrics_pass_promtool_and_count_what_the_journal_holds() {
         sample(&format!("quantfold_orders_total{{trader=\"{TRADER}\",status=\"filled\"}}")),
         want["fills"].as_f64().unwrap()
     );
+}
+
+/// Headless chromium's DOM of `url` after the page's script ran (`--virtual-time-budget`
+/// lets its fetches and first draw finish).
+fn chromium_dom(url: &str) -> String {
+    let out = match Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--dump-dom", url])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => panic!("chromium is needed ({e}): install it with `apt-get install -y chromium`"),
+    };
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_dashboard_shows_what_the_api_says() {
+    let run = backtest();
+    let server = serve(&["--journal", p(&run.journal), "--listen", "127.0.0.1:0"], None).unwrap();
+    let (status, head, page) = get_with(&server.base, "/", &[]);
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("content-security-policy: default-src 'none'"), "{head}");
+    assert!(!page.contains("http://") && !page.contains("https://"), "no asset from elsewhere:\n{page}");
+
+    let dom = chromium_dom(&format!("{}/", server.base));
+    let errors = dom.split("<ul id=\"errors\">").nth(1).and_then(|rest| rest.split("</ul>").next());
+    assert_eq!(errors, Some(""), "the page reported errors:\n{dom}");
+    let board = get_ok(&server.base, "/api/leaderboard");
+    let journal = get_ok(&server.base, "/api/journal");
+    let trades = get_ok(&server.base, "/api/trades?limit=1");
+    let want = [
+        board["leaderboard"][0]["equity_exact"].as_str().unwrap().to_owned(),
+        format!("<td>{}</td>", board["leaderboard"][0]["num_trades"]),
+        journal["journals"][0]["head_hash"].as_str().unwrap()[..16].to_owned(),
+        format!("<td>{}</td>", journal["journals"][0]["records"]),
+        trades["trades"][0]["realized_net_pnl_exact"].as_str().unwrap().to_owned(),
+        "<polyline".to_owned(),
+        "no open positions".to_owned(),
+        "no LLM conversations".to_owned(),
+    ];
+    for text in want {
+        assert!(dom.contains(&text), "the page does not show {text:?}:\n{dom}");
+    }
+    assert!(!dom.contains("loading…"), "the script never finished a refresh:\n{dom}");
 }

@@ -287,3 +287,35 @@ pub fn prometheus_text(openmetrics: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_families_show_once_fed_and_counters_are_named_for_prometheus() {
+        let metrics = Metrics::new(Shared::default());
+        let model = ModelLabels { model: "gpt-5".into() };
+        metrics.shell.llm_requests.get_or_create(&model).inc();
+        metrics.shell.llm_latency.get_or_create(&model).observe(0.9);
+        let endpoint = EndpointLabels { venue: "bybit".into(), endpoint: "/v5/order/create".into() };
+        metrics.shell.rest_latency.get_or_create(&endpoint).observe(0.05);
+        let text = metrics.render().unwrap();
+        assert!(text.contains("# TYPE quantfold_llm_requests_total counter\n"), "{text}");
+        assert!(text.contains("quantfold_llm_requests_total{model=\"gpt-5\"} 1\n"), "{text}");
+        assert!(text.contains("# TYPE quantfold_llm_latency_seconds histogram\n"), "{text}");
+        assert!(text.contains(
+            "quantfold_exchange_rest_latency_seconds_count{venue=\"bybit\",endpoint=\"/v5/order/create\"} 1"
+        ));
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+        assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn prometheus_text_renames_only_counters() {
+        let om = "# HELP a_b Help.\n# TYPE a_b counter\na_b_total 1\n# HELP g Gauge.\n# TYPE g gauge\ng 2\n# EOF\n";
+        let want =
+            "# HELP a_b_total Help.\n# TYPE a_b_total counter\na_b_total 1\n# HELP g Gauge.\n# TYPE g gauge\ng 2\n";
+        assert_eq!(prometheus_text(om), want);
+    }
+}

@@ -592,3 +592,171 @@ impl Replica {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use journal::{
+        event::{Fill, Kline, Liquidity, OrderIntent, OrderKind, RejectReason, TimeInForce, TraderStart},
+        testkit::chain,
+    };
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    const T: &str = "gpt";
+
+    fn start() -> Event {
+        Event::TraderStarted(TraderStart {
+            exchange: "sim".into(),
+            account: "main".into(),
+            currency: "USDT".into(),
+            allocation_pct: dec!(100),
+            capital_quote: dec!(1000),
+            leverage: dec!(2),
+        })
+    }
+
+    fn kline(close: Decimal) -> Event {
+        Event::KlineReceived(Kline { close, interval_ms: 60_000, closed: true, ..Kline::zeroed("BTCUSDT") })
+    }
+
+    fn order(cloid: u8, side: Side, qty: Decimal) -> Event {
+        Event::OrderSubmitted(OrderIntent {
+            cloid: Cloid([cloid; 16]),
+            symbol: "BTCUSDT".into(),
+            side,
+            kind: OrderKind::Market,
+            qty,
+            price: None,
+            trigger_price: None,
+            reduce_only: false,
+            tif: TimeInForce::Ioc,
+        })
+    }
+
+    fn fill(cloid: u8, id: &str, side: Side, qty: Decimal, price: Decimal) -> Event {
+        Event::OrderFilled(Fill {
+            cloid: Cloid([cloid; 16]),
+            fill_id: id.into(),
+            symbol: "BTCUSDT".into(),
+            side,
+            qty,
+            price,
+            fee_quote: dec!(1),
+            liquidity: Liquidity::Taker,
+        })
+    }
+
+    fn items(events: Vec<Event>) -> Vec<Envelope> {
+        let items: Vec<_> = events.into_iter().enumerate().map(|(i, e)| (60_000 * i as i64, T.to_owned(), e)).collect();
+        chain(&items)
+    }
+
+    #[test]
+    fn a_round_trip_its_fills_and_orders() {
+        let envs = items(vec![
+            start(),
+            kline(dec!(100)),
+            order(1, Side::Buy, dec!(2)),
+            fill(1, "a", Side::Buy, dec!(2), dec!(100)),
+            // The same fill again: the ledger ignores it, so must the views.
+            fill(1, "a", Side::Buy, dec!(2), dec!(100)),
+            kline(dec!(110)),
+            order(2, Side::Sell, dec!(2)),
+            fill(2, "b", Side::Sell, dec!(2), dec!(110)),
+            Event::OrderRejected { cloid: Cloid([3; 16]), reason: RejectReason::NoMarkPrice },
+        ]);
+        let r = Replica::fold(&envs);
+        let v = &r.traders[T];
+        assert_eq!(v.fills.len(), 2);
+        assert_eq!(v.totals.count, 1);
+        let trade = &v.trades[0];
+        assert_eq!((trade.long, trade.qty, trade.entry_price, trade.exit_price), (true, dec!(2), dec!(100), dec!(110)));
+        assert_eq!(trade.pnl, dec!(20));
+        assert_eq!(trade.net(), dec!(18));
+        assert_eq!(v.totals.win_dollars, dec!(18));
+        let statuses: Vec<_> = v.orders.iter().map(|o| o.status).collect();
+        assert_eq!(statuses, [OrderStatus::Filled, OrderStatus::Filled, OrderStatus::Rejected]);
+        assert_eq!(v.orders[2].reason.as_deref(), Some("no price seen yet for the symbol"));
+        // Equity at the start and at each close: 1000, 1000 − 1 fee, then + 20 unrealized − 1.
+        let equity: Vec<_> = v.equity.iter().map(|p| p.equity).collect();
+        assert_eq!(equity, [dec!(1000), dec!(1000), dec!(1019)]);
+        assert_eq!(r.head.records, envs.len() as u64);
+        assert_eq!(r.head.head_hash, envs.last().unwrap().hash);
+        assert_eq!(r.state, State::fold(&envs), "the replica's state is the journal's fold");
+    }
+
+    #[test]
+    fn a_flip_closes_one_trade_and_opens_the_next() {
+        let envs = items(vec![
+            start(),
+            kline(dec!(100)),
+            order(1, Side::Buy, dec!(1)),
+            fill(1, "a", Side::Buy, dec!(1), dec!(100)),
+            order(2, Side::Sell, dec!(3)),
+            fill(2, "b", Side::Sell, dec!(3), dec!(90)),
+        ]);
+        let r = Replica::fold(&envs);
+        let v = &r.traders[T];
+        assert_eq!(v.totals.count, 1);
+        assert_eq!(v.totals.losses, 1);
+        assert_eq!(v.trades[0].pnl, dec!(-10));
+        assert_eq!(v.open_entry_ms("BTCUSDT"), Some(5 * 60_000), "the short opened at the flip");
+    }
+
+    #[test]
+    fn conversations_come_from_prompts_and_answers() {
+        let digest = Hash([9; 32]);
+        let envs = items(vec![
+            start(),
+            Event::LlmPromptRendered {
+                template_id: "default".into(),
+                template_version: "v1".into(),
+                model: "gpt-5".into(),
+                digest,
+                prompt: Some("PROMPT TEXT".into()),
+            },
+            Event::LlmResponded {
+                digest,
+                model: "gpt-5".into(),
+                raw: "{\"signal\":\"hold\"}".into(),
+                tokens_prompt: 100,
+                tokens_completion: 20,
+                cost_usd: dec!(0.0021),
+                latency_ms: 900,
+            },
+            Event::LlmPromptRendered {
+                template_id: "default".into(),
+                template_version: "v1".into(),
+                model: "gpt-5".into(),
+                digest,
+                prompt: None,
+            },
+            Event::LlmFailed { digest, model: "gpt-5".into(), error: "timeout".into() },
+        ]);
+        let v = &Replica::fold(&envs).traders[T];
+        let roles: Vec<_> = v.messages.iter().map(|m| m.role).collect();
+        assert_eq!(roles, ["user", "assistant", "user", "error"]);
+        assert_eq!(v.messages[0].content, "PROMPT TEXT");
+        assert_eq!(v.messages[1].tokens, Some(120));
+        assert_eq!(v.messages[1].cost_usd, Some(dec!(0.0021)));
+        assert!(v.messages[2].content.contains(&digest.to_string()), "a prompt not journaled is named by digest");
+        assert_eq!(v.llm_invocations, 2);
+    }
+
+    #[test]
+    fn history_and_equity_stay_bounded() {
+        let mut view = TraderView { stride: 1, ..TraderView::default() };
+        for i in 0..(EQUITY_POINTS_MAX as i64 * 3) {
+            view.sample(i, Decimal::from(i));
+        }
+        assert!(view.equity.len() <= EQUITY_POINTS_MAX);
+        assert!(view.equity.len() > EQUITY_POINTS_MAX / 4);
+        assert!(view.stride >= 2);
+        assert!(view.equity.windows(2).all(|w| w[0].time_ms < w[1].time_ms), "still in time order");
+        let mut q = VecDeque::new();
+        for i in 0..(HISTORY_MAX + 5) {
+            push_bounded(&mut q, i, HISTORY_MAX);
+        }
+        assert_eq!((q.len(), q.front()), (HISTORY_MAX, Some(&5)));
+    }
+}

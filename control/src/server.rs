@@ -247,3 +247,24 @@ async fn metrics_text(State(app): State<AppState>) -> Response {
         Err(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics failed to render").into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_rule() {
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let v6_loopback: SocketAddr = "[::1]:8080".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let long = "0123456789abcdef";
+        assert!(matches!(check_token(loopback, None), Ok(None)));
+        assert!(matches!(check_token(v6_loopback, Some("")), Ok(None)), "an empty variable is no token");
+        assert!(matches!(check_token(any, None), Err(ConfigError::TokenRequired { .. })));
+        assert!(matches!(check_token(any, Some("short")), Err(ConfigError::TokenTooShort)));
+        assert!(matches!(check_token(loopback, Some("short")), Err(ConfigError::TokenTooShort)));
+        assert_eq!(check_token(any, Some(long)).unwrap().as_deref(), Some(long.as_bytes()));
+        let message = check_token(any, None).unwrap_err().to_string();
+        assert!(message.contains(TOKEN_ENV), "{message}");
+    }
+}

@@ -74,7 +74,8 @@ pub enum Outcome {
         order_id: String,
     },
     /// The venue's own view of the order (after an ambiguous answer, a duplicate, a failed cancel).
-    Known(OrderReport),
+    /// (Boxed: a report is ten times the size of the other variants.)
+    Known(Box<OrderReport>),
     Rejected {
         code: i64,
         message: String,
@@ -265,7 +266,7 @@ async fn carry_out(rest: &Rest, job: Job, probe: Option<&Probe>) -> (String, Clo
 async fn submit(rest: &Rest, intent: &OrderIntent, query_first: bool) -> Outcome {
     if query_first {
         if let Some(known) = query(rest, &intent.symbol, &intent.cloid, 1).await {
-            return Outcome::Known(known);
+            return Outcome::Known(Box::new(known));
         }
     }
     let mut last = String::new();
@@ -288,7 +289,7 @@ async fn submit(rest: &Rest, intent: &OrderIntent, query_first: bool) -> Outcome
             }
         }
         if let Some(known) = query(rest, &intent.symbol, &intent.cloid, QUERIES_PER_ATTEMPT).await {
-            return Outcome::Known(known);
+            return Outcome::Known(Box::new(known));
         }
         tokio::time::sleep(backoff(attempt)).await;
     }
@@ -303,7 +304,7 @@ async fn cancel(rest: &Rest, symbol: &str, cloid: &Cloid) -> Outcome {
     };
     // Not there, already done, or no clear answer: what does the venue say of it?
     match query(rest, symbol, cloid, QUERIES_PER_ATTEMPT).await {
-        Some(known) => Outcome::Known(known),
+        Some(known) => Outcome::Known(Box::new(known)),
         None if matches!(refused, Error::Api { code: 110_001 | 110_008 | 110_010, .. }) => Outcome::Unknown,
         None => Outcome::Unresolved(refused.to_string()),
     }
