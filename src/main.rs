@@ -7,7 +7,7 @@
 //! - `replay_cmd.rs`: `replay verify|rebuild|diff`.
 //! - `strategy_cmd.rs`: `strategy check`.
 //! - `serve_cmd.rs`: `serve` (the read-only API, metrics and dashboard over closed journals).
-//! - `bench.rs`: `bench journal`, `bench sandbox`.
+//! - `bench.rs`: `bench journal`, `bench sandbox`; `bench_serve.rs`: `bench serve`.
 //! - `live/`: `live` (trading live and on paper: config, driver, orders).
 //! - `venue_sim_cmd.rs`: `venue-sim bybit` (the local Bybit server); `llm-sim` is `llm_server::run`.
 //! - `text.rs`: times and tables for people.
@@ -21,6 +21,7 @@ macro_rules! say {
 mod backtest_cmd;
 mod bench;
 mod bench_live;
+mod bench_serve;
 mod journal_cmd;
 mod live;
 mod replay_cmd;
@@ -231,6 +232,18 @@ enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The control plane: a replica's fold rate against the ledger's, and each endpoint's latency on loopback.
+    Serve {
+        /// Seeded 1-minute bars of the journaled backtest served.
+        #[arg(long, default_value_t = 100_000)]
+        bars: usize,
+        /// Requests per endpoint.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        /// Where to put the scratch data and journal (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Heartbeats/s of sma_cross through the runtime against bare QuickJS calls; 1000 strategies' latency.
     Sandbox {
         /// Heartbeats for the rate measurement.
@@ -319,6 +332,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Live { strategies, bars, dir }) => {
             bench_live::live(&bench_live::LiveBench { strategies: &strategies, bars, dir: dir.as_deref() })
+        }
+        Command::Bench(BenchCommand::Serve { bars, requests, dir }) => {
+            bench_serve::serve(bars, requests, dir.as_deref())
         }
         Command::Bench(BenchCommand::Sandbox { heartbeats, strategies }) => {
             say!("{}", serde_json::to_string_pretty(&strategies::bench::sandbox(heartbeats, strategies))?);

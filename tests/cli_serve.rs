@@ -420,3 +420,15 @@ fn the_dashboard_shows_what_the_api_says() {
     }
     assert!(!dom.contains("loading…"), "the script never finished a refresh:\n{dom}");
 }
+
+#[test]
+fn bench_serve_prints_its_measurements() {
+    let out = ok(&["bench", "serve", "--bars", "300", "--requests", "3"]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON report");
+    assert_eq!(report["bars"], 300);
+    assert!(report["records"].as_u64().unwrap() > 300, "{report}");
+    assert!(report["fold"]["replica_records_per_s"].as_f64().unwrap() > 0.0);
+    let endpoints = report["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 9);
+    assert!(endpoints.iter().all(|e| e["p50_us"].as_u64().unwrap() <= e["max_us"].as_u64().unwrap()), "{report}");
+}
