@@ -237,6 +237,10 @@ fn every_endpoint_answers_what_the_journal_says() {
     assert_eq!(points.len(), 1000);
     assert_eq!(points.last().unwrap()["equity"], want["equity"]);
     assert_eq!(equity["capital"], want["capital"]);
+    let whole = get_ok(base, &format!("/api/traders/{TRADER}/equity?span=all&limit=50"));
+    assert_eq!(whole["points"].as_array().unwrap().len(), 50);
+    assert_eq!(whole["points"][0]["equity"], want["capital"], "the whole curve starts at the capital");
+    assert_eq!(whole["points"][49], *points.last().unwrap());
     // A point at the start and one per bar close.
     assert_eq!(equity["points_total"].as_u64().unwrap(), run.summary["bars"].as_u64().unwrap() + 1);
 
@@ -297,6 +301,7 @@ fn bad_requests_get_json_errors() {
         "/api/conversations?limit=",
         &format!("/api/traders/{TRADER}/fills?limit=1.5"),
         "/api/account-totals?lastHourlyMarker=x",
+        &format!("/api/traders/{TRADER}/equity?span=everything"),
     ] {
         let (status, body) = get(base, path);
         assert_eq!(status, 400, "{path}: {body}");

@@ -118,7 +118,7 @@ async function refresh() {
     [fixed(r.sharpe, 2)], [r.num_trades], [r.num_wins], [r.num_losses],
   ]), 7, "no traders");
 
-  const equities = await Promise.all(board.leaderboard.map((r) => api("/api/traders/" + encodeURIComponent(r.id) + "/equity?limit=1000")));
+  const equities = await Promise.all(board.leaderboard.map((r) => api("/api/traders/" + encodeURIComponent(r.id) + "/equity?span=all&limit=600")));
   drawEquity(equities);
 
   const positions = [];

@@ -124,7 +124,7 @@ pub fn account_totals(arena: &Arena, last_hourly_marker: Option<i64>, now_ms: i6
     for (id, name, replica) in arena.traders() {
         let equity = equity_of(replica, name);
         let capital = replica.capital(name);
-        let t = &replica.state.traders[name];
+        let Some(t) = replica.state.traders.get(name) else { continue };
         let account = replica.state.account(name);
         let first = replica.traders.get(name).and_then(|v| v.first_time_ms).unwrap_or(replica.state.time_ms);
         let elapsed_ms = replica.state.time_ms.saturating_sub(first).max(0);
@@ -345,8 +345,9 @@ fn median(values: &mut [f64]) -> f64 {
 /// nof0's `ModelAnalytics` for one trader. Totals (counts, sums, win rate) are over every
 /// round trip; averages and deviations over the round trips kept.
 pub fn model_analytics(id: &str, name: &str, replica: &Replica) -> Value {
-    let Some(view) = replica.traders.get(name) else { return Value::Null };
-    let t = &replica.state.traders[name];
+    let (Some(view), Some(t)) = (replica.traders.get(name), replica.state.traders.get(name)) else {
+        return Value::Null;
+    };
     let totals = &view.totals;
     let net: Vec<f64> = view.trades.iter().map(|t| num(t.net())).collect();
     let gross: Vec<f64> = view.trades.iter().map(|t| num(t.pnl)).collect();
@@ -423,13 +424,20 @@ pub fn analytics(arena: &Arena, now_ms: i64) -> Value {
     json!({ "analytics": rows, "serverTime": now_ms })
 }
 
-/// A trader's equity curve (exact strings), the newest `limit` points.
-pub fn equity(id: &str, name: &str, replica: &Replica, limit: usize, now_ms: i64) -> Value {
+/// A trader's equity curve (exact strings): the newest `limit` points, or with `whole`,
+/// at most `limit` points spread evenly over the whole curve (always with its first and
+/// last), for a chart.
+pub fn equity(id: &str, name: &str, replica: &Replica, limit: usize, whole: bool, now_ms: i64) -> Value {
     let view = replica.traders.get(name);
     let points = view.map_or(&[][..], |v| &v.equity[..]);
-    let skip = points.len().saturating_sub(limit);
-    let rows: Vec<Value> =
-        points[skip..].iter().map(|p| json!({ "time_ms": p.time_ms, "equity": p.equity.to_string() })).collect();
+    let row = |p: &crate::replica::EquityPoint| json!({ "time_ms": p.time_ms, "equity": p.equity.to_string() });
+    let rows: Vec<Value> = if whole && points.len() > limit {
+        let last = points.len() - 1;
+        let slots = limit.max(2) - 1;
+        (0..=slots).map(|i| row(&points[i * last / slots])).collect()
+    } else {
+        points[points.len().saturating_sub(limit)..].iter().map(row).collect()
+    };
     json!({
         "trader": id,
         "capital": replica.capital(name).to_string(),
@@ -516,4 +524,105 @@ pub fn journal(arena: &Arena, now_ms: i64) -> Value {
         })
         .collect();
     json!({ "journals": rows, "ready": arena.ready, "serverTime": now_ms })
+}
+
+#[cfg(test)]
+mod tests {
+    use journal::{
+        event::{Cloid, Fill, Instrument, Kline, Liquidity, OrderIntent, OrderKind, TimeInForce, TraderStart},
+        testkit::chain,
+        Event,
+    };
+    use rust_decimal_macros::dec;
+
+    use super::*;
+    use crate::arena::Source;
+
+    fn arena() -> Arena {
+        let start = Event::TraderStarted(TraderStart {
+            exchange: "sim".into(),
+            account: "main".into(),
+            currency: "USDT".into(),
+            allocation_pct: dec!(100),
+            capital_quote: dec!(1000),
+            leverage: dec!(4),
+        });
+        let instrument = Event::InstrumentDefined(Instrument {
+            symbol: "BTCUSDT".into(),
+            tick_size: dec!(0.1),
+            qty_step: dec!(0.001),
+            min_qty: dec!(0.001),
+            max_leverage: dec!(100),
+            maintenance_margin_rate: dec!(0.005),
+            taker_fee_rate: dec!(0),
+            maker_fee_rate: dec!(0),
+        });
+        let kline = |close| Event::KlineReceived(Kline { close, interval_ms: 60_000, ..Kline::zeroed("BTCUSDT") });
+        let fill = Event::OrderFilled(Fill {
+            cloid: Cloid([1; 16]),
+            fill_id: "f".into(),
+            symbol: "BTCUSDT".into(),
+            side: Side::Sell,
+            qty: dec!(2),
+            price: dec!(100),
+            fee_quote: dec!(0),
+            liquidity: Liquidity::Taker,
+        });
+        let mut items =
+            vec![(0, "".to_owned(), instrument), (0, "t".to_owned(), start), (0, "".to_owned(), kline(dec!(100)))];
+        let order = Event::OrderSubmitted(OrderIntent {
+            cloid: Cloid([1; 16]),
+            symbol: "BTCUSDT".into(),
+            side: Side::Sell,
+            kind: OrderKind::Market,
+            qty: dec!(2),
+            price: None,
+            trigger_price: None,
+            reduce_only: false,
+            tif: TimeInForce::Ioc,
+        });
+        items.push((60_000, "t".to_owned(), order));
+        items.push((60_000, "t".to_owned(), fill));
+        for i in 2..50 {
+            items.push((i * 60_000, "".to_owned(), kline(Decimal::from(100 + i % 7))));
+        }
+        items.push((50 * 60_000, "".to_owned(), kline(dec!(110))));
+        let replica = Replica::fold(&chain(&items));
+        Arena { sources: vec![Source { name: "j".into(), replica }], ready: true }
+    }
+
+    #[test]
+    fn an_open_short_with_its_liquidation_distance() {
+        let arena = arena();
+        let positions = positions(&arena, 10, 0);
+        let p = &positions["accountTotals"][0]["positions"]["BTCUSDT"];
+        assert_eq!(p["quantity_exact"], "-2");
+        assert_eq!(p["current_price"], 110.0);
+        assert_eq!(p["unrealized_pnl_exact"], "-20");
+        // Short at 100, leverage 4, mmr 0.005: 100 · (1 + 1/4 − 0.005) = 124.5; from 110 that is 13.18…%.
+        assert_eq!(p["liquidation_price"], 124.5);
+        let distance = p["liquidation_distance_pct"].as_f64().unwrap();
+        assert!((distance - 14.5 / 110.0 * 100.0).abs() < 1e-9, "{distance}");
+        assert_eq!(p["margin"], 50.0);
+        let totals = account_totals(&arena, None, 0);
+        assert_eq!(totals["accountTotals"][0]["dollar_equity_exact"], "980");
+        assert_eq!(totals["accountTotals"][0]["positions"], positions["accountTotals"][0]["positions"]);
+    }
+
+    #[test]
+    fn the_whole_equity_curve_thinned_keeps_both_ends() {
+        let arena = arena();
+        let (_, name, replica) = arena.trader("t").unwrap();
+        let all = equity("t", name, replica, LIMIT_MAX, false, 0);
+        let total = all["points_total"].as_u64().unwrap() as usize;
+        assert_eq!(all["points"].as_array().unwrap().len(), total);
+        let thin = equity("t", name, replica, 10, true, 0);
+        let points = thin["points"].as_array().unwrap();
+        assert_eq!(points.len(), 10);
+        assert_eq!(points[0], all["points"][0]);
+        assert_eq!(points[9], all["points"][total - 1]);
+        assert_eq!(points[9]["equity"], "980");
+        let latest = equity("t", name, replica, 10, false, 0);
+        assert_eq!(latest["points"][0], all["points"][total - 10]);
+    }
 }

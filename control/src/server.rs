@@ -222,7 +222,20 @@ async fn trader_equity(
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Json<Value>, ApiError> {
-    per_trader(&app, &id, &params, api::LIMIT_MAX, api::equity)
+    let whole = match params.as_ref().ok().and_then(|p| p.get("span").cloned()).as_deref() {
+        None | Some("latest") => false,
+        Some("all") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("span {other:?} is neither \"all\" nor \"latest\""),
+            ))
+        }
+    };
+    let limit = limit(&params, api::LIMIT_MAX)?;
+    let arena = app.shared.read();
+    let (id, name, replica) = arena.trader(&id).ok_or_else(|| unknown_trader(&id))?;
+    Ok(Json(api::equity(&id, name, replica, limit, whole, now_ms())))
 }
 
 async fn trader_orders(
