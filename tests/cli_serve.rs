@@ -307,6 +307,18 @@ fn bad_requests_get_json_errors() {
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["error"]["status"], 400, "{path}: {body}");
     }
+    // Read-only: anything but GET is refused, in JSON too.
+    let addr = base.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /api/leaderboard HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 405"), "{raw}");
+    assert!(raw.contains("\"status\":405"), "{raw}");
     // The biggest limit allowed is fine.
     assert_eq!(get(base, "/api/trades?limit=1000").0, 200);
 }

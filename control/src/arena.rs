@@ -148,3 +148,76 @@ async fn fold_task(shared: Shared, index: usize, mut rx: UnboundedReceiver<Fed>)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use journal::{
+        event::{Kline, TraderStart},
+        testkit::chain,
+        Event, State,
+    };
+    use rust_decimal::Decimal;
+
+    use super::*;
+
+    fn records(n: i64) -> Vec<Envelope> {
+        let start = Event::TraderStarted(TraderStart {
+            exchange: "sim".into(),
+            account: "main".into(),
+            currency: "USDT".into(),
+            allocation_pct: Decimal::ONE_HUNDRED,
+            capital_quote: Decimal::from(1000),
+            leverage: Decimal::ONE,
+        });
+        let mut items = vec![(0, "t".to_owned(), start)];
+        for i in 1..n {
+            let kline = Kline { close: Decimal::from(100 + i % 5), interval_ms: 60_000, ..Kline::zeroed("BTCUSDT") };
+            items.push((i * 60_000, String::new(), Event::KlineReceived(kline)));
+        }
+        chain(&items)
+    }
+
+    #[tokio::test]
+    async fn the_feed_never_waits_for_readers_and_folds_what_it_was_sent() {
+        let shared = Shared::default();
+        let (feed, fold) = feed(&shared, "live");
+        let task = tokio::spawn(fold);
+        let envs = records(2000);
+        {
+            // A reader holds the lock for the whole time the engine sends: sending goes on.
+            let _reader = shared.read();
+            for env in &envs {
+                feed.record(env);
+            }
+            feed.durable(Some(1500));
+            feed.caught_up();
+        }
+        drop(feed);
+        task.await.unwrap();
+        let arena = shared.read();
+        assert!(arena.ready);
+        let replica = &arena.sources[0].replica;
+        assert_eq!(replica.state, State::fold(&envs));
+        assert_eq!(replica.head.records, 2000);
+        assert_eq!(replica.head.durable_through, Some(1500));
+        assert_eq!(replica.traders["t"].equity.len(), 2000, "the start and every close");
+    }
+
+    #[test]
+    fn two_journals_sharing_a_trader_name_are_told_apart() {
+        let replica = Replica::fold(&records(3));
+        let arena = Arena {
+            sources: vec![
+                Source { name: "a".into(), replica: replica.clone() },
+                Source { name: "b".into(), replica: replica.clone() },
+            ],
+            ready: true,
+        };
+        let ids: Vec<String> = arena.traders().into_iter().map(|(id, _, _)| id).collect();
+        assert_eq!(ids, ["a:t", "b:t"]);
+        assert!(arena.trader("t").is_none());
+        assert!(arena.trader("b:t").is_some());
+        let one = Arena { sources: vec![Source { name: "a".into(), replica }], ready: true };
+        assert_eq!(one.traders()[0].0, "t");
+    }
+}

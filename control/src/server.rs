@@ -126,6 +126,9 @@ pub fn router(shared: Shared, metrics: Arc<Metrics>, token: Option<Arc<[u8]>>) -
         .route("/readyz", get(readyz))
         .merge(guarded)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "read-only: only GET is served")
+        })
         .layer(RequestBodyLimitLayer::new(BODY_BYTES_MAX))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .with_state(app)
