@@ -25,7 +25,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut arena = control::Arena::default();
     for dir in &args.journal {
         let source = control::arena::load(dir).with_context(|| format!("failed to load journal {}", dir.display()))?;
-        arena.sources.push(source);
+        arena.add(source);
     }
     arena.ready = true;
     let shared = control::Shared::new(arena);

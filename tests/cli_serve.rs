@@ -307,6 +307,19 @@ fn bad_requests_get_json_errors() {
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["error"]["status"], 400, "{path}: {body}");
     }
+    drop(server);
+    // One journal given twice: its trader is told apart by the journals' names.
+    let server =
+        serve(&["--journal", p(&run.journal), "--journal", p(&run.journal), "--listen", "127.0.0.1:0"], None).unwrap();
+    let base = &server.base;
+    let board = get_ok(base, "/api/leaderboard");
+    let mut ids: Vec<&str> =
+        board["leaderboard"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["journal-2:sma_cross", "journal:sma_cross"]);
+    let fills = get_ok(base, "/api/traders/journal-2:sma_cross/fills");
+    assert_eq!(fills["fills_total"], run.rebuild["traders"][TRADER]["fills"]);
+    assert_eq!(get(base, &format!("/api/traders/{TRADER}/fills")).0, 404, "the bare name is ambiguous");
     // Read-only: anything but GET is refused, in JSON too.
     let addr = base.strip_prefix("http://").unwrap();
     let mut stream = TcpStream::connect(addr).unwrap();

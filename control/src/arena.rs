@@ -29,6 +29,18 @@ pub struct Arena {
 }
 
 impl Arena {
+    /// Adds a source, renaming it `NAME-2`, `NAME-3`, … if the name is taken (two journal
+    /// directories of the same name, or one given twice), so trader ids stay unambiguous.
+    pub fn add(&mut self, mut source: Source) {
+        let base = source.name.clone();
+        let mut n = 1;
+        while self.sources.iter().any(|s| s.name == source.name) {
+            n += 1;
+            source.name = format!("{base}-{n}");
+        }
+        self.sources.push(source);
+    }
+
     /// Every trader, in journal order then name order, with unambiguous ids.
     pub fn traders(&self) -> Vec<(String, &str, &Replica)> {
         let mut out = Vec::new();
@@ -119,7 +131,7 @@ impl Feed {
 pub fn feed(shared: &Shared, name: &str) -> (Feed, impl std::future::Future<Output = ()> + Send + 'static) {
     let index = {
         let mut arena = shared.write();
-        arena.sources.push(Source { name: name.to_owned(), replica: Replica::new() });
+        arena.add(Source { name: name.to_owned(), replica: Replica::new() });
         arena.sources.len() - 1
     };
     let (tx, rx) = unbounded_channel();
@@ -215,6 +227,11 @@ mod tests {
         };
         let ids: Vec<String> = arena.traders().into_iter().map(|(id, _, _)| id).collect();
         assert_eq!(ids, ["a:t", "b:t"]);
+        let mut twice = Arena::default();
+        twice.add(Source { name: "j".into(), replica: replica.clone() });
+        twice.add(Source { name: "j".into(), replica: replica.clone() });
+        let ids: Vec<String> = twice.traders().into_iter().map(|(id, _, _)| id).collect();
+        assert_eq!(ids, ["j:t", "j-2:t"]);
         assert!(arena.trader("t").is_none());
         assert!(arena.trader("b:t").is_some());
         let one = Arena { sources: vec![Source { name: "a".into(), replica }], ready: true };
