@@ -1,7 +1,8 @@
 //! `quantfold bench serve`: what the control plane costs. A journaled backtest of seeded
 //! bars is folded into a replica (against the bare ledger fold of the same records, the
 //! baseline measured in the same run), then served on loopback and each endpoint asked
-//! `requests` times over fresh connections, one at a time.
+//! `requests` times over fresh connections, one at a time. `live_feed` is what `live
+//! --serve` adds to the engine thread per record (read back and send, against reading alone).
 
 use std::{
     io::{Read, Write},
@@ -67,6 +68,24 @@ pub fn serve(bars: usize, requests: usize, dir: Option<&Path>) -> anyhow::Result
     }
     let replica_fold = began.elapsed();
     anyhow::ensure!(replica.state == state, "the replica's state is not the ledger's fold");
+    // What `live --serve` adds to the engine thread: reading records back and sending them
+    // (against reading alone), and when the folding task has caught up.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let began = Instant::now();
+    for record in journal.records_unverified(0) {
+        record?;
+    }
+    let read_only = began.elapsed();
+    let (feed, fold) = control::arena::feed(&control::Shared::default(), "bench");
+    let fold = runtime.spawn(fold);
+    let began = Instant::now();
+    for record in journal.records_unverified(0) {
+        feed.record(&record?);
+    }
+    let sent = began.elapsed();
+    drop(feed);
+    runtime.block_on(fold)?;
+    let caught_up = began.elapsed();
     drop(journal);
     let began = Instant::now();
     let source = control::arena::load(&journal_dir)?;
@@ -74,7 +93,6 @@ pub fn serve(bars: usize, requests: usize, dir: Option<&Path>) -> anyhow::Result
 
     let shared = control::Shared::new(control::Arena { sources: vec![source], ready: true });
     let metrics = control::Metrics::new(shared.clone());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let bound = runtime.block_on(control::bind("127.0.0.1:0".parse()?, None))?;
     let addr = bound.addr;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -97,6 +115,11 @@ pub fn serve(bars: usize, requests: usize, dir: Option<&Path>) -> anyhow::Result
             "replica_records_per_s": rate(replica_fold).round(),
             "replica_vs_state": (replica_fold.as_secs_f64() / state_fold.as_secs_f64().max(1e-9) * 100.0).round() / 100.0,
             "load_with_verify_ms": load.as_millis(),
+        },
+        "live_feed": {
+            "read_back_records_per_s": rate(read_only).round(),
+            "read_back_and_send_records_per_s": rate(sent).round(),
+            "replica_caught_up_ms": caught_up.as_millis(),
         },
         "requests_per_endpoint": requests,
         "endpoints": endpoints,

@@ -458,6 +458,7 @@ fn bench_serve_prints_its_measurements() {
     assert_eq!(report["bars"], 300);
     assert!(report["records"].as_u64().unwrap() > 300, "{report}");
     assert!(report["fold"]["replica_records_per_s"].as_f64().unwrap() > 0.0);
+    assert!(report["live_feed"]["read_back_and_send_records_per_s"].as_f64().unwrap() > 0.0, "{report}");
     let endpoints = report["endpoints"].as_array().unwrap();
     assert_eq!(endpoints.len(), 9);
     assert!(endpoints.iter().all(|e| e["p50_us"].as_u64().unwrap() <= e["max_us"].as_u64().unwrap()), "{report}");
