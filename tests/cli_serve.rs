@@ -449,6 +449,19 @@ fn the_dashboard_shows_what_the_api_says() {
         assert!(dom.contains(&text), "the page does not show {text:?}:\n{dom}");
     }
     assert!(!dom.contains("loading…"), "the script never finished a refresh:\n{dom}");
+
+    // Behind a token: the page sends the one in its URL's fragment; without it the page
+    // says what failed instead of showing stale or empty tables.
+    let token = "correct-horse-battery-staple";
+    let guarded = serve(&["--journal", p(&run.journal), "--listen", "0.0.0.0:0"], Some(token)).unwrap();
+    let port = guarded.base.rsplit(':').next().unwrap();
+    let dom = chromium_dom(&format!("http://127.0.0.1:{port}/#token={token}"));
+    let errors = dom.split("<ul id=\"errors\">").nth(1).and_then(|rest| rest.split("</ul>").next());
+    assert_eq!(errors, Some(""), "the page reported errors:\n{dom}");
+    assert!(dom.contains(board["leaderboard"][0]["equity_exact"].as_str().unwrap()), "{dom}");
+    let dom = chromium_dom(&format!("http://127.0.0.1:{port}/"));
+    let errors = dom.split("<ul id=\"errors\">").nth(1).and_then(|rest| rest.split("</ul>").next()).unwrap();
+    assert!(errors.contains("401"), "a refused request is shown in #errors:\n{dom}");
 }
 
 #[test]
