@@ -175,6 +175,16 @@ fn every_endpoint_answers_what_the_journal_says() {
     // One day of 1m bars: 24 hours since inception; a caller already there gets nothing newer.
     assert_eq!(account["since_inception_hourly_marker"], 24);
     assert_eq!(get_ok(base, "/api/account-totals?lastHourlyMarker=24")["accountTotals"], serde_json::json!([]));
+    // From hour 20 on: hours 21, 22, 23 from the equity curve, then the latest row.
+    let since = get_ok(base, "/api/account-totals?lastHourlyMarker=20");
+    let rows = since["accountTotals"].as_array().unwrap();
+    let markers: Vec<i64> = rows.iter().map(|r| r["since_inception_hourly_marker"].as_i64().unwrap()).collect();
+    assert_eq!(markers, [21, 22, 23, 24]);
+    assert_eq!(rows[3], *account);
+    // Hour 23's row is the equity at the last bar close before hour 24 (00:00 + 24 h − 1 min).
+    let curve = get_ok(base, &format!("/api/traders/{TRADER}/equity?limit=2"));
+    assert_eq!(rows[2]["dollar_equity_exact"], curve["points"][0]["equity"]);
+    assert_eq!(rows[2]["timestamp"].as_f64().unwrap() * 1000.0, curve["points"][0]["time_ms"].as_f64().unwrap());
 
     let positions = get_ok(base, "/api/positions");
     assert_eq!(positions["accountTotals"][0]["model_id"], TRADER);

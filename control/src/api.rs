@@ -117,24 +117,51 @@ fn positions_of(replica: &Replica, name: &str) -> Map<String, Value> {
     out
 }
 
-/// nof0's `AccountTotal` per trader.
+const HOUR_MS: i64 = 3_600_000;
+
+/// nof0's `AccountTotal` rows. Without a marker: each trader's latest row. With
+/// `lastHourlyMarker=M`: the rows of every hour after M (at most [`LIMIT_MAX`] per trader,
+/// the newest), as nof0's clients poll for a chart. An hour's row is the equity curve's last
+/// point in that hour; only the latest row has positions, realized PnL and the Sharpe ratio
+/// (the curve keeps equity alone), the others carry `{}`, `null` and `null`.
 pub fn account_totals(arena: &Arena, last_hourly_marker: Option<i64>, now_ms: i64) -> Value {
     let mut totals = Vec::new();
     let mut marker_read = 0i64;
     for (id, name, replica) in arena.traders() {
-        let equity = equity_of(replica, name);
-        let capital = replica.capital(name);
         let Some(t) = replica.state.traders.get(name) else { continue };
-        let account = replica.state.account(name);
-        let first = replica.traders.get(name).and_then(|v| v.first_time_ms).unwrap_or(replica.state.time_ms);
+        let view = replica.traders.get(name);
+        let first = view.and_then(|v| v.first_time_ms).unwrap_or(replica.state.time_ms);
         let elapsed_ms = replica.state.time_ms.saturating_sub(first).max(0);
-        let hourly = elapsed_ms / 3_600_000;
+        let hourly = elapsed_ms / HOUR_MS;
         marker_read = marker_read.max(hourly);
-        // nof0 answers with the rows newer than the caller's marker; we keep only the
-        // latest row per trader, so a caller up to date gets nothing new.
+        let capital = replica.capital(name);
+        if let (Some(m), Some(view)) = (last_hourly_marker, view) {
+            // Hours m+1 .. hourly−1 from the curve (the current hour is the latest row below).
+            let from = m.saturating_add(1).max(hourly.saturating_sub(LIMIT_MAX as i64 - 1)).max(0);
+            for hour in from..hourly {
+                let end_ms = first.saturating_add((hour + 1).saturating_mul(HOUR_MS));
+                let Some(point) = view.equity.iter().rev().find(|p| p.time_ms < end_ms) else { continue };
+                totals.push(json!({
+                    "id": format!("{id}_{hour}"),
+                    "model_id": id,
+                    "timestamp": seconds(point.time_ms),
+                    "dollar_equity": num(point.equity),
+                    "realized_pnl": Value::Null,
+                    "total_unrealized_pnl": Value::Null,
+                    "cum_pnl_pct": return_pct(point.equity, capital),
+                    "sharpe_ratio": Value::Null,
+                    "since_inception_hourly_marker": hour,
+                    "since_inception_minute_marker": point.time_ms.saturating_sub(first).max(0) / 60_000,
+                    "positions": {},
+                    "dollar_equity_exact": point.equity.to_string(),
+                }));
+            }
+        }
         if last_hourly_marker.is_some_and(|m| m >= hourly) {
             continue;
         }
+        let equity = equity_of(replica, name);
+        let account = replica.state.account(name);
         totals.push(json!({
             "id": format!("{id}_{hourly}"),
             "model_id": id,
