@@ -6,7 +6,8 @@
 //! - `journal_cmd.rs`: `journal inspect|verify|export|import|recover`.
 //! - `replay_cmd.rs`: `replay verify|rebuild|diff`.
 //! - `strategy_cmd.rs`: `strategy check`.
-//! - `bench.rs`: `bench journal`, `bench sandbox`.
+//! - `serve_cmd.rs`: `serve` (the read-only API, metrics and dashboard over closed journals).
+//! - `bench.rs`: `bench journal`, `bench sandbox`; `bench_serve.rs`: `bench serve`.
 //! - `live/`: `live` (trading live and on paper: config, driver, orders).
 //! - `venue_sim_cmd.rs`: `venue-sim bybit` and `venue-sim hyperliquid` (the local venue servers); `llm-sim` is `llm_server::run`.
 //! - `text.rs`: times and tables for people.
@@ -20,9 +21,11 @@ macro_rules! say {
 mod backtest_cmd;
 mod bench;
 mod bench_live;
+mod bench_serve;
 mod journal_cmd;
 mod live;
 mod replay_cmd;
+mod serve_cmd;
 mod staging;
 mod strategy_cmd;
 mod text;
@@ -53,6 +56,8 @@ enum Command {
     /// Re-derive a journal's decisions, rebuild its state, or compare two runs.
     #[command(subcommand)]
     Replay(ReplayCommand),
+    /// Serve closed journals read-only: a REST API (nof0's endpoints), Prometheus metrics and a dashboard.
+    Serve(Box<serve_cmd::Args>),
     /// Work with strategy files.
     #[command(subcommand)]
     Strategy(StrategyCommand),
@@ -229,6 +234,18 @@ enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The control plane: a replica's fold rate against the ledger's, and each endpoint's latency on loopback.
+    Serve {
+        /// Seeded 1-minute bars of the journaled backtest served.
+        #[arg(long, default_value_t = 100_000)]
+        bars: usize,
+        /// Requests per endpoint.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        /// Where to put the scratch data and journal (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Heartbeats/s of sma_cross through the runtime against bare QuickJS calls; 1000 strategies' latency.
     Sandbox {
         /// Heartbeats for the rate measurement.
@@ -318,11 +335,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Live { strategies, bars, dir }) => {
             bench_live::live(&bench_live::LiveBench { strategies: &strategies, bars, dir: dir.as_deref() })
         }
+        Command::Bench(BenchCommand::Serve { bars, requests, dir }) => {
+            bench_serve::serve(bars, requests, dir.as_deref())
+        }
         Command::Bench(BenchCommand::Sandbox { heartbeats, strategies }) => {
             say!("{}", serde_json::to_string_pretty(&strategies::bench::sandbox(heartbeats, strategies))?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Live(args) => live::run(&args),
+        Command::Serve(args) => serve_cmd::run(&args),
         Command::VenueSim(VenueSimCommand::Bybit(args)) => venue_sim_cmd::bybit(&args),
         Command::VenueSim(VenueSimCommand::Hyperliquid(args)) => venue_sim_cmd::hyperliquid(&args),
         Command::LlmSim(args) => llm_server::run(&args).map(|()| ExitCode::SUCCESS),

@@ -22,6 +22,7 @@
 pub mod config;
 mod inputs;
 mod orders;
+mod serve;
 
 use std::{
     collections::BTreeMap,
@@ -60,6 +61,10 @@ pub struct Args {
     /// Sign and log order requests without sending them (reads still go out).
     #[arg(long)]
     pub dry_run: bool,
+    /// Serve the read-only API, metrics and dashboard of the running session here (see
+    /// `quantfold serve`; a non-loopback address needs QUANTFOLD_API_TOKEN).
+    #[arg(long)]
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 /// What reaches the engine thread.
@@ -87,14 +92,21 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| config.journal.dir.clone())
         .context("no journal: give --journal DIR or `dir` under [journal] in the config")?;
-    run_with(&config, &dir, args.dry_run, None)
+    run_with(&config, &dir, args.dry_run, None, args.serve)
 }
 
-/// [`run`] with a checked config; a `probe` takes `bench live`'s measurements and can stop the run.
+/// [`run`] with a checked config: serving the session's API on `serve` when given; a
+/// `probe` takes `bench live`'s measurements and can stop the run.
 ///
 /// # Errors
 /// As [`run`].
-pub fn run_with(config: &Config, dir: &Path, dry_run: bool, probe: Option<Arc<Probe>>) -> anyhow::Result<ExitCode> {
+pub fn run_with(
+    config: &Config,
+    dir: &Path,
+    dry_run: bool,
+    probe: Option<Arc<Probe>>,
+    serve: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ExitCode> {
     let began = std::time::Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -106,6 +118,9 @@ pub fn run_with(config: &Config, dir: &Path, dry_run: bool, probe: Option<Arc<Pr
     let (tx, rx) = unbounded_channel();
     spawn_signals(&runtime, tx.clone());
     let mut session = Session::open(config, dir, dry_run, runtime, (tx, rx), probe.clone())?;
+    if let Some(addr) = serve {
+        session.served = Some(serve::Served::start(&session.runtime, addr, &session.engine.sink().journal)?);
+    }
     session.start()?;
     if let Some(probe) = &session.probe {
         if let Ok(mut started) = probe.started.lock() {
@@ -150,6 +165,8 @@ struct Session {
     /// Per trader: the UTC day (event time) and the equity at its first step (max_daily_loss).
     day_start: BTreeMap<String, (i64, Decimal)>,
     probe: Option<Arc<Probe>>,
+    /// `--serve`: the API's replica, fed after each step.
+    served: Option<serve::Served>,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -222,6 +239,7 @@ impl Session {
             executor,
             day_start: BTreeMap::new(),
             probe,
+            served: None,
         })
     }
 
@@ -815,6 +833,9 @@ impl Session {
                     self.engine.unload(&trader, time, &reason, self.mode.venue())?;
                 }
             }
+        }
+        if let Some(served) = &mut self.served {
+            served.forward(&self.engine.sink().journal)?;
         }
         Ok(())
     }

@@ -74,6 +74,7 @@ pub enum Outcome {
         order_id: String,
     },
     /// The venue's own view of the order (after an ambiguous answer, a duplicate, a failed cancel).
+    /// (Boxed: a report is ten times the size of the other variants.)
     Known(Box<OrderReport>),
     Rejected {
         code: i64,

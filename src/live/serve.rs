@@ -1,0 +1,73 @@
+//! `quantfold live --serve ADDR`: the control plane over the running session.
+//!
+//! The server and the task folding its replica run on the session's tokio runtime; the
+//! engine thread only hands them records. After each step it sends what the journal holds
+//! past the last record sent (read back through the journal handle, which includes the
+//! open block), so a record appended by any path — a step, a stop, a reconciliation — is
+//! sent at the next forward, in order, exactly once. Sending never blocks the engine.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use journal::Journal;
+
+/// The engine's side of the served replica.
+pub struct Served {
+    feed: control::Feed,
+    /// The next seq to send.
+    next: u64,
+    /// The durable point last sent, to skip repeats.
+    durable: Option<u64>,
+}
+
+impl Served {
+    /// Binds `addr`, starts the server and the folding task on `runtime`, sends the journal
+    /// as it stands (a resumed run's history), and prints the URL as the first stdout line.
+    ///
+    /// # Errors
+    /// The token rule refuses the address, it cannot be bound, or the journal cannot be read.
+    pub fn start(runtime: &tokio::runtime::Runtime, addr: SocketAddr, journal: &Journal) -> anyhow::Result<Served> {
+        let token = std::env::var(control::server::TOKEN_ENV).ok();
+        let bound = runtime
+            .block_on(control::bind(addr, token.as_deref()))
+            .with_context(|| format!("cannot serve on {addr}"))?;
+        let shared = control::Shared::default();
+        let name = journal.path().file_name().map_or_else(|| "journal".into(), |n| n.to_string_lossy().into_owned());
+        let (feed, fold) = control::arena::feed(&shared, &name);
+        runtime.spawn(fold);
+        let metrics = control::Metrics::new(shared.clone());
+        let url = format!("http://{}/", bound.addr);
+        runtime.spawn(async move {
+            // The runtime's shutdown at the end of the session ends the server.
+            if let Err(e) = control::serve(bound, shared, metrics, std::future::pending()).await {
+                tracing::warn!("the API server stopped: {e}");
+            }
+        });
+        let mut served = Served { feed, next: 0, durable: None };
+        served.forward(journal)?;
+        served.feed.caught_up();
+        say!("serving {url}");
+        Ok(served)
+    }
+
+    /// Sends every record appended since the last call, then the durable point.
+    ///
+    /// # Errors
+    /// A record could not be read back (the journal is damaged).
+    pub fn forward(&mut self, journal: &Journal) -> anyhow::Result<()> {
+        if journal.len() > self.next {
+            // The records were checked when they were appended by this process.
+            for record in journal.records_unverified(self.next) {
+                let env = record.context("failed to read back a journaled record for the API")?;
+                self.next = env.seq + 1;
+                self.feed.record(&env);
+            }
+        }
+        let durable = journal.durable_through();
+        if durable != self.durable {
+            self.durable = durable;
+            self.feed.durable(durable);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,110 @@
+//! `quantfold live --serve`: the API of a running paper session, fed after each step,
+//! checked against the journal the session leaves (its record at the served head, and
+//! `replay rebuild --to` that seq).
+
+mod live_support;
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use live_support::*;
+use serde_json::Value;
+
+const KLINES: &str = "fixtures/klines/bybit_BTCUSDT_1m_2022-12-13_head.csv";
+/// The open time of the file's last bar (120 one-minute bars from 2022-12-13 00:00 UTC).
+const LAST_BAR_MS: i64 = 1_670_889_600_000 + 119 * 60_000;
+
+fn get(base: &str, path: &str) -> (u16, Value) {
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(!head.to_ascii_lowercase().contains("chunked"), "a JSON answer has a length: {head}");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn the_api_of_a_running_paper_session_follows_its_journal() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), &root().join(KLINES), &["--speed", "3000", "--hold"]);
+    let params = r#"{ fast = 3, slow = 8, fraction = 0.5, record = false }"#;
+    let traders = [TraderSpec { id: "a", strategy: "strategies/sma_cross.js", params, capital: "5000" }];
+    let config = config(dir.path(), "paper", &server, &traders, "");
+    let journal = dir.path().join("paper");
+    let stderr = dir.path().join("live.stderr");
+    let mut child = Command::new(bin())
+        .args(["live", "--config"])
+        .arg(&config)
+        .arg("--journal")
+        .arg(&journal)
+        .args(["--serve", "127.0.0.1:0"])
+        .env("QF_TEST_KEY", KEY)
+        .env("QF_TEST_SECRET", SECRET)
+        .env_remove("QUANTFOLD_API_TOKEN")
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut live = Proc { child, stderr };
+    let base =
+        line.trim().strip_prefix("serving ").unwrap_or_else(|| panic!("first line: {line:?}\n{}", live.stderr_text()));
+    let base = base.to_owned();
+
+    assert_eq!(get(&base, "/readyz").0, 200, "ready once the journal is sent");
+    server.wait_for_bar("BTCUSDT", LAST_BAR_MS, Duration::from_secs(60));
+    // The session is idle once the last bar is handled: wait for the served head to settle.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = Value::Null;
+    let journal_now = loop {
+        std::thread::sleep(Duration::from_millis(400));
+        let (status, now) = get(&base, "/api/journal");
+        assert_eq!(status, 200, "{now}");
+        if now["journals"][0]["head_seq"] == last && !last.is_null() {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the served head never settled: {now}");
+        last = now["journals"][0]["head_seq"].clone();
+    };
+    let (_, fills) = get(&base, "/api/traders/a/fills?limit=1000");
+    let (_, board) = get(&base, "/api/leaderboard");
+    assert_eq!(live.terminate(Duration::from_secs(20)), Some(0), "{}", live.stderr_text());
+
+    let served = &journal_now["journals"][0];
+    let seq = served["head_seq"].as_u64().unwrap();
+    assert!(seq > 120, "every bar was served: {served}");
+    // The record at the served head is the journal's own.
+    let record: Value = serde_json::from_str(
+        ok(&["journal", "inspect", journal.to_str().unwrap(), "--from", &seq.to_string(), "--limit", "1", "--json"])
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(served["head_hash"], record["hash"]);
+    // And the served state is the journal's fold up to it.
+    let rebuilt: Value = serde_json::from_str(&ok(&[
+        "replay",
+        "rebuild",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--to",
+        &seq.to_string(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(served["state_digest"], rebuilt["digest"]);
+    let want = &rebuilt["traders"]["a"];
+    assert_eq!(fills["fills_total"], want["fills"]);
+    assert!(want["fills"].as_u64().unwrap() >= 2, "the session traded: {want}");
+    assert_eq!(board["leaderboard"][0]["equity_exact"], want["equity"]);
+}
