@@ -5,8 +5,9 @@
 //! fast; the live session is the real one (`live::run_with`), with real sockets between
 //! them. Every bar leads to exactly one order whatever the number of traders (the traders
 //! take turns: `bench/strategies/order_every_bar.js`), so a bar's figure includes every
-//! trader's heartbeat, the decision's journaling and its write-ahead flush. The baseline,
-//! measured in the same run, is a signed REST round trip to the same server.
+//! trader's heartbeat, the decision's journaling and its write-ahead flush. The baselines,
+//! measured in the same run, are a signed REST round trip to the same server and one
+//! journal record appended and synced (the write-ahead flush alone).
 
 use std::{
     path::{Path, PathBuf},
@@ -74,6 +75,7 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
         };
         let server = server_runtime.block_on(bybit_server::start(config, &symbol, klines.clone()))?;
         let baseline = server_runtime.block_on(round_trips(&server.rest_url()))?;
+        let syncs = journal_syncs(&dir.join(format!("sync-{traders}")))?;
         let config_path = write_config(dir, traders, &server, &strategy)?;
         let config = live::config::load(&config_path)?;
         let journal = dir.join(format!("journal-{traders}"));
@@ -109,7 +111,8 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
             "tick_to_request_us": to_request,
             "tick_to_venue_answer_us": to_answer,
             "baseline_signed_round_trip_us": summary(&baseline),
-            "p99_ratio_tick_to_request_over_round_trip": ratio(&to_request, &summary(&baseline)),
+            "baseline_journal_append_and_sync_us": summary(&syncs),
+            "p99_ratio_tick_to_request_over_journal_sync": ratio(&to_request, &summary(&syncs)),
             "restart_to_trading_ms": restart.map(|d| round3(d.as_secs_f64() * 1e3)),
             "journal_events": events,
         }));
@@ -118,7 +121,8 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
         "bench": "live",
         "what": "tick_to_request: a kline frame read off the socket -> its order handed to the REST client, \
                  decision and write-ahead flush included; tick_to_venue_answer: -> the local server's answer \
-                 to that create; baseline: a signed GET round trip to the same server, same run",
+                 to that create; baselines, same run: a signed GET round trip to the same server, and one \
+                 record appended and synced (the write-ahead flush alone)",
         "bars": bench.bars,
         "configurations": configurations,
     });
@@ -143,16 +147,32 @@ fn write_config(dir: &Path, traders: usize, server: &bybit_server::Server, strat
     Ok(path)
 }
 
-/// Signed `GET /v5/order/realtime` round trips: signing, the socket, the server's work.
+/// Signed `GET /v5/position/list` round trips: signing, the socket, the server's work. Spaced
+/// out, so the client's own rate-limit pacing never waits.
 async fn round_trips(rest_url: &str) -> anyhow::Result<Vec<Duration>> {
     let endpoints = bybit::Endpoints::local(rest_url, "ws://127.0.0.1:1");
     let rest = bybit::Rest::new(&endpoints, Some(bybit::Credentials::new(KEY, SECRET)), bybit::RestOptions::default());
     rest.sync_time().await?;
-    let cloid = journal::event::Cloid::derive("bench-baseline", 0, 0);
     let mut samples = Vec::with_capacity(BASELINE_ROUND_TRIPS);
     for _ in 0..BASELINE_ROUND_TRIPS {
+        tokio::time::sleep(Duration::from_millis(40)).await;
         let start = Instant::now();
-        rest.order("BTCUSDT", &cloid).await?;
+        rest.positions("BTCUSDT").await?;
+        samples.push(start.elapsed());
+    }
+    Ok(samples)
+}
+
+/// The write-ahead flush alone: one small record appended and synced, as the engine syncs
+/// before handing an order to the venue. The floor of tick-to-wire on this disk.
+fn journal_syncs(dir: &Path) -> anyhow::Result<Vec<Duration>> {
+    let mut journal = journal::Journal::create(dir, journal::Durability::GROUP_DEFAULT)?;
+    let mut samples = Vec::with_capacity(BASELINE_ROUND_TRIPS);
+    for n in 0..BASELINE_ROUND_TRIPS {
+        let event = journal::Event::StrategyStopRequested { reason: format!("baseline {n}") };
+        let start = Instant::now();
+        journal.append(n as i64, "bench", &event)?;
+        journal.sync()?;
         samples.push(start.elapsed());
     }
     Ok(samples)
