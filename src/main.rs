@@ -22,6 +22,7 @@ mod bench;
 mod bench_live;
 mod journal_cmd;
 mod live;
+mod llm_port;
 mod replay_cmd;
 mod staging;
 mod strategy_cmd;

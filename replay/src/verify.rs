@@ -310,8 +310,11 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
         let sink = engine.sink_mut();
         let Some(record) = sink.next_record() else { break Ok(()) };
         let record = record?;
+        // A model's answer belongs to the bar that asked (the backtest driver steps it while it
+        // settles that bar), so it comes before the next bar's fills.
+        let llm_answer = matches!(record.event, Event::LlmResponded { .. } | Event::LlmFailed { .. });
         // The sim's fills and liquidations on the next bar, before anything of that bar.
-        if let Some(s) = sim.as_mut().filter(|s| s.bar_due) {
+        if let Some(s) = sim.as_mut().filter(|s| s.bar_due && !llm_answer) {
             s.bar_due = false;
             let is_kline = matches!(record.event, Event::KlineReceived(_));
             let mut answers = Vec::new();
@@ -420,8 +423,9 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
             break Err(e);
         }
         let Some(s) = sim.as_mut() else { continue };
-        // The exchange's answers to what the bar's decisions asked.
-        if is_kline {
+        // The exchange's answers to what the bar's decisions asked, or to the orders of a
+        // model's answer (the backtest settles after each: see `engine::WithLlm`).
+        if is_kline || llm_answer {
             if let Err(e) = engine.settle(&mut s.venue) {
                 break Err(e);
             }
