@@ -127,7 +127,7 @@ pub fn entry_reference(decision: &Decision, state: &State) -> Option<Decimal> {
 pub fn gates(config: &TraderConfig, state: &State, decision: &Decision) -> Vec<RiskVerdict> {
     let risk: &RiskConfig = &config.risk;
     let mut out = Vec::new();
-    let known = config.symbols.iter().any(|s| *s == decision.symbol);
+    let known = config.symbols.contains(&decision.symbol);
     out.push(verdict("symbol", known, format!("{} among {:?}", decision.symbol, config.symbols)));
     let trader = state.traders.get(&config.id);
     let held = trader.and_then(|t| t.positions.get(&decision.symbol)).map_or(Decimal::ZERO, |p| p.qty);
@@ -166,7 +166,7 @@ pub fn gates(config: &TraderConfig, state: &State, decision: &Decision) -> Vec<R
         decision.size_usd > Decimal::ZERO && decision.size_usd <= risk.max_position_size_usd,
         format!("0 < {} <= {}", decision.size_usd, risk.max_position_size_usd),
     ));
-    let major = risk.major_coins.iter().any(|c| *c == decision.symbol);
+    let major = risk.major_coins.contains(&decision.symbol);
     let cap = if major { risk.leverage_major_max } else { risk.leverage_alt_max };
     out.push(verdict(
         "leverage_cap",

@@ -576,3 +576,6 @@ fn intent(
 ) -> OrderIntent {
     OrderIntent { cloid, symbol: symbol.to_owned(), side, kind, qty, price, trigger_price, reduce_only, tif }
 }
+
+#[cfg(test)]
+mod tests;
