@@ -27,6 +27,13 @@ pub const DEFAULT_DATA: &str = "fixtures/klines/coinbase_BTCUSD_1h_2017-07_2019-
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// An LLM trader file (TOML, `[[trader]]` tables with `kind = "llm"`; see examples/llm/):
+    /// runs those traders instead of a JavaScript strategy, calling their models over HTTP.
+    #[arg(long)]
+    pub trader: Option<PathBuf>,
+    /// With --trader: answer every prompt digest this journal has answered from it (no call).
+    #[arg(long, requires = "trader")]
+    pub llm_cache: Option<PathBuf>,
     /// The strategy (JavaScript).
     #[arg(long, default_value = DEFAULT_STRATEGY)]
     pub strategy: PathBuf,
@@ -107,7 +114,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--format must be table or json, not {:?}", args.format);
     }
     let mut config = config(&args)?;
-    precheck_strategy(&config.strategy_file)?;
+    if let Some(file) = &args.trader {
+        config.llm_traders = strategies::llm::config::load(file)?;
+        let total: Decimal = config.llm_traders.iter().map(|t| t.capital).sum();
+        if total > config.cash {
+            bail!(
+                "{}: the traders' capital ({total}) exceeds the account's --cash ({}): allocations over 100%",
+                file.display(),
+                config.cash
+            );
+        }
+        // The traders are the run: no JavaScript strategy beside them.
+        config.strategy_file = PathBuf::new();
+        if args.grid.is_some() {
+            bail!("--grid does not apply to --trader runs");
+        }
+    } else {
+        precheck_strategy(&config.strategy_file)?;
+    }
     if let Some(grid) = &args.grid {
         return sweep(&args, &config, grid);
     }
@@ -126,7 +150,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::fs::remove_dir(staged.path()).ok();
         config.journal = Some(staged.path().to_owned());
     }
-    let outcome = match run_staged(&config, &out_staged) {
+    let mut models = crate::llm_port::HttpModels::new(args.seed)?;
+    if let Some(cache) = &args.llm_cache {
+        models = models.with_cache(cache)?;
+    }
+    let outcome = match run_staged(&config, &out_staged, &mut models) {
         Ok(outcome) => outcome,
         Err(e) => {
             let mut names = vec![out.display().to_string()];
@@ -161,12 +189,13 @@ struct Done {
 }
 
 /// One run, with its reports written into the staged output directory.
-fn run_staged(config: &Config, out: &Staged) -> anyhow::Result<Done> {
+fn run_staged(config: &Config, out: &Staged, models: &mut crate::llm_port::HttpModels) -> anyhow::Result<Done> {
     let mut config = config.clone();
     // The per-bar tables are written as the run goes, the rest after it.
     config.tables = Some(out.path().to_owned());
     let progress = progress_bar();
-    let outcome = run::run(&config, &mut |bars| progress.set_position(bars)).map_err(anyhow::Error::from)?;
+    let outcome =
+        run::run_with_llm(&config, models, &mut |bars| progress.set_position(bars)).map_err(anyhow::Error::from)?;
     progress.finish_and_clear();
     let summary = report::summary(&outcome.record);
     let written = report::write_all(&outcome.record, &summary, out.path())

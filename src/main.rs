@@ -24,6 +24,7 @@ mod bench_live;
 mod bench_serve;
 mod journal_cmd;
 mod live;
+mod llm_port;
 mod replay_cmd;
 mod serve_cmd;
 mod staging;
@@ -93,6 +94,10 @@ enum ReplayCommand {
         /// Use this file instead of the journaled code for a trader: TRADER=FILE.js (repeatable).
         #[arg(long, value_parser = trader_and_file)]
         strategy: Vec<(String, PathBuf)>,
+        /// Use this prompt template instead of the journaled one for an LLM trader: TRADER=FILE.tmpl
+        /// (repeatable); the divergence, if any, is the first prompt the new template changes.
+        #[arg(long, value_parser = trader_and_file)]
+        template: Vec<(String, PathBuf)>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -319,7 +324,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Strategy(StrategyCommand::Check { file }) => strategy_cmd::check(&file),
         Command::Replay(command) => match command {
-            ReplayCommand::Verify { journal, strategy, json } => replay_cmd::verify(&journal, &strategy, json),
+            ReplayCommand::Verify { journal, mut strategy, template, json } => {
+                // A trader runs a strategy or a template, never both: one list of overrides.
+                strategy.extend(template);
+                replay_cmd::verify(&journal, &strategy, json)
+            }
             ReplayCommand::Rebuild { journal, to, json } => replay_cmd::rebuild(&journal, to, json),
             ReplayCommand::Diff { a, b, json } => replay_cmd::diff(&a, &b, json),
         },

@@ -28,15 +28,16 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use engine::Engine;
+use engine::{Engine, LlmPort, WithLlm};
 use journal::{
-    event::{Event, Instrument, Kline, TraderStart},
+    event::{Event, Instrument, Kline, LlmTraderLoad, TraderStart},
     Durability, State, StoreError,
 };
 use rust_decimal::Decimal;
 use serde_json::Value as Json;
 use sim::{SimConfig, SimVenue};
 use strategies::{
+    llm::{config::TraderConfig, LlmRequest},
     runtime::StrategySpec,
     sink::{FoldSink, JournalSink, Sink, SinkError},
 };
@@ -83,6 +84,9 @@ pub struct Config {
     /// Write the per-bar tables (equity and series, CSV and Parquet) into this directory
     /// while the run goes ([`TableWriter`]); None: keep only what the report page draws.
     pub tables: Option<PathBuf>,
+    /// LLM traders to run (each with its own virtual capital, a share of `cash`). With any,
+    /// the JavaScript strategy is loaded only when `strategy_file` is not empty.
+    pub llm_traders: Vec<TraderConfig>,
 }
 
 impl Config {
@@ -109,6 +113,7 @@ impl Config {
             journal: None,
             call_fuel: None,
             tables: None,
+            llm_traders: Vec::new(),
         }
     }
 }
@@ -163,33 +168,69 @@ pub fn default_instrument(symbol: &str, config: &Config) -> Instrument {
 /// # Errors
 /// Bad data, an unreadable strategy or input file, or a journal failure.
 pub fn run(config: &Config, progress: &mut dyn FnMut(u64)) -> Result<Outcome, RunError> {
+    run_with_llm(config, &mut NoModel, progress)
+}
+
+/// The port of a run without a model: every call fails (closed), with a journaled reason.
+struct NoModel;
+
+impl LlmPort for NoModel {
+    fn call(&mut self, time_ms: i64, _trader: &str, request: &LlmRequest) -> (i64, Event) {
+        let error = "no model port in this run".to_owned();
+        (time_ms, Event::LlmFailed { digest: request.digest, model: request.model.model.clone(), error })
+    }
+}
+
+/// Whether the run has a JavaScript strategy (an LLM-only run has an empty `strategy_file`).
+fn has_strategy(config: &Config) -> bool {
+    config.llm_traders.is_empty() || !config.strategy_file.as_os_str().is_empty()
+}
+
+/// Runs the backtest with `port` answering the LLM traders' model calls (synchronously: the
+/// run waits for each answer, which is journaled as the input it is).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with_llm(
+    config: &Config,
+    port: &mut dyn LlmPort,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Outcome, RunError> {
     match &config.journal {
-        None => drive(config, Recorder::new(FoldSink::new()), progress),
+        None => drive(config, Recorder::new(FoldSink::new()), port, progress),
         Some(path) => {
             if path.exists() && std::fs::read_dir(path).map_or(true, |mut d| d.next().is_some()) {
                 return Err(StoreError::AlreadyExists(path.clone()).into());
             }
             let mut sink = JournalSink::open(path, Durability::None)?;
             sink.snapshot_every = 100_000;
-            drive(config, Recorder::new(sink), progress)
+            drive(config, Recorder::new(sink), port, progress)
         }
     }
 }
 
 /// The trader a backtest runs as: the strategy's file stem.
 pub fn trader_name(config: &Config) -> String {
+    if !has_strategy(config) {
+        return config.llm_traders.first().map_or_else(|| "llm".to_owned(), |t| t.id.clone());
+    }
     config.strategy_file.file_stem().map_or_else(|| "strategy".to_owned(), |s| s.to_string_lossy().into_owned())
 }
 
 fn drive<S: Sink + Finish>(
     config: &Config,
     recorder: Recorder<S>,
+    port: &mut dyn LlmPort,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Outcome, RunError> {
-    let source = std::fs::read_to_string(&config.strategy_file).map_err(|e| RunError::Input {
-        path: config.strategy_file.clone(),
-        message: format!("cannot read the strategy: {e}"),
-    })?;
+    let source = if has_strategy(config) {
+        std::fs::read_to_string(&config.strategy_file).map_err(|e| RunError::Input {
+            path: config.strategy_file.clone(),
+            message: format!("cannot read the strategy: {e}"),
+        })?
+    } else {
+        String::new()
+    };
     let mut merge = open_data(config)?;
     let symbols: Vec<String> = merge.symbols().iter().map(|s| (*s).to_owned()).collect();
     let mut external = ExternalFeed::open(&config.external, "value")?;
@@ -198,7 +239,7 @@ fn drive<S: Sink + Finish>(
     let trader = trader_name(config);
     let mut engine = Engine::new(recorder);
     engine.sink_mut().trader = trader.clone();
-    let mut venue = SimVenue::new(config.sim.clone());
+    let mut venue = WithLlm::new(SimVenue::new(config.sim.clone()), port);
     let mut first = true;
     let mut early_rates: BTreeMap<String, u64> = BTreeMap::new();
     let mut bars = 0u64;
@@ -237,7 +278,7 @@ fn drive<S: Sink + Finish>(
         let kline_event = &klines[index];
         let Event::KlineReceived(kline) = kline_event else { unreachable!("klines holds only klines") };
         // 1. Fills against this bar of what rested from earlier bars.
-        for (who, time_ms, event) in venue.on_bar(engine.state(), kline) {
+        for (who, time_ms, event) in venue.inner.on_bar(engine.state(), kline) {
             engine.step(time_ms, &who, &event, &mut venue)?;
         }
         // 2. External data and funding up to the close.
@@ -253,7 +294,7 @@ fn drive<S: Sink + Finish>(
                 *early_rates.entry(funded).or_insert(0) += 1;
                 continue;
             };
-            for (who, t, event) in venue.funding(engine.state(), &funded, rate, mark, time_ms) {
+            for (who, t, event) in venue.inner.funding(engine.state(), &funded, rate, mark, time_ms) {
                 engine.step(t, &who, &event, &mut venue)?;
             }
         }
@@ -328,14 +369,15 @@ fn open_data(config: &Config) -> Result<Merge, RunError> {
 fn set_up<S: Sink>(
     config: &Config,
     engine: &mut Engine<Recorder<S>>,
-    venue: &mut SimVenue,
+    venue: &mut WithLlm<'_, SimVenue>,
     symbols: &[String],
     trader: &str,
     source: &str,
     start_ms: i64,
 ) -> Result<(), RunError> {
     // The venue's settings first: `replay verify` re-runs the sim with them.
-    engine.step(start_ms, "", &Event::VenueConfigured(venue.config.journaled()), venue)?;
+    let journaled = venue.inner.config.journaled();
+    engine.step(start_ms, "", &Event::VenueConfigured(journaled), venue)?;
     for symbol in symbols {
         let instrument = config.instruments.get(symbol).cloned().unwrap_or_else(|| default_instrument(symbol, config));
         engine.step(start_ms, "", &Event::InstrumentDefined(instrument), venue)?;
@@ -348,6 +390,26 @@ fn set_up<S: Sink>(
         capital_quote: config.cash,
         leverage: config.leverage,
     };
+    engine.sink_mut().record.initial_equity = config.cash;
+    // LLM traders: each its share of the account, then its journaled configuration.
+    for llm in &config.llm_traders {
+        let start = TraderStart {
+            exchange: "sim".into(),
+            account: "backtest".into(),
+            currency: "USDT".into(),
+            allocation_pct: (llm.capital / config.cash * Decimal::ONE_HUNDRED).round_dp(4),
+            capital_quote: llm.capital,
+            leverage: Decimal::from(llm.leverage),
+        };
+        engine.step(start_ms, &llm.id, &Event::TraderStarted(start), venue)?;
+        let (json, config_hash) = llm.to_journal();
+        let load = LlmTraderLoad { file: llm.template_id.clone(), config: journal::event::Json(json), config_hash };
+        engine.step(start_ms, &llm.id, &Event::LlmTraderLoaded(load), venue)?;
+        engine.sink_mut().record.initial_equity = llm.capital;
+    }
+    if !has_strategy(config) {
+        return Ok(engine.settle(venue)?);
+    }
     engine.step(start_ms, trader, &Event::TraderStarted(start), venue)?;
     engine.sink_mut().record.initial_equity = config.cash;
     let file = config.strategy_file.display().to_string();

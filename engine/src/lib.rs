@@ -27,7 +27,7 @@ use strategies::{
     sink::{Sink, SinkError},
     worker::Worker,
 };
-pub use venue::{Effect, Input, NoVenue, Venue};
+pub use venue::{Effect, Input, LlmPort, NoVenue, Venue, WithLlm};
 
 /// How many rounds of venue answers [`Engine::settle`] takes before it stops: a strategy
 /// that answers every acknowledgement with a new order would otherwise loop forever.
@@ -229,6 +229,10 @@ impl<S: Sink> Sink for Tap<'_, S> {
 
     fn call_timed_out(&mut self, trader: &str) -> bool {
         self.inner.call_timed_out(trader)
+    }
+
+    fn call_llm(&mut self, seq: u64, trader: &str, request: &strategies::llm::LlmRequest) {
+        self.effects.push(Effect::CallLlm { seq, trader: trader.to_owned(), request: Box::new(request.clone()) });
     }
 }
 

@@ -71,6 +71,7 @@ impl Venue for LoggingVenue {
         let what = match effect {
             Effect::Submit { .. } => "submit",
             Effect::Cancel { .. } => "cancel",
+            Effect::CallLlm { .. } => "llm",
         };
         self.log.borrow_mut().push(format!("{what} {} folded={folded}", effect.seq()));
         self.inbox.push(effect.clone());
@@ -79,14 +80,15 @@ impl Venue for LoggingVenue {
     fn poll(&mut self, state: &State) -> Vec<Input> {
         self.inbox
             .drain(..)
-            .map(|effect| {
+            .filter_map(|effect| {
                 let event = match &effect {
                     Effect::Submit { intent, .. } => {
                         Event::OrderAccepted { cloid: intent.cloid, exchange_order_id: intent.cloid.to_string() }
                     }
                     Effect::Cancel { cloid, .. } => Event::OrderCancelled { cloid: *cloid, reason: "asked".into() },
+                    Effect::CallLlm { .. } => return None,
                 };
-                Input::new(state.time_ms, effect.trader(), event)
+                Some(Input::new(state.time_ms, effect.trader(), event))
             })
             .collect()
     }

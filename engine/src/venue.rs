@@ -10,10 +10,13 @@
 //! counts; an unknown cancel is an anomaly, not an error), and a live driver
 //! reconciles what never came.
 
+use std::collections::VecDeque;
+
 use journal::{
     event::{Cloid, Event, OrderIntent},
     State,
 };
+use strategies::llm::LlmRequest;
 
 /// Something the deciders asked the venue to do, with the seq of the journaled decision.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,19 +25,22 @@ pub enum Effect {
     Submit { seq: u64, trader: String, intent: OrderIntent },
     /// Cancel the order `cloid` (the `OrderCancelRequested` at `seq`).
     Cancel { seq: u64, trader: String, cloid: Cloid },
+    /// Ask a model the prompt of the `LlmPromptRendered` at `seq`. The answer comes back as an
+    /// input (`LlmResponded` or `LlmFailed`); an exchange venue ignores it (see [`WithLlm`]).
+    CallLlm { seq: u64, trader: String, request: Box<LlmRequest> },
 }
 
 impl Effect {
     /// The seq of the journaled decision this effect carries out.
     pub fn seq(&self) -> u64 {
         match self {
-            Effect::Submit { seq, .. } | Effect::Cancel { seq, .. } => *seq,
+            Effect::Submit { seq, .. } | Effect::Cancel { seq, .. } | Effect::CallLlm { seq, .. } => *seq,
         }
     }
 
     pub fn trader(&self) -> &str {
         match self {
-            Effect::Submit { trader, .. } | Effect::Cancel { trader, .. } => trader,
+            Effect::Submit { trader, .. } | Effect::Cancel { trader, .. } | Effect::CallLlm { trader, .. } => trader,
         }
     }
 
@@ -104,5 +110,65 @@ impl Venue for NoVenue {
 
     fn poll(&mut self, _state: &State) -> Vec<Input> {
         Vec::new()
+    }
+}
+
+/// Carries out model calls: the shell's side of [`Effect::CallLlm`]. The answer is an input,
+/// so it may read clocks and the network; what it returns is journaled as it is.
+pub trait LlmPort {
+    /// Asks `request` for `trader`; returns the `LlmResponded` or `LlmFailed` to journal, and
+    /// its event time (the decision's own time in a backtest, the receipt time live).
+    fn call(&mut self, time_ms: i64, trader: &str, request: &LlmRequest) -> (i64, Event);
+}
+
+/// A venue with a model port beside it: orders and cancels go to `inner`, model calls to the
+/// port. Answers come back through [`Venue::poll`]: the exchange's first, then one model
+/// answer at a time once the exchange has nothing more to say, so an answer's orders are
+/// acknowledged in the next round. `replay verify` relies on this order (an LLM answer is
+/// followed by a settle of the simulated exchange).
+pub struct WithLlm<'a, V> {
+    pub inner: V,
+    port: &'a mut dyn LlmPort,
+    calls: VecDeque<(i64, String, LlmRequest)>,
+}
+
+impl<V: std::fmt::Debug> std::fmt::Debug for WithLlm<'_, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithLlm").field("inner", &self.inner).field("calls", &self.calls.len()).finish_non_exhaustive()
+    }
+}
+
+impl<'a, V: Venue> WithLlm<'a, V> {
+    pub fn new(inner: V, port: &'a mut dyn LlmPort) -> WithLlm<'a, V> {
+        WithLlm { inner, port, calls: VecDeque::new() }
+    }
+}
+
+impl<V: Venue> Venue for WithLlm<'_, V> {
+    fn needs_durable(&self) -> bool {
+        self.inner.needs_durable()
+    }
+
+    fn send(&mut self, effect: &Effect, state: &State) {
+        match effect {
+            Effect::CallLlm { trader, request, .. } => {
+                self.calls.push_back((state.time_ms, trader.clone(), (**request).clone()))
+            }
+            other => self.inner.send(other, state),
+        }
+    }
+
+    fn poll(&mut self, state: &State) -> Vec<Input> {
+        let answers = self.inner.poll(state);
+        if !answers.is_empty() {
+            return answers;
+        }
+        match self.calls.pop_front() {
+            Some((time_ms, trader, request)) => {
+                let (time_ms, event) = self.port.call(time_ms, &trader, &request);
+                vec![Input::new(time_ms, trader, event)]
+            }
+            None => Vec::new(),
+        }
     }
 }

@@ -95,6 +95,10 @@ pub fn summary(event: &Event) -> String {
             v.kind, v.slippage_bps, v.intrabar, v.liquidation_fee_rate
         ),
         Event::FundingRateReceived { symbol, rate } => format!("{symbol} rate {rate}"),
+        Event::LlmTraderLoaded(l) => format!("{} config {}", l.file, l.config_hash.short()),
+        Event::LlmCacheHit { digest, original_seq } => format!("{} answered by seq {original_seq}", digest.short()),
+        Event::LlmModelSwitched { from, to, reason } => format!("{from} -> {to}: {reason}"),
+        Event::LlmCycleSkipped { reason } => reason.clone(),
         Event::ExchangeReconciled(r) => format!(
             "balance {} positions {} open orders {} mismatches {}",
             r.balance_quote,

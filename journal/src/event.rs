@@ -174,6 +174,31 @@ pub enum Event {
         #[serde(with = "dec")]
         rate: Decimal,
     },
+
+    // --- LLM traders (appended) ---
+    /// An LLM trader was configured (input, journaled at set-up): its whole resolved
+    /// configuration, template and schema text included, so `replay verify` rebuilds the
+    /// decider from the journal alone. No secret is in it: keys are named by their
+    /// environment variable only.
+    LlmTraderLoaded(LlmTraderLoad),
+    /// The rendered prompt's digest was answered within the cache's time to live: the
+    /// response journaled at `original_seq` is the answer again (derived; no model call).
+    LlmCacheHit { digest: Hash, original_seq: u64 },
+    /// The trader moved along its model chain (derived): a fallback on failures or budget,
+    /// or the return to the primary after a run of successes.
+    LlmModelSwitched { from: String, to: String, reason: String },
+    /// A decision cycle ended before asking a model (derived): stale or missing market
+    /// data, an exhausted budget. Nothing was ordered.
+    LlmCycleSkipped { reason: String },
+}
+
+/// What `LlmTraderLoaded` records: the configuration file's name, its resolved JSON (see
+/// `strategies::llm::config`), and the blake3 of that JSON's text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LlmTraderLoad {
+    pub file: String,
+    pub config: Json,
+    pub config_hash: Hash,
 }
 
 /// A venue's settings as journaled by `VenueConfigured` (for the simulated exchange: `sim::SimConfig`).
@@ -603,6 +628,10 @@ impl Event {
             Event::StrategyStopRequested { .. } => "StrategyStopRequested",
             Event::VenueConfigured(_) => "VenueConfigured",
             Event::FundingRateReceived { .. } => "FundingRateReceived",
+            Event::LlmTraderLoaded(_) => "LlmTraderLoaded",
+            Event::LlmCacheHit { .. } => "LlmCacheHit",
+            Event::LlmModelSwitched { .. } => "LlmModelSwitched",
+            Event::LlmCycleSkipped { .. } => "LlmCycleSkipped",
         }
     }
 
@@ -632,6 +661,7 @@ impl Event {
                 | Event::StrategyStopRequested { .. }
                 | Event::VenueConfigured(_)
                 | Event::FundingRateReceived { .. }
+                | Event::LlmTraderLoaded(_)
         ) || matches!(self, Event::OrderRejected { reason: RejectReason::Exchange { .. }, .. })
             || matches!(self, Event::StrategyErred { kind: StrategyErrorKind::Timeout, .. })
     }

@@ -36,7 +36,7 @@ use crate::{
 };
 
 /// Every [`Event::kind`] name, in declaration order.
-pub const EVENT_KINDS: [&str; 30] = [
+pub const EVENT_KINDS: [&str; 34] = [
     "KlineReceived",
     "TickerReceived",
     "DataPointReceived",
@@ -67,6 +67,10 @@ pub const EVENT_KINDS: [&str; 30] = [
     "StrategyStopRequested",
     "VenueConfigured",
     "FundingRateReceived",
+    "LlmTraderLoaded",
+    "LlmCacheHit",
+    "LlmModelSwitched",
+    "LlmCycleSkipped",
 ];
 
 /// The position of the event's variant in [`EVENT_KINDS`]. The match has no
@@ -104,6 +108,10 @@ pub fn kind_index(event: &Event) -> usize {
         Event::StrategyStopRequested { .. } => 27,
         Event::VenueConfigured(_) => 28,
         Event::FundingRateReceived { .. } => 29,
+        Event::LlmTraderLoaded(_) => 30,
+        Event::LlmCacheHit { .. } => 31,
+        Event::LlmModelSwitched { .. } => 32,
+        Event::LlmCycleSkipped { .. } => 33,
     }
 }
 
@@ -490,6 +498,18 @@ pub fn arb_event() -> impl Strategy<Value = Event> + Clone {
             })
             .boxed(),
         (arb_symbol(), arb_decimal()).prop_map(|(symbol, rate)| Event::FundingRateReceived { symbol, rate }).boxed(),
+        (arb_text(), arb_json(), arb_hash())
+            .prop_map(|(file, config, config_hash)| {
+                Event::LlmTraderLoaded(crate::event::LlmTraderLoad { file, config, config_hash })
+            })
+            .boxed(),
+        (arb_hash(), any::<u64>())
+            .prop_map(|(digest, original_seq)| Event::LlmCacheHit { digest, original_seq })
+            .boxed(),
+        (arb_text(), arb_text(), arb_text())
+            .prop_map(|(from, to, reason)| Event::LlmModelSwitched { from, to, reason })
+            .boxed(),
+        arb_text().prop_map(|reason| Event::LlmCycleSkipped { reason }).boxed(),
     ])
 }
 

@@ -310,8 +310,11 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
         let sink = engine.sink_mut();
         let Some(record) = sink.next_record() else { break Ok(()) };
         let record = record?;
+        // A model's answer belongs to the bar that asked (the backtest driver steps it while it
+        // settles that bar), so it comes before the next bar's fills.
+        let llm_answer = matches!(record.event, Event::LlmResponded { .. } | Event::LlmFailed { .. });
         // The sim's fills and liquidations on the next bar, before anything of that bar.
-        if let Some(s) = sim.as_mut().filter(|s| s.bar_due) {
+        if let Some(s) = sim.as_mut().filter(|s| s.bar_due && !llm_answer) {
             s.bar_due = false;
             let is_kline = matches!(record.event, Event::KlineReceived(_));
             let mut answers = Vec::new();
@@ -407,7 +410,9 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
         // The step records the input as this journaled record (folded here), not the next one.
         sink.fold_input(&record);
         sink.check_snapshots()?;
-        let stepped = engine.step(record.time_ms, &record.trader, &record.event, venue_of(&mut sim, &mut NoVenue));
+        let replaced = with_template(&record, overrides);
+        let event = replaced.as_ref().unwrap_or(&record.event);
+        let stepped = engine.step(record.time_ms, &record.trader, event, venue_of(&mut sim, &mut NoVenue));
         let is_kline = matches!(record.event, Event::KlineReceived(_));
         let funding = match &record.event {
             Event::FundingRateReceived { symbol, rate } if sim.is_some() => {
@@ -420,8 +425,9 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
             break Err(e);
         }
         let Some(s) = sim.as_mut() else { continue };
-        // The exchange's answers to what the bar's decisions asked.
-        if is_kline {
+        // The exchange's answers to what the bar's decisions asked, or to the orders of a
+        // model's answer (the backtest settles after each: see `engine::WithLlm`).
+        if is_kline || llm_answer {
             if let Err(e) = engine.settle(&mut s.venue) {
                 break Err(e);
             }
@@ -455,6 +461,19 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
         d.inputs = sink.recent_inputs.iter().map(as_json).collect();
     }
     Ok(Walked { venue: sim.map(|s| s.venue.config), inputs, strategies, divergence })
+}
+
+/// An LLM trader's configuration with an override's template in place of the journaled one:
+/// the trader then renders with it, and the first prompt it changes diverges (its digest).
+/// The journaled record itself is folded unchanged, so the chain still verifies.
+fn with_template(record: &Envelope, overrides: &[Override]) -> Option<Event> {
+    let Event::LlmTraderLoaded(load) = &record.event else { return None };
+    let o = overrides.iter().find(|o| o.trader == record.trader)?;
+    let mut load = load.clone();
+    if let serde_json::Value::Object(config) = &mut load.config.0 {
+        config.insert("template".to_owned(), serde_json::Value::String(o.source.clone()));
+    }
+    Some(Event::LlmTraderLoaded(load))
 }
 
 fn load_time(sink: &ReplaySink<'_>) -> i64 {
@@ -763,7 +782,11 @@ impl Sink for ReplaySink<'_> {
             } else {
                 format!("{by} derived {} where the journal has {}", event.kind(), record.event.kind())
             };
-            return Err(self.diverge(&record, kind, Some((time_ms, trader, event)), explanation));
+            let error = self.diverge(&record, kind, Some((time_ms, trader, event)), explanation);
+            // The walk stops here, but the record is still the journal's: the drain after the
+            // walk folds it with the rest, so the snapshots after it are checked against it.
+            self.ahead.push_front(Ok(record));
+            return Err(error);
         }
         if answer {
             self.venue_checked += 1;

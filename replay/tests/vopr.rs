@@ -681,6 +681,7 @@ impl Venue for Chaos {
                 };
                 self.deliver(trader, answer);
             }
+            Effect::CallLlm { .. } => {}
             Effect::Cancel { seq, trader, cloid } => {
                 self.received.push((*seq, *cloid));
                 match self.book.get(cloid).map(|o| o.status) {

@@ -613,6 +613,7 @@ impl Session {
                         v.queue(Job::Submit { trader, intent, query_first: true, tick: None });
                     }
                 }
+                engine::Effect::CallLlm { .. } => {}
                 engine::Effect::Cancel { trader, cloid, .. } => {
                     let symbol = self
                         .engine

@@ -177,6 +177,9 @@ impl Venue for BybitVenue {
                     tick: self.tick,
                 });
             }
+            // Live LLM traders are not wired yet: a model call goes nowhere (the trader's next
+            // cycle finds it unanswered and says so).
+            Effect::CallLlm { .. } => {}
             Effect::Cancel { trader, cloid, .. } => {
                 let symbol = state
                     .traders

@@ -4,6 +4,7 @@ pub mod api;
 pub mod bench;
 pub mod declare;
 pub mod indicator;
+pub mod llm;
 pub mod market;
 pub mod runtime;
 pub mod sandbox;

@@ -55,6 +55,12 @@ pub trait Sink {
     fn call_timed_out(&mut self, _trader: &str) -> bool {
         false
     }
+
+    /// An LLM trader asks for a model call: the `LlmPromptRendered` at `seq` is journaled.
+    /// The engine makes it an effect for the shell, whose answer comes back as an input
+    /// (`LlmResponded`, `LlmFailed`). Sinks outside an engine (and replay, where the answer
+    /// is already in the journal) have nothing to do.
+    fn call_llm(&mut self, _seq: u64, _trader: &str, _request: &crate::llm::LlmRequest) {}
 }
 
 /// Folds without writing anything: plain backtests. Records get dense sequence

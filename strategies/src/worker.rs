@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 
 use journal::event::Event;
 use serde::Serialize;
+use serde_json::Value as Json;
 
 use crate::{
+    llm::{config::TraderConfig, LlmTrader},
     market::Market,
     runtime::{StrategyRuntime, StrategySpec},
     sink::{Sink, SinkError},
@@ -21,6 +23,8 @@ use crate::{
 #[derive(Debug, Default)]
 pub struct Worker {
     strategies: BTreeMap<String, StrategyRuntime>,
+    /// LLM traders by id, built from their journaled `LlmTraderLoaded`.
+    llm: BTreeMap<String, LlmTrader>,
     pub market: Market,
 }
 
@@ -91,17 +95,58 @@ impl Worker {
         if let Event::KlineReceived(k) = event {
             self.market.record(k);
         }
+        if let Event::LlmTraderLoaded(load) = event {
+            return self.load_llm(sink, time_ms, trader, &load.config.0);
+        }
         // An event of one trader concerns only its strategy; shared events go to all, in trader order.
         if !trader.is_empty() {
             if let Some(runtime) = self.strategies.get_mut(trader) {
                 runtime.on_input(sink, &self.market, seq, time_ms, trader, event)?;
+            }
+            if let Some(llm) = self.llm.get_mut(trader) {
+                llm.on_input(sink, &self.market, seq, time_ms, event)?;
             }
             return Ok(());
         }
         for runtime in self.strategies.values_mut() {
             runtime.on_input(sink, &self.market, seq, time_ms, trader, event)?;
         }
+        // LLM traders after the JavaScript ones: both in trader order, so replay routes alike.
+        for llm in self.llm.values_mut() {
+            llm.on_input(sink, &self.market, seq, time_ms, event)?;
+        }
         Ok(())
+    }
+
+    /// Builds the LLM trader a journaled `LlmTraderLoaded` configures. The shell checked the
+    /// configuration before journaling it; one this build cannot use (an old journal, an edited
+    /// one) is refused with a notification rather than run half-configured.
+    fn load_llm(&mut self, sink: &mut dyn Sink, time_ms: i64, trader: &str, config: &Json) -> Result<(), SinkError> {
+        let built = TraderConfig::from_journal(config).and_then(|c| {
+            if c.id == trader {
+                LlmTrader::new(c)
+            } else {
+                Err(format!("the configuration is for trader {}, journaled for {trader}", c.id))
+            }
+        });
+        match built {
+            Ok(llm) => {
+                self.llm.insert(trader.to_owned(), llm);
+                Ok(())
+            }
+            Err(message) => {
+                let event = Event::NotificationSent {
+                    channel: crate::llm::CHANNEL.to_owned(),
+                    message: format!("LLM trader refused: {message}"),
+                };
+                sink.emit(time_ms, trader, &event).map(|_| ())
+            }
+        }
+    }
+
+    /// The LLM traders, by id.
+    pub fn llm_traders(&self) -> impl Iterator<Item = &LlmTrader> {
+        self.llm.values()
     }
 
     /// Stops every running strategy: journals a `StrategyStopRequested` input

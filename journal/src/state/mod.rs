@@ -415,7 +415,11 @@ impl State {
             | Event::SeriesRecorded { .. }
             | Event::LlmFailed { .. }
             | Event::DecisionParsed { .. }
-            | Event::RiskChecked { .. } => {}
+            | Event::RiskChecked { .. }
+            | Event::LlmTraderLoaded(_)
+            | Event::LlmCacheHit { .. }
+            | Event::LlmModelSwitched { .. }
+            | Event::LlmCycleSkipped { .. } => {}
         }
     }
 
