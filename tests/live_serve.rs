@@ -62,7 +62,13 @@ fn the_api_of_a_running_paper_session_follows_its_journal() {
         line.trim().strip_prefix("serving ").unwrap_or_else(|| panic!("first line: {line:?}\n{}", live.stderr_text()));
     let base = base.to_owned();
 
-    assert_eq!(get(&base, "/readyz").0, 200, "ready once the journal is sent");
+    // Ready once the folding task has taken the journal as it stood (it runs beside the
+    // engine, so the first answers may still be 503): polled, as a readiness probe is.
+    let ready_by = Instant::now() + Duration::from_secs(10);
+    while get(&base, "/readyz").0 != 200 {
+        assert!(Instant::now() < ready_by, "not ready 10 s after serving:\n{}", live.stderr_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     server.wait_for_bar("BTCUSDT", LAST_BAR_MS, Duration::from_secs(60));
     // The session is idle once the last bar is handled: wait for the served head to settle.
     let deadline = Instant::now() + Duration::from_secs(20);
