@@ -655,7 +655,13 @@ impl Session {
             let mut listed: BTreeMap<String, bybit::OrderReport> = BTreeMap::new();
             for symbol in &symbols {
                 for order in self.runtime.block_on(self.rest.open_orders(symbol))? {
-                    listed.insert(order.order_link_id.clone(), order);
+                    // Keyed by orderLinkId; one placed by hand may have none: its orderId then.
+                    let key = if order.order_link_id.is_empty() {
+                        order.order_id.clone()
+                    } else {
+                        order.order_link_id.clone()
+                    };
+                    listed.insert(key, order);
                 }
             }
             let held_open: Vec<(String, Cloid)> = self
