@@ -25,7 +25,7 @@ mod orders;
 mod serve;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -294,9 +294,7 @@ impl Session {
 
     /// The instruments of every traded symbol from the venue; journaled when new or changed.
     fn define_instruments(&mut self, now: i64) -> anyhow::Result<()> {
-        let symbols: std::collections::BTreeSet<String> =
-            self.config.traders.iter().flat_map(|t| t.symbols.iter().cloned()).collect();
-        for symbol in symbols {
+        for symbol in symbols(&self.config) {
             let info = self
                 .runtime
                 .block_on(self.rest.instrument(&symbol))
@@ -379,10 +377,7 @@ impl Session {
     }
 
     fn spawn_streams(&mut self) {
-        let mut klines: Vec<(String, i64)> =
-            self.config.traders.iter().flat_map(|t| t.symbols.iter().map(|s| (s.clone(), t.interval_ms))).collect();
-        klines.sort();
-        klines.dedup();
+        let klines = feeds(&self.config);
         let config = StreamConfig {
             endpoints: self.endpoints.clone(),
             credentials: self.credentials.clone(),
@@ -514,14 +509,7 @@ impl Session {
     /// one, or, on a feed's first connect, the strategies' declared warm-up.
     fn fill_bar_gaps(&mut self) -> anyhow::Result<()> {
         let now = self.rest.server_now_ms();
-        let feeds: Vec<(String, i64)> = {
-            let mut f: Vec<(String, i64)> =
-                self.config.traders.iter().flat_map(|t| t.symbols.iter().map(|s| (s.clone(), t.interval_ms))).collect();
-            f.sort();
-            f.dedup();
-            f
-        };
-        for (symbol, interval_ms) in feeds {
+        for (symbol, interval_ms) in feeds(&self.config) {
             let last_closed_open = (now.div_euclid(interval_ms) - 1) * interval_ms;
             self.fill_bar_gap(&symbol, interval_ms, last_closed_open)?;
         }
@@ -638,12 +626,7 @@ impl Session {
         if !matches!(self.mode, Mode::Live(_)) {
             return Ok(());
         }
-        let symbols: Vec<String> = {
-            let mut s: Vec<String> = self.config.traders.iter().flat_map(|t| t.symbols.iter().cloned()).collect();
-            s.sort();
-            s.dedup();
-            s
-        };
+        let symbols: Vec<String> = symbols(&self.config).into_iter().collect();
         // Fills and order changes can be in flight while the venue is asked (a fill between
         // the executions and the positions, say): a disagreement is asked again a few times
         // before it is journaled as one.
@@ -939,6 +922,18 @@ fn venue_error(e: anyhow::Error) -> anyhow::Result<()> {
     } else {
         Err(e)
     }
+}
+
+/// Every (symbol, interval) a trader of the config trades, each once, in order.
+fn feeds(config: &Config) -> Vec<(String, i64)> {
+    let feeds: BTreeSet<(String, i64)> =
+        config.traders.iter().flat_map(|t| t.symbols.iter().map(|s| (s.clone(), t.interval_ms))).collect();
+    feeds.into_iter().collect()
+}
+
+/// Every symbol a trader of the config trades, each once, in order.
+fn symbols(config: &Config) -> BTreeSet<String> {
+    config.traders.iter().flat_map(|t| t.symbols.iter().cloned()).collect()
 }
 
 fn endpoints(config: &Config) -> Endpoints {

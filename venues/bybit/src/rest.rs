@@ -339,7 +339,7 @@ fn clip(text: &str) -> String {
 
 /// A query string, percent-encoding all but unreserved characters and `%` (Bybit's cursors
 /// come already encoded and go back as they came).
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Query(String);
 
 impl Query {
@@ -366,6 +366,13 @@ impl Query {
 
 fn list(result: &Value) -> &[Value] {
     result.get("list").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+}
+
+/// Executions in time order, each `execId` once (pages and windows may overlap).
+fn oldest_first_once(executions: &mut Vec<Execution>) {
+    executions.sort_by_key(|execution| execution.time_ms);
+    let mut seen = HashSet::new();
+    executions.retain(|execution| seen.insert(execution.exec_id.clone()));
 }
 
 fn next_cursor(result: &Value) -> Option<String> {
@@ -693,9 +700,7 @@ impl Rest {
             }
         }
         all.retain(|execution| execution.time_ms >= start_ms);
-        all.sort_by_key(|execution| execution.time_ms);
-        let mut seen = HashSet::new();
-        all.retain(|execution| seen.insert(execution.exec_id.clone()));
+        oldest_first_once(&mut all);
         Ok(all)
     }
 
@@ -703,26 +708,9 @@ impl Rest {
     /// last 7 days), oldest first, each once: what a catch-up asks for each order that can
     /// still be filled, whatever clock the venue stamps its executions with.
     pub async fn executions_of(&self, cloid: &Cloid) -> Result<Vec<Execution>, Error> {
-        let mut executions = Vec::new();
-        let mut cursor: Option<String> = None;
-        let link = cloid.to_string();
-        for _ in 0..MAX_PAGES {
-            let mut query = Query::new().add("category", "linear").add("orderLinkId", &link).add("limit", 100);
-            if let Some(cursor) = &cursor {
-                query = query.add("cursor", cursor);
-            }
-            let answer = self.call(self.private_get("/v5/execution/list", query, EndpointClass::Executions)).await?;
-            for item in list(&answer.result) {
-                executions.push(Execution::from_json(item)?);
-            }
-            cursor = next_cursor(&answer.result);
-            if cursor.is_none() || list(&answer.result).is_empty() {
-                break;
-            }
-        }
-        executions.sort_by_key(|execution| execution.time_ms);
-        let mut seen = HashSet::new();
-        executions.retain(|execution| seen.insert(execution.exec_id.clone()));
+        let query = Query::new().add("category", "linear").add("orderLinkId", cloid).add("limit", 100);
+        let mut executions = self.execution_pages(query, MAX_PAGES).await?;
+        oldest_first_once(&mut executions);
         Ok(executions)
     }
 
@@ -730,30 +718,11 @@ impl Rest {
     /// days), newest page first, at most `pages` pages, oldest first, each once. Funding
     /// has no order to ask by: a catch-up asks for it by its `execType`.
     pub async fn funding_executions(&self, symbol: &str, pages: usize) -> Result<Vec<Execution>, Error> {
-        let mut executions = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..pages.min(MAX_PAGES) {
-            let mut query = Query::new()
-                .add("category", "linear")
-                .add("symbol", symbol)
-                .add("execType", "Funding")
-                .add("limit", 100);
-            if let Some(cursor) = &cursor {
-                query = query.add("cursor", cursor);
-            }
-            let answer = self.call(self.private_get("/v5/execution/list", query, EndpointClass::Executions)).await?;
-            for item in list(&answer.result) {
-                executions.push(Execution::from_json(item)?);
-            }
-            cursor = next_cursor(&answer.result);
-            if cursor.is_none() || list(&answer.result).is_empty() {
-                break;
-            }
-        }
+        let query =
+            Query::new().add("category", "linear").add("symbol", symbol).add("execType", "Funding").add("limit", 100);
+        let mut executions = self.execution_pages(query, pages.min(MAX_PAGES)).await?;
         executions.retain(|execution| execution.exec_type == "Funding");
-        executions.sort_by_key(|execution| execution.time_ms);
-        let mut seen = HashSet::new();
-        executions.retain(|execution| seen.insert(execution.exec_id.clone()));
+        oldest_first_once(&mut executions);
         Ok(executions)
     }
 
@@ -786,19 +755,25 @@ impl Rest {
     }
 
     async fn execution_window(&self, symbol: &str, start_ms: i64, end_ms: i64) -> Result<Vec<Execution>, Error> {
+        let query = Query::new()
+            .add("category", "linear")
+            .add("symbol", symbol)
+            .add("startTime", start_ms)
+            .add("endTime", end_ms)
+            .add("limit", 100);
+        self.execution_pages(query, MAX_PAGES).await
+    }
+
+    /// `/v5/execution/list` with `query`, followed by cursor for at most `pages` pages.
+    async fn execution_pages(&self, query: Query, pages: usize) -> Result<Vec<Execution>, Error> {
         let mut executions = Vec::new();
         let mut cursor: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut query = Query::new()
-                .add("category", "linear")
-                .add("symbol", symbol)
-                .add("startTime", start_ms)
-                .add("endTime", end_ms)
-                .add("limit", 100);
+        for _ in 0..pages {
+            let mut page = query.clone();
             if let Some(cursor) = &cursor {
-                query = query.add("cursor", cursor);
+                page = page.add("cursor", cursor);
             }
-            let answer = self.call(self.private_get("/v5/execution/list", query, EndpointClass::Executions)).await?;
+            let answer = self.call(self.private_get("/v5/execution/list", page, EndpointClass::Executions)).await?;
             for item in list(&answer.result) {
                 executions.push(Execution::from_json(item)?);
             }
