@@ -99,6 +99,9 @@ pub fn summary(event: &Event) -> String {
         Event::LlmCacheHit { digest, original_seq } => format!("{} answered by seq {original_seq}", digest.short()),
         Event::LlmModelSwitched { from, to, reason } => format!("{from} -> {to}: {reason}"),
         Event::LlmCycleSkipped { reason } => reason.clone(),
+        Event::NotificationDelivered { seq, channel, message_id } => {
+            format!("#{seq} delivered by {channel} as message {message_id}")
+        }
         Event::ExchangeReconciled(r) => format!(
             "balance {} positions {} open orders {} mismatches {}",
             r.balance_quote,

@@ -190,6 +190,12 @@ pub enum Event {
     /// A decision cycle ended before asking a model (derived): stale or missing market
     /// data, an exhausted budget. Nothing was ordered.
     LlmCycleSkipped { reason: String },
+
+    // --- notifications (appended) ---
+    /// The notification journaled at `seq` reached its channel (input: the channel's answer,
+    /// e.g. Telegram's `message_id`). A live driver's outbox sends every `NotificationSent`
+    /// without one of these, so a restart never sends again what was delivered.
+    NotificationDelivered { seq: u64, channel: String, message_id: String },
 }
 
 /// What `LlmTraderLoaded` records: the configuration file's name, its resolved JSON (see
@@ -632,6 +638,7 @@ impl Event {
             Event::LlmCacheHit { .. } => "LlmCacheHit",
             Event::LlmModelSwitched { .. } => "LlmModelSwitched",
             Event::LlmCycleSkipped { .. } => "LlmCycleSkipped",
+            Event::NotificationDelivered { .. } => "NotificationDelivered",
         }
     }
 
@@ -662,6 +669,7 @@ impl Event {
                 | Event::VenueConfigured(_)
                 | Event::FundingRateReceived { .. }
                 | Event::LlmTraderLoaded(_)
+                | Event::NotificationDelivered { .. }
         ) || matches!(self, Event::OrderRejected { reason: RejectReason::Exchange { .. }, .. })
             || matches!(self, Event::StrategyErred { kind: StrategyErrorKind::Timeout, .. })
     }

@@ -36,7 +36,7 @@ use crate::{
 };
 
 /// Every [`Event::kind`] name, in declaration order.
-pub const EVENT_KINDS: [&str; 34] = [
+pub const EVENT_KINDS: [&str; 35] = [
     "KlineReceived",
     "TickerReceived",
     "DataPointReceived",
@@ -71,6 +71,7 @@ pub const EVENT_KINDS: [&str; 34] = [
     "LlmCacheHit",
     "LlmModelSwitched",
     "LlmCycleSkipped",
+    "NotificationDelivered",
 ];
 
 /// The position of the event's variant in [`EVENT_KINDS`]. The match has no
@@ -112,6 +113,7 @@ pub fn kind_index(event: &Event) -> usize {
         Event::LlmCacheHit { .. } => 31,
         Event::LlmModelSwitched { .. } => 32,
         Event::LlmCycleSkipped { .. } => 33,
+        Event::NotificationDelivered { .. } => 34,
     }
 }
 
@@ -510,6 +512,9 @@ pub fn arb_event() -> impl Strategy<Value = Event> + Clone {
             .prop_map(|(from, to, reason)| Event::LlmModelSwitched { from, to, reason })
             .boxed(),
         arb_text().prop_map(|reason| Event::LlmCycleSkipped { reason }).boxed(),
+        (any::<u64>(), arb_text(), arb_text())
+            .prop_map(|(seq, channel, message_id)| Event::NotificationDelivered { seq, channel, message_id })
+            .boxed(),
     ])
 }
 

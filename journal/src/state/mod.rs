@@ -419,7 +419,8 @@ impl State {
             | Event::LlmTraderLoaded(_)
             | Event::LlmCacheHit { .. }
             | Event::LlmModelSwitched { .. }
-            | Event::LlmCycleSkipped { .. } => {}
+            | Event::LlmCycleSkipped { .. }
+            | Event::NotificationDelivered { .. } => {}
         }
     }
 
