@@ -9,7 +9,7 @@
 //! - `serve_cmd.rs`: `serve` (the read-only API, metrics and dashboard over closed journals).
 //! - `bench.rs`: `bench journal`, `bench sandbox`; `bench_serve.rs`: `bench serve`.
 //! - `live/`: `live` (trading live and on paper: config, driver, orders).
-//! - `venue_sim_cmd.rs`: `venue-sim bybit` and `venue-sim hyperliquid` (the local venue servers); `llm-sim` is `llm_server::run`.
+//! - `venue_sim_cmd.rs`: `venue-sim bybit` and `venue-sim hyperliquid` (the local venue servers); `llm-sim` is `llm_server::run`, `telegram-sim` `telegram_server::run`.
 //! - `text.rs`: times and tables for people.
 
 /// `println!` that ends the process quietly when stdout is closed (`| head`)
@@ -74,6 +74,9 @@ enum Command {
     /// Run a local LLM server speaking OpenAI Chat Completions and Anthropic Messages
     /// (loopback; a seeded model that decides from the prompt's numbers; scripted faults).
     LlmSim(Box<llm_server::Args>),
+    /// Run a local Telegram Bot API server (loopback; getMe and sendMessage with Telegram's
+    /// errors and flood limits; scripted faults; the messages at GET /sim/messages).
+    TelegramSim(Box<telegram_server::Args>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -356,6 +359,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VenueSim(VenueSimCommand::Bybit(args)) => venue_sim_cmd::bybit(&args),
         Command::VenueSim(VenueSimCommand::Hyperliquid(args)) => venue_sim_cmd::hyperliquid(&args),
         Command::LlmSim(args) => llm_server::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::TelegramSim(args) => telegram_server::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Data(DataCommand::Synth { bars, interval, seed, start_ms, out }) => {
             data_synth(bars, &interval, seed, start_ms, &out)
         }

@@ -75,6 +75,26 @@ pub struct Config {
     pub journal: Journal,
     pub limits: Limits,
     pub traders: Vec<Trader>,
+    /// Where notifications go; none without a `[telegram]` section.
+    pub telegram: Option<Telegram>,
+}
+
+/// `[telegram]`: notifications delivered through the Bot API's `sendMessage`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Telegram {
+    /// `https://api.telegram.org`, or a local server's URL.
+    pub base_url: String,
+    /// The environment variable holding the bot token.
+    pub token_env: String,
+    /// A numeric chat id or `@channel`.
+    pub chat_id: String,
+    /// The `NotificationSent` channels delivered: `telegram` (`ctx.notify.telegram`) and
+    /// `llm` (the LLM traders' fail-closed alerts) by default.
+    pub channels: Vec<String>,
+    /// Messages a minute at most.
+    pub per_minute: u32,
+    /// Undelivered notifications older than this (event time) are not sent after a restart.
+    pub max_age_ms: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -135,6 +155,19 @@ struct RawConfig {
     limits: Option<RawLimits>,
     #[serde(default)]
     trader: Vec<Spanned<RawTrader>>,
+    #[serde(default)]
+    telegram: Option<RawTelegram>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTelegram {
+    base_url: Option<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
+    chat_id: Spanned<toml::Value>,
+    channels: Option<Spanned<Vec<String>>>,
+    per_minute: Option<Spanned<u32>>,
+    max_age: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -346,7 +379,50 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             seed: t.seed.unwrap_or(0),
         });
     }
-    Ok(Config { venue, journal, limits, traders })
+    let telegram = raw.telegram.map(|t| telegram(&at, t)).transpose()?;
+    Ok(Config { venue, journal, limits, traders, telegram })
+}
+
+fn telegram(at: &Locator<'_>, t: RawTelegram) -> Result<Telegram, ConfigError> {
+    let chat_id = match t.chat_id.get_ref() {
+        toml::Value::Integer(id) => id.to_string(),
+        toml::Value::String(s) if s.trim().parse::<i64>().is_ok() => s.trim().to_owned(),
+        toml::Value::String(s) if s.starts_with('@') && s.len() > 1 => s.clone(),
+        _ => return Err(at.at(&t.chat_id, "chat_id is a numeric chat id or an @channel name")),
+    };
+    let token_env = match t.token_env {
+        None => "TELEGRAM_BOT_TOKEN".to_owned(),
+        Some(n) if is_env_name(n.get_ref()) => n.into_inner(),
+        Some(n) => return Err(at.at(&n, "not an environment variable name: give the variable's name, never the token")),
+    };
+    let channels = match t.channels {
+        None => vec!["telegram".to_owned(), "llm".to_owned()],
+        Some(c) if !c.get_ref().is_empty() => c.into_inner(),
+        Some(c) => return Err(at.at(&c, "channels is empty: leave the [telegram] section out to deliver nothing")),
+    };
+    let per_minute = match t.per_minute {
+        None => telegram::PER_MINUTE_DEFAULT,
+        Some(n) if (1..=1_800).contains(n.get_ref()) => *n.get_ref(),
+        Some(n) => return Err(at.at(&n, "per_minute must be between 1 and 1800 (Telegram allows about 30 a second)")),
+    };
+    let max_age_ms = match t.max_age {
+        None => 86_400_000,
+        Some(a) => match backtest::data::parse_interval(a.get_ref()) {
+            Ok(ms) if ms > 0 => ms,
+            _ => return Err(at.at(&a, format!("{:?} is not a duration like \"30m\", \"24h\" or \"7d\"", a.get_ref()))),
+        },
+    };
+    Ok(Telegram {
+        base_url: match t.base_url {
+            None => "https://api.telegram.org".to_owned(),
+            Some(u) => url(at, &u, &["http://", "https://"])?,
+        },
+        token_env,
+        chat_id,
+        channels,
+        per_minute,
+        max_age_ms,
+    })
 }
 
 /// Turns byte offsets into `file:line:column` errors.
@@ -465,6 +541,30 @@ params = { fast = 5, slow = 20 }
             assert_eq!(e.line, *line, "{to}: {e}");
             assert!(e.to_string().contains(needle), "{to}: {e}");
             assert!(e.to_string().starts_with(&format!("{}:{line}:", dir.path().join("live.toml").display())), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_telegram_section_has_defaults_and_its_errors_say_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = parse_in(dir.path(), &format!("{GOOD}\n[telegram]\nchat_id = 5150\n")).unwrap();
+        let t = c.telegram.unwrap();
+        assert_eq!((t.chat_id.as_str(), t.token_env.as_str()), ("5150", "TELEGRAM_BOT_TOKEN"));
+        assert_eq!(t.channels, ["telegram", "llm"]);
+        assert_eq!((t.per_minute, t.max_age_ms), (20, 86_400_000));
+        assert!(parse_in(dir.path(), GOOD).unwrap().telegram.is_none());
+        let cases: &[(&str, &str)] = &[
+            ("chat_id = \"me\"", "numeric chat id"),
+            ("chat_id = 1\ntoken_env = \"123:abc\"", "not an environment variable name"),
+            ("chat_id = 1\nper_minute = 0", "between 1 and 1800"),
+            ("chat_id = 1\nmax_age = \"soon\"", "not a duration"),
+            ("chat_id = 1\nchannels = []", "channels is empty"),
+            ("chat_id = 1\ntoken = \"123:abc\"", "unknown field"),
+        ];
+        for (section, needle) in cases {
+            let e = parse_in(dir.path(), &format!("{GOOD}\n[telegram]\n{section}\n")).expect_err(section);
+            assert!(e.message.contains(needle), "{section}: {e}");
+            assert!(e.line >= 14, "{section}: {e}");
         }
     }
 

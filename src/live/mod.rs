@@ -22,6 +22,7 @@
 pub mod config;
 mod inputs;
 mod orders;
+mod outbox;
 mod serve;
 
 use std::{
@@ -79,6 +80,8 @@ pub enum Msg {
     Stop(String),
     /// Time to flush what group commit holds.
     Tick,
+    /// The notification outbox's delivery task: a message delivered, or delivery halted.
+    Notified(telegram::Report),
 }
 
 /// Runs `quantfold live` until SIGINT or SIGTERM.
@@ -120,6 +123,11 @@ pub fn run_with(
     let mut session = Session::open(config, dir, dry_run, runtime, (tx, rx), probe.clone())?;
     if let Some(addr) = serve {
         session.served = Some(serve::Served::start(&session.runtime, addr, &session.engine.sink().journal)?);
+    }
+    if let Some(telegram) = &config.telegram {
+        let now = session.event_time();
+        let journal = &session.engine.sink().journal;
+        session.outbox = Some(outbox::Outbox::start(telegram, &session.runtime, session.tx.clone(), journal, now)?);
     }
     session.start()?;
     if let Some(probe) = &session.probe {
@@ -167,6 +175,8 @@ struct Session {
     probe: Option<Arc<Probe>>,
     /// `--serve`: the API's replica, fed after each step.
     served: Option<serve::Served>,
+    /// `[telegram]`: the notifications to deliver.
+    outbox: Option<outbox::Outbox>,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -176,6 +186,8 @@ const RECONCILE_ATTEMPTS: u32 = 3;
 const CLOSED_ORDERS_ASKED: usize = 8;
 /// Pages of funding executions a catch-up reads (100 each: three a day for 7 days fit in one).
 const FUNDING_PAGES: usize = 2;
+/// How long a clean stop waits for the outbox to deliver what it holds.
+const OUTBOX_DRAIN: Duration = Duration::from_secs(5);
 
 impl Session {
     fn open(
@@ -240,6 +252,7 @@ impl Session {
             day_start: BTreeMap::new(),
             probe,
             served: None,
+            outbox: None,
         })
     }
 
@@ -418,12 +431,16 @@ impl Session {
                 Msg::Stop(reason) => return Ok(reason),
                 Msg::Tick => {
                     self.engine.sink_mut().journal.flush_if_due()?;
+                    if let Some(outbox) = &mut self.outbox {
+                        outbox.forward(&self.engine.sink().journal)?;
+                    }
                     if self.probe.as_ref().is_some_and(|p| p.stopping()) {
                         return Ok("stopped by the benchmark".into());
                     }
                 }
                 Msg::Order { trader, cloid, outcome } => self.on_outcome(&trader, cloid, outcome)?,
                 Msg::Stream(event) => self.on_stream(event)?,
+                Msg::Notified(report) => self.on_notified(report)?,
             }
         }
     }
@@ -827,7 +844,22 @@ impl Session {
         if let Some(served) = &mut self.served {
             served.forward(&self.engine.sink().journal)?;
         }
+        if let Some(outbox) = &mut self.outbox {
+            outbox.forward(&self.engine.sink().journal)?;
+        }
         Ok(())
+    }
+
+    /// A delivery journaled, once per notification.
+    fn on_notified(&mut self, report: telegram::Report) -> anyhow::Result<()> {
+        let Some(outbox) = &mut self.outbox else { return Ok(()) };
+        match outbox::report_event(outbox, report) {
+            Some((trader, event)) => {
+                let time = self.event_time();
+                self.step(time, &trader, event)
+            }
+            None => Ok(()),
+        }
     }
 
     /// A clean stop: every strategy's `st_exit`, the orders it sent carried out, open
@@ -879,6 +911,25 @@ impl Session {
             tracing::info!("{reason}: reconciling with the venue");
             self.reconcile("stop")?;
         }
+        // The notifications of the stop itself go too, for a bounded time; what is left is
+        // sent at the next start (the journal knows what was not delivered).
+        if let Some(outbox) = &mut self.outbox {
+            self.engine.sink_mut().journal.sync()?;
+            outbox.forward(&self.engine.sink().journal)?;
+            outbox.close();
+            let deadline = std::time::Instant::now() + OUTBOX_DRAIN;
+            while !self.outbox.as_ref().is_none_or(outbox::Outbox::idle) && std::time::Instant::now() < deadline {
+                let next = self
+                    .runtime
+                    .block_on(async { tokio::time::timeout(Duration::from_millis(50), self.rx.recv()).await });
+                if let Ok(Some(msg)) = next {
+                    self.after_stop(msg)?;
+                }
+            }
+            if let Some(left) = self.outbox.as_ref().map(outbox::Outbox::undelivered).filter(|n| *n > 0) {
+                tracing::warn!(left, "{reason}: notifications not yet delivered are sent at the next start");
+            }
+        }
         let sink = self.engine.sink_mut();
         sink.snapshot()?;
         sink.journal.sync()?;
@@ -895,6 +946,7 @@ impl Session {
         match msg {
             Msg::Order { trader, cloid, outcome } => self.on_outcome(&trader, cloid, outcome),
             Msg::Stream(event @ (StreamEvent::Order(_) | StreamEvent::Execution(_))) => self.on_stream(event),
+            Msg::Notified(report) => self.on_notified(report),
             _ => Ok(()),
         }
     }

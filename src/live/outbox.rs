@@ -1,0 +1,192 @@
+//! The notification outbox: `NotificationSent` records of the configured channels, delivered
+//! to Telegram by a task on the session's runtime, each delivery journaled as a
+//! `NotificationDelivered` naming the notification's sequence number.
+//!
+//! The journal is the outbox: at start every notification of the delivered channels without a
+//! `NotificationDelivered` (and not older than `max_age` in event time) is queued again, so a
+//! crash loses nothing and a restart sends nothing that was delivered. A message whose
+//! delivery happened but was not journaled before a crash is sent again: at least once. The
+//! text starts with `#seq`, so a reader can tell a repeat. The engine thread only reads new
+//! records and hands texts to the task; it never waits on Telegram.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Context;
+use journal::{Event, Journal};
+use telegram::{Bot, Outgoing, Report};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+use super::{config::Telegram, Msg};
+
+/// How long one request to Telegram may take.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The channel name journaled in `NotificationDelivered`.
+pub const CHANNEL: &str = "telegram";
+
+pub struct Outbox {
+    tx: Option<UnboundedSender<Outgoing>>,
+    channels: BTreeSet<String>,
+    /// The next seq to read.
+    next: u64,
+    /// Queued and not yet journaled as delivered: seq → trader.
+    pending: BTreeMap<u64, String>,
+    /// Telegram refused for good: nothing more is sent this run.
+    pub halted: bool,
+}
+
+impl Outbox {
+    /// Reads the token, queues what the journal holds undelivered and starts delivering.
+    ///
+    /// # Errors
+    /// The token variable is unset, or the journal cannot be read.
+    pub fn start(
+        config: &Telegram,
+        runtime: &tokio::runtime::Runtime,
+        msgs: UnboundedSender<Msg>,
+        journal: &Journal,
+        now_ms: i64,
+    ) -> anyhow::Result<Outbox> {
+        let token = std::env::var(&config.token_env).ok().filter(|t| !t.trim().is_empty()).with_context(|| {
+            format!(
+                "the environment variable {} is not set: the Telegram bot token comes from the environment only",
+                config.token_env
+            )
+        })?;
+        let bot = Bot::new(&config.base_url, token.trim(), REQUEST_TIMEOUT)
+            .map_err(|e| anyhow::anyhow!("cannot build the Telegram client: {e}"))?;
+        let (tx, rx) = unbounded_channel();
+        let per_minute = std::num::NonZeroU32::new(config.per_minute).unwrap_or(std::num::NonZeroU32::MIN);
+        let chat = config.chat_id.clone();
+        runtime.spawn(telegram::deliver(bot, chat, per_minute, rx, move |report| {
+            msgs.send(Msg::Notified(report)).is_ok()
+        }));
+        let mut outbox = Outbox {
+            tx: Some(tx),
+            channels: config.channels.iter().cloned().collect(),
+            next: 0,
+            pending: BTreeMap::new(),
+            halted: false,
+        };
+
+        // What is owed: every notification of the channels, minus the delivered ones.
+        let mut owed: BTreeMap<u64, (i64, String, String)> = BTreeMap::new();
+        let durable = journal.durable_through();
+        for record in journal.records_unverified(0) {
+            let env = record.context("failed to read the journal for undelivered notifications")?;
+            if durable.is_none_or(|d| env.seq > d) {
+                break;
+            }
+            match &env.event {
+                Event::NotificationSent { channel, message } if outbox.channels.contains(channel) => {
+                    owed.insert(env.seq, (env.time_ms, env.trader.clone(), message.clone()));
+                }
+                Event::NotificationDelivered { seq, .. } => {
+                    owed.remove(seq);
+                }
+                _ => {}
+            }
+            outbox.next = env.seq + 1;
+        }
+        let oldest = now_ms.saturating_sub(config.max_age_ms);
+        let (stale, fresh): (Vec<_>, Vec<_>) = owed.into_iter().partition(|(_, (time_ms, ..))| *time_ms < oldest);
+        if !stale.is_empty() {
+            tracing::warn!(
+                count = stale.len(),
+                "undelivered notifications older than max_age are not sent (the journal keeps them)"
+            );
+        }
+        if !fresh.is_empty() {
+            tracing::info!(count = fresh.len(), "sending the notifications a previous run did not deliver");
+        }
+        for (seq, (_, trader, message)) in fresh {
+            outbox.queue(seq, trader, &message);
+        }
+        Ok(outbox)
+    }
+
+    fn queue(&mut self, seq: u64, trader: String, message: &str) {
+        if self.halted || self.pending.contains_key(&seq) {
+            return;
+        }
+        let who = if trader.is_empty() { "quantfold" } else { trader.as_str() };
+        let text = telegram::fit(&format!("#{seq} {who}: {message}"));
+        if let Some(tx) = &self.tx {
+            if tx.send(Outgoing { seq, text }).is_ok() {
+                self.pending.insert(seq, trader);
+            }
+        }
+    }
+
+    /// Queues the notifications made durable since the last call. Only durable ones: one
+    /// that a crash could still take out of the journal must not reach anybody (its bar is
+    /// decided again after the restart, under another sequence number).
+    ///
+    /// # Errors
+    /// A record could not be read back (the journal is damaged).
+    pub fn forward(&mut self, journal: &Journal) -> anyhow::Result<()> {
+        let Some(durable) = journal.durable_through() else { return Ok(()) };
+        if durable < self.next {
+            return Ok(());
+        }
+        for record in journal.records_unverified(self.next) {
+            let env = record.context("failed to read back a journaled record for the outbox")?;
+            if env.seq > durable {
+                break;
+            }
+            self.next = env.seq + 1;
+            if let Event::NotificationSent { channel, message } = env.event {
+                if self.channels.contains(&channel) {
+                    self.queue(env.seq, env.trader, &message);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A delivery to journal: the notification's trader and the event, once per seq.
+    pub fn delivered(&mut self, seq: u64, message_id: i64) -> Option<(String, Event)> {
+        let trader = self.pending.remove(&seq)?;
+        Some((
+            trader,
+            Event::NotificationDelivered { seq, channel: CHANNEL.to_owned(), message_id: message_id.to_string() },
+        ))
+    }
+
+    /// Telegram refused for good: say so, keep the rest for the next start.
+    pub fn halt(&mut self, seq: u64, error: &telegram::Error) {
+        self.halted = true;
+        self.tx = None;
+        tracing::error!(
+            seq,
+            %error,
+            undelivered = self.pending.len(),
+            "Telegram delivery stopped: fix the [telegram] settings; what was not delivered is sent at the next start"
+        );
+    }
+
+    /// No more notifications come: the task ends once it has sent what it holds.
+    pub fn close(&mut self) {
+        self.tx = None;
+    }
+
+    /// Nothing queued is waiting to be journaled as delivered (or nothing more will be).
+    pub fn idle(&self) -> bool {
+        self.halted || self.pending.is_empty()
+    }
+
+    /// Notifications queued and not yet delivered.
+    pub fn undelivered(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// What the session does with a delivery task's report.
+pub fn report_event(outbox: &mut Outbox, report: Report) -> Option<(String, Event)> {
+    match report {
+        Report::Delivered { seq, message_id } => outbox.delivered(seq, message_id),
+        Report::Halted { seq, error } => {
+            outbox.halt(seq, &error);
+            None
+        }
+    }
+}
