@@ -31,6 +31,37 @@ fn get(base: &str, path: &str) -> (u16, Value) {
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
+fn get_text(base: &str, path: &str) -> String {
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+/// `promtool check metrics` on `text` (Debian: `apt-get install -y prometheus`).
+fn promtool(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("promtool is needed ({e}): install it with `apt-get install -y prometheus`"));
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_api_of_a_running_paper_session_follows_its_journal() {
     let _one = serial();
@@ -85,7 +116,31 @@ fn the_api_of_a_running_paper_session_follows_its_journal() {
     };
     let (_, fills) = get(&base, "/api/traders/a/fills?limit=1000");
     let (_, board) = get(&base, "/api/leaderboard");
+    let metrics = get_text(&base, "/metrics");
     assert_eq!(live.terminate(Duration::from_secs(20)), Some(0), "{}", live.stderr_text());
+
+    // What only the running shell sees is in /metrics too, in valid Prometheus text.
+    promtool(&metrics);
+    let sample = |name: &str| -> f64 {
+        let line =
+            metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // The venue's REST round trips by endpoint: the instruments at start, the bars of the warm-up.
+    assert!(
+        sample(
+            "quantfold_exchange_rest_latency_seconds_count{venue=\"bybit\",endpoint=\"/v5/market/instruments-info\"}"
+        ) >= 1.0
+    );
+    assert!(
+        sample("quantfold_exchange_rest_latency_seconds_count{venue=\"bybit\",endpoint=\"/v5/market/time\"}") >= 1.0
+    );
+    // A decision cycle per bar the trader saw, and the journal's appends and flushes.
+    assert!(sample("quantfold_decision_cycle_latency_seconds_count{trader=\"a\"}") >= 100.0, "{metrics}");
+    // One per append or batch: at least one per bar.
+    let appends = sample("quantfold_journal_append_latency_seconds_count");
+    assert!(appends >= 120.0, "{appends} appends");
+    assert!(sample("quantfold_journal_flush_latency_seconds_count") >= 1.0);
 
     let served = &journal_now["journals"][0];
     let seq = served["head_seq"].as_u64().unwrap();

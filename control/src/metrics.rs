@@ -70,6 +70,11 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
+fn fine_histogram() -> Histogram {
+    // 1 µs to ~4 s: an append is microseconds, an fsync milliseconds.
+    Histogram::new(exponential_buckets(0.000_001, 4.0, 12))
+}
+
 /// The families only the live shell can feed.
 #[derive(Debug)]
 pub struct ShellMetrics {
@@ -84,6 +89,10 @@ pub struct ShellMetrics {
     pub llm_tokens: Family<TokenLabels, Counter>,
     pub llm_cost_usd: Family<ModelLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
     pub decision_cycle: HistogramFamily<TraderLabels>,
+    pub journal_append: Histogram,
+    pub journal_flush: Histogram,
+    pub notifications_delivered: Counter,
+    pub notification_failures: Counter,
 }
 
 impl ShellMetrics {
@@ -100,6 +109,10 @@ impl ShellMetrics {
             llm_tokens: Family::default(),
             llm_cost_usd: Family::default(),
             decision_cycle: Family::new_with_constructor(latency_histogram),
+            journal_append: fine_histogram(),
+            journal_flush: fine_histogram(),
+            notifications_delivered: Counter::default(),
+            notification_failures: Counter::default(),
         }
     }
 
@@ -129,7 +142,40 @@ impl ShellMetrics {
         r.register_with_unit("llm_latency", "LLM answer latency", s.clone(), self.llm_latency.clone());
         r.register("llm_tokens", "LLM tokens used", self.llm_tokens.clone());
         r.register("llm_cost_usd", "LLM cost in US dollars", self.llm_cost_usd.clone());
-        r.register_with_unit("decision_cycle_latency", "Input to journaled decisions", s, self.decision_cycle.clone());
+        r.register_with_unit(
+            "decision_cycle_latency",
+            "A bar's arrival to its decisions journaled, per trader",
+            s.clone(),
+            self.decision_cycle.clone(),
+        );
+        r.register_with_unit("journal_append_latency", "One journal append", s.clone(), self.journal_append.clone());
+        r.register_with_unit(
+            "journal_flush_latency",
+            "One journal flush (segments, sled and head made durable)",
+            s,
+            self.journal_flush.clone(),
+        );
+        r.register(
+            "notifications_delivered",
+            "Notifications delivered to Telegram",
+            self.notifications_delivered.clone(),
+        );
+        r.register(
+            "notification_failures",
+            "Telegram refusals that halted delivery",
+            self.notification_failures.clone(),
+        );
+    }
+}
+
+/// The journal's timings into [`ShellMetrics`].
+impl journal::Timings for Metrics {
+    fn appended(&self, took: std::time::Duration) {
+        self.shell.journal_append.observe(took.as_secs_f64());
+    }
+
+    fn flushed(&self, took: std::time::Duration) {
+        self.shell.journal_flush.observe(took.as_secs_f64());
     }
 }
 

@@ -28,4 +28,4 @@ pub mod verify;
 pub use event::{Cloid, Envelope, EnvelopeRef, Event};
 pub use hash::Hash;
 pub use state::State;
-pub use store::{Appended, Durability, Journal, Records, StoreError};
+pub use store::{Appended, Durability, Journal, Records, StoreError, Timings};

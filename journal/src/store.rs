@@ -135,6 +135,18 @@ pub struct Appended {
     pub durable_through: Option<u64>,
 }
 
+/// Told how long appends and flushes take (the live driver's metrics). Called on the
+/// appending thread and on the flusher thread: keep it cheap.
+pub trait Timings: Send + Sync + std::fmt::Debug {
+    /// One `append` (or one `append_batch`), encoding and sled insert included.
+    fn appended(&self, took: std::time::Duration);
+    /// One flush: segments, sled and the head file made durable.
+    fn flushed(&self, took: std::time::Duration);
+}
+
+/// Shared by the journal and its files (which the flusher thread holds while it runs).
+pub(crate) type TimingsSlot = Arc<std::sync::OnceLock<Arc<dyn Timings>>>;
+
 /// An open journal.
 pub struct Journal {
     path: PathBuf,
@@ -166,6 +178,7 @@ pub struct Journal {
     /// says records are missing: reads still work (so `verify` and `inspect`
     /// can say where), appends are refused.
     damaged: Option<(u64, String)>,
+    timings: TimingsSlot,
 }
 
 impl std::fmt::Debug for Journal {
@@ -268,6 +281,7 @@ impl Journal {
             open: OpenBlock::new(tail.next_seq),
             durability,
             durable_next: Arc::new(AtomicU64::new(tail.next_seq)),
+            timings: TimingsSlot::default(),
             requested_next: tail.next_seq,
             pending_since: None,
             flusher: None,
@@ -311,11 +325,25 @@ impl Journal {
         self.open.records
     }
 
+    /// Reports every append's and flush's duration to `timings` from now on. Once per
+    /// journal: false if timings were set already.
+    pub fn set_timings(&self, timings: Arc<dyn Timings>) -> bool {
+        self.timings.set(timings).is_ok()
+    }
+
     /// Appends one event.
     ///
     /// # Errors
     /// sled failed to write or flush.
     pub fn append(&mut self, time_ms: i64, trader: &str, event: &Event) -> Result<Appended, StoreError> {
+        let Some(timings) = self.timings.get().cloned() else { return self.append_untimed(time_ms, trader, event) };
+        let started = Instant::now();
+        let appended = self.append_untimed(time_ms, trader, event);
+        timings.appended(started.elapsed());
+        appended
+    }
+
+    fn append_untimed(&mut self, time_ms: i64, trader: &str, event: &Event) -> Result<Appended, StoreError> {
         self.refuse_if_damaged()?;
         let seq = self.next_seq;
         let hash = match self.layout {
@@ -344,6 +372,17 @@ impl Journal {
     /// # Errors
     /// sled failed to write or flush.
     pub fn append_batch<'a>(
+        &mut self,
+        items: impl IntoIterator<Item = (i64, &'a str, &'a Event)>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let Some(timings) = self.timings.get().cloned() else { return self.append_batch_untimed(items) };
+        let started = Instant::now();
+        let appended = self.append_batch_untimed(items);
+        timings.appended(started.elapsed());
+        appended
+    }
+
+    fn append_batch_untimed<'a>(
         &mut self,
         items: impl IntoIterator<Item = (i64, &'a str, &'a Event)>,
     ) -> Result<Vec<Appended>, StoreError> {
@@ -462,7 +501,16 @@ impl Journal {
     fn files(&mut self) -> Result<Option<&mut Files>, StoreError> {
         if self.files.is_none() && self.flusher.is_none() {
             let stored_end = self.stored_end();
-            let files = Files::open(&self.path, self.header, self.layout, &self.events, stored_end, self.head_on_open)?;
+            let timings = Arc::clone(&self.timings);
+            let files = Files::open(
+                &self.path,
+                self.header,
+                self.layout,
+                &self.events,
+                stored_end,
+                self.head_on_open,
+                timings,
+            )?;
             self.files = Some(files);
         }
         Ok(self.files.as_mut())

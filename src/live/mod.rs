@@ -120,9 +120,13 @@ pub fn run_with(
     // journal) stops the run cleanly once it is up, instead of killing it mid-way.
     let (tx, rx) = unbounded_channel();
     spawn_signals(&runtime, tx.clone());
-    let mut session = Session::open(config, dir, dry_run, runtime, (tx, rx), probe.clone())?;
-    if let Some(addr) = serve {
-        session.served = Some(serve::Served::start(&session.runtime, addr, &session.engine.sink().journal)?);
+    // Metrics exist when they are served: made first, so the venue's client reports to them.
+    let metrics = serve.map(|_| serve::metrics());
+    let observed = metrics.as_ref().map(|(_, m)| m.clone());
+    let mut session = Session::open(config, dir, dry_run, runtime, (tx, rx), probe.clone(), observed)?;
+    if let (Some(addr), Some(metrics)) = (serve, metrics) {
+        let journal = &session.engine.sink().journal;
+        session.served = Some(serve::Served::start(&session.runtime, addr, journal, metrics)?);
     }
     if let Some(telegram) = &config.telegram {
         let now = session.event_time();
@@ -177,6 +181,8 @@ struct Session {
     served: Option<serve::Served>,
     /// `[telegram]`: the notifications to deliver.
     outbox: Option<outbox::Outbox>,
+    /// `--serve`: what only the shell sees, for `/metrics`.
+    metrics: Option<Arc<control::Metrics>>,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -197,13 +203,18 @@ impl Session {
         runtime: tokio::runtime::Runtime,
         (tx, rx): (UnboundedSender<Msg>, UnboundedReceiver<Msg>),
         probe: Option<Arc<Probe>>,
+        metrics: Option<Arc<control::Metrics>>,
     ) -> anyhow::Result<Session> {
         let endpoints = endpoints(config);
         let credentials = match config.venue.kind {
             VenueKind::Paper => None,
             _ => Some(credentials(&config.venue.key_env, &config.venue.secret_env)?),
         };
-        let options = RestOptions { recv_window_ms: config.venue.recv_window_ms, dry_run, ..RestOptions::default() };
+        let observer = metrics
+            .clone()
+            .map(|metrics| Arc::new(serve::VenueMetrics { metrics, venue: "bybit" }) as Arc<dyn bybit::Observer>);
+        let options =
+            RestOptions { recv_window_ms: config.venue.recv_window_ms, dry_run, observer, ..RestOptions::default() };
         let rest = Rest::new(&endpoints, credentials.clone(), options);
         runtime.block_on(rest.sync_time()).with_context(|| format!("cannot reach the venue at {}", endpoints.rest))?;
 
@@ -226,6 +237,9 @@ impl Session {
             Engine::new(JournalSink::open(dir, durability)?)
         };
         engine.sink_mut().snapshot_every = config.journal.snapshot_every;
+        if let Some(metrics) = &metrics {
+            engine.sink().journal.set_timings(metrics.clone());
+        }
         let seen = Seen::from_journal(&engine.sink().journal)?;
 
         let (mode, executor) = match config.venue.kind {
@@ -253,6 +267,7 @@ impl Session {
             probe,
             served: None,
             outbox: None,
+            metrics,
         })
     }
 
@@ -451,9 +466,19 @@ impl Session {
                 if let Mode::Live(venue) = &mut self.mode {
                     venue.tick = Some(received);
                 }
+                let feed = (kline.symbol.clone(), kline.interval_ms);
                 let stepped = self.on_kline(kline);
                 if let Mode::Live(venue) = &mut self.mode {
                     venue.tick = None;
+                }
+                if let (Ok(()), Some(metrics)) = (&stepped, &self.metrics) {
+                    let took = received.elapsed().as_secs_f64();
+                    for t in
+                        self.config.traders.iter().filter(|t| t.interval_ms == feed.1 && t.symbols.contains(&feed.0))
+                    {
+                        let labels = control::metrics::TraderLabels { trader: t.id.clone() };
+                        metrics.shell.decision_cycle.get_or_create(&labels).observe(took);
+                    }
                 }
                 stepped
             }
@@ -486,6 +511,11 @@ impl Session {
             }
             StreamEvent::Down { private, reason } => {
                 tracing::warn!(private, %reason, "stream lost; reconnecting");
+                if let Some(metrics) = &self.metrics {
+                    let stream = if private { "private" } else { "public" };
+                    let labels = control::metrics::StreamLabels { venue: "bybit".into(), stream: stream.into() };
+                    metrics.shell.ws_reconnects.get_or_create(&labels).inc();
+                }
                 Ok(())
             }
         }
@@ -853,6 +883,12 @@ impl Session {
     /// A delivery journaled, once per notification.
     fn on_notified(&mut self, report: telegram::Report) -> anyhow::Result<()> {
         let Some(outbox) = &mut self.outbox else { return Ok(()) };
+        if let Some(metrics) = &self.metrics {
+            match &report {
+                telegram::Report::Delivered { .. } => metrics.shell.notifications_delivered.inc(),
+                telegram::Report::Halted { .. } => metrics.shell.notification_failures.inc(),
+            };
+        }
         match outbox::report_event(outbox, report) {
             Some((trader, event)) => {
                 let time = self.event_time();

@@ -6,9 +6,10 @@
 //! open block), so a record appended by any path — a step, a stop, a reconciliation — is
 //! sent at the next forward, in order, exactly once. Sending never blocks the engine.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use control::metrics::{EndpointErrorLabels, EndpointLabels};
 use journal::Journal;
 
 /// The engine's side of the served replica.
@@ -26,16 +27,19 @@ impl Served {
     ///
     /// # Errors
     /// The token rule refuses the address, it cannot be bound, or the journal cannot be read.
-    pub fn start(runtime: &tokio::runtime::Runtime, addr: SocketAddr, journal: &Journal) -> anyhow::Result<Served> {
+    pub fn start(
+        runtime: &tokio::runtime::Runtime,
+        addr: SocketAddr,
+        journal: &Journal,
+        (shared, metrics): (control::Shared, Arc<control::Metrics>),
+    ) -> anyhow::Result<Served> {
         let token = std::env::var(control::server::TOKEN_ENV).ok();
         let bound = runtime
             .block_on(control::bind(addr, token.as_deref()))
             .with_context(|| format!("cannot serve on {addr}"))?;
-        let shared = control::Shared::default();
         let name = journal.path().file_name().map_or_else(|| "journal".into(), |n| n.to_string_lossy().into_owned());
         let (feed, fold) = control::arena::feed(&shared, &name);
         runtime.spawn(fold);
-        let metrics = control::Metrics::new(shared.clone());
         let url = format!("http://{}/", bound.addr);
         runtime.spawn(async move {
             // The runtime's shutdown at the end of the session ends the server.
@@ -69,5 +73,46 @@ impl Served {
             self.feed.durable(durable);
         }
         Ok(())
+    }
+}
+
+/// The session's metrics, made before the venue's client so that it can report to them.
+pub fn metrics() -> (control::Shared, Arc<control::Metrics>) {
+    let shared = control::Shared::default();
+    let metrics = control::Metrics::new(shared.clone());
+    (shared, metrics)
+}
+
+/// The venue client's requests into the exchange families of `/metrics`.
+#[derive(Debug)]
+pub struct VenueMetrics {
+    pub metrics: Arc<control::Metrics>,
+    pub venue: &'static str,
+}
+
+impl VenueMetrics {
+    fn labels(&self, endpoint: &str) -> EndpointLabels {
+        EndpointLabels { venue: self.venue.to_owned(), endpoint: endpoint.to_owned() }
+    }
+}
+
+impl bybit::Observer for VenueMetrics {
+    fn answered(&self, endpoint: &str, took: Duration, code: Option<&str>) {
+        let shell = &self.metrics.shell;
+        shell.rest_latency.get_or_create(&self.labels(endpoint)).observe(took.as_secs_f64());
+        if let Some(code) = code {
+            let labels = EndpointErrorLabels {
+                venue: self.venue.to_owned(),
+                endpoint: endpoint.to_owned(),
+                code: code.to_owned(),
+            };
+            shell.rest_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    fn waited(&self, endpoint: &str, took: Duration) {
+        let shell = &self.metrics.shell;
+        shell.rate_limit_waits.get_or_create(&self.labels(endpoint)).inc();
+        shell.rate_limit_wait_seconds.get_or_create(&self.labels(endpoint)).inc_by(took.as_secs_f64());
     }
 }

@@ -16,7 +16,7 @@ use std::{
 use super::{
     head::{Head, HeadWriter},
     segments::{self, Frames},
-    sled_problem, StoreError,
+    sled_problem, StoreError, TimingsSlot,
 };
 use crate::codec::{Header, Layout};
 
@@ -27,6 +27,8 @@ use crate::codec::{Header, Layout};
 pub(super) struct Files {
     segments: Option<segments::Writer>,
     head: HeadWriter,
+    /// Told how long each flush took, once a driver asks ([`super::Journal::set_timings`]).
+    timings: TimingsSlot,
 }
 
 impl Files {
@@ -39,6 +41,7 @@ impl Files {
         events: &sled::Tree,
         stored_end: u64,
         head_records: u64,
+        timings: TimingsSlot,
     ) -> Result<Files, StoreError> {
         let segments = match layout {
             Layout::Packed => Some(segments::Writer::open(dir, header, events, stored_end).map_err(|e| {
@@ -46,7 +49,7 @@ impl Files {
             })?),
             Layout::Single => None,
         };
-        Ok(Files { segments, head: HeadWriter::new(dir, head_records) })
+        Ok(Files { segments, head: HeadWriter::new(dir, head_records), timings })
     }
 
     /// Writes `frames` to the segments without making them durable (a
@@ -63,6 +66,14 @@ impl Files {
     /// flushes: the two fsyncs overlap instead of adding up.
     /// `frames` is left empty, its allocation kept for reuse.
     pub(super) fn flush(&mut self, frames: &mut Frames, db: &sled::Db, head: Head) -> Result<(), String> {
+        let Some(timings) = self.timings.get().cloned() else { return self.flush_untimed(frames, db, head) };
+        let started = std::time::Instant::now();
+        let flushed = self.flush_untimed(frames, db, head);
+        timings.flushed(started.elapsed());
+        flushed
+    }
+
+    fn flush_untimed(&mut self, frames: &mut Frames, db: &sled::Db, head: Head) -> Result<(), String> {
         let Some(segments) = &mut self.segments else {
             db.flush().map_err(|e| sled_problem(&e))?;
             return self.head.advance(head).map_err(|e| format!("cannot write the durable head file: {e}"));

@@ -19,7 +19,7 @@ pub mod types;
 
 use std::fmt;
 
-pub use rest::{Created, EndpointClass, Error, Rest, RestOptions, ServerClock};
+pub use rest::{Created, EndpointClass, Error, Observer, Rest, RestOptions, ServerClock};
 pub use stream::{StreamConfig, StreamEvent};
 pub use types::{Execution, InstrumentInfo, OrderReport, OrderStatus, PositionReport, WalletReport};
 

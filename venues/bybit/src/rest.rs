@@ -53,6 +53,18 @@ pub struct RestOptions {
     pub ip_ban_wait_ms: u64,
     /// Retries of one call after a rate-limit answer (10006, HTTP 429 or 403).
     pub max_rate_limit_retries: u32,
+    /// Told of every request's latency and outcome and of rate-limit waits (metrics).
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+/// What a driver learns of each request, for its metrics. Endpoints are paths
+/// (`/v5/order/create`), codes an HTTP status or a `retCode`: never a message or a query.
+pub trait Observer: Send + Sync + fmt::Debug {
+    /// One attempt answered (`code` None) or failed (`code`: the HTTP status, the `retCode`,
+    /// or "transport"), `took` from sending to the whole body read.
+    fn answered(&self, endpoint: &str, took: Duration, code: Option<&str>);
+    /// An attempt waited this long for the rate limiter before it was sent.
+    fn waited(&self, endpoint: &str, took: Duration);
 }
 
 impl Default for RestOptions {
@@ -63,6 +75,7 @@ impl Default for RestOptions {
             timeout_ms: 5_000,
             ip_ban_wait_ms: 600_000,
             max_rate_limit_retries: 3,
+            observer: None,
         }
     }
 }
@@ -862,12 +875,39 @@ impl Rest {
         let mutates = call.method == Method::Post;
         let budget = &inner.budgets[call.class.index()];
         if !(mutates && inner.options.dry_run) {
+            let began = Instant::now();
             let _turn = budget.turn.lock().await;
             budget.wait_unblocked().await;
             inner.ip.wait_unblocked().await;
             budget.pace.until_ready().await;
             inner.ip.pace.until_ready().await;
+            let waited = began.elapsed();
+            // Under a millisecond is the lock, not the limiter.
+            if let Some(observer) = inner.options.observer.as_ref().filter(|_| waited >= Duration::from_millis(1)) {
+                observer.waited(call.path, waited);
+            }
         }
+        let sent = Instant::now();
+        let answer = self.send_now(call, budget).await;
+        if let Some(observer) = &inner.options.observer {
+            let code = match &answer {
+                Ok(_) | Err(Error::DryRun) => None,
+                Err(Error::Api { code, .. }) => Some(code.to_string()),
+                Err(Error::Http { status, .. }) => Some(status.to_string()),
+                Err(Error::Transport(_)) => Some("transport".to_owned()),
+                Err(_) => Some("other".to_owned()),
+            };
+            if !matches!(answer, Err(Error::DryRun)) {
+                observer.answered(call.path, sent.elapsed(), code.as_deref());
+            }
+        }
+        answer
+    }
+
+    /// Signs and sends one attempt, reads the headers and the envelope.
+    async fn send_now(&self, call: &Call<'_>, budget: &Budget) -> Result<Answer, Error> {
+        let inner = &self.inner;
+        let mutates = call.method == Method::Post;
 
         let url = match call.method {
             Method::Get if !call.payload.is_empty() => format!("{}{}?{}", inner.base, call.path, call.payload),

@@ -692,3 +692,59 @@ async fn refused_auth_and_silence_are_losses() {
     assert!(reason.contains("silent"), "{reason}");
     assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
 }
+
+/// Records what the client tells its observer.
+#[derive(Debug, Default)]
+struct Heard {
+    answered: Mutex<Vec<(String, Option<String>)>>,
+    waited: Mutex<Vec<(String, Duration)>>,
+}
+
+impl bybit::Observer for Heard {
+    fn answered(&self, endpoint: &str, _took: Duration, code: Option<&str>) {
+        self.answered.lock().unwrap().push((endpoint.to_owned(), code.map(str::to_owned)));
+    }
+
+    fn waited(&self, endpoint: &str, took: Duration) {
+        self.waited.lock().unwrap().push((endpoint.to_owned(), took));
+    }
+}
+
+#[tokio::test]
+async fn the_observer_hears_each_attempt_its_code_and_the_limiters_waits() {
+    let (mock, endpoints) = start().await;
+    let heard = Arc::new(Heard::default());
+    let observer: Arc<dyn bybit::Observer> = heard.clone();
+    let rest = client(&endpoints, RestOptions { observer: Some(observer), ..RestOptions::default() });
+    rest.sync_time().await.unwrap();
+    let reset = mock.server_ms() + 300;
+    mock.push(
+        "/v5/position/list",
+        Scripted {
+            status: 200,
+            headers: vec![
+                ("X-Bapi-Limit", "50".into()),
+                ("X-Bapi-Limit-Status", "0".into()),
+                ("X-Bapi-Limit-Reset-Timestamp", reset.to_string()),
+            ],
+            body: envelope(10006, "Too many visits!", json!({}), 0),
+        },
+    );
+    rest.positions("BTCUSDT").await.unwrap();
+    let answered = heard.answered.lock().unwrap().clone();
+    assert_eq!(
+        answered,
+        [
+            ("/v5/market/time".to_owned(), None),
+            ("/v5/position/list".to_owned(), Some("10006".to_owned())),
+            ("/v5/position/list".to_owned(), None),
+        ]
+    );
+    // The retry waited for the reset, and said so; nothing else waited that long.
+    let waited = heard.waited.lock().unwrap().clone();
+    assert!(
+        waited.iter().any(|(e, took)| e == "/v5/position/list" && *took >= Duration::from_millis(250)),
+        "{waited:?}"
+    );
+    assert!(waited.iter().all(|(e, _)| e == "/v5/position/list"), "{waited:?}");
+}
