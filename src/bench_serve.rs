@@ -12,8 +12,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::sync::{
+    atomic::{AtomicBool, AtomicU64, Ordering},
+    Arc,
+};
+
 use anyhow::Context;
-use journal::{Durability, Journal, State};
+use journal::{event::Kline, Durability, Event, Journal, State};
 use serde_json::json;
 
 /// The endpoints timed; the trader of a backtest of the default strategy is `sma_cross`.
@@ -29,8 +34,18 @@ const ENDPOINTS: [&str; 9] = [
     "/metrics",
 ];
 
-pub fn serve(bars: usize, requests: usize, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// The open-loop load of `bench serve`: `rate` requests a second over `seconds`, round robin
+/// over the endpoints, while `append_rate` records a second are appended and fed.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    pub rate: u32,
+    pub seconds: u64,
+    pub append_rate: u32,
+}
+
+pub fn serve(bars: usize, requests: usize, dir: Option<&Path>, under: Load) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(bars >= 100 && requests >= 1, "--bars must be at least 100 and --requests at least 1");
+    anyhow::ensure!(under.rate >= 1 && under.seconds >= 1, "--rate and --seconds must be at least 1");
     let scratch = match dir {
         Some(d) => tempfile::Builder::new().prefix("qf-bench-").tempdir_in(d),
         None => tempfile::Builder::new().prefix("qf-bench-").tempdir(),
@@ -106,6 +121,10 @@ pub fn serve(bars: usize, requests: usize, dir: Option<&Path>) -> anyhow::Result
     let _ = stop_tx.send(());
     let _ = runtime.block_on(server);
 
+    // The live case: the journal served through the live feed (as `live --serve` serves it)
+    // while a writer appends to it and feeds what it appended, under an open-loop load.
+    let loaded = under_load(&runtime, &journal_dir, under)?;
+
     let rate = |d: Duration| records as f64 / d.as_secs_f64().max(1e-9);
     let report = json!({
         "bars": bars,
@@ -123,6 +142,7 @@ pub fn serve(bars: usize, requests: usize, dir: Option<&Path>) -> anyhow::Result
         },
         "requests_per_endpoint": requests,
         "endpoints": endpoints,
+        "under_load": loaded,
     });
     say!("{}", serde_json::to_string_pretty(&report)?);
     Ok(ExitCode::SUCCESS)
@@ -149,4 +169,145 @@ fn time_endpoint(addr: SocketAddr, path: &str, requests: usize) -> anyhow::Resul
     micros.sort_unstable();
     let at = |q: f64| micros[((micros.len() - 1) as f64 * q).round() as usize];
     Ok(json!({ "path": path, "p50_us": at(0.5), "p99_us": at(0.99), "max_us": at(1.0), "response_bytes": bytes }))
+}
+
+/// Serves the journal at `dir` from a live feed, appends to it meanwhile, and times an
+/// open-loop load: requests are sent on schedule whatever the answers take (so a slow answer
+/// cannot hold back the next request and hide itself), each timed from its send.
+fn under_load(runtime: &tokio::runtime::Runtime, dir: &Path, load: Load) -> anyhow::Result<serde_json::Value> {
+    let mut journal = Journal::open(dir, Durability::GROUP_DEFAULT)?;
+    let shared = control::Shared::default();
+    let (feed, fold) = control::arena::feed(&shared, "bench");
+    runtime.spawn(fold);
+    let mut last: Option<Kline> = None;
+    for record in journal.records_unverified(0) {
+        let env = record?;
+        if let Event::KlineReceived(k) = &env.event {
+            last = Some(k.clone());
+        }
+        feed.record(&env);
+    }
+    feed.durable(journal.durable_through());
+    feed.caught_up();
+    let mut bar = last.context("the journal has no bar to continue from")?;
+    let metrics = control::Metrics::new(shared.clone());
+    let bound = runtime.block_on(control::bind("127.0.0.1:0".parse()?, None))?;
+    let base = format!("http://{}", bound.addr);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = runtime.spawn(control::serve(bound, shared.clone(), metrics, async {
+        let _ = stop_rx.await;
+    }));
+    // Wait for the fold to have everything before the clock starts.
+    let ready_by = Instant::now() + Duration::from_secs(600);
+    while !shared.read().ready {
+        anyhow::ensure!(Instant::now() < ready_by, "the replica did not catch up in 10 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // The writer: bars continuing the journal's last, appended, read back and fed as the live
+    // shell does, at `append_rate` a second.
+    let stop = Arc::new(AtomicBool::new(false));
+    let appended = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (stop, appended) = (stop.clone(), appended.clone());
+        let per_ms = f64::from(load.append_rate) / 1000.0;
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            let began = Instant::now();
+            let mut next = journal.len();
+            let mut done = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let due = (began.elapsed().as_secs_f64() * 1000.0 * per_ms) as u64;
+                while done < due {
+                    bar.open_time_ms += bar.interval_ms;
+                    journal.append(bar.open_time_ms + bar.interval_ms, "", &Event::KlineReceived(bar.clone()))?;
+                    done += 1;
+                }
+                journal.flush_if_due()?;
+                for record in journal.records_unverified(next) {
+                    let env = record?;
+                    next = env.seq + 1;
+                    feed.record(&env);
+                }
+                feed.durable(journal.durable_through());
+                appended.store(done, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            journal.sync()?;
+            Ok(())
+        })
+    };
+
+    let (samples, lag_max) = runtime.block_on(open_loop(&base, load.rate, load.seconds))?;
+    stop.store(true, Ordering::Relaxed);
+    writer.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
+    let _ = stop_tx.send(());
+    let _ = runtime.block_on(server);
+
+    let mut per_endpoint = Vec::new();
+    let mut all: Vec<u64> = samples.iter().filter(|s| s.2).map(|s| s.1).collect();
+    for (i, path) in ENDPOINTS.iter().enumerate() {
+        let mut micros: Vec<u64> = samples.iter().filter(|s| s.0 == i && s.2).map(|s| s.1).collect();
+        let errors = samples.iter().filter(|s| s.0 == i && !s.2).count();
+        per_endpoint.push(json!({
+            "path": path,
+            "requests": micros.len() + errors,
+            "errors": errors,
+            "p50_us": percentile(&mut micros, 0.5),
+            "p99_us": percentile(&mut micros, 0.99),
+            "max_us": percentile(&mut micros, 1.0),
+        }));
+    }
+    let ok = all.len();
+    let seconds = load.seconds as f64;
+    Ok(json!({
+        "target_requests_per_s": load.rate,
+        "seconds": load.seconds,
+        "answered_per_s": (ok as f64 / seconds).round(),
+        "errors": samples.len() - ok,
+        "schedule_lag_max_us": lag_max,
+        "appended_records_per_s": (appended.load(Ordering::Relaxed) as f64 / seconds).round(),
+        "all": { "p50_us": percentile(&mut all, 0.5), "p99_us": percentile(&mut all, 0.99), "max_us": percentile(&mut all, 1.0) },
+        "endpoints": per_endpoint,
+    }))
+}
+
+/// The `q` quantile of `micros` (sorted here); 0 when empty.
+fn percentile(micros: &mut [u64], q: f64) -> u64 {
+    if micros.is_empty() {
+        return 0;
+    }
+    micros.sort_unstable();
+    micros[((micros.len() - 1) as f64 * q).round() as usize]
+}
+
+/// `rate` GETs a second for `seconds`, round robin over [`ENDPOINTS`], over a keep-alive
+/// pool. Returns (endpoint, µs from send to the whole body, answered 200) per request, and
+/// how late the schedule ran at worst.
+async fn open_loop(base: &str, rate: u32, seconds: u64) -> anyhow::Result<(Vec<(usize, u64, bool)>, u64)> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).timeout(Duration::from_secs(30)).build()?;
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let total = u64::from(rate) * seconds;
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut lag_max = 0u64;
+    for i in 0..total {
+        let scheduled = start + period.mul_f64(i as f64);
+        tokio::time::sleep_until(scheduled).await;
+        lag_max = lag_max.max(scheduled.elapsed().as_micros() as u64);
+        let endpoint = usize::try_from(i).unwrap_or(0) % ENDPOINTS.len();
+        let (client, url) = (client.clone(), format!("{base}{}", ENDPOINTS[endpoint]));
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let ok = match client.get(&url).send().await {
+                Ok(response) => response.status() == 200 && response.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            (endpoint, sent.elapsed().as_micros() as u64, ok)
+        }));
+    }
+    let mut samples = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        samples.push(task.await?);
+    }
+    Ok((samples, lag_max))
 }

@@ -247,12 +247,21 @@ enum BenchCommand {
         /// Seeded 1-minute bars of the journaled backtest served.
         #[arg(long, default_value_t = 100_000)]
         bars: usize,
-        /// Requests per endpoint.
+        /// Requests per endpoint, one at a time.
         #[arg(long, default_value_t = 200)]
         requests: usize,
         /// Where to put the scratch data and journal (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The open-loop load: requests a second over all endpoints.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// How long the open-loop load runs, in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Records a second appended to the served journal during the load.
+        #[arg(long, default_value_t = 1000)]
+        append_rate: u32,
     },
     /// Heartbeats/s of sma_cross through the runtime against bare QuickJS calls; 1000 strategies' latency.
     Sandbox {
@@ -347,8 +356,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Live { strategies, bars, dir }) => {
             bench_live::live(&bench_live::LiveBench { strategies: &strategies, bars, dir: dir.as_deref() })
         }
-        Command::Bench(BenchCommand::Serve { bars, requests, dir }) => {
-            bench_serve::serve(bars, requests, dir.as_deref())
+        Command::Bench(BenchCommand::Serve { bars, requests, dir, rate, seconds, append_rate }) => {
+            bench_serve::serve(bars, requests, dir.as_deref(), bench_serve::Load { rate, seconds, append_rate })
         }
         Command::Bench(BenchCommand::Sandbox { heartbeats, strategies }) => {
             say!("{}", serde_json::to_string_pretty(&strategies::bench::sandbox(heartbeats, strategies))?);
