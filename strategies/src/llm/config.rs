@@ -156,6 +156,8 @@ struct TraderToml {
     leverage: Option<u32>,
     #[serde(default = "default_entry")]
     entry: EntryStyle,
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    max_slippage_bps: Option<Decimal>,
     #[serde(default)]
     risk: RiskConfig,
     #[serde(default)]
@@ -199,8 +201,11 @@ pub struct TraderConfig {
     /// The account leverage the ledger holds margin at (the highest cap by default).
     pub leverage: u32,
     pub entry: EntryStyle,
-    /// Slippage cap of market entries, in basis points (journaled in the config; the simulated
-    /// exchange applies its own).
+    /// Slippage cap of market entries, in basis points of the last close: the entry goes out
+    /// as an IOC limit at the close ± the cap, rounded to the tick toward the close (so it
+    /// never pays more than the cap). Absent: a market order, whatever it fills at.
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    pub max_slippage_bps: Option<Decimal>,
     pub risk: RiskConfig,
     pub budget: BudgetConfig,
     /// In priority order (lowest first).
@@ -253,6 +258,14 @@ impl TraderConfig {
         }
         if self.klines < 2 {
             return Err("klines must be at least 2".into());
+        }
+        if let Some(bps) = self.max_slippage_bps {
+            if bps <= Decimal::ZERO || bps >= Decimal::from(10_000) {
+                return Err(format!("max_slippage_bps must be between 0 and 10000 (exclusive), not {bps}"));
+            }
+            if self.entry != EntryStyle::MarketIoc {
+                return Err("max_slippage_bps caps market entries: it needs entry = \"market_ioc\"".into());
+            }
         }
         for m in &self.models {
             if !m.key_env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || m.key_env.is_empty() {
@@ -378,6 +391,7 @@ fn resolve(t: TraderToml, dir: &Path) -> Result<TraderConfig, (Option<PathBuf>, 
         capital,
         leverage,
         entry: t.entry,
+        max_slippage_bps: t.max_slippage_bps,
         risk: t.risk,
         budget: t.budget,
         models,

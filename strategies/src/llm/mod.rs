@@ -147,6 +147,12 @@ impl LlmTrader {
         &self.config
     }
 
+    /// The call this trader waits for, if any: its prompt digest and model. A live session
+    /// that stops (or died) before the answer journals it failed (see `src/live`).
+    pub fn unanswered(&self) -> Option<(Hash, &str)> {
+        self.pending.as_ref().map(|p| (p.digest, self.config.models[p.model].model.as_str()))
+    }
+
     /// The model in use now.
     pub fn active_model(&self) -> &str {
         &self.config.models[self.active].model
@@ -356,7 +362,28 @@ impl LlmTrader {
         };
         let qty = (decision.size_usd / entry).round_dp(8);
         let side = if decision.signal == Signal::Long { Side::Buy } else { Side::Sell };
+        let capped = match (self.config.entry, self.config.max_slippage_bps) {
+            (EntryStyle::MarketIoc, Some(bps)) => {
+                let Some(close) = sink.state().mark(&decision.symbol) else {
+                    return self.notify(sink, time_ms, format!("no last price for {}: no order", decision.symbol));
+                };
+                let tick = sink.state().instruments.get(&decision.symbol).map(|i| i.tick_size);
+                Some(slippage_cap(side, close, bps, tick))
+            }
+            _ => None,
+        };
         let intent = match self.config.entry {
+            EntryStyle::MarketIoc if capped.is_some() => intent(
+                next_cloid(),
+                &decision.symbol,
+                side,
+                OrderKind::Limit,
+                qty,
+                capped,
+                None,
+                false,
+                TimeInForce::Ioc,
+            ),
             EntryStyle::MarketIoc => intent(
                 next_cloid(),
                 &decision.symbol,
@@ -559,6 +586,21 @@ impl LlmTrader {
     fn notify(&mut self, sink: &mut dyn Sink, time_ms: i64, message: String) -> Result<(), SinkError> {
         let event = Event::NotificationSent { channel: CHANNEL.to_owned(), message };
         sink.emit(time_ms, &self.config.id, &event).map(|_| ())
+    }
+}
+
+/// The limit price of a market entry capped at `bps` of slippage from `close`: a buy pays at
+/// most `close × (1 + bps/10⁴)`, a sell gets at least `close × (1 − bps/10⁴)`, rounded to the
+/// tick toward the close (never past the cap; the pre-append checks then find it on the grid).
+pub fn slippage_cap(side: Side, close: Decimal, bps: Decimal, tick: Option<Decimal>) -> Decimal {
+    let ten_thousand = Decimal::from(10_000);
+    let (raw, strategy) = match side {
+        Side::Buy => (close * (ten_thousand + bps) / ten_thousand, rust_decimal::RoundingStrategy::ToNegativeInfinity),
+        Side::Sell => (close * (ten_thousand - bps) / ten_thousand, rust_decimal::RoundingStrategy::ToPositiveInfinity),
+    };
+    match tick.filter(|t| *t > Decimal::ZERO) {
+        Some(tick) => ((raw / tick).round_dp_with_strategy(0, strategy) * tick).normalize(),
+        None => raw.normalize(),
     }
 }
 
