@@ -31,7 +31,7 @@ use std::{
 
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use strategies::llm::config::TraderConfig;
+use strategies::llm::config::{OverallBudget, TraderConfig};
 use toml::Spanned;
 
 /// Where a config problem is: `file:line:column: message`.
@@ -152,6 +152,9 @@ struct RawConfig {
     journal: Option<RawJournal>,
     #[serde(default)]
     limits: Option<RawLimits>,
+    /// The budget of every LLM trader of the config together (replaces their files' own).
+    #[serde(default)]
+    llm_budget: Option<OverallBudget>,
     #[serde(default)]
     trader: Vec<Spanned<RawTrader>>,
 }
@@ -355,7 +358,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             },
         };
         if is_llm {
-            traders.push(llm_trader(&at, base, span.start, t)?);
+            let mut trader = llm_trader(&at, base, span.start, t)?;
+            if let (Some(budget), Some(llm)) = (&raw.llm_budget, trader.llm.as_mut()) {
+                llm.overall_budget = Some(budget.clone());
+            }
+            traders.push(trader);
             continue;
         }
         if let Some(file) = &t.file {
@@ -680,6 +687,14 @@ params = { fast = 5, slow = 20 }
         let llm = format!("[[trader]]\nid = \"llm-btc\"\nkind = \"llm\"\nfile = \"{}\"\n", example.display());
         let c = parse_in(dir.path(), &format!("{GOOD}\n{llm}")).unwrap();
         assert_eq!(c.traders[1].llm.as_deref().map(|t| t.id.as_str()), Some("llm-btc"));
+        assert_eq!(c.traders[1].llm.as_deref().and_then(|t| t.overall_budget.as_ref()), None);
+        // The config's overall budget replaces what the trader files say.
+        let budgeted = format!("{GOOD}\n[llm_budget]\ntokens_per_day = 5000\nusd_per_day = \"2.5\"\n\n{llm}");
+        let c = parse_in(dir.path(), &budgeted).unwrap();
+        let budget = c.traders[1].llm.as_deref().and_then(|t| t.overall_budget.clone()).expect("the overall budget");
+        assert_eq!((budget.tokens_per_day, budget.usd_per_day, budget.alert_pct), (5000, Decimal::new(25, 1), 80));
+        let e = parse_in(dir.path(), &budgeted.replace("usd_per_day", "dollars")).unwrap_err();
+        assert!(e.message.contains("unknown field") && e.line == 15, "{e}");
         let cases: &[(&str, &str, usize, &str)] = &[
             ("file = ", "strategy = \"s.js\"\nfile = ", 16, "strategy of an LLM trader is set in its trader file"),
             ("id = \"llm-btc\"", "id = \"other\"", 16, "has no trader \"other\""),

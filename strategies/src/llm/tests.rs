@@ -143,6 +143,7 @@ fn trader_config() -> TraderConfig {
         },
         budget: config::BudgetConfig::default(),
         models: vec![model()],
+        overall_budget: None,
     }
 }
 
