@@ -323,3 +323,62 @@ fn a_template_without_its_version_header_is_refused_at_start() {
     assert!(err.contains("nof0.tmpl") && err.contains("line 1") && err.contains("v2"), "{err}");
     assert_eq!(model.server.request_count(), 0);
 }
+
+#[test]
+fn the_overall_budget_stops_every_trader_at_its_limit_and_replays() {
+    let model = Model::start("");
+    let tmp = tempfile::tempdir().unwrap();
+    // Two traders in one file, each with a budget of its own far from reached, and 1000
+    // tokens a day for both together (about 370 a call).
+    let trader = trader_file(tmp.path(), &model, |t| {
+        let t = t.replace("capital = 10000", "capital = 5000");
+        let second = t[t.find("[[trader]]").unwrap()..].replace("id = \"llm-btc\"", "id = \"llm-two\"");
+        format!("[overall_budget]\ntokens_per_day = 1000\nalert_pct = 50\n\n{t}\n{second}")
+    });
+    let journal = tmp.path().join("journal");
+    backtest(&trader, &journal, "2018-01-03", &[]);
+    let all = events(&journal);
+    let day = |e: &Value| e["time_ms"].as_i64().unwrap().div_euclid(86_400_000);
+    let tokens = |e: &Value| {
+        let r = &e["event"]["LlmResponded"];
+        r["tokens_prompt"].as_u64().unwrap() + r["tokens_completion"].as_u64().unwrap()
+    };
+    // Walking the journal in order: no prompt is rendered once the day's answers of both
+    // traders together reached the limit, and every cycle after it says why.
+    let (mut today, mut used, mut overall_skips, mut calls) = (i64::MIN, 0u64, 0, 0);
+    let mut days_past_half = std::collections::BTreeSet::new();
+    for e in &all {
+        if day(e) != today {
+            (today, used) = (day(e), 0);
+        }
+        match kind(e) {
+            "LlmResponded" => {
+                used += tokens(e);
+                if used >= 500 {
+                    days_past_half.insert(today);
+                }
+            }
+            "LlmPromptRendered" => {
+                assert!(used < 1000, "a prompt after the overall budget was used up: {e}");
+                calls += 1;
+            }
+            "LlmCycleSkipped" => {
+                let reason = e["event"]["LlmCycleSkipped"]["reason"].as_str().unwrap();
+                assert!(reason.starts_with("overall budget exhausted"), "{reason}");
+                assert!(used >= 1000, "skipped under the limit: {e}");
+                overall_skips += 1;
+            }
+            _ => {}
+        }
+    }
+    let traders: std::collections::BTreeSet<&str> =
+        of_kind(&all, "LlmResponded").iter().map(|e| e["trader"].as_str().unwrap()).collect();
+    assert_eq!(traders.len(), 2, "both traders called: {traders:?}");
+    assert!(overall_skips >= 4 && calls >= 4, "skips {overall_skips}, calls {calls}");
+    let alerts: Vec<String> =
+        notifications(&all).into_iter().filter(|n| n.starts_with("overall budget alert")).collect();
+    assert!(days_past_half.len() >= 2);
+    assert_eq!(alerts.len(), days_past_half.len(), "one overall alert a day past 50 %: {alerts:?}");
+    let (passed, report) = verify(&journal, &[]);
+    assert!(passed, "{report}");
+}

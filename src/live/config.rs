@@ -15,6 +15,11 @@
 //! symbols = ["BTCUSDT"]
 //! interval = "1m"
 //! capital = "10000"
+//!
+//! [[trader]]                          # an LLM trader: everything else is in its trader file
+//! id = "llm-btc"                      # (the one `quantfold backtest --trader` reads)
+//! kind = "llm"
+//! file = "llm/trader.toml"
 //! ```
 //!
 //! The full list of fields, with defaults, is in docs/live.md.
@@ -26,6 +31,7 @@ use std::{
 
 use rust_decimal::Decimal;
 use serde::Deserialize;
+use strategies::llm::config::{OverallBudget, TraderConfig};
 use toml::Spanned;
 
 /// Where a config problem is: `file:line:column: message`.
@@ -71,6 +77,8 @@ pub enum DurabilityKind {
 /// A checked config.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The file it was read from, as errors name it.
+    pub file: String,
     pub venue: Venue,
     pub journal: Journal,
     pub limits: Limits,
@@ -112,6 +120,9 @@ pub struct Venue {
     pub slippage_bps: Decimal,
     /// Maintenance margin rate of every instrument (Bybit's instruments-info does not give it).
     pub maintenance_margin_rate: Decimal,
+    /// Paper trading only: the simulated account's equity the traders' capital is a share of
+    /// (checked with `reserve_pct` at start; absent: the capitals are the account).
+    pub paper_equity: Option<Decimal>,
 }
 
 #[derive(Clone, Debug)]
@@ -128,13 +139,21 @@ pub struct Limits {
     pub max_order_notional: Option<Decimal>,
     pub max_open_orders: Option<usize>,
     pub max_daily_loss: Option<Decimal>,
+    /// The share of the account's equity (percent) no trader may be allocated: the traders'
+    /// allocations plus this must not exceed 100, checked when a journal starts.
+    pub reserve_pct: Decimal,
 }
 
 #[derive(Clone, Debug)]
 pub struct Trader {
     pub id: String,
-    /// Relative paths are relative to the config file.
+    /// Relative paths are relative to the config file. Empty for an LLM trader.
     pub strategy: PathBuf,
+    /// An LLM trader (`kind = "llm"`): its resolved configuration, from its trader file.
+    pub llm: Option<Box<TraderConfig>>,
+    /// Where the trader's capital is written (`capital`, or an LLM trader's `file`), as
+    /// `(line, column)`: the allocation check at start names it.
+    pub capital_at: (usize, usize),
     pub params: serde_json::Value,
     pub symbols: Vec<String>,
     pub interval_ms: i64,
@@ -153,6 +172,9 @@ struct RawConfig {
     journal: Option<RawJournal>,
     #[serde(default)]
     limits: Option<RawLimits>,
+    /// The budget of every LLM trader of the config together (replaces their files' own).
+    #[serde(default)]
+    llm_budget: Option<OverallBudget>,
     #[serde(default)]
     trader: Vec<Spanned<RawTrader>>,
     #[serde(default)]
@@ -184,6 +206,7 @@ struct RawVenue {
     maker_fee_rate: Option<Spanned<String>>,
     slippage_bps: Option<Spanned<String>>,
     maintenance_margin_rate: Option<Spanned<String>>,
+    paper_equity: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -200,18 +223,23 @@ struct RawLimits {
     max_order_notional: Option<Spanned<String>>,
     max_open_orders: Option<Spanned<u64>>,
     max_daily_loss: Option<Spanned<String>>,
+    reserve_pct: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTrader {
     id: Spanned<String>,
-    strategy: Spanned<String>,
+    /// `javascript` (the default) or `llm`.
+    kind: Option<Spanned<String>>,
+    /// An LLM trader's file (`[[trader]]` tables with `kind = "llm"`, as `backtest --trader`).
+    file: Option<Spanned<String>>,
+    strategy: Option<Spanned<String>>,
     #[serde(default)]
     params: Option<toml::Table>,
-    symbols: Spanned<Vec<String>>,
-    interval: Spanned<String>,
-    capital: Spanned<String>,
+    symbols: Option<Spanned<Vec<String>>>,
+    interval: Option<Spanned<String>>,
+    capital: Option<Spanned<String>>,
     leverage: Option<Spanned<String>>,
     seed: Option<u64>,
 }
@@ -289,6 +317,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         maker_fee_rate: rate(&at, v.maker_fee_rate, "0.0002", Decimal::ONE)?,
         slippage_bps: rate(&at, v.slippage_bps, "0", Decimal::new(10_000, 0))?,
         maintenance_margin_rate: rate(&at, v.maintenance_margin_rate, "0.005", Decimal::ONE)?,
+        paper_equity: match v.paper_equity {
+            Some(e) if kind != VenueKind::Paper => {
+                return Err(at.at(&e, "paper_equity is for kind = \"paper\" (a live account's equity is the wallet's)"))
+            }
+            e => e.map(|e| positive(&at, &e)).transpose()?,
+        },
     };
 
     let journal = match raw.journal {
@@ -311,9 +345,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         },
     };
 
+    let mut reserve_at = (0, 0);
     let limits = match raw.limits {
         None => Limits::default(),
         Some(l) => Limits {
+            reserve_pct: match l.reserve_pct {
+                None => Decimal::ZERO,
+                Some(r) => {
+                    let e = at.at(&r, "");
+                    reserve_at = (e.line, e.column);
+                    rate(&at, Some(r), "0", Decimal::ONE_HUNDRED)?
+                }
+            },
             max_order_notional: l.max_order_notional.map(|n| positive(&at, &n)).transpose()?,
             max_open_orders: match l.max_open_orders {
                 None => None,
@@ -339,39 +382,54 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         if !ids.insert(id.clone()) {
             return Err(at.at(&t.id, format!("trader {id:?} appears twice")));
         }
-        let strategy = base.join(t.strategy.get_ref());
-        if !strategy.is_file() {
-            return Err(at.at(&t.strategy, format!("no strategy file at {}", strategy.display())));
-        }
-        let symbols = t.symbols.get_ref();
-        if symbols.is_empty() {
-            return Err(at.at(&t.symbols, "symbols is empty"));
-        }
-        if let Some(bad) =
-            symbols.iter().find(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
-        {
-            return Err(at.at(&t.symbols, format!("{bad:?} is not a symbol (uppercase, like BTCUSDT)")));
-        }
-        let interval_ms = match backtest::data::parse_interval(t.interval.get_ref()) {
-            Ok(ms) if bybit::interval_label(ms).is_some() => ms,
-            Ok(_) => {
-                return Err(
-                    at.at(&t.interval, "Bybit has no such kline interval (1m 3m 5m 15m 30m 1h 2h 4h 6h 12h 1d 1w)")
-                )
+        let is_llm = match &t.kind {
+            None => false,
+            Some(k) => match k.get_ref().as_str() {
+                "javascript" => false,
+                "llm" => true,
+                other => return Err(at.at(k, format!("unknown trader kind {other:?} (javascript or llm)"))),
+            },
+        };
+        if is_llm {
+            let mut trader = llm_trader(&at, base, span.start, t)?;
+            if let (Some(budget), Some(llm)) = (&raw.llm_budget, trader.llm.as_mut()) {
+                llm.overall_budget = Some(budget.clone());
             }
-            Err(e) => return Err(at.at(&t.interval, e.to_string())),
+            traders.push(trader);
+            continue;
+        }
+        if let Some(file) = &t.file {
+            return Err(at.at(file, "file is for kind = \"llm\" (a JavaScript trader names its strategy)"));
+        }
+        let missing = |field: &str| at.error(span.start, format!("trader {id:?}: missing field `{field}`"));
+        let strategy_at = t.strategy.as_ref().ok_or_else(|| missing("strategy"))?;
+        let symbols_at = t.symbols.as_ref().ok_or_else(|| missing("symbols"))?;
+        let interval_at = t.interval.as_ref().ok_or_else(|| missing("interval"))?;
+        let capital_at = t.capital.as_ref().ok_or_else(|| missing("capital"))?;
+        let strategy = base.join(strategy_at.get_ref());
+        if !strategy.is_file() {
+            return Err(at.at(strategy_at, format!("no strategy file at {}", strategy.display())));
+        }
+        let symbols = check_symbols(&at, symbols_at, symbols_at.get_ref())?;
+        let interval_ms = match backtest::data::parse_interval(interval_at.get_ref()) {
+            Ok(ms) if bybit::interval_label(ms).is_some() => ms,
+            Ok(_) => return Err(at.at(interval_at, NO_SUCH_INTERVAL)),
+            Err(e) => return Err(at.at(interval_at, e.to_string())),
         };
         let params = match t.params {
             None => serde_json::Value::Object(Default::default()),
             Some(table) => serde_json::to_value(table).map_err(|e| at.error(span.start, format!("params: {e}")))?,
         };
+        let capital_where = at.at(capital_at, "");
         traders.push(Trader {
             id: id.clone(),
             strategy,
+            llm: None,
+            capital_at: (capital_where.line, capital_where.column),
             params,
-            symbols: symbols.clone(),
+            symbols,
             interval_ms,
-            capital: positive(&at, &t.capital)?,
+            capital: positive(&at, capital_at)?,
             leverage: match &t.leverage {
                 None => Decimal::ONE,
                 Some(l) => positive(&at, l)?,
@@ -380,7 +438,111 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         });
     }
     let telegram = raw.telegram.map(|t| telegram(&at, t)).transpose()?;
-    Ok(Config { venue, journal, limits, traders, telegram })
+    let config = Config { file: at.file.clone(), venue, journal, limits, traders, telegram };
+    if let Some(equity) = config.venue.paper_equity {
+        config.check_allocation(equity)?;
+    }
+    if config.limits.reserve_pct >= Decimal::ONE_HUNDRED {
+        let (line, column) = reserve_at;
+        let message = "reserve_pct must be below 100: nothing would be left for the traders".to_owned();
+        return Err(ConfigError { file: config.file.clone(), line, column, message });
+    }
+    Ok(config)
+}
+
+const NO_SUCH_INTERVAL: &str = "Bybit has no such kline interval (1m 3m 5m 15m 30m 1h 2h 4h 6h 12h 1d 1w)";
+
+impl Config {
+    /// The traders' allocations of an account of `equity` plus the reserve must not exceed
+    /// 100 %: the error names the capital of the first trader past it.
+    ///
+    /// # Errors
+    /// The allocations do not fit.
+    pub fn check_allocation(&self, equity: Decimal) -> Result<(), ConfigError> {
+        let hundred = Decimal::ONE_HUNDRED;
+        let available = equity * (hundred - self.limits.reserve_pct) / hundred;
+        let mut total = Decimal::ZERO;
+        for t in &self.traders {
+            total += t.capital;
+            if total > available {
+                let pct = |amount: Decimal| (amount / equity * hundred).round_dp(2).normalize();
+                let (line, column) = t.capital_at;
+                let message = format!(
+                    "trader {:?}: the traders' capital so far ({total}) is {}% of the account's equity ({equity}); \
+                     with reserve_pct {}% the allocations exceed 100%",
+                    t.id,
+                    pct(total),
+                    self.limits.reserve_pct.normalize()
+                );
+                return Err(ConfigError { file: self.file.clone(), line, column, message });
+            }
+        }
+        Ok(())
+    }
+
+    /// The LLM traders' configurations.
+    pub fn llm_traders(&self) -> impl Iterator<Item = &TraderConfig> {
+        self.traders.iter().filter_map(|t| t.llm.as_deref())
+    }
+}
+
+/// An LLM trader: `id`, `kind = "llm"` and `file`; the rest is in its trader file.
+fn llm_trader(at: &Locator<'_>, base: &Path, start: usize, t: RawTrader) -> Result<Trader, ConfigError> {
+    let id = t.id.get_ref().clone();
+    let Some(file) = &t.file else {
+        return Err(at.error(start, format!("trader {id:?}: kind = \"llm\" needs `file`, its LLM trader file")));
+    };
+    let misplaced = [
+        ("strategy", t.strategy.as_ref().map(|v| v.span().start)),
+        ("symbols", t.symbols.as_ref().map(|v| v.span().start)),
+        ("interval", t.interval.as_ref().map(|v| v.span().start)),
+        ("capital", t.capital.as_ref().map(|v| v.span().start)),
+        ("leverage", t.leverage.as_ref().map(|v| v.span().start)),
+    ];
+    if let Some((name, Some(offset))) = misplaced.iter().find(|(_, o)| o.is_some()) {
+        return Err(
+            at.error(*offset, format!("{name} of an LLM trader is set in its trader file ({})", file.get_ref()))
+        );
+    }
+    if t.params.is_some() || t.seed.is_some() {
+        return Err(at.error(start, format!("trader {id:?}: params and seed are for JavaScript traders")));
+    }
+    let path = base.join(file.get_ref());
+    let resolved = strategies::llm::config::load(&path).map_err(|e| at.at(file, e.to_string()))?;
+    let available: Vec<&str> = resolved.iter().map(|c| c.id.as_str()).collect();
+    let Some(config) = resolved.iter().find(|c| c.id == id) else {
+        return Err(at.at(file, format!("{} has no trader {id:?} (it has {})", path.display(), available.join(", "))));
+    };
+    check_symbols(at, file, &config.symbols)?;
+    if bybit::interval_label(config.interval_ms).is_none() {
+        return Err(at.at(file, format!("trader {id:?}: {NO_SUCH_INTERVAL}")));
+    }
+    let capital_where = at.at(file, "");
+    Ok(Trader {
+        id,
+        strategy: PathBuf::new(),
+        llm: Some(Box::new(config.clone())),
+        capital_at: (capital_where.line, capital_where.column),
+        params: serde_json::Value::Object(Default::default()),
+        symbols: config.symbols.clone(),
+        interval_ms: config.interval_ms,
+        capital: config.capital,
+        leverage: Decimal::from(config.leverage),
+        seed: 0,
+    })
+}
+
+/// Symbols as Bybit writes them (uppercase letters and digits), at least one.
+fn check_symbols<T>(at: &Locator<'_>, value: &Spanned<T>, symbols: &[String]) -> Result<Vec<String>, ConfigError> {
+    if symbols.is_empty() {
+        return Err(at.at(value, "symbols is empty"));
+    }
+    if let Some(bad) =
+        symbols.iter().find(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
+    {
+        return Err(at.at(value, format!("{bad:?} is not a symbol (uppercase, like BTCUSDT)")));
+    }
+    Ok(symbols.to_vec())
 }
 
 fn telegram(at: &Locator<'_>, t: RawTelegram) -> Result<Telegram, ConfigError> {
@@ -577,5 +739,78 @@ params = { fast = 5, slow = 20 }
         assert_eq!(e.line, 14);
         let none = "[venue]\nkind = \"paper\"\n";
         assert!(parse_in(dir.path(), none).unwrap_err().message.contains("no [[trader]]"));
+    }
+
+    #[test]
+    fn the_llm_paper_example_has_its_llm_trader_and_reserve() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/llm/paper.toml");
+        let c = load(&path).unwrap();
+        let llm = c.traders[0].llm.as_deref().expect("the first trader is an LLM trader");
+        assert_eq!(llm.id, "llm-btc");
+        assert_eq!(c.traders[0].symbols, ["BTCUSDT"]);
+        assert_eq!(c.traders[0].interval_ms, 60_000);
+        assert_eq!(c.traders[0].capital, Decimal::new(5_000, 0));
+        assert_eq!(llm.max_slippage_bps, Some(Decimal::new(20, 0)));
+        assert!(c.traders[1].llm.is_none());
+        assert_eq!(c.limits.reserve_pct, Decimal::new(10, 0));
+        assert_eq!(c.venue.paper_equity, Some(Decimal::new(10_000, 0)));
+        assert_eq!(c.llm_traders().count(), 1);
+    }
+
+    #[test]
+    fn allocations_past_the_reserve_are_refused_at_the_capital_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let two = format!(
+            "{GOOD}\n[[trader]]\nid = \"b\"\nstrategy = \"s.js\"\nsymbols = [\"BTCUSDT\"]\ninterval = \"1m\"\ncapital = \"6000\"\n"
+        );
+        let fits = two.replacen("kind = \"paper\"", "kind = \"paper\"\npaper_equity = \"20000\"", 1);
+        let c = parse_in(dir.path(), &format!("{fits}\n[limits]\nreserve_pct = \"20\"\n")).unwrap();
+        assert_eq!(c.check_allocation(Decimal::new(20_000, 0)).ok(), Some(()));
+        // 10000 + 6000 of 20000 with 25 % reserved: the second trader's capital is past it.
+        let e = parse_in(dir.path(), &format!("{fits}\n[limits]\nreserve_pct = \"25\"\n")).unwrap_err();
+        assert_eq!((e.line, e.column), (19, 11), "{e}");
+        assert!(e.message.contains("exceed 100%") && e.message.contains("\"b\""), "{e}");
+        // A live account is checked at start, with the wallet's equity.
+        let c = parse_in(dir.path(), &two).unwrap();
+        let e = c.check_allocation(Decimal::new(12_000, 0)).unwrap_err();
+        assert_eq!(e.line, 18, "{e}");
+        let e = parse_in(dir.path(), &format!("{two}\n[limits]\nreserve_pct = \"100\"\n")).unwrap_err();
+        assert!(e.message.contains("reserve_pct must be below 100"), "{e}");
+        let paper_only = two.replacen("kind = \"paper\"", "kind = \"bybit\"\npaper_equity = \"1\"", 1);
+        assert!(parse_in(dir.path(), &paper_only).unwrap_err().message.contains("paper_equity is for"));
+    }
+
+    #[test]
+    fn llm_traders_are_named_by_their_file_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/llm/bybit-trader.toml");
+        let llm = format!("[[trader]]\nid = \"llm-btc\"\nkind = \"llm\"\nfile = \"{}\"\n", example.display());
+        let c = parse_in(dir.path(), &format!("{GOOD}\n{llm}")).unwrap();
+        assert_eq!(c.traders[1].llm.as_deref().map(|t| t.id.as_str()), Some("llm-btc"));
+        assert_eq!(c.traders[1].llm.as_deref().and_then(|t| t.overall_budget.as_ref()), None);
+        // The config's overall budget replaces what the trader files say.
+        let budgeted = format!("{GOOD}\n[llm_budget]\ntokens_per_day = 5000\nusd_per_day = \"2.5\"\n\n{llm}");
+        let c = parse_in(dir.path(), &budgeted).unwrap();
+        let budget = c.traders[1].llm.as_deref().and_then(|t| t.overall_budget.clone()).expect("the overall budget");
+        assert_eq!((budget.tokens_per_day, budget.usd_per_day, budget.alert_pct), (5000, Decimal::new(25, 1), 80));
+        let e = parse_in(dir.path(), &budgeted.replace("usd_per_day", "dollars")).unwrap_err();
+        assert!(e.message.contains("unknown field") && e.line == 15, "{e}");
+        let cases: &[(&str, &str, usize, &str)] = &[
+            ("file = ", "strategy = \"s.js\"\nfile = ", 16, "strategy of an LLM trader is set in its trader file"),
+            ("id = \"llm-btc\"", "id = \"other\"", 16, "has no trader \"other\""),
+            ("kind = \"llm\"", "kind = \"python\"", 15, "unknown trader kind"),
+            ("file = ", "nofile = ", 16, "unknown field"),
+        ];
+        for (from, to, line, needle) in cases {
+            let text = format!("{GOOD}\n{}", llm.replacen(from, to, 1));
+            let e = parse_in(dir.path(), &text).expect_err(to);
+            assert!(e.to_string().contains(needle), "{to}: {e}");
+            assert_eq!(e.line, *line, "{to}: {e}");
+        }
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[[trader]]\nid = \"x\"\nkind = \"llm\"\n").unwrap();
+        let text = format!("{GOOD}\n[[trader]]\nid = \"x\"\nkind = \"llm\"\nfile = \"bad.toml\"\n");
+        let e = parse_in(dir.path(), &text).unwrap_err();
+        assert!(e.to_string().contains("bad.toml") && e.line == 16, "{e}");
     }
 }

@@ -8,6 +8,11 @@
 //! durable first — to the venue: the order task for a live account ([`orders`]), the
 //! simulated exchange for paper trading, which then answers in the same thread.
 //!
+//! LLM traders' model calls (`Effect::CallLlm`) are asked on the runtime once the step
+//! that decided them is done (see [`Port`]); the answer comes back as [`Msg::Llm`] and is
+//! stepped as the `LlmResponded`/`LlmFailed` input at the ledger's time, as every input
+//! of the driver's own is. The engine thread never waits for a model.
+//!
 //! Start-up (docs/live.md has the recovery protocol step by step): open the journal —
 //! a new one gets the venue, the instruments, the traders and their strategies; an
 //! existing one is resumed (rebuilt by re-deriving it, which proves this build
@@ -27,6 +32,7 @@ mod serve;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    ops::{Deref, DerefMut},
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -35,16 +41,20 @@ use std::{
 
 use anyhow::{bail, Context};
 use bybit::{stream, Credentials, Endpoints, Rest, RestOptions, StreamConfig, StreamEvent};
-use engine::{Engine, Input, Venue};
+use engine::{Effect, Engine, Input, Venue};
 use journal::{
-    event::{Cloid, Instrument, Kline, Reconciliation, RejectReason, ReportedPosition, TraderStart, VenueConfig},
-    Durability, Event,
+    event::{
+        Cloid, Instrument, Json, Kline, LlmTraderLoad, Reconciliation, RejectReason, ReportedPosition, TraderStart,
+        VenueConfig,
+    },
+    Durability, Event, State,
 };
 use rust_decimal::Decimal;
 use sim::{SimConfig, SimVenue};
-use strategies::{runtime::StrategySpec, sink::JournalSink};
+use strategies::{llm::LlmRequest, runtime::StrategySpec, sink::JournalSink};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use crate::llm_port::Models;
 use config::{Config, DurabilityKind, VenueKind};
 use inputs::Seen;
 pub use orders::Probe;
@@ -82,6 +92,11 @@ pub enum Msg {
     Tick,
     /// The notification outbox's delivery task: a message delivered, or delivery halted.
     Notified(telegram::Report),
+    /// A model's answer to an LLM trader's call: the `LlmResponded` or `LlmFailed` to step.
+    Llm {
+        trader: String,
+        event: Event,
+    },
 }
 
 /// Runs `quantfold live` until SIGINT or SIGTERM.
@@ -146,8 +161,8 @@ pub fn run_with(
 
 /// How orders get filled: a live account's order task, or the simulated exchange.
 enum Mode {
-    Live(BybitVenue),
-    Paper(SimVenue),
+    Live(Port<BybitVenue>),
+    Paper(Port<SimVenue>),
 }
 
 impl Mode {
@@ -156,6 +171,59 @@ impl Mode {
             Mode::Live(v) => v,
             Mode::Paper(v) => v,
         }
+    }
+
+    /// The model calls decided since the last take, in decision order.
+    fn take_calls(&mut self) -> Vec<(String, LlmRequest)> {
+        match self {
+            Mode::Live(v) => std::mem::take(&mut v.calls),
+            Mode::Paper(v) => std::mem::take(&mut v.calls),
+        }
+    }
+}
+
+/// A venue with the session's model port beside it: orders and cancels go to the venue,
+/// model calls are held until the step that decided them is done (journaled, durable when
+/// the venue needs it), then asked on the runtime by `Session::after_step`.
+struct Port<V> {
+    venue: V,
+    calls: Vec<(String, LlmRequest)>,
+}
+
+impl<V> Port<V> {
+    fn new(venue: V) -> Port<V> {
+        Port { venue, calls: Vec::new() }
+    }
+}
+
+impl<V> Deref for Port<V> {
+    type Target = V;
+
+    fn deref(&self) -> &V {
+        &self.venue
+    }
+}
+
+impl<V> DerefMut for Port<V> {
+    fn deref_mut(&mut self) -> &mut V {
+        &mut self.venue
+    }
+}
+
+impl<V: Venue> Venue for Port<V> {
+    fn needs_durable(&self) -> bool {
+        self.venue.needs_durable()
+    }
+
+    fn send(&mut self, effect: &Effect, state: &State) {
+        match effect {
+            Effect::CallLlm { trader, request, .. } => self.calls.push((trader.clone(), (**request).clone())),
+            other => self.venue.send(other, state),
+        }
+    }
+
+    fn poll(&mut self, state: &State) -> Vec<Input> {
+        self.venue.poll(state)
     }
 }
 
@@ -183,6 +251,8 @@ struct Session {
     outbox: Option<outbox::Outbox>,
     /// `--serve`: what only the shell sees, for `/metrics`.
     metrics: Option<Arc<control::Metrics>>,
+    /// The LLM traders' model clients; calls run on `runtime`.
+    models: Arc<Models>,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -210,6 +280,12 @@ impl Session {
             VenueKind::Paper => None,
             _ => Some(credentials(&config.venue.key_env, &config.venue.secret_env)?),
         };
+        // Every model's key is in the environment before anything is journaled: a missing
+        // one is a start-up error, never a journaled failure.
+        let missing = crate::llm_port::missing_keys(config.llm_traders());
+        if !missing.is_empty() {
+            bail!("{}: the API keys come from the environment only", missing.join("; "));
+        }
         let observer = metrics
             .clone()
             .map(|metrics| Arc::new(serve::VenueMetrics { metrics, venue: "bybit" }) as Arc<dyn bybit::Observer>);
@@ -223,6 +299,12 @@ impl Session {
             DurabilityKind::EveryAppend => Durability::EveryAppend,
         };
         let existing = dir.is_dir() && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+        // A new journal: the traders' allocations must fit the account (paper: checked with
+        // the config). A resumed one keeps the allocations it started with.
+        if !existing && config.venue.kind != VenueKind::Paper {
+            let equity = runtime.block_on(rest.wallet()).context("wallet balance")?.equity;
+            config.check_allocation(equity)?;
+        }
         let mut engine = if existing {
             let resumed = replay::resume::resume(dir, durability)?;
             tracing::info!(
@@ -243,11 +325,11 @@ impl Session {
         let seen = Seen::from_journal(&engine.sink().journal)?;
 
         let (mode, executor) = match config.venue.kind {
-            VenueKind::Paper => (Mode::Paper(SimVenue::new(sim_config(config))), None),
+            VenueKind::Paper => (Mode::Paper(Port::new(SimVenue::new(sim_config(config)))), None),
             _ => {
                 let (jobs_tx, jobs_rx) = unbounded_channel();
                 let task = runtime.spawn(orders::execute(rest.clone(), jobs_rx, tx.clone(), probe.clone()));
-                (Mode::Live(BybitVenue::new(jobs_tx, config.limits.clone())), Some(task))
+                (Mode::Live(Port::new(BybitVenue::new(jobs_tx, config.limits.clone()))), Some(task))
             }
         };
         Ok(Session {
@@ -268,6 +350,7 @@ impl Session {
             served: None,
             outbox: None,
             metrics,
+            models: Arc::new(Models::new(0)),
         })
     }
 
@@ -287,6 +370,8 @@ impl Session {
             self.step(now, "", Event::VenueConfigured(venue))?;
         }
         self.define_instruments(now)?;
+        // A resumed journal may end with a model call the dead process never saw answered.
+        self.fail_unanswered("no answer: the process ended before the model answered")?;
         self.start_traders(now)?;
         if matches!(self.mode, Mode::Live(_)) {
             self.recover()?;
@@ -295,6 +380,23 @@ impl Session {
         self.load_strategies()?;
         self.spawn_streams();
         Ok(())
+    }
+
+    /// Event time for a model's answer: the close of the newest journaled bar, else the
+    /// ledger's time. On a venue whose clock is the market's this is the ledger's time (bars
+    /// close after the set-up's server time); the local server signs with the wall clock while
+    /// it replays old bars, and an answer stamped with that clock would come after every bar
+    /// it replays (on paper its orders would never fill). An answer that arrives before the
+    /// next bar closes is stamped as the backtest stamps it: at the decision's bar.
+    fn market_time(&self) -> i64 {
+        let newest = self
+            .seen
+            .last_bar
+            .iter()
+            .filter(|(_, open)| **open > i64::MIN)
+            .map(|((_, every), open)| open + every)
+            .max();
+        newest.unwrap_or_else(|| self.engine.state().time_ms)
     }
 
     /// Event time for a driver's own input: the ledger's, or the venue's clock before any event.
@@ -379,14 +481,64 @@ impl Session {
             self.step(now, &trader.id, Event::TraderStarted(start))?;
             self.seen.started_ms.get_or_insert(now);
         }
+        // LLM traders: the resolved configuration, as the backtest journals it; again when the
+        // trader file changed since the journal last loaded it (the decider starts afresh).
+        for trader in self.config.traders.clone() {
+            let Some(llm) = &trader.llm else { continue };
+            let (json, config_hash) = llm.to_journal();
+            let running = self
+                .engine
+                .worker()
+                .llm_traders()
+                .find(|t| t.config().id == trader.id)
+                .map(|t| t.config().to_journal().1);
+            if running != Some(config_hash) {
+                let load = LlmTraderLoad { file: llm.template_id.clone(), config: Json(json), config_hash };
+                self.step(now, &trader.id, Event::LlmTraderLoaded(load))?;
+            }
+        }
         Ok(())
+    }
+
+    /// Journals an `LlmFailed` for every model call the journal holds unanswered: at a clean
+    /// stop (an answer still on its way is not waited for; the trader's next cycle after a
+    /// restart decides on fresh data), and after a resume (the dead process's call is lost
+    /// with it). The call is not asked again: its prompt was rendered from market data that
+    /// is old by now. Nothing is lost silently: the failure and its reason are in the journal,
+    /// and the trader notifies it as any failed call.
+    fn fail_unanswered(&mut self, why: &str) -> anyhow::Result<()> {
+        let unanswered: Vec<(String, journal::Hash, String)> = self
+            .engine
+            .worker()
+            .llm_traders()
+            .filter_map(|t| t.unanswered().map(|(digest, model)| (t.config().id.clone(), digest, model.to_owned())))
+            .collect();
+        for (trader, digest, model) in unanswered {
+            self.on_llm(&trader, Event::LlmFailed { digest, model, error: why.to_owned() })?;
+        }
+        Ok(())
+    }
+
+    /// A model's answer (or failure) for `trader`: stepped at the market's time (see
+    /// [`Session::market_time`]). On paper the simulated exchange answers its orders at once,
+    /// as the backtest settles after every model answer (and `replay verify` re-runs it so).
+    fn on_llm(&mut self, trader: &str, event: Event) -> anyhow::Result<()> {
+        if let Some(metrics) = &self.metrics {
+            serve::observe_llm(metrics, &event);
+        }
+        let time = self.market_time();
+        self.engine.step(time, trader, &event, self.mode.venue())?;
+        if let Mode::Paper(sim) = &mut self.mode {
+            self.engine.settle(sim)?;
+        }
+        self.after_step()
     }
 
     /// Loads every trader's strategy that is not running (a new journal, a new trader, or
     /// a journal stopped cleanly), then its warm-up comes with the first bars.
     fn load_strategies(&mut self) -> anyhow::Result<()> {
         for trader in self.config.traders.clone() {
-            if self.engine.worker().running(&trader.id) {
+            if trader.llm.is_some() || self.engine.worker().running(&trader.id) {
                 continue;
             }
             let source = std::fs::read_to_string(&trader.strategy)
@@ -456,6 +608,7 @@ impl Session {
                 Msg::Order { trader, cloid, outcome } => self.on_outcome(&trader, cloid, outcome)?,
                 Msg::Stream(event) => self.on_stream(event)?,
                 Msg::Notified(report) => self.on_notified(report)?,
+                Msg::Llm { trader, event } => self.on_llm(&trader, event)?,
             }
         }
     }
@@ -871,6 +1024,16 @@ impl Session {
                 }
             }
         }
+        // The model calls the step decided, now journaled: asked on the runtime, answered
+        // through the channel.
+        for (trader, request) in self.mode.take_calls() {
+            let (models, tx) = (self.models.clone(), self.tx.clone());
+            self.runtime.spawn(async move {
+                let event = models.ask(&request).await;
+                // The driver gone means the process is ending: the next start fails the call.
+                let _ = tx.send(Msg::Llm { trader, event });
+            });
+        }
         if let Some(served) = &mut self.served {
             served.forward(&self.engine.sink().journal)?;
         }
@@ -901,6 +1064,7 @@ impl Session {
     /// A clean stop: every strategy's `st_exit`, the orders it sent carried out, open
     /// orders cancelled if the config says so, the journal snapshotted and flushed.
     fn stop(mut self, reason: &str) -> anyhow::Result<()> {
+        self.fail_unanswered(&format!("no answer: {reason} before the model answered"))?;
         let time = self.engine.state().time_ms;
         let traders: Vec<String> = self.config.traders.iter().map(|t| t.id.clone()).collect();
         for trader in &traders {

@@ -177,8 +177,7 @@ impl Venue for BybitVenue {
                     tick: self.tick,
                 });
             }
-            // Live LLM traders are not wired yet: a model call goes nowhere (the trader's next
-            // cycle finds it unanswered and says so).
+            // Model calls never get here: the session's port (`live::Port`) takes them.
             Effect::CallLlm { .. } => {}
             Effect::Cancel { trader, cloid, .. } => {
                 let symbol = state

@@ -116,3 +116,61 @@ impl bybit::Observer for VenueMetrics {
         shell.rate_limit_wait_seconds.get_or_create(&self.labels(endpoint)).inc_by(took.as_secs_f64());
     }
 }
+
+/// A model's answer (or failure) into the LLM families of `/metrics`.
+pub fn observe_llm(metrics: &control::Metrics, event: &journal::Event) {
+    use control::metrics::{ModelLabels, TokenLabels};
+    let shell = &metrics.shell;
+    match event {
+        journal::Event::LlmResponded { model, tokens_prompt, tokens_completion, cost_usd, latency_ms, .. } => {
+            let labels = ModelLabels { model: model.clone() };
+            shell.llm_requests.get_or_create(&labels).inc();
+            shell.llm_latency.get_or_create(&labels).observe(*latency_ms as f64 / 1000.0);
+            shell.llm_cost_usd.get_or_create(&labels).inc_by(journal::money::to_f64(*cost_usd));
+            for (kind, n) in [("prompt", tokens_prompt), ("completion", tokens_completion)] {
+                let labels = TokenLabels { model: model.clone(), kind: kind.to_owned() };
+                shell.llm_tokens.get_or_create(&labels).inc_by(u64::from(*n));
+            }
+        }
+        journal::Event::LlmFailed { model, .. } => {
+            let labels = ModelLabels { model: model.clone() };
+            shell.llm_requests.get_or_create(&labels).inc();
+            shell.llm_failures.get_or_create(&labels).inc();
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use journal::{Event, Hash};
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn model_answers_and_failures_reach_the_llm_families() {
+        let (_, metrics) = super::metrics();
+        let answered = Event::LlmResponded {
+            digest: Hash::default(),
+            model: "gpt-4o-mini".into(),
+            raw: "{}".into(),
+            tokens_prompt: 1200,
+            tokens_completion: 80,
+            cost_usd: Decimal::new(228, 6),
+            latency_ms: 1500,
+        };
+        super::observe_llm(&metrics, &answered);
+        let failed = Event::LlmFailed { digest: Hash::default(), model: "gpt-4o-mini".into(), error: "timeout".into() };
+        super::observe_llm(&metrics, &failed);
+        let text = metrics.render().unwrap();
+        for line in [
+            "quantfold_llm_requests_total{model=\"gpt-4o-mini\"} 2",
+            "quantfold_llm_failures_total{model=\"gpt-4o-mini\"} 1",
+            "quantfold_llm_tokens_total{model=\"gpt-4o-mini\",kind=\"prompt\"} 1200",
+            "quantfold_llm_tokens_total{model=\"gpt-4o-mini\",kind=\"completion\"} 80",
+            "quantfold_llm_cost_usd_total{model=\"gpt-4o-mini\"} 0.000228",
+            "quantfold_llm_latency_seconds_count{model=\"gpt-4o-mini\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+    }
+}

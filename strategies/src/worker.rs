@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::{
-    llm::{config::TraderConfig, LlmTrader},
+    llm::{config::TraderConfig, LlmTrader, Overall},
     market::Market,
     runtime::{StrategyRuntime, StrategySpec},
     sink::{Sink, SinkError},
@@ -25,6 +25,8 @@ pub struct Worker {
     strategies: BTreeMap<String, StrategyRuntime>,
     /// LLM traders by id, built from their journaled `LlmTraderLoaded`.
     llm: BTreeMap<String, LlmTrader>,
+    /// The LLM traders' budget together.
+    llm_overall: Overall,
     pub market: Market,
 }
 
@@ -104,7 +106,7 @@ impl Worker {
                 runtime.on_input(sink, &self.market, seq, time_ms, trader, event)?;
             }
             if let Some(llm) = self.llm.get_mut(trader) {
-                llm.on_input(sink, &self.market, seq, time_ms, event)?;
+                llm.on_input(sink, &self.market, &mut self.llm_overall, seq, time_ms, event)?;
             }
             return Ok(());
         }
@@ -113,7 +115,7 @@ impl Worker {
         }
         // LLM traders after the JavaScript ones: both in trader order, so replay routes alike.
         for llm in self.llm.values_mut() {
-            llm.on_input(sink, &self.market, seq, time_ms, event)?;
+            llm.on_input(sink, &self.market, &mut self.llm_overall, seq, time_ms, event)?;
         }
         Ok(())
     }
@@ -131,6 +133,9 @@ impl Worker {
         });
         match built {
             Ok(llm) => {
+                if let Some(limits) = &llm.config().overall_budget {
+                    self.llm_overall.limits = Some(limits.clone());
+                }
                 self.llm.insert(trader.to_owned(), llm);
                 Ok(())
             }
@@ -142,6 +147,11 @@ impl Worker {
                 sink.emit(time_ms, trader, &event).map(|_| ())
             }
         }
+    }
+
+    /// The LLM traders' budget together, as counted so far.
+    pub fn llm_overall(&self) -> &Overall {
+        &self.llm_overall
     }
 
     /// The LLM traders, by id.

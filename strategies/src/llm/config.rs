@@ -131,6 +131,25 @@ impl Default for BudgetConfig {
     }
 }
 
+/// The budget of every LLM trader of a run together, per event-time UTC day (0: no limit):
+/// a trader file's top-level `[overall_budget]`, or a live config's `[llm_budget]`. Journaled
+/// in each trader's configuration; the worker counts it from the journaled answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OverallBudget {
+    pub tokens_per_day: u64,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub usd_per_day: Decimal,
+    /// One notification a day when this share of either budget is used.
+    pub alert_pct: u32,
+}
+
+impl Default for OverallBudget {
+    fn default() -> OverallBudget {
+        OverallBudget { tokens_per_day: 0, usd_per_day: Decimal::ZERO, alert_pct: 80 }
+    }
+}
+
 /// One `[[trader]]` table as written (paths relative to the file).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +175,8 @@ struct TraderToml {
     leverage: Option<u32>,
     #[serde(default = "default_entry")]
     entry: EntryStyle,
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    max_slippage_bps: Option<Decimal>,
     #[serde(default)]
     risk: RiskConfig,
     #[serde(default)]
@@ -174,6 +195,8 @@ fn default_entry() -> EntryStyle {
 #[derive(Debug, Deserialize)]
 struct FileToml {
     trader: Vec<TraderToml>,
+    #[serde(default)]
+    overall_budget: Option<OverallBudget>,
 }
 
 /// A resolved LLM trader: what `LlmTraderLoaded` journals (as JSON) and the decider runs.
@@ -199,12 +222,18 @@ pub struct TraderConfig {
     /// The account leverage the ledger holds margin at (the highest cap by default).
     pub leverage: u32,
     pub entry: EntryStyle,
-    /// Slippage cap of market entries, in basis points (journaled in the config; the simulated
-    /// exchange applies its own).
+    /// Slippage cap of market entries, in basis points of the last close: the entry goes out
+    /// as an IOC limit at the close ± the cap, rounded to the tick toward the close (so it
+    /// never pays more than the cap). Absent: a market order, whatever it fills at.
+    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    pub max_slippage_bps: Option<Decimal>,
     pub risk: RiskConfig,
     pub budget: BudgetConfig,
     /// In priority order (lowest first).
     pub models: Vec<ModelConfig>,
+    /// The budget of all LLM traders together (the same in every trader of a run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overall_budget: Option<OverallBudget>,
 }
 
 /// A trader file that cannot be used.
@@ -253,6 +282,14 @@ impl TraderConfig {
         }
         if self.klines < 2 {
             return Err("klines must be at least 2".into());
+        }
+        if let Some(bps) = self.max_slippage_bps {
+            if bps <= Decimal::ZERO || bps >= Decimal::from(10_000) {
+                return Err(format!("max_slippage_bps must be between 0 and 10000 (exclusive), not {bps}"));
+            }
+            if self.entry != EntryStyle::MarketIoc {
+                return Err("max_slippage_bps caps market entries: it needs entry = \"market_ioc\"".into());
+            }
         }
         for m in &self.models {
             if !m.key_env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || m.key_env.is_empty() {
@@ -320,7 +357,9 @@ pub fn load(path: &Path) -> Result<Vec<TraderConfig>, ConfigError> {
         if t.kind != "llm" {
             return Err(err(path, format!("trader {}: kind {:?} is not supported here (llm)", t.id, t.kind)));
         }
-        traders.push(resolve(t, dir).map_err(|(p, m)| err(p.as_deref().unwrap_or(path), m))?)
+        let mut config = resolve(t, dir).map_err(|(p, m)| err(p.as_deref().unwrap_or(path), m))?;
+        config.overall_budget.clone_from(&file.overall_budget);
+        traders.push(config);
     }
     if traders.is_empty() {
         return Err(err(path, "no [[trader]] with kind = \"llm\"".into()));
@@ -378,9 +417,11 @@ fn resolve(t: TraderToml, dir: &Path) -> Result<TraderConfig, (Option<PathBuf>, 
         capital,
         leverage,
         entry: t.entry,
+        max_slippage_bps: t.max_slippage_bps,
         risk: t.risk,
         budget: t.budget,
         models,
+        overall_budget: None,
     };
     config.check().map_err(bad)?;
     Ok(config)

@@ -43,7 +43,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value as Json};
 
 use self::{
-    config::{EntryStyle, ModelConfig, TraderConfig},
+    config::{EntryStyle, ModelConfig, OverallBudget, TraderConfig},
     decision::{Decision, Signal},
     prompt::Renderer,
 };
@@ -79,6 +79,75 @@ struct Pending {
 struct Bracket {
     stop_loss: Decimal,
     take_profit: Decimal,
+}
+
+/// The budget of every LLM trader together, kept by the worker: counted from each journaled
+/// answer as its trader takes it, in journal order, so replay counts the same; checked at
+/// every cycle of every trader.
+#[derive(Debug, Default)]
+pub struct Overall {
+    /// The limits of the most recently loaded configuration that has some.
+    pub limits: Option<OverallBudget>,
+    day: i64,
+    pub tokens_day: u64,
+    pub usd_day: Decimal,
+    alerted_day: Option<i64>,
+}
+
+impl Overall {
+    fn roll_day(&mut self, time_ms: i64) {
+        let day = time_ms.div_euclid(DAY_MS);
+        if day != self.day {
+            self.day = day;
+            self.tokens_day = 0;
+            self.usd_day = Decimal::ZERO;
+        }
+    }
+
+    fn count(&mut self, time_ms: i64, tokens: u64, cost: Decimal) {
+        self.roll_day(time_ms);
+        self.tokens_day = self.tokens_day.saturating_add(tokens);
+        self.usd_day = self.usd_day.saturating_add(cost);
+    }
+
+    /// Why no trader may call now, if the overall budget is used up.
+    fn exhausted(&mut self, time_ms: i64) -> Option<String> {
+        self.roll_day(time_ms);
+        let b = self.limits.as_ref()?;
+        if b.tokens_per_day > 0 && self.tokens_day >= b.tokens_per_day {
+            return Some(format!(
+                "overall budget exhausted: {} of {} tokens today, all LLM traders together",
+                self.tokens_day, b.tokens_per_day
+            ));
+        }
+        if b.usd_per_day > Decimal::ZERO && self.usd_day >= b.usd_per_day {
+            return Some(format!(
+                "overall budget exhausted: {} of {} USD today, all LLM traders together",
+                self.usd_day, b.usd_per_day
+            ));
+        }
+        None
+    }
+
+    /// The day's one alert, when either budget has passed its threshold.
+    fn alert(&mut self) -> Option<String> {
+        let b = self.limits.as_ref()?;
+        if self.alerted_day == Some(self.day) {
+            return None;
+        }
+        let (pct, hundred) = (Decimal::from(b.alert_pct), Decimal::ONE_HUNDRED);
+        let tokens_over =
+            b.tokens_per_day > 0 && Decimal::from(self.tokens_day) * hundred >= Decimal::from(b.tokens_per_day) * pct;
+        let usd_over = b.usd_per_day > Decimal::ZERO && self.usd_day * hundred >= b.usd_per_day * pct;
+        if !(tokens_over || usd_over) {
+            return None;
+        }
+        self.alerted_day = Some(self.day);
+        Some(format!(
+            "overall budget alert: {} tokens and {} USD used today by all LLM traders ({}% threshold)",
+            self.tokens_day, self.usd_day, b.alert_pct
+        ))
+    }
 }
 
 /// One LLM trader.
@@ -147,6 +216,12 @@ impl LlmTrader {
         &self.config
     }
 
+    /// The call this trader waits for, if any: its prompt digest and model. A live session
+    /// that stops (or died) before the answer journals it failed (see `src/live`).
+    pub fn unanswered(&self) -> Option<(Hash, &str)> {
+        self.pending.as_ref().map(|p| (p.digest, self.config.models[p.model].model.as_str()))
+    }
+
     /// The model in use now.
     pub fn active_model(&self) -> &str {
         &self.config.models[self.active].model
@@ -160,6 +235,7 @@ impl LlmTrader {
         &mut self,
         sink: &mut dyn Sink,
         market: &Market,
+        overall: &mut Overall,
         seq: u64,
         time_ms: i64,
         event: &Event,
@@ -171,24 +247,24 @@ impl LlmTrader {
                 if self.config.symbols.last() == Some(&k.symbol) && close_ms >= self.next_due_ms {
                     let every = self.config.decision_interval_ms;
                     self.next_due_ms = (close_ms.div_euclid(every) + 1) * every;
-                    self.cycle(sink, market, seq, time_ms)?;
+                    self.cycle(sink, market, overall, seq, time_ms)?;
                 }
             }
             Event::LlmResponded { digest, tokens_prompt, tokens_completion, cost_usd, raw, .. } => {
                 let Some(pending) = self.pending.take_if(|p| p.digest == *digest) else {
                     return self.notify(sink, time_ms, format!("an answer to {} that was not asked", digest.short()));
                 };
-                self.count(
-                    time_ms,
-                    pending.model,
-                    u64::from(*tokens_prompt) + u64::from(*tokens_completion),
-                    *cost_usd,
-                );
+                let tokens = u64::from(*tokens_prompt) + u64::from(*tokens_completion);
+                self.count(time_ms, pending.model, tokens, *cost_usd);
+                overall.count(time_ms, tokens, *cost_usd);
                 self.forget_old(time_ms);
                 self.answered.insert(*digest, (seq, time_ms, pending.model, raw.clone()));
                 let usable = self.respond(sink, seq, time_ms, pending.model, *digest, raw)?;
                 self.after_call(sink, time_ms, usable)?;
                 self.alert(sink, time_ms)?;
+                if let Some(message) = overall.alert() {
+                    self.notify(sink, time_ms, message)?;
+                }
             }
             Event::LlmFailed { digest, error, .. } => {
                 if self.pending.take_if(|p| p.digest == *digest).is_none() {
@@ -203,12 +279,19 @@ impl LlmTrader {
         Ok(())
     }
 
-    fn cycle(&mut self, sink: &mut dyn Sink, market: &Market, seq: u64, time_ms: i64) -> Result<(), SinkError> {
+    fn cycle(
+        &mut self,
+        sink: &mut dyn Sink,
+        market: &Market,
+        overall: &mut Overall,
+        seq: u64,
+        time_ms: i64,
+    ) -> Result<(), SinkError> {
         if self.pending.is_some() {
             return self.skip(sink, time_ms, "the previous model call is still unanswered".into());
         }
         self.roll_day(time_ms);
-        if let Some(reason) = self.budget_exhausted() {
+        if let Some(reason) = self.budget_exhausted().or_else(|| overall.exhausted(time_ms)) {
             return self.skip(sink, time_ms, reason);
         }
         if let Some(tokens) = self.config.models[self.active].tokens_per_day {
@@ -356,7 +439,28 @@ impl LlmTrader {
         };
         let qty = (decision.size_usd / entry).round_dp(8);
         let side = if decision.signal == Signal::Long { Side::Buy } else { Side::Sell };
+        let capped = match (self.config.entry, self.config.max_slippage_bps) {
+            (EntryStyle::MarketIoc, Some(bps)) => {
+                let Some(close) = sink.state().mark(&decision.symbol) else {
+                    return self.notify(sink, time_ms, format!("no last price for {}: no order", decision.symbol));
+                };
+                let tick = sink.state().instruments.get(&decision.symbol).map(|i| i.tick_size);
+                Some(slippage_cap(side, close, bps, tick))
+            }
+            _ => None,
+        };
         let intent = match self.config.entry {
+            EntryStyle::MarketIoc if capped.is_some() => intent(
+                next_cloid(),
+                &decision.symbol,
+                side,
+                OrderKind::Limit,
+                qty,
+                capped,
+                None,
+                false,
+                TimeInForce::Ioc,
+            ),
             EntryStyle::MarketIoc => intent(
                 next_cloid(),
                 &decision.symbol,
@@ -559,6 +663,21 @@ impl LlmTrader {
     fn notify(&mut self, sink: &mut dyn Sink, time_ms: i64, message: String) -> Result<(), SinkError> {
         let event = Event::NotificationSent { channel: CHANNEL.to_owned(), message };
         sink.emit(time_ms, &self.config.id, &event).map(|_| ())
+    }
+}
+
+/// The limit price of a market entry capped at `bps` of slippage from `close`: a buy pays at
+/// most `close × (1 + bps/10⁴)`, a sell gets at least `close × (1 − bps/10⁴)`, rounded to the
+/// tick toward the close (never past the cap; the pre-append checks then find it on the grid).
+pub fn slippage_cap(side: Side, close: Decimal, bps: Decimal, tick: Option<Decimal>) -> Decimal {
+    let ten_thousand = Decimal::from(10_000);
+    let (raw, strategy) = match side {
+        Side::Buy => (close * (ten_thousand + bps) / ten_thousand, rust_decimal::RoundingStrategy::ToNegativeInfinity),
+        Side::Sell => (close * (ten_thousand - bps) / ten_thousand, rust_decimal::RoundingStrategy::ToPositiveInfinity),
+    };
+    match tick.filter(|t| *t > Decimal::ZERO) {
+        Some(tick) => ((raw / tick).round_dp_with_strategy(0, strategy) * tick).normalize(),
+        None => raw.normalize(),
     }
 }
 

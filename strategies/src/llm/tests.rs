@@ -128,6 +128,7 @@ fn trader_config() -> TraderConfig {
         capital: dec!(10000),
         leverage: 10,
         entry: EntryStyle::MarketIoc,
+        max_slippage_bps: None,
         risk: config::RiskConfig {
             min_confidence: 70,
             min_risk_reward: dec!(2),
@@ -142,6 +143,7 @@ fn trader_config() -> TraderConfig {
         },
         budget: config::BudgetConfig::default(),
         models: vec![model()],
+        overall_budget: None,
     }
 }
 
@@ -292,4 +294,29 @@ fn every_gate_says_why() {
         assert_eq!(failed, c.failed, "{}: {verdicts:?}", c.name);
     }
     assert_eq!(Decision::read(&decision_json("wait", 1)).signal, Signal::Hold);
+}
+
+#[test]
+fn the_slippage_cap_is_a_limit_on_the_tick_grid_never_past_the_cap() {
+    use journal::event::Side;
+    // 17150.3 ± 20 bps = 17184.6006 / 17116.0 (to 4 places): a buy rounds down, a sell up.
+    assert_eq!(super::slippage_cap(Side::Buy, dec!(17150.3), dec!(20), Some(dec!(0.1))), dec!(17184.6));
+    assert_eq!(super::slippage_cap(Side::Sell, dec!(17150.3), dec!(20), Some(dec!(0.1))), dec!(17116.0));
+    assert_eq!(super::slippage_cap(Side::Sell, dec!(17150.3), dec!(20), Some(dec!(0.5))), dec!(17116.0));
+    assert_eq!(super::slippage_cap(Side::Buy, dec!(17150.3), dec!(20), Some(dec!(0.5))), dec!(17184.5));
+    // Exact decimals, no tick: the cap itself.
+    assert_eq!(super::slippage_cap(Side::Buy, dec!(100), dec!(15), None), dec!(100.15));
+    assert_eq!(super::slippage_cap(Side::Sell, dec!(100), dec!(15), None), dec!(99.85));
+}
+
+#[test]
+fn a_slippage_cap_needs_a_market_entry_and_a_sane_size() {
+    let mut c = trader_config();
+    c.max_slippage_bps = Some(dec!(25));
+    assert_eq!(c.check(), Ok(()));
+    c.max_slippage_bps = Some(dec!(0));
+    assert!(c.check().unwrap_err().contains("max_slippage_bps"));
+    c.max_slippage_bps = Some(dec!(25));
+    c.entry = EntryStyle::Limit;
+    assert!(c.check().unwrap_err().contains("market_ioc"));
 }
