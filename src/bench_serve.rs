@@ -237,7 +237,17 @@ fn under_load(runtime: &tokio::runtime::Runtime, dir: &Path, load: Load) -> anyh
         })
     };
 
-    let (samples, lag_max) = runtime.block_on(open_loop(&base, load.rate, load.seconds))?;
+    // The load comes from a thread and runtime of its own, as a client on another machine
+    // would: it does not share the server's worker threads.
+    let (samples, lag_max) = std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> anyhow::Result<_> {
+                let client_runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                client_runtime.block_on(open_loop(&base, load.rate, load.seconds))
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the load thread panicked"))?
+    })?;
     stop.store(true, Ordering::Relaxed);
     writer.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))??;
     let _ = stop_tx.send(());
