@@ -476,7 +476,20 @@ fn the_dashboard_shows_what_the_api_says() {
 
 #[test]
 fn bench_serve_prints_its_measurements() {
-    let out = ok(&["bench", "serve", "--bars", "300", "--requests", "3"]);
+    let out = ok(&[
+        "bench",
+        "serve",
+        "--bars",
+        "300",
+        "--requests",
+        "3",
+        "--rate",
+        "50",
+        "--seconds",
+        "1",
+        "--append-rate",
+        "100",
+    ]);
     let report: Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON report");
     assert_eq!(report["bars"], 300);
     assert!(report["records"].as_u64().unwrap() > 300, "{report}");
@@ -485,4 +498,12 @@ fn bench_serve_prints_its_measurements() {
     let endpoints = report["endpoints"].as_array().unwrap();
     assert_eq!(endpoints.len(), 9);
     assert!(endpoints.iter().all(|e| e["p50_us"].as_u64().unwrap() <= e["max_us"].as_u64().unwrap()), "{report}");
+    // The open-loop load: every request sent on schedule and answered, per endpoint.
+    let load = &report["under_load"];
+    assert_eq!(load["target_requests_per_s"], 50);
+    assert_eq!(load["errors"], 0, "{load}");
+    let per_endpoint = load["endpoints"].as_array().unwrap();
+    assert_eq!(per_endpoint.len(), 9);
+    assert_eq!(per_endpoint.iter().map(|e| e["requests"].as_u64().unwrap()).sum::<u64>(), 50);
+    assert!(load["appended_records_per_s"].as_f64().unwrap() > 0.0, "the writer appended nothing: {load}");
 }

@@ -7,7 +7,7 @@
 //! responses add `*_exact` strings beside the main money figures, and our endpoints
 //! (`/api/traders/:id/...`) use strings throughout.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use journal::{event::Side, state::orders::OrderStatus};
 use rust_decimal::Decimal;
@@ -294,17 +294,28 @@ fn trade_json(id: &str, trade: &Trade, leverage: Decimal) -> Value {
 }
 
 /// nof0's trades: the newest `limit` round trips over all traders, newest first.
-pub fn trades(arena: &Arena, limit: usize, now_ms: i64) -> Value {
-    let mut all: Vec<(i64, Value)> = Vec::new();
+pub fn trades(arena: &Arena, limit: usize, now_ms: i64) -> String {
+    // Each trader's newest trades as JSON, kept until its next round trip (they never change).
+    let mut kept = Vec::new();
     for (id, name, replica) in arena.traders() {
         let leverage = replica.state.traders.get(name).map_or(Decimal::ONE, |t| t.leverage(None));
         if let Some(view) = replica.traders.get(name) {
-            all.extend(view.trades.iter().rev().take(limit).map(|t| (t.exit_time_ms, trade_json(&id, t, leverage))));
+            let key = (view.totals.count, id.clone(), leverage, limit);
+            kept.push(view.memos.trades.get_or(key, || {
+                view.trades
+                    .iter()
+                    .rev()
+                    .take(limit)
+                    .map(|t| (t.exit_time_ms, trade_json(&id, t, leverage).to_string()))
+                    .collect()
+            }));
         }
     }
+    let mut all: Vec<&(i64, String)> = kept.iter().flat_map(|rows| rows.iter()).collect();
     all.sort_by_key(|(time, _)| std::cmp::Reverse(*time));
     all.truncate(limit);
-    json!({ "trades": all.into_iter().map(|(_, v)| v).collect::<Vec<_>>(), "serverTime": now_ms })
+    let rows: Vec<&str> = all.iter().map(|(_, json)| json.as_str()).collect();
+    format!("{{\"serverTime\":{now_ms},\"trades\":[{}]}}", rows.join(","))
 }
 
 /// nof0's positions by model.
@@ -371,36 +382,77 @@ fn median(values: &mut [f64]) -> f64 {
 
 /// nof0's `ModelAnalytics` for one trader. Totals (counts, sums, win rate) are over every
 /// round trip; averages and deviations over the round trips kept.
+/// What nof0's analytics derive from a trader's kept round trips: kept per trader (see
+/// [`crate::replica::Memo`]) until the next round trip closes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TradeStats {
+    pub net: (f64, f64),
+    pub gross: (f64, f64),
+    pub fee: (f64, f64),
+    pub winners: (f64, f64),
+    pub losers: (f64, f64),
+    pub winners_holding: (f64, f64),
+    pub losers_holding: (f64, f64),
+    pub winners_notional: (f64, f64),
+    pub losers_notional: (f64, f64),
+    pub longs: (f64, f64),
+    pub shorts: (f64, f64),
+    pub holding: (f64, f64),
+    pub size: (f64, f64),
+    pub median_holding: f64,
+    pub median_size: f64,
+}
+
+/// Means, standard deviations and medians over the kept round trips.
+pub fn trade_stats(trades: &VecDeque<Trade>) -> TradeStats {
+    let net: Vec<f64> = trades.iter().map(|t| num(t.net())).collect();
+    let gross: Vec<f64> = trades.iter().map(|t| num(t.pnl)).collect();
+    let fees: Vec<f64> = trades.iter().map(|t| num(t.fees)).collect();
+    let holding: Vec<f64> = trades.iter().map(|t| (t.exit_time_ms - t.entry_time_ms) as f64 / 60_000.0).collect();
+    let notional: Vec<f64> = trades.iter().map(|t| num(t.qty * t.entry_price)).collect();
+    let pick = |want: &dyn Fn(&Trade) -> bool, of: &[f64]| -> Vec<f64> {
+        trades.iter().zip(of).filter(|(t, _)| want(t)).map(|(_, v)| *v).collect()
+    };
+    let winners = |t: &Trade| t.net() > Decimal::ZERO;
+    let losers = |t: &Trade| t.net() < Decimal::ZERO;
+    TradeStats {
+        net: mean_std(&net),
+        gross: mean_std(&gross),
+        fee: mean_std(&fees),
+        winners: mean_std(&pick(&winners, &net)),
+        losers: mean_std(&pick(&losers, &net)),
+        winners_holding: mean_std(&pick(&winners, &holding)),
+        losers_holding: mean_std(&pick(&losers, &holding)),
+        winners_notional: mean_std(&pick(&winners, &notional)),
+        losers_notional: mean_std(&pick(&losers, &notional)),
+        longs: mean_std(&pick(&|t: &Trade| t.long, &net)),
+        shorts: mean_std(&pick(&|t: &Trade| !t.long, &net)),
+        holding: mean_std(&holding),
+        size: mean_std(&notional),
+        median_holding: median(&mut holding.clone()),
+        median_size: median(&mut notional.clone()),
+    }
+}
+
 pub fn model_analytics(id: &str, name: &str, replica: &Replica) -> Value {
     let (Some(view), Some(t)) = (replica.traders.get(name), replica.state.traders.get(name)) else {
         return Value::Null;
     };
     let totals = &view.totals;
-    let net: Vec<f64> = view.trades.iter().map(|t| num(t.net())).collect();
-    let gross: Vec<f64> = view.trades.iter().map(|t| num(t.pnl)).collect();
-    let fees: Vec<f64> = view.trades.iter().map(|t| num(t.fees)).collect();
-    let holding: Vec<f64> = view.trades.iter().map(|t| (t.exit_time_ms - t.entry_time_ms) as f64 / 60_000.0).collect();
-    let notional: Vec<f64> = view.trades.iter().map(|t| num(t.qty * t.entry_price)).collect();
-    let pick = |want: &dyn Fn(&Trade) -> bool, of: &[f64]| -> Vec<f64> {
-        view.trades.iter().zip(of).filter(|(t, _)| want(t)).map(|(_, v)| *v).collect()
-    };
-    let winners = |t: &Trade| t.net() > Decimal::ZERO;
-    let losers = |t: &Trade| t.net() < Decimal::ZERO;
-    let longs = |t: &Trade| t.long;
-    let shorts = |t: &Trade| !t.long;
-    let (avg_net, std_net) = mean_std(&net);
-    let (avg_gross, std_gross) = mean_std(&gross);
-    let (avg_fee, std_fee) = mean_std(&fees);
-    let (avg_w, std_w) = mean_std(&pick(&winners, &net));
-    let (avg_l, std_l) = mean_std(&pick(&losers, &net));
-    let (avg_wh, std_wh) = mean_std(&pick(&winners, &holding));
-    let (avg_lh, std_lh) = mean_std(&pick(&losers, &holding));
-    let (avg_wn, std_wn) = mean_std(&pick(&winners, &notional));
-    let (avg_ln, std_ln) = mean_std(&pick(&losers, &notional));
-    let (avg_long, std_long) = mean_std(&pick(&longs, &net));
-    let (avg_short, std_short) = mean_std(&pick(&shorts, &net));
-    let (avg_hold, std_hold) = mean_std(&holding);
-    let (avg_size, std_size) = mean_std(&notional);
+    let stats = view.memos.stats.get_or(totals.count, || trade_stats(&view.trades));
+    let (avg_net, std_net) = stats.net;
+    let (avg_gross, std_gross) = stats.gross;
+    let (avg_fee, std_fee) = stats.fee;
+    let (avg_w, std_w) = stats.winners;
+    let (avg_l, std_l) = stats.losers;
+    let (avg_wh, std_wh) = stats.winners_holding;
+    let (avg_lh, std_lh) = stats.losers_holding;
+    let (avg_wn, std_wn) = stats.winners_notional;
+    let (avg_ln, std_ln) = stats.losers_notional;
+    let (avg_long, std_long) = stats.longs;
+    let (avg_short, std_short) = stats.shorts;
+    let (avg_hold, std_hold) = stats.holding;
+    let (avg_size, std_size) = stats.size;
     let win_rate = if totals.count == 0 { 0.0 } else { totals.wins as f64 / totals.count as f64 * 100.0 };
     let pnl_without_fees = t.realized_pnl;
     let with_fees = t.realized_pnl - t.fees_paid + t.funding_net;
@@ -435,9 +487,9 @@ pub fn model_analytics(id: &str, name: &str, replica: &Replica) -> Value {
         "invocation_breakdown_table": { "num_invocations": view.llm_invocations },
         "overall_trades_overview_table": {
             "total_trades": totals.count, "avg_holding_period_mins": avg_hold, "std_holding_period_mins": std_hold,
-            "median_holding_period_mins": median(&mut holding.clone()),
+            "median_holding_period_mins": stats.median_holding,
             "avg_size_of_trade_notional": avg_size, "std_size_of_trade_notional": std_size,
-            "median_size_of_trade_notional": median(&mut notional.clone()),
+            "median_size_of_trade_notional": stats.median_size,
         },
         "last_trade_exit_time": last_trade.map_or(0.0, |t| seconds(t.exit_time_ms)),
         "last_trade_doc_id": last_trade.map_or_else(String::new, |t| format!("{id}_{}", t.number)),
@@ -454,26 +506,31 @@ pub fn analytics(arena: &Arena, now_ms: i64) -> Value {
 /// A trader's equity curve (exact strings): the newest `limit` points, or with `whole`,
 /// at most `limit` points spread evenly over the whole curve (always with its first and
 /// last), for a chart.
-pub fn equity(id: &str, name: &str, replica: &Replica, limit: usize, whole: bool, now_ms: i64) -> Value {
+pub fn equity(id: &str, name: &str, replica: &Replica, limit: usize, whole: bool, now_ms: i64) -> String {
+    use std::fmt::Write;
     let view = replica.traders.get(name);
     let points = view.map_or(&[][..], |v| &v.equity[..]);
-    let row = |p: &crate::replica::EquityPoint| json!({ "time_ms": p.time_ms, "equity": p.equity.to_string() });
-    let rows: Vec<Value> = if whole && points.len() > limit {
+    // Written directly: a curve of a thousand points is most of what a dashboard asks for.
+    let mut rows = String::with_capacity(48 * limit.min(points.len()) + 2);
+    let mut row = |p: &crate::replica::EquityPoint| {
+        let comma = if rows.is_empty() { "" } else { "," };
+        let _ = write!(rows, "{comma}{{\"equity\":\"{}\",\"time_ms\":{}}}", p.equity, p.time_ms);
+    };
+    if whole && points.len() > limit {
         let last = points.len() - 1;
         let slots = limit.max(2) - 1;
-        (0..=slots).map(|i| row(&points[i * last / slots])).collect()
+        (0..=slots).for_each(|i| row(&points[i * last / slots]));
     } else {
-        points[points.len().saturating_sub(limit)..].iter().map(row).collect()
-    };
-    json!({
-        "trader": id,
-        "capital": replica.capital(name).to_string(),
-        "equity": equity_of(replica, name).to_string(),
-        "stride": view.map_or(1, |v| v.stride),
-        "points_total": points.len(),
-        "points": rows,
-        "serverTime": now_ms,
-    })
+        points[points.len().saturating_sub(limit)..].iter().for_each(row);
+    }
+    format!(
+        "{{\"capital\":\"{}\",\"equity\":\"{}\",\"points\":[{rows}],\"points_total\":{},\"serverTime\":{now_ms},\"stride\":{},\"trader\":{}}}",
+        replica.capital(name),
+        equity_of(replica, name),
+        points.len(),
+        view.map_or(1, |v| v.stride),
+        Value::from(id),
+    )
 }
 
 /// A trader's orders, open and ended, newest first.
@@ -502,27 +559,32 @@ pub fn orders(id: &str, name: &str, replica: &Replica, limit: usize, now_ms: i64
 }
 
 /// A trader's fills, newest first.
-pub fn fills(id: &str, name: &str, replica: &Replica, limit: usize, now_ms: i64) -> Value {
-    let view = replica.traders.get(name);
-    let rows: Vec<Value> = view
-        .map(|v| {
-            v.fills
-                .iter()
-                .rev()
-                .take(limit)
-                .map(|f| {
-                    json!({
-                        "seq": f.seq, "time_ms": f.time_ms, "cloid": f.cloid.to_string(), "fill_id": f.fill_id,
-                        "symbol": f.symbol, "side": side_name(f.side), "qty": f.qty.to_string(),
-                        "price": f.price.to_string(), "fee_quote": f.fee_quote.to_string(),
-                        "liquidity": if f.maker { "maker" } else { "taker" },
+pub fn fills(id: &str, name: &str, replica: &Replica, limit: usize, now_ms: i64) -> String {
+    let rows = replica.traders.get(name).map_or_else(
+        || std::sync::Arc::new("[]".to_owned()),
+        |v| {
+            // Kept until the next fill.
+            v.memos.fills.get_or((v.fills.back().map(|f| f.seq), limit), || {
+                let rows: Vec<Value> = v
+                    .fills
+                    .iter()
+                    .rev()
+                    .take(limit)
+                    .map(|f| {
+                        json!({
+                            "seq": f.seq, "time_ms": f.time_ms, "cloid": f.cloid.to_string(), "fill_id": f.fill_id,
+                            "symbol": f.symbol, "side": side_name(f.side), "qty": f.qty.to_string(),
+                            "price": f.price.to_string(), "fee_quote": f.fee_quote.to_string(),
+                            "liquidity": if f.maker { "maker" } else { "taker" },
+                        })
                     })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+                    .collect();
+                Value::from(rows).to_string()
+            })
+        },
+    );
     let total = replica.state.traders.get(name).map_or(0, |t| t.stats.fills);
-    json!({ "trader": id, "fills_total": total, "fills": rows, "serverTime": now_ms })
+    format!("{{\"fills\":{rows},\"fills_total\":{total},\"serverTime\":{now_ms},\"trader\":{}}}", Value::from(id))
 }
 
 /// Where each journal stands.
@@ -640,16 +702,17 @@ mod tests {
     fn the_whole_equity_curve_thinned_keeps_both_ends() {
         let arena = arena();
         let (_, name, replica) = arena.trader("t").unwrap();
-        let all = equity("t", name, replica, LIMIT_MAX, false, 0);
+        let parse = |text: String| serde_json::from_str::<Value>(&text).unwrap();
+        let all = parse(equity("t", name, replica, LIMIT_MAX, false, 0));
         let total = all["points_total"].as_u64().unwrap() as usize;
         assert_eq!(all["points"].as_array().unwrap().len(), total);
-        let thin = equity("t", name, replica, 10, true, 0);
+        let thin = parse(equity("t", name, replica, 10, true, 0));
         let points = thin["points"].as_array().unwrap();
         assert_eq!(points.len(), 10);
         assert_eq!(points[0], all["points"][0]);
         assert_eq!(points[9], all["points"][total - 1]);
         assert_eq!(points[9]["equity"], "980");
-        let latest = equity("t", name, replica, 10, false, 0);
+        let latest = parse(equity("t", name, replica, 10, false, 0));
         assert_eq!(latest["points"][0], all["points"][total - 10]);
     }
 }

@@ -5,7 +5,10 @@
 //! engine agree. Everything kept per trader is bounded (a long live run must not grow the
 //! API's memory without limit); totals are counted over every event, not only what is kept.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use journal::{
     event::{Cloid, Event, Side},
@@ -150,10 +153,83 @@ pub struct TradeTotals {
     pub holding_ms: i128,
 }
 
+/// A value derived from a view, kept while its key (what it was derived from) stays the
+/// same: the API answers a trader's trades, fills and trade statistics from it instead of
+/// deriving them again for every request. A clone starts empty.
+#[derive(Debug)]
+pub struct Memo<K, V>(Mutex<Option<(K, Arc<V>)>>);
+
+impl<K: PartialEq, V> Memo<K, V> {
+    /// The value for `key`: kept, or built now (and kept).
+    pub fn get_or(&self, key: K, build: impl FnOnce() -> V) -> Arc<V> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((kept, value)) = slot.as_ref() {
+            if *kept == key {
+                return Arc::clone(value);
+            }
+        }
+        let value = Arc::new(build());
+        *slot = Some((key, Arc::clone(&value)));
+        value
+    }
+}
+
+impl<K, V> Default for Memo<K, V> {
+    fn default() -> Memo<K, V> {
+        Memo(Mutex::new(None))
+    }
+}
+
+impl<K, V> Clone for Memo<K, V> {
+    fn clone(&self) -> Memo<K, V> {
+        Memo::default()
+    }
+}
+
+/// The API's memos of one trader (see [`Memo`]).
+#[derive(Clone, Debug, Default)]
+pub struct ViewMemos {
+    /// Trade statistics, by the number of round trips.
+    pub stats: Memo<u64, crate::api::TradeStats>,
+    /// The newest trades as JSON with their exit times, by (round trips, id, leverage, limit).
+    pub trades: Memo<(u64, String, Decimal, usize), Vec<(i64, String)>>,
+    /// The newest fills as a JSON array, by (the newest fill's seq, limit).
+    pub fills: Memo<(Option<u64>, usize), String>,
+}
+
+/// Running mean and variance (Welford) of the equity curve's returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Returns {
+    n: u64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Returns {
+    fn add(&mut self, r: f64) {
+        self.n += 1;
+        let delta = r - self.mean;
+        self.mean += delta / self.n as f64;
+        self.m2 += delta * (r - self.mean);
+    }
+
+    /// The return from `a` to `b`, skipped (as the series' Sharpe skips it) from zero.
+    fn add_step(&mut self, a: Decimal, b: Decimal) {
+        let (a, b) = (journal::money::to_f64(a), journal::money::to_f64(b));
+        if a != 0.0 {
+            self.add(b / a - 1.0);
+        }
+    }
+}
+
 /// What the replica adds to the fold for one trader.
 #[derive(Clone, Debug, Default)]
 pub struct TraderView {
     pub equity: Vec<EquityPoint>,
+    /// The returns between the equity points but the last (which may still move): the
+    /// Sharpe ratio adds the last one at reading, so it costs O(1), not O(points).
+    returns: Returns,
+    pub memos: ViewMemos,
     /// Every `stride`-th sample is kept (doubles each time the series is thinned).
     pub stride: u64,
     samples: u64,
@@ -182,6 +258,10 @@ impl TraderView {
         if self.stride > 1 && self.samples % self.stride != 0 {
             return;
         }
+        // The last point is final now: its return joins the running ones.
+        if let [.., a, b] = &self.equity[..] {
+            self.returns.add_step(a.equity, b.equity);
+        }
         self.equity.push(EquityPoint { time_ms, equity });
         if self.equity.len() > EQUITY_POINTS_MAX {
             // Thin to every other point: memory stays bounded and the curve keeps its shape.
@@ -191,6 +271,11 @@ impl TraderView {
                 keep
             });
             self.stride = self.stride.max(1) * 2;
+            self.returns = Returns::default();
+            let last = self.equity.len().saturating_sub(1);
+            for w in self.equity[..last].windows(2) {
+                self.returns.add_step(w[0].equity, w[1].equity);
+            }
         }
     }
 
@@ -571,15 +656,15 @@ impl Replica {
     /// fewer than three points or no variation.
     pub fn sharpe(&self, trader: &str) -> Option<f64> {
         let view = self.traders.get(trader)?;
-        let values: Vec<f64> = view.equity.iter().map(|p| journal::money::to_f64(p.equity)).collect();
-        let returns: Vec<f64> = values.windows(2).filter(|w| w[0] != 0.0).map(|w| w[1] / w[0] - 1.0).collect();
-        if returns.len() < 2 {
+        let mut returns = view.returns;
+        if let [.., a, b] = &view.equity[..] {
+            returns.add_step(a.equity, b.equity);
+        }
+        if returns.n < 2 {
             return None;
         }
-        let n = returns.len() as f64;
-        let mean = returns.iter().sum::<f64>() / n;
-        let var = returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0);
-        let sd = var.sqrt();
+        let mean = returns.mean;
+        let sd = (returns.m2 / (returns.n - 1) as f64).sqrt();
         let step_ms = view.interval_ms.max(1) as f64 * view.stride.max(1) as f64;
         let annual = (365.25 * 86_400_000.0 / step_ms).sqrt();
         let sharpe = mean / sd * annual;
@@ -758,5 +843,73 @@ mod tests {
             push_bounded(&mut q, i, HISTORY_MAX);
         }
         assert_eq!((q.len(), q.front()), (HISTORY_MAX, Some(&5)));
+    }
+
+    /// The Sharpe ratio over the equity curve, computed from scratch (what the running
+    /// returns must agree with).
+    fn naive_sharpe(view: &TraderView) -> Option<f64> {
+        let values: Vec<f64> = view.equity.iter().map(|p| journal::money::to_f64(p.equity)).collect();
+        let returns: Vec<f64> = values.windows(2).filter(|w| w[0] != 0.0).map(|w| w[1] / w[0] - 1.0).collect();
+        if returns.len() < 2 {
+            return None;
+        }
+        let n = returns.len() as f64;
+        let mean = returns.iter().sum::<f64>() / n;
+        let sd = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let step_ms = view.interval_ms.max(1) as f64 * view.stride.max(1) as f64;
+        let sharpe = mean / sd * (365.25 * 86_400_000.0 / step_ms).sqrt();
+        (sd > 0.0 && sharpe.is_finite()).then_some(sharpe)
+    }
+
+    #[test]
+    fn the_running_sharpe_ratio_is_the_series_own_through_updates_and_thinning() {
+        let mut replica = Replica::new();
+        let mut view = TraderView { stride: 1, interval_ms: 60_000, ..TraderView::default() };
+        // A seeded walk, long enough to be thinned twice, with repeated times (in-place
+        // updates of the last point) and a zero equity (its return is skipped).
+        let mut x: u64 = 7;
+        let mut equity = dec!(10000);
+        for i in 0..(2 * EQUITY_POINTS_MAX as i64 + 777) {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let step = Decimal::from((x >> 33) % 201) - dec!(100);
+            equity = (equity + step / dec!(10)).max(dec!(1));
+            let time = if i % 97 == 0 { i - 1 } else { i } * 60_000;
+            view.sample(time, if i == 5 { Decimal::ZERO } else { equity });
+            if i % 4_999 == 0 || i < 5 {
+                replica.traders.insert(T.to_owned(), view.clone());
+                let (running, naive) = (replica.sharpe(T), naive_sharpe(&view));
+                match (running, naive) {
+                    (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "at {i}: {a} vs {b}"),
+                    (a, b) => assert_eq!(a, b, "at {i}"),
+                }
+            }
+        }
+        assert!(view.stride >= 4, "the test should have thinned the series twice");
+    }
+
+    #[test]
+    fn memoized_trade_statistics_follow_each_new_round_trip() {
+        let mut events = vec![start(), kline(dec!(100))];
+        let mut replica = Replica::fold(&items(events.clone()));
+        let stats = |r: &Replica| {
+            let v = &r.traders[T];
+            *v.memos.stats.get_or(v.totals.count, || crate::api::trade_stats(&v.trades))
+        };
+        assert_eq!(stats(&replica).net, (0.0, 0.0));
+        for (n, exit) in [(1u8, dec!(110)), (3, dec!(90))] {
+            events.extend([
+                order(n, Side::Buy, dec!(1)),
+                fill(n, &format!("in{n}"), Side::Buy, dec!(1), dec!(100)),
+                order(n + 1, Side::Sell, dec!(1)),
+                fill(n + 1, &format!("out{n}"), Side::Sell, dec!(1), exit),
+            ]);
+            let before = replica.traders[T].memos.stats.get_or(replica.traders[T].totals.count, || unreachable!());
+            for env in &items(events.clone())[replica.state.last_seq.map_or(0, |s| s as usize + 1)..] {
+                replica.apply(env);
+            }
+            let after = stats(&replica);
+            assert_ne!(*before, after, "a new round trip must change the statistics");
+            assert_eq!(after, crate::api::trade_stats(&replica.traders[T].trades));
+        }
     }
 }

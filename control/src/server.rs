@@ -190,9 +190,15 @@ async fn model_analytics(State(app): State<AppState>, Path(id): Path<String>) ->
     Ok(Json(json!({ "analytics": api::model_analytics(&id, name, replica), "serverTime": now_ms() })))
 }
 
-async fn trades(State(app): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+/// An answer already written as JSON text.
+fn json_text(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+async fn trades(State(app): State<AppState>, params: Params) -> Result<Response, ApiError> {
     let limit = limit(&params, 100)?;
-    Ok(Json(api::trades(&app.shared.read(), limit, now_ms())))
+    let text = api::trades(&app.shared.read(), limit, now_ms());
+    Ok(json_text(text))
 }
 
 async fn positions(State(app): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
@@ -224,7 +230,7 @@ async fn trader_equity(
     State(app): State<AppState>,
     Path(id): Path<String>,
     params: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let whole = match params.as_ref().ok().and_then(|p| p.get("span").cloned()).as_deref() {
         None | Some("latest") => false,
         Some("all") => true,
@@ -238,7 +244,8 @@ async fn trader_equity(
     let limit = limit(&params, api::LIMIT_MAX)?;
     let arena = app.shared.read();
     let (id, name, replica) = arena.trader(&id).ok_or_else(|| unknown_trader(&id))?;
-    Ok(Json(api::equity(&id, name, replica, limit, whole, now_ms())))
+    let text = api::equity(&id, name, replica, limit, whole, now_ms());
+    Ok(json_text(text))
 }
 
 async fn trader_orders(
@@ -253,8 +260,12 @@ async fn trader_fills(
     State(app): State<AppState>,
     Path(id): Path<String>,
     params: Params,
-) -> Result<Json<Value>, ApiError> {
-    per_trader(&app, &id, &params, 100, api::fills)
+) -> Result<Response, ApiError> {
+    let limit = limit(&params, 100)?;
+    let arena = app.shared.read();
+    let (id, name, replica) = arena.trader(&id).ok_or_else(|| unknown_trader(&id))?;
+    let text = api::fills(&id, name, replica, limit, now_ms());
+    Ok(json_text(text))
 }
 
 async fn metrics_text(State(app): State<AppState>) -> Response {
