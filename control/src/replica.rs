@@ -186,13 +186,16 @@ impl<K, V> Clone for Memo<K, V> {
     }
 }
 
+/// What a trader's trades answer depends on: (round trips, API id, leverage, limit).
+pub type TradesKey = (u64, String, Decimal, usize);
+
 /// The API's memos of one trader (see [`Memo`]).
 #[derive(Clone, Debug, Default)]
 pub struct ViewMemos {
     /// Trade statistics, by the number of round trips.
     pub stats: Memo<u64, crate::api::TradeStats>,
     /// The newest trades as JSON with their exit times, by (round trips, id, leverage, limit).
-    pub trades: Memo<(u64, String, Decimal, usize), Vec<(i64, String)>>,
+    pub trades: Memo<TradesKey, Vec<(i64, String)>>,
     /// The newest fills as a JSON array, by (the newest fill's seq, limit).
     pub fills: Memo<(Option<u64>, usize), String>,
 }
