@@ -268,4 +268,6 @@ fn a_missing_token_is_refused_at_start_naming_the_variable() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("QF_TEST_TELEGRAM") && !err.contains("panicked"), "{err}");
+    // Refused before anything was written: the same command with the token starts afresh.
+    assert!(!dir.path().join("j").exists(), "a refused start left a journal behind");
 }

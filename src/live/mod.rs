@@ -135,6 +135,7 @@ pub fn run_with(
     // journal) stops the run cleanly once it is up, instead of killing it mid-way.
     let (tx, rx) = unbounded_channel();
     spawn_signals(&runtime, tx.clone());
+    let telegram_token = config.telegram.as_ref().map(outbox::Outbox::token).transpose()?;
     // Metrics exist when they are served: made first, so the venue's client reports to them.
     let metrics = serve.map(|_| serve::metrics());
     let observed = metrics.as_ref().map(|(_, m)| m.clone());
@@ -143,10 +144,10 @@ pub fn run_with(
         let journal = &session.engine.sink().journal;
         session.served = Some(serve::Served::start(&session.runtime, addr, journal, metrics)?);
     }
-    if let Some(telegram) = &config.telegram {
+    if let (Some(telegram), Some(token)) = (&config.telegram, &telegram_token) {
         let now = session.event_time();
-        let journal = &session.engine.sink().journal;
-        session.outbox = Some(outbox::Outbox::start(telegram, &session.runtime, session.tx.clone(), journal, now)?);
+        let (runtime, tx, journal) = (&session.runtime, session.tx.clone(), &session.engine.sink().journal);
+        session.outbox = Some(outbox::Outbox::start(telegram, token, runtime, tx, journal, now)?);
     }
     session.start()?;
     if let Some(probe) = &session.probe {

@@ -35,24 +35,34 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Reads the token, queues what the journal holds undelivered and starts delivering.
+    /// The bot token from the environment: read before anything is journaled, so a missing
+    /// one stops the start with nothing written.
     ///
     /// # Errors
-    /// The token variable is unset, or the journal cannot be read.
-    pub fn start(
-        config: &Telegram,
-        runtime: &tokio::runtime::Runtime,
-        msgs: UnboundedSender<Msg>,
-        journal: &Journal,
-        now_ms: i64,
-    ) -> anyhow::Result<Outbox> {
+    /// The variable is unset or empty; the error names it.
+    pub fn token(config: &Telegram) -> anyhow::Result<String> {
         let token = std::env::var(&config.token_env).ok().filter(|t| !t.trim().is_empty()).with_context(|| {
             format!(
                 "the environment variable {} is not set: the Telegram bot token comes from the environment only",
                 config.token_env
             )
         })?;
-        let bot = Bot::new(&config.base_url, token.trim(), REQUEST_TIMEOUT)
+        Ok(token.trim().to_owned())
+    }
+
+    /// Queues what the journal holds undelivered and starts delivering with `token`.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built, or the journal cannot be read.
+    pub fn start(
+        config: &Telegram,
+        token: &str,
+        runtime: &tokio::runtime::Runtime,
+        msgs: UnboundedSender<Msg>,
+        journal: &Journal,
+        now_ms: i64,
+    ) -> anyhow::Result<Outbox> {
+        let bot = Bot::new(&config.base_url, token, REQUEST_TIMEOUT)
             .map_err(|e| anyhow::anyhow!("cannot build the Telegram client: {e}"))?;
         let (tx, rx) = unbounded_channel();
         let per_minute = std::num::NonZeroU32::new(config.per_minute).unwrap_or(std::num::NonZeroU32::MIN);
