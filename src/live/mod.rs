@@ -10,8 +10,12 @@
 //!
 //! LLM traders' model calls (`Effect::CallLlm`) are asked on the runtime once the step
 //! that decided them is done (see [`Port`]); the answer comes back as [`Msg::Llm`] and is
-//! stepped as the `LlmResponded`/`LlmFailed` input at the ledger's time, as every input
-//! of the driver's own is. The engine thread never waits for a model.
+//! stepped as the `LlmResponded`/`LlmFailed` input at the close of the newest journaled bar
+//! (see `Session::market_time`). The engine thread never waits for a model.
+//!
+//! With a `[telegram]` section, the notifications the journal makes durable go to Telegram
+//! through the outbox ([`outbox`]); each delivery comes back as [`Msg::Notified`] and is
+//! journaled as `NotificationDelivered`.
 //!
 //! Start-up (docs/live.md has the recovery protocol step by step): open the journal —
 //! a new one gets the venue, the instruments, the traders and their strategies; an
