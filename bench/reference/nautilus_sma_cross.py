@@ -113,11 +113,14 @@ def main(path: str, fee_rate: str) -> None:
     engine.add_strategy(SmaCross(StrategyConfig()))
     engine.run()
     fills = engine.trader.generate_order_fills_report()
-    # Round trips as (entry bar, exit bar) open times: a fill is stamped with its bar's close.
+    # Round trips as (entry, exit) fill times. Nautilus fills a market order when the bar that
+    # decided it closes (`ts_last` is that bar's close), which is the next bar's open: the
+    # instant quantfold and backtesting.py fill it, at the next bar's open, and report as
+    # that bar's open time.
     stamps = []
     for _, fill in fills.sort_values("ts_last").iterrows():
-        opened = pd.Timestamp(fill["ts_last"]) - pd.Timedelta(minutes=1)
-        stamps.append((str(fill["side"]), opened.strftime("%Y-%m-%dT%H:%M:%SZ")))
+        filled = pd.Timestamp(fill["ts_last"])
+        stamps.append((str(fill["side"]), filled.strftime("%Y-%m-%dT%H:%M:%SZ")))
     round_trips = [
         [entry[1], exit[1]] for entry, exit in zip(stamps[::2], stamps[1::2]) if "BUY" in entry[0] and "SELL" in exit[0]
     ]
