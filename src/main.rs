@@ -7,7 +7,7 @@
 //! - `replay_cmd.rs`: `replay verify|rebuild|diff`.
 //! - `strategy_cmd.rs`: `strategy check`.
 //! - `serve_cmd.rs`: `serve` (the read-only API, metrics and dashboard over closed journals).
-//! - `bench.rs`: `bench journal`, `bench sandbox`; `bench_serve.rs`: `bench serve`.
+//! - `bench.rs`: `bench journal`, `bench sandbox`; `bench_serve.rs`: `bench serve`; `bench_llm.rs`: `bench llm`.
 //! - `live/`: `live` (trading live and on paper: config, driver, orders).
 //! - `venue_sim_cmd.rs`: `venue-sim bybit` and `venue-sim hyperliquid` (the local venue servers); `llm-sim` is `llm_server::run`, `telegram-sim` `telegram_server::run`.
 //! - `text.rs`: times and tables for people.
@@ -21,6 +21,7 @@ macro_rules! say {
 mod backtest_cmd;
 mod bench;
 mod bench_live;
+mod bench_llm;
 mod bench_serve;
 mod journal_cmd;
 mod live;
@@ -263,6 +264,23 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1000)]
         append_rate: u32,
     },
+    /// An LLM trader's per-decision overhead without the network (its model answering
+    /// in-process), against a bar that decides nothing; then many LLM traders in one process
+    /// against the local model server over HTTP.
+    Llm {
+        /// Decisions timed for the overhead.
+        #[arg(long, default_value_t = 10_000)]
+        decisions: usize,
+        /// LLM traders in the run against the local model server.
+        #[arg(long, default_value_t = 100)]
+        traders: usize,
+        /// Bars of that run; every trader decides on each.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Where to put the scratch journals (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Heartbeats/s of sma_cross through the runtime against bare QuickJS calls; 1000 strategies' latency.
     Sandbox {
         /// Heartbeats for the rate measurement.
@@ -358,6 +376,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Serve { bars, requests, dir, rate, seconds, append_rate }) => {
             bench_serve::serve(bars, requests, dir.as_deref(), bench_serve::Load { rate, seconds, append_rate })
+        }
+        Command::Bench(BenchCommand::Llm { decisions, traders, rounds, dir }) => {
+            bench_llm::llm(&bench_llm::LlmBench { decisions, traders, rounds, dir: dir.as_deref() })
         }
         Command::Bench(BenchCommand::Sandbox { heartbeats, strategies }) => {
             say!("{}", serde_json::to_string_pretty(&strategies::bench::sandbox(heartbeats, strategies))?);

@@ -382,3 +382,48 @@ fn the_overall_budget_stops_every_trader_at_its_limit_and_replays() {
     let (passed, report) = verify(&journal, &[]);
     assert!(passed, "{report}");
 }
+
+#[test]
+fn bench_llm_prints_its_measurements() {
+    let out = ok(&["bench", "llm", "--decisions", "20", "--traders", "3", "--rounds", "2"]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON report");
+    let ordered = |p: &Value| {
+        let (p50, p99, max) =
+            (p["p50_us"].as_u64().unwrap(), p["p99_us"].as_u64().unwrap(), p["max_us"].as_u64().unwrap());
+        assert!(p50 <= p99 && p99 <= max, "{report}");
+    };
+    assert_eq!(report["target"]["decision_p99_us_max"], 1000, "{report}");
+
+    // The overhead: exactly the decisions asked for, each rendered, answered, parsed, once.
+    let overhead = &report["overhead"];
+    assert_eq!(overhead["decisions"], 20, "{report}");
+    assert!(overhead["target_met"].is_boolean(), "{report}");
+    for part in [&overhead["decision_us"], &overhead["baseline_bar_without_decision_us"]] {
+        ordered(part);
+    }
+    for part in ["prompt_us", "answer_us", "model_rule_us_excluded"] {
+        ordered(&overhead["breakdown"][part]);
+    }
+    let outcomes = overhead["decision_us_by_outcome"].as_object().unwrap();
+    assert_eq!(outcomes.values().map(|o| o["decisions"].as_u64().unwrap()).sum::<u64>(), 20, "{report}");
+    outcomes.values().for_each(ordered);
+    let journaled = &overhead["journaled"];
+    for kind in ["LlmPromptRendered", "LlmResponded", "DecisionParsed"] {
+        assert_eq!(journaled[kind], 20, "{kind}: {report}");
+    }
+    let signals: u64 = journaled["signals"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(signals, 20, "every answer is a valid decision: {report}");
+    assert!(overhead["events_journaled_per_decision"].as_f64().unwrap() >= 4.0, "{report}");
+
+    // The traders against the local server: one call per trader per round, all answered.
+    let traders = &report["traders"];
+    assert_eq!((traders["traders"].as_u64(), traders["rounds"].as_u64()), (Some(3), Some(2)), "{report}");
+    assert_eq!(traders["decisions"], 6, "{report}");
+    assert_eq!(traders["server_requests"], 6, "{report}");
+    assert_eq!(traders["failed_calls"], 0, "{report}");
+    assert_eq!(traders["journaled"]["LlmResponded"], 6, "{report}");
+    assert!(traders["decisions_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    for part in ["decision_us", "http_round_trip_us", "bar_with_all_prompts_us"] {
+        ordered(&traders[part]);
+    }
+}
