@@ -49,6 +49,9 @@ pub struct Config {
     pub maintenance_margin_rate: Decimal,
     /// The per-IP weight budget per minute (Hyperliquid's is 1200).
     pub ip_weight_per_minute: u32,
+    /// A WebSocket connection that has sent no message for this long is closed (the venue's
+    /// heartbeat rule, VENUES.md §3.8: 60 s; clients keep it open with `{"method": "ping"}`).
+    pub ws_idle_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -75,6 +78,7 @@ impl Default for Config {
             partial_above: Decimal::new(25, 2),
             maintenance_margin_rate: Decimal::new(1, 2),
             ip_weight_per_minute: 1200,
+            ws_idle_timeout_ms: 60_000,
         }
     }
 }
@@ -165,6 +169,9 @@ impl Config {
         }
         if self.ip_weight_per_minute == 0 {
             bail!("the IP weight budget must be positive");
+        }
+        if self.ws_idle_timeout_ms == 0 {
+            bail!("the WebSocket idle timeout must be positive");
         }
         Ok(())
     }

@@ -7,8 +7,12 @@
 //! newer ones. The `drop_ws` fault closes the socket instead of sending a message — by
 //! dropping it, so the client sees the TCP connection end without a close frame; `dup_ws`
 //! sends a user message twice.
+//!
+//! As the venue does, a connection whose client has sent no message (text or binary: the
+//! protocol's own ping frames do not count) for [`crate::Config::ws_idle_timeout_ms`] (60 s)
+//! is closed with a close frame.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::{
@@ -52,7 +56,9 @@ async fn serve(mut socket: WebSocket, shared: Arc<Shared>) {
     let mut candles = shared.candles.subscribe();
     let mut user = shared.user.subscribe();
     let mut shutdown = shared.shutdown.clone();
+    let idle_timeout = Duration::from_millis(shared.config.ws_idle_timeout_ms);
     let mut connection = Connection { shared, candle: false, orders: None, fills: None, fills_after_tid: 0 };
+    let mut last_heard = tokio::time::Instant::now();
     // The venue greets a new connection in plain text (the Python SDK skips exactly this line).
     if socket.send(Message::Text(GREETING.into())).await.is_err() {
         return;
@@ -67,6 +73,7 @@ async fn serve(mut socket: WebSocket, shared: Arc<Shared>) {
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_)) | Err(_)) | None => return,
                 };
+                last_heard = tokio::time::Instant::now();
                 for reply in connection.handle(&text) {
                     if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
                         return;
@@ -101,6 +108,11 @@ async fn serve(mut socket: WebSocket, shared: Arc<Shared>) {
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return,
             },
+            () = tokio::time::sleep_until(last_heard + idle_timeout) => {
+                // The venue's heartbeat rule: a client that says nothing is gone.
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
             () = until_stopped(&mut shutdown) => return,
         }
     }

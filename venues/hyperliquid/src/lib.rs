@@ -20,6 +20,9 @@
 //!   `/info` requests ([`InfoRequest`]) and readers for every answer the adapter needs.
 //! - [`rest`]: [`Rest`], `/info` and `/exchange` over HTTP under the per-IP weight budget
 //!   ([`WeightBudget`]).
+//! - [`stream`]: the WebSocket client ([`stream::spawn`]): closed candles, order updates and
+//!   fills as [`StreamEvent`]s, ping, reconnect with backoff, resubscription, `Up`/`Down`,
+//!   fills de-duplicated by `tid`.
 //!
 //! # Why these crates
 //!
@@ -32,18 +35,20 @@
 //!   k256) behind a much larger dependency tree (the `sol!` macro, RLP, provider types)
 //!   for the one fixed EIP-712 struct `Agent { source, connectionId }`, whose hash is six
 //!   lines written out in [`sign::agent_digest`] and checked against the published vectors.
-//! - `reqwest`, `tokio` and `governor`: the HTTP client, runtime and rate limiter the Bybit
-//!   adapter already uses.
+//! - `reqwest`, `tokio`, `governor`, `tokio-tungstenite` and `futures-util`: the HTTP
+//!   client, runtime, rate limiter and WebSocket client the Bybit adapter already uses.
 
 pub mod nonce;
 pub mod rest;
 pub mod sign;
+pub mod stream;
 pub mod types;
 pub mod wire;
 
 pub use nonce::{NonceAllocator, NonceError};
 pub use rest::{Rest, RestError, RestOptions, WeightBudget};
 pub use sign::{recover_l1_signer, sign_l1_action, Address, SignError, Signature, Wallet};
+pub use stream::{StreamConfig, StreamEvent};
 pub use types::{Action, ExchangeRequest, InfoRequest};
 pub use wire::WireError;
 

@@ -1002,7 +1002,7 @@ impl<'de> Deserialize<'de> for OrderStatus {
     }
 }
 
-/// An order as `orderStatus` reports it.
+/// An order as `orderStatus` reports it, and an `orderUpdates` item (the stream's `WsOrder`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderReport {
@@ -1011,6 +1011,13 @@ pub struct OrderReport {
     pub status: OrderStatus,
     /// ms.
     pub status_timestamp: u64,
+}
+
+impl OrderReport {
+    /// How much of the order has filled: `origSz − sz`; None when the venue gave no `origSz`.
+    pub fn filled_size(&self) -> Option<Decimal> {
+        self.order.orig_sz.map(|orig| orig - self.order.sz)
+    }
 }
 
 /// `{"type": "orderStatus", "user", "oid"}`.
