@@ -165,6 +165,15 @@ fn every_endpoint_answers_what_the_journal_says() {
     // Both sample equity at every 1m close and annualize the same way.
     let sharpe = run.summary["sharpe"].as_f64().unwrap();
     assert!((row["sharpe"].as_f64().unwrap() - sharpe).abs() < 1e-6 * sharpe.abs(), "{row} vs {sharpe}");
+    // The KPIs beside nof0's: the same drawdown and win rate as the backtest's summary, its fees.
+    let drawdown = run.summary["max_drawdown_pct"].as_f64().unwrap();
+    assert!(drawdown > 0.0, "the run should have a drawdown: {}", run.summary);
+    assert!(
+        (row["max_drawdown_pct"].as_f64().unwrap() - drawdown).abs() < 1e-9 * drawdown.max(1.0),
+        "{row} vs {drawdown}"
+    );
+    assert!((row["win_rate_pct"].as_f64().unwrap() - run.summary["win_rate_pct"].as_f64().unwrap()).abs() < 1e-9);
+    assert_eq!(row["fees_paid"].as_f64().unwrap(), f(&want["fees_paid"]));
 
     let totals = get_ok(base, "/api/account-totals");
     let account = &totals["accountTotals"][0];
@@ -448,6 +457,7 @@ fn the_dashboard_shows_what_the_api_says() {
     let want = [
         board["leaderboard"][0]["equity_exact"].as_str().unwrap().to_owned(),
         format!("<td>{}</td>", board["leaderboard"][0]["num_trades"]),
+        format!("<td>{:.2}</td>", board["leaderboard"][0]["max_drawdown_pct"].as_f64().unwrap()),
         journal["journals"][0]["head_hash"].as_str().unwrap()[..16].to_owned(),
         format!("<td>{}</td>", journal["journals"][0]["records"]),
         trades["trades"][0]["realized_net_pnl_exact"].as_str().unwrap().to_owned(),

@@ -115,8 +115,9 @@ async function refresh() {
   ]);
   fill("leaderboard", board.leaderboard.map((r) => [
     [r.id], [r.equity_exact, signClass(r.return_pct)], [fixed(r.return_pct, 2), signClass(r.return_pct)],
-    [fixed(r.sharpe, 2)], [r.num_trades], [r.num_wins], [r.num_losses],
-  ]), 7, "no traders");
+    [fixed(r.sharpe, 2)], [fixed(r.max_drawdown_pct, 2)], [r.num_trades], [fixed(r.win_rate_pct, 1)],
+    [fixed(r.fees_paid, 2)],
+  ]), 8, "no traders");
 
   const equities = await Promise.all(board.leaderboard.map((r) => api("/api/traders/" + encodeURIComponent(r.id) + "/equity?span=all&limit=600")));
   drawEquity(equities);

@@ -181,9 +181,16 @@ pub fn account_totals(arena: &Arena, last_hourly_marker: Option<i64>, now_ms: i6
 }
 
 fn leader(id: &str, name: &str, replica: &Replica) -> Value {
-    let totals = replica.traders.get(name).map(|v| v.totals.clone()).unwrap_or_default();
+    let view = replica.traders.get(name);
+    let totals = view.map(|v| v.totals.clone()).unwrap_or_default();
     let equity = equity_of(replica, name);
+    let win_rate = if totals.count == 0 { 0.0 } else { totals.wins as f64 / totals.count as f64 * 100.0 };
+    let fees = replica.state.traders.get(name).map_or(Decimal::ZERO, |t| t.fees_paid);
     json!({
+        // Ours beside nof0's: the KPIs per trader.
+        "max_drawdown_pct": view.map_or(0.0, |v| num(v.drawdown.max_pct())),
+        "win_rate_pct": win_rate,
+        "fees_paid": num(fees),
         "id": id,
         "num_trades": totals.count,
         "sharpe": replica.sharpe(name).map_or(Value::Null, float),

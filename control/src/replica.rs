@@ -225,6 +225,48 @@ impl Returns {
     }
 }
 
+/// The deepest fall of equity from its running peak, over every sample (the kept curve is
+/// thinned; this is not), in percent of the peak. Exact.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Drawdown {
+    pub peak: Decimal,
+    pub max_pct: Decimal,
+    /// The latest sample's time and equity: final once a later time is sampled (several
+    /// symbols closing at one time make one sample, the latest).
+    last: Option<(i64, Decimal)>,
+}
+
+impl Drawdown {
+    fn observe(&mut self, equity: Decimal) {
+        if equity > self.peak {
+            self.peak = equity;
+        } else if self.peak > Decimal::ZERO {
+            let pct = (self.peak - equity) / self.peak * Decimal::ONE_HUNDRED;
+            if pct > self.max_pct {
+                self.max_pct = pct;
+            }
+        }
+    }
+
+    fn sample(&mut self, time_ms: i64, equity: Decimal) {
+        if let Some((time, value)) = self.last {
+            if time != time_ms {
+                self.observe(value);
+            }
+        }
+        self.last = Some((time_ms, equity));
+    }
+
+    /// The maximum drawdown so far, the latest sample included.
+    pub fn max_pct(&self) -> Decimal {
+        let mut now = *self;
+        if let Some((_, value)) = self.last {
+            now.observe(value);
+        }
+        now.max_pct
+    }
+}
+
 /// What the replica adds to the fold for one trader.
 #[derive(Clone, Debug, Default)]
 pub struct TraderView {
@@ -233,6 +275,7 @@ pub struct TraderView {
     /// Sharpe ratio adds the last one at reading, so it costs O(1), not O(points).
     returns: Returns,
     pub memos: ViewMemos,
+    pub drawdown: Drawdown,
     /// Every `stride`-th sample is kept (doubles each time the series is thinned).
     pub stride: u64,
     samples: u64,
@@ -250,6 +293,7 @@ pub struct TraderView {
 
 impl TraderView {
     fn sample(&mut self, time_ms: i64, equity: Decimal) {
+        self.drawdown.sample(time_ms, equity);
         if let Some(last) = self.equity.last_mut() {
             // Several symbols closing at one time make one point, the latest.
             if last.time_ms == time_ms {
@@ -914,5 +958,23 @@ mod tests {
             assert_ne!(*before, after, "a new round trip must change the statistics");
             assert_eq!(after, crate::api::trade_stats(&replica.traders[T].trades));
         }
+    }
+
+    #[test]
+    fn the_maximum_drawdown_counts_every_sample_and_only_the_latest_of_a_time() {
+        let mut view = TraderView { stride: 1, ..TraderView::default() };
+        // 100 → 120 (peak) → 90 (-25 %) → 130 (new peak) → 117 (-10 %).
+        for (time, equity) in [(1, dec!(100)), (2, dec!(120)), (3, dec!(90)), (4, dec!(130)), (5, dec!(117))] {
+            view.sample(time, equity);
+        }
+        assert_eq!(view.drawdown.max_pct(), dec!(25));
+        // Two symbols closing at one time: a passing low of the first is no drawdown.
+        view.sample(6, dec!(10));
+        view.sample(6, dec!(129));
+        assert_eq!(view.drawdown.max_pct(), dec!(25));
+        // A fall deeper than any before, still the latest sample, counts already.
+        view.sample(7, dec!(65));
+        assert_eq!(view.drawdown.max_pct(), dec!(50));
+        assert_eq!(view.drawdown.peak, dec!(130));
     }
 }
