@@ -96,7 +96,8 @@ pub enum Event {
         #[serde(with = "crate::money::float")]
         value: f64,
     },
-    /// `ctx.notify.*`: journaled always, delivered by live drivers only.
+    /// `ctx.notify.*` and the LLM traders' alerts: journaled always; delivered by `quantfold live`
+    /// with a `[telegram]` section, each delivery journaled as [`Event::NotificationDelivered`].
     NotificationSent { channel: String, message: String },
 
     // --- LLM traders ---
