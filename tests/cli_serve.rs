@@ -391,29 +391,9 @@ fn metrics_pass_promtool_and_count_what_the_journal_holds() {
     let (status, head, text) = get_with(&server.base, "/metrics", &[]);
     assert_eq!(status, 200);
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
-    let mut promtool = match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => panic!("promtool is needed ({e}): install it with `apt-get install -y prometheus`"),
-    };
-    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics:\n{}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::promtool_check(&text);
     let want = &run.rebuild["traders"][TRADER];
-    let sample = |name: &str| -> f64 {
-        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing:\n{text}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    };
+    let sample = |name: &str| common::metric_sample(&text, name);
     assert_eq!(sample(&format!("quantfold_fills_total{{trader=\"{TRADER}\"}}")), want["fills"].as_f64().unwrap());
     assert_eq!(sample(&format!("quantfold_equity_quote{{trader=\"{TRADER}\"}}")), f(&want["equity"]));
     assert_eq!(sample(&format!("quantfold_pnl_quote{{trader=\"{TRADER}\"}}")), f(&want["pnl"]));

@@ -7,9 +7,8 @@
 mod live_support;
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     time::Duration,
 };
 
@@ -40,22 +39,10 @@ fn market(dir: &Path) -> PathBuf {
 
 /// `quantfold llm-sim` on an ephemeral port: (the process, its OpenAI base URL).
 fn llm_sim(dir: &Path) -> (Proc, String) {
-    let stderr = dir.join("llm-sim.stderr");
-    let mut child = Command::new(bin())
-        .args(["llm-sim", "--listen", "127.0.0.1:0", "--seed", "7"])
-        .current_dir(root())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .expect("start quantfold llm-sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let openai = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("openai="))
-        .unwrap_or_else(|| panic!("llm-sim's first line names no openai URL: {line:?}"))
-        .to_owned();
-    (Proc { child, stderr }, openai)
+    let mut command = Command::new(bin());
+    command.args(["llm-sim", "--listen", "127.0.0.1:0", "--seed", "7"]);
+    let (proc, line) = announcing(command, &dir.join("llm-sim.stderr"));
+    (proc, word_after(&line, "openai="))
 }
 
 /// An LLM trader file on one-minute BTCUSDT bars, deciding every bar, with gates the local
@@ -139,21 +126,7 @@ params = {{ qty = 0.01 }}
 
 /// `quantfold live` with the model key in the environment too.
 fn live_llm(config: &Path, journal: &Path, stderr: &Path) -> Proc {
-    let child = Command::new(bin())
-        .args(["live", "--config"])
-        .arg(config)
-        .arg("--journal")
-        .arg(journal)
-        .env("QF_TEST_KEY", KEY)
-        .env("QF_TEST_SECRET", SECRET)
-        .env(KEY_ENV, "qf-local-llm-key")
-        .env("QUANTFOLD_LOG", "info")
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(stderr).unwrap())
-        .spawn()
-        .expect("start quantfold live");
-    Proc { child, stderr: stderr.to_owned() }
+    live_env(config, journal, stderr, &[], &[(KEY_ENV, "qf-local-llm-key")])
 }
 
 fn of<'a>(records: &'a [Value], trader: &str, kind: &str) -> Vec<&'a Value> {

@@ -2,11 +2,11 @@
 //! checked against the journal the session leaves (its record at the served head, and
 //! `replay rebuild --to` that seq).
 
+mod common;
 mod live_support;
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpStream,
+    io::{BufRead, BufReader},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -19,47 +19,16 @@ const KLINES: &str = "fixtures/klines/bybit_BTCUSDT_1m_2022-12-13_head.csv";
 const LAST_BAR_MS: i64 = 1_670_889_600_000 + 119 * 60_000;
 
 fn get(base: &str, path: &str) -> (u16, Value) {
-    let addr = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let (head, body) = http_get(base, path);
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     assert!(!head.to_ascii_lowercase().contains("chunked"), "a JSON answer has a length: {head}");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 fn get_text(base: &str, path: &str) -> String {
-    let addr = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let (head, body) = http_get(base, path);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
-}
-
-/// `promtool check metrics` on `text` (Debian: `apt-get install -y prometheus`).
-fn promtool(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("promtool is needed ({e}): install it with `apt-get install -y prometheus`"));
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics:\n{}{}\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    body
 }
 
 #[test]
@@ -120,12 +89,8 @@ fn the_api_of_a_running_paper_session_follows_its_journal() {
     assert_eq!(live.terminate(Duration::from_secs(20)), Some(0), "{}", live.stderr_text());
 
     // What only the running shell sees is in /metrics too, in valid Prometheus text.
-    promtool(&metrics);
-    let sample = |name: &str| -> f64 {
-        let line =
-            metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing:\n{metrics}"));
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    };
+    common::promtool_check(&metrics);
+    let sample = |name: &str| common::metric_sample(&metrics, name);
     // The venue's REST round trips by endpoint: the instruments at start, the bars of the warm-up.
     assert!(
         sample(

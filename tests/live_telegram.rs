@@ -7,10 +7,8 @@ mod live_support;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpStream,
     path::Path,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -27,31 +25,20 @@ const MAX_AGE: &str = "max_age = \"3650d\"\n";
 
 /// `quantfold telegram-sim` and its base URL.
 fn telegram_sim(dir: &Path, args: &[&str]) -> (Proc, String) {
-    let stderr = dir.join("telegram.stderr");
-    let mut child = Command::new(bin())
+    let mut command = Command::new(bin());
+    command
         .args(["telegram-sim", "--listen", "127.0.0.1:0", "--chat", CHAT])
         .args(args)
-        .env("TELEGRAM_BOT_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .expect("start telegram-sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        .env("TELEGRAM_BOT_TOKEN", TOKEN);
+    let (proc, line) = announcing(command, &dir.join("telegram.stderr"));
     let url = line.trim().strip_prefix("telegram-sim ").unwrap_or_else(|| panic!("first line: {line:?}")).to_owned();
-    (Proc { child, stderr }, url)
+    (proc, url)
 }
 
 /// The messages the server delivered.
 fn delivered(url: &str) -> Vec<Value> {
-    let hostport = url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(hostport).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(stream, "GET /sim/messages HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    serde_json::from_str::<Value>(body)
+    let (_, body) = http_get(url, "/sim/messages");
+    serde_json::from_str::<Value>(&body)
         .unwrap_or_else(|e| panic!("{e}: {body}"))
         .as_array()
         .cloned()
@@ -110,19 +97,7 @@ fn telegram_config(dir: &Path, server: &Server, url: &str) -> std::path::PathBuf
 }
 
 fn live_telegram(config: &Path, journal: &Path, stderr: &Path) -> Proc {
-    let child = Command::new(bin())
-        .args(["live", "--config"])
-        .arg(config)
-        .arg("--journal")
-        .arg(journal)
-        .env("QF_TEST_TELEGRAM", TOKEN)
-        .env("QUANTFOLD_LOG", "info")
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(std::fs::OpenOptions::new().create(true).append(true).open(stderr).unwrap())
-        .spawn()
-        .expect("start quantfold live");
-    Proc { child, stderr: stderr.to_owned() }
+    live_env(config, journal, stderr, &[], &[("QF_TEST_TELEGRAM", TOKEN)])
 }
 
 #[test]
@@ -218,19 +193,8 @@ fn a_refused_token_halts_delivery_and_the_next_start_with_the_right_one_delivers
     let stderr = dir.path().join("live.stderr");
 
     // The wrong token: Telegram says 401, delivery halts, the run trades on.
-    let child = Command::new(bin())
-        .args(["live", "--config"])
-        .arg(&config)
-        .arg("--journal")
-        .arg(&journal)
-        .env("QF_TEST_TELEGRAM", "7001:AAH-wrong_token_for_this_bot_000000")
-        .env("QUANTFOLD_LOG", "info")
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let mut wrong = Proc { child, stderr: stderr.clone() };
+    let wrong_token = [("QF_TEST_TELEGRAM", "7001:AAH-wrong_token_for_this_bot_000000")];
+    let mut wrong = live_env(&config, &journal, &stderr, &[], &wrong_token);
     server.wait_for_bar("BTCUSDT", LAST_BAR_MS, Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(wrong.terminate(Duration::from_secs(30)), Some(0), "{}", wrong.stderr_text());

@@ -52,3 +52,31 @@ pub fn fails(args: &[&str]) -> String {
 pub fn stdout(out: &Output) -> String {
     text(&out.stdout)
 }
+
+/// `promtool check metrics` on Prometheus text (Debian: `apt-get install -y prometheus`);
+/// fails the test with promtool's words and the text.
+pub fn promtool_check(text: &str) {
+    use std::{io::Write, process::Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("promtool is needed ({e}): install it with `apt-get install -y prometheus`"));
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The value of the first sample of Prometheus `text` whose line starts with `name` (labels
+/// included).
+pub fn metric_sample(text: &str, name: &str) -> f64 {
+    let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}

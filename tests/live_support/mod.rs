@@ -94,40 +94,55 @@ pub struct Server {
 
 pub fn server(dir: &Path, klines: &Path, args: &[&str]) -> Server {
     let log = dir.join("server.jsonl");
-    let stderr = dir.join("server.stderr");
-    let mut child = Command::new(bin())
-        .args(["venue-sim", "bybit", "--klines"])
-        .arg(klines)
-        .arg("--log")
-        .arg(&log)
-        .args(args)
+    let mut command = Command::new(bin());
+    command.args(["venue-sim", "bybit", "--klines"]).arg(klines).arg("--log").arg(&log).args(args);
+    let (proc, line) = announcing(command, &dir.join("server.stderr"));
+    let (rest, ws) = (word_after(&line, "rest="), word_after(&line, "ws="));
+    Server { proc, rest, ws, log }
+}
+
+/// A GET over a plain socket (`Connection: close`) to `base` (`http://HOST:PORT`, a trailing
+/// slash allowed): the response's head (status line and headers) and body, as sent.
+pub fn http_get(base: &str, path_and_query: &str) -> (String, String) {
+    let hostport = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(hostport).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "GET {path_and_query} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    match response.split_once("\r\n\r\n") {
+        Some((head, body)) => (head.to_owned(), body.to_owned()),
+        None => (response, String::new()),
+    }
+}
+
+/// A local server (`quantfold venue-sim …`, `llm-sim`, `telegram-sim`) started from the
+/// repository root, its stderr to `stderr`, and the first line it prints on stdout (which
+/// names its URLs).
+pub fn announcing(mut command: Command, stderr: &Path) -> (Proc, String) {
+    let mut child = command
         .current_dir(root())
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
+        .stderr(std::fs::File::create(stderr).unwrap())
         .spawn()
-        .expect("start the local Bybit server");
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let field = |name: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .unwrap_or_else(|| panic!("the server's first line names no {name}: {line:?}"))
-            .to_owned()
-    };
-    let (rest, ws) = (field("rest="), field("ws="));
-    Server { proc: Proc { child, stderr }, rest, ws, log }
+    (Proc { child, stderr: stderr.to_owned() }, line)
+}
+
+/// The word of `line` that starts with `prefix`, without it.
+pub fn word_after(line: &str, prefix: &str) -> String {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("the first line names no {prefix}: {line:?}"))
+        .to_owned()
 }
 
 impl Server {
     /// A GET on the server over a plain socket: the JSON `result`.
     pub fn get(&self, path_and_query: &str) -> Value {
-        let hostport = self.rest.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(hostport).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(stream, "GET {path_and_query} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let (_, body) = http_get(&self.rest, path_and_query);
         // A chunked body: the JSON object is between the first '{' and the last '}'.
         let (start, end) = (body.find('{').unwrap_or(0), body.rfind('}').map_or(0, |e| e + 1));
         let envelope: Value = serde_json::from_str(&body[start..end]).unwrap_or(Value::Null);
@@ -250,6 +265,11 @@ pub fn live(config: &Path, journal: &Path, stderr: &Path) -> Proc {
 
 /// [`live`] with more arguments (`--dry-run`).
 pub fn live_with(config: &Path, journal: &Path, stderr: &Path, args: &[&str]) -> Proc {
+    live_env(config, journal, stderr, args, &[])
+}
+
+/// [`live_with`] with more environment (a model's key, a bot token), set after the test key.
+pub fn live_env(config: &Path, journal: &Path, stderr: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
     let child = Command::new(bin())
         .args(["live", "--config"])
         .arg(config)
@@ -259,6 +279,7 @@ pub fn live_with(config: &Path, journal: &Path, stderr: &Path, args: &[&str]) ->
         .env("QF_TEST_KEY", KEY)
         .env("QF_TEST_SECRET", SECRET)
         .env("QUANTFOLD_LOG", "info")
+        .envs(env.iter().copied())
         .current_dir(root())
         .stdout(Stdio::null())
         .stderr(std::fs::OpenOptions::new().create(true).append(true).open(stderr).unwrap())
