@@ -149,9 +149,13 @@ pub fn run_with(
         session.served = Some(serve::Served::start(&session.runtime, addr, journal, metrics)?);
     }
     if let (Some(telegram), Some(token)) = (&config.telegram, &telegram_token) {
-        let now = session.event_time();
-        let (runtime, tx, journal) = (&session.runtime, session.tx.clone(), &session.engine.sink().journal);
-        session.outbox = Some(outbox::Outbox::start(telegram, token, runtime, tx, journal, now)?);
+        let (now, len) = (session.event_time(), session.engine.sink().journal.len());
+        session.outbox = Some(outbox::Outbox::start(telegram, token, &session.runtime, session.tx.clone(), len, now)?);
+    }
+    // The journal as it stands, to the replica and the outbox.
+    session.forward_tail()?;
+    if let Some(served) = &session.served {
+        served.caught_up();
     }
     session.start()?;
     if let Some(probe) = &session.probe {
@@ -254,6 +258,8 @@ struct Session {
     served: Option<serve::Served>,
     /// `[telegram]`: the notifications to deliver.
     outbox: Option<outbox::Outbox>,
+    /// The next seq the served replica and the outbox have not been shown.
+    tail_next: u64,
     /// `--serve`: what only the shell sees, for `/metrics`.
     metrics: Option<Arc<control::Metrics>>,
     /// The LLM traders' model clients; calls run on `runtime`.
@@ -354,6 +360,7 @@ impl Session {
             probe,
             served: None,
             outbox: None,
+            tail_next: 0,
             metrics,
             models: Arc::new(Models::new(0)),
         })
@@ -603,9 +610,8 @@ impl Session {
                 Msg::Stop(reason) => return Ok(reason),
                 Msg::Tick => {
                     self.engine.sink_mut().journal.flush_if_due()?;
-                    if let Some(outbox) = &mut self.outbox {
-                        outbox.forward(&self.engine.sink().journal)?;
-                    }
+                    // What the flush made durable goes out.
+                    self.forward_tail()?;
                     if self.probe.as_ref().is_some_and(|p| p.stopping()) {
                         return Ok("stopped by the benchmark".into());
                     }
@@ -1039,11 +1045,36 @@ impl Session {
                 let _ = tx.send(Msg::Llm { trader, event });
             });
         }
+        self.forward_tail()
+    }
+
+    /// The records appended since the last call, read back once, to the served replica and
+    /// the outbox (whatever path appended them: a step, a stop, a reconciliation), then the
+    /// durable point. Neither ever blocks the engine.
+    fn forward_tail(&mut self) -> anyhow::Result<()> {
+        if self.served.is_none() && self.outbox.is_none() {
+            return Ok(());
+        }
+        let journal = &self.engine.sink().journal;
+        if journal.len() > self.tail_next {
+            // The records were checked when they were appended (or resumed) by this process.
+            for record in journal.records_unverified(self.tail_next) {
+                let env = record.context("failed to read back a journaled record")?;
+                self.tail_next = env.seq + 1;
+                if let Some(served) = &self.served {
+                    served.record(&env);
+                }
+                if let Some(outbox) = &mut self.outbox {
+                    outbox.observe(&env);
+                }
+            }
+        }
+        let durable = journal.durable_through();
         if let Some(served) = &mut self.served {
-            served.forward(&self.engine.sink().journal)?;
+            served.durable(durable);
         }
         if let Some(outbox) = &mut self.outbox {
-            outbox.forward(&self.engine.sink().journal)?;
+            outbox.release(durable);
         }
         Ok(())
     }
@@ -1118,9 +1149,11 @@ impl Session {
         }
         // The notifications of the stop itself go too, for a bounded time; what is left is
         // sent at the next start (the journal knows what was not delivered).
-        if let Some(outbox) = &mut self.outbox {
+        if self.outbox.is_some() {
             self.engine.sink_mut().journal.sync()?;
-            outbox.forward(&self.engine.sink().journal)?;
+            self.forward_tail()?;
+        }
+        if let Some(outbox) = &mut self.outbox {
             outbox.close();
             let deadline = std::time::Instant::now() + OUTBOX_DRAIN;
             while !self.outbox.as_ref().is_none_or(outbox::Outbox::idle) && std::time::Instant::now() < deadline {

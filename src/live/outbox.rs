@@ -7,12 +7,13 @@
 //! crash loses nothing and a restart sends nothing that was delivered. A message whose
 //! delivery happened but was not journaled before a crash is sent again: at least once. The
 //! text starts with `#seq`, so a reader can tell a repeat. The engine thread only reads new
-//! records and hands texts to the task; it never waits on Telegram.
+//! records (the session reads each once, for the outbox and the served replica alike) and
+//! hands texts to the task; it never waits on Telegram.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context;
-use journal::{Event, Journal};
+use journal::{Envelope, Event};
 use telegram::{Bot, Outgoing, Report};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
@@ -26,10 +27,15 @@ pub const CHANNEL: &str = "telegram";
 pub struct Outbox {
     tx: Option<UnboundedSender<Outgoing>>,
     channels: BTreeSet<String>,
-    /// The next seq to read.
-    next: u64,
+    /// Notifications read and not yet durable (or, at start, not yet known undelivered):
+    /// seq → (time, trader, message).
+    waiting: BTreeMap<u64, (i64, String, String)>,
     /// Queued and not yet journaled as delivered: seq → trader.
     pending: BTreeMap<u64, String>,
+    /// The journal's length at start: a notification below it is owed by an earlier run.
+    owed_below: u64,
+    /// An owed notification older than this (event time) is not sent: `max_age`.
+    owed_since_ms: i64,
     /// Telegram refused for good: nothing more is sent this run.
     pub halted: bool,
 }
@@ -50,16 +56,18 @@ impl Outbox {
         Ok(token.trim().to_owned())
     }
 
-    /// Queues what the journal holds undelivered and starts delivering with `token`.
+    /// Starts delivering with `token`. What the journal of `journal_len` records holds
+    /// undelivered is sent once the session has shown it the journal ([`Outbox::observe`])
+    /// and its durable point ([`Outbox::release`]).
     ///
     /// # Errors
-    /// The HTTP client cannot be built, or the journal cannot be read.
+    /// The HTTP client cannot be built.
     pub fn start(
         config: &Telegram,
         token: &str,
         runtime: &tokio::runtime::Runtime,
         msgs: UnboundedSender<Msg>,
-        journal: &Journal,
+        journal_len: u64,
         now_ms: i64,
     ) -> anyhow::Result<Outbox> {
         let bot = Bot::new(&config.base_url, token, REQUEST_TIMEOUT)
@@ -70,48 +78,58 @@ impl Outbox {
         runtime.spawn(telegram::deliver(bot, chat, per_minute, rx, move |report| {
             msgs.send(Msg::Notified(report)).is_ok()
         }));
-        let mut outbox = Outbox {
+        Ok(Outbox {
             tx: Some(tx),
             channels: config.channels.iter().cloned().collect(),
-            next: 0,
+            waiting: BTreeMap::new(),
             pending: BTreeMap::new(),
+            owed_below: journal_len,
+            owed_since_ms: now_ms.saturating_sub(config.max_age_ms),
             halted: false,
-        };
+        })
+    }
 
-        // What is owed: every notification of the channels, minus the delivered ones.
-        let mut owed: BTreeMap<u64, (i64, String, String)> = BTreeMap::new();
-        let durable = journal.durable_through();
-        for record in journal.records_unverified(0) {
-            let env = record.context("failed to read the journal for undelivered notifications")?;
-            if durable.is_none_or(|d| env.seq > d) {
-                break;
+    /// A journaled record, in order: a notification of the delivered channels waits to be
+    /// durable; a delivery journaled by an earlier run settles what it names.
+    pub fn observe(&mut self, env: &Envelope) {
+        match &env.event {
+            Event::NotificationSent { channel, message } if self.channels.contains(channel) => {
+                self.waiting.insert(env.seq, (env.time_ms, env.trader.clone(), message.clone()));
             }
-            match &env.event {
-                Event::NotificationSent { channel, message } if outbox.channels.contains(channel) => {
-                    owed.insert(env.seq, (env.time_ms, env.trader.clone(), message.clone()));
-                }
-                Event::NotificationDelivered { seq, .. } => {
-                    owed.remove(seq);
-                }
-                _ => {}
+            Event::NotificationDelivered { seq, .. } => {
+                self.waiting.remove(seq);
             }
-            outbox.next = env.seq + 1;
+            _ => {}
         }
-        let oldest = now_ms.saturating_sub(config.max_age_ms);
-        let (stale, fresh): (Vec<_>, Vec<_>) = owed.into_iter().partition(|(_, (time_ms, ..))| *time_ms < oldest);
-        if !stale.is_empty() {
+    }
+
+    /// Sends the notifications durable through `durable`. Only durable ones: one that a crash
+    /// could still take out of the journal must not reach anybody (its bar is decided again
+    /// after the restart, under another sequence number).
+    pub fn release(&mut self, durable: Option<u64>) {
+        let Some(durable) = durable else { return };
+        let later = self.waiting.split_off(&(durable + 1));
+        let ready = std::mem::replace(&mut self.waiting, later);
+        let (mut owed, mut stale) = (0, 0);
+        for (seq, (time_ms, trader, message)) in ready {
+            if seq < self.owed_below {
+                if time_ms < self.owed_since_ms {
+                    stale += 1;
+                    continue;
+                }
+                owed += 1;
+            }
+            self.queue(seq, trader, &message);
+        }
+        if stale > 0 {
             tracing::warn!(
-                count = stale.len(),
+                count = stale,
                 "undelivered notifications older than max_age are not sent (the journal keeps them)"
             );
         }
-        if !fresh.is_empty() {
-            tracing::info!(count = fresh.len(), "sending the notifications a previous run did not deliver");
+        if owed > 0 {
+            tracing::info!(count = owed, "sending the notifications a previous run did not deliver");
         }
-        for (seq, (_, trader, message)) in fresh {
-            outbox.queue(seq, trader, &message);
-        }
-        Ok(outbox)
     }
 
     fn queue(&mut self, seq: u64, trader: String, message: &str) {
@@ -125,32 +143,6 @@ impl Outbox {
                 self.pending.insert(seq, trader);
             }
         }
-    }
-
-    /// Queues the notifications made durable since the last call. Only durable ones: one
-    /// that a crash could still take out of the journal must not reach anybody (its bar is
-    /// decided again after the restart, under another sequence number).
-    ///
-    /// # Errors
-    /// A record could not be read back (the journal is damaged).
-    pub fn forward(&mut self, journal: &Journal) -> anyhow::Result<()> {
-        let Some(durable) = journal.durable_through() else { return Ok(()) };
-        if durable < self.next {
-            return Ok(());
-        }
-        for record in journal.records_unverified(self.next) {
-            let env = record.context("failed to read back a journaled record for the outbox")?;
-            if env.seq > durable {
-                break;
-            }
-            self.next = env.seq + 1;
-            if let Event::NotificationSent { channel, message } = env.event {
-                if self.channels.contains(&channel) {
-                    self.queue(env.seq, env.trader, &message);
-                }
-            }
-        }
-        Ok(())
     }
 
     /// A delivery to journal: the notification's trader and the event, once per seq.

@@ -10,20 +10,19 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use control::metrics::{EndpointErrorLabels, EndpointLabels};
-use journal::Journal;
+use journal::{Envelope, Journal};
 
 /// The engine's side of the served replica.
 pub struct Served {
     feed: control::Feed,
-    /// The next seq to send.
-    next: u64,
     /// The durable point last sent, to skip repeats.
     durable: Option<u64>,
 }
 
 impl Served {
-    /// Binds `addr`, starts the server and the folding task on `runtime`, sends the journal
-    /// as it stands (a resumed run's history), and prints the URL as the first stdout line.
+    /// Binds `addr`, starts the server and the folding task on `runtime`, and prints the URL
+    /// as the first stdout line. The session then sends it the journal as it stands (a
+    /// resumed run's history) and says when that is done ([`Served::caught_up`]).
     ///
     /// # Errors
     /// The token rule refuses the address, it cannot be bound, or the journal cannot be read.
@@ -47,32 +46,26 @@ impl Served {
                 tracing::warn!("the API server stopped: {e}");
             }
         });
-        let mut served = Served { feed, next: 0, durable: None };
-        served.forward(journal)?;
-        served.feed.caught_up();
         say!("serving {url}");
-        Ok(served)
+        Ok(Served { feed, durable: None })
     }
 
-    /// Sends every record appended since the last call, then the durable point.
-    ///
-    /// # Errors
-    /// A record could not be read back (the journal is damaged).
-    pub fn forward(&mut self, journal: &Journal) -> anyhow::Result<()> {
-        if journal.len() > self.next {
-            // The records were checked when they were appended by this process.
-            for record in journal.records_unverified(self.next) {
-                let env = record.context("failed to read back a journaled record for the API")?;
-                self.next = env.seq + 1;
-                self.feed.record(&env);
-            }
-        }
-        let durable = journal.durable_through();
+    /// A journaled record, in order.
+    pub fn record(&self, env: &Envelope) {
+        self.feed.record(env);
+    }
+
+    /// The journal's durable point, sent when it moved.
+    pub fn durable(&mut self, durable: Option<u64>) {
         if durable != self.durable {
             self.durable = durable;
             self.feed.durable(durable);
         }
-        Ok(())
+    }
+
+    /// The journal as it stood at start has been sent: the API is ready.
+    pub fn caught_up(&self) {
+        self.feed.caught_up();
     }
 }
 
