@@ -479,21 +479,26 @@ async fn executions_page_by_cursor_in_7_day_windows_oldest_first_once_each() {
     assert_eq!(later.len(), 50);
 }
 
+/// 10006 with the limit headers saying none are left until `reset_ms`.
+fn too_many_visits(reset_ms: i64) -> Scripted {
+    Scripted {
+        status: 200,
+        headers: vec![
+            ("X-Bapi-Limit", "50".into()),
+            ("X-Bapi-Limit-Status", "0".into()),
+            ("X-Bapi-Limit-Reset-Timestamp", reset_ms.to_string()),
+        ],
+        body: envelope(10006, "Too many visits!", json!({}), 0),
+    }
+}
+
 #[tokio::test]
 async fn too_many_visits_waits_for_the_reset_and_retries() {
     let (mock, endpoints) = start().await;
     let rest = client(&endpoints, RestOptions::default());
     rest.sync_time().await.unwrap();
     let reset = mock.server_ms() + 400;
-    let too_many = Scripted {
-        status: 200,
-        headers: vec![
-            ("X-Bapi-Limit", "50".into()),
-            ("X-Bapi-Limit-Status", "0".into()),
-            ("X-Bapi-Limit-Reset-Timestamp", reset.to_string()),
-        ],
-        body: envelope(10006, "Too many visits!", json!({}), 0),
-    };
+    let too_many = too_many_visits(reset);
     mock.push("/v5/position/list", too_many.clone());
     rest.positions("BTCUSDT").await.unwrap();
     let hits = mock.hits("/v5/position/list");
@@ -718,18 +723,7 @@ async fn the_observer_hears_each_attempt_its_code_and_the_limiters_waits() {
     let rest = client(&endpoints, RestOptions { observer: Some(observer), ..RestOptions::default() });
     rest.sync_time().await.unwrap();
     let reset = mock.server_ms() + 300;
-    mock.push(
-        "/v5/position/list",
-        Scripted {
-            status: 200,
-            headers: vec![
-                ("X-Bapi-Limit", "50".into()),
-                ("X-Bapi-Limit-Status", "0".into()),
-                ("X-Bapi-Limit-Reset-Timestamp", reset.to_string()),
-            ],
-            body: envelope(10006, "Too many visits!", json!({}), 0),
-        },
-    );
+    mock.push("/v5/position/list", too_many_visits(reset));
     rest.positions("BTCUSDT").await.unwrap();
     let answered = heard.answered.lock().unwrap().clone();
     assert_eq!(
