@@ -88,65 +88,88 @@ struct Bracket {
 pub struct Overall {
     /// The limits of the most recently loaded configuration that has some.
     pub limits: Option<OverallBudget>,
-    day: i64,
-    pub tokens_day: u64,
-    pub usd_day: Decimal,
-    alerted_day: Option<i64>,
+    tally: DayTally,
 }
 
 impl Overall {
-    fn roll_day(&mut self, time_ms: i64) {
-        let day = time_ms.div_euclid(DAY_MS);
-        if day != self.day {
-            self.day = day;
-            self.tokens_day = 0;
-            self.usd_day = Decimal::ZERO;
-        }
-    }
-
     fn count(&mut self, time_ms: i64, tokens: u64, cost: Decimal) {
-        self.roll_day(time_ms);
-        self.tokens_day = self.tokens_day.saturating_add(tokens);
-        self.usd_day = self.usd_day.saturating_add(cost);
+        self.tally.roll(time_ms);
+        self.tally.add(tokens, cost);
     }
 
     /// Why no trader may call now, if the overall budget is used up.
     fn exhausted(&mut self, time_ms: i64) -> Option<String> {
-        self.roll_day(time_ms);
+        self.tally.roll(time_ms);
         let b = self.limits.as_ref()?;
-        if b.tokens_per_day > 0 && self.tokens_day >= b.tokens_per_day {
-            return Some(format!(
-                "overall budget exhausted: {} of {} tokens today, all LLM traders together",
-                self.tokens_day, b.tokens_per_day
-            ));
-        }
-        if b.usd_per_day > Decimal::ZERO && self.usd_day >= b.usd_per_day {
-            return Some(format!(
-                "overall budget exhausted: {} of {} USD today, all LLM traders together",
-                self.usd_day, b.usd_per_day
-            ));
-        }
-        None
+        let used = self.tally.exhausted(b.tokens_per_day, b.usd_per_day)?;
+        Some(format!("overall budget exhausted: {used} today, all LLM traders together"))
     }
 
     /// The day's one alert, when either budget has passed its threshold.
     fn alert(&mut self) -> Option<String> {
         let b = self.limits.as_ref()?;
+        self.tally.alert_due(b.tokens_per_day, b.usd_per_day, b.alert_pct).then(|| {
+            format!(
+                "overall budget alert: {} tokens and {} USD used today by all LLM traders ({}% threshold)",
+                self.tally.tokens, self.tally.usd, b.alert_pct
+            )
+        })
+    }
+}
+
+/// Tokens and dollars spent in one UTC day of event time, against daily limits (0: none):
+/// one trader's, or every trader's together ([`Overall`]).
+#[derive(Debug, Default)]
+struct DayTally {
+    day: i64,
+    tokens: u64,
+    usd: Decimal,
+    alerted_day: Option<i64>,
+}
+
+impl DayTally {
+    /// Starts a new day's count when `time_ms` is in a later day; true if it did.
+    fn roll(&mut self, time_ms: i64) -> bool {
+        let day = time_ms.div_euclid(DAY_MS);
+        if day == self.day {
+            return false;
+        }
+        self.day = day;
+        self.tokens = 0;
+        self.usd = Decimal::ZERO;
+        true
+    }
+
+    fn add(&mut self, tokens: u64, cost: Decimal) {
+        self.tokens = self.tokens.saturating_add(tokens);
+        self.usd = self.usd.saturating_add(cost);
+    }
+
+    /// What is used up, as "N of LIMIT tokens" or "N of LIMIT USD".
+    fn exhausted(&self, tokens_per_day: u64, usd_per_day: Decimal) -> Option<String> {
+        if tokens_per_day > 0 && self.tokens >= tokens_per_day {
+            return Some(format!("{} of {tokens_per_day} tokens", self.tokens));
+        }
+        if usd_per_day > Decimal::ZERO && self.usd >= usd_per_day {
+            return Some(format!("{} of {usd_per_day} USD", self.usd));
+        }
+        None
+    }
+
+    /// Whether either budget has passed `alert_pct` % and today has had no alert yet (it
+    /// has one now).
+    fn alert_due(&mut self, tokens_per_day: u64, usd_per_day: Decimal, alert_pct: u32) -> bool {
         if self.alerted_day == Some(self.day) {
-            return None;
+            return false;
         }
-        let (pct, hundred) = (Decimal::from(b.alert_pct), Decimal::ONE_HUNDRED);
+        let (pct, hundred) = (Decimal::from(alert_pct), Decimal::ONE_HUNDRED);
         let tokens_over =
-            b.tokens_per_day > 0 && Decimal::from(self.tokens_day) * hundred >= Decimal::from(b.tokens_per_day) * pct;
-        let usd_over = b.usd_per_day > Decimal::ZERO && self.usd_day * hundred >= b.usd_per_day * pct;
-        if !(tokens_over || usd_over) {
-            return None;
+            tokens_per_day > 0 && Decimal::from(self.tokens) * hundred >= Decimal::from(tokens_per_day) * pct;
+        let usd_over = usd_per_day > Decimal::ZERO && self.usd * hundred >= usd_per_day * pct;
+        if tokens_over || usd_over {
+            self.alerted_day = Some(self.day);
         }
-        self.alerted_day = Some(self.day);
-        Some(format!(
-            "overall budget alert: {} tokens and {} USD used today by all LLM traders ({}% threshold)",
-            self.tokens_day, self.usd_day, b.alert_pct
-        ))
+        tokens_over || usd_over
     }
 }
 
@@ -161,12 +184,9 @@ pub struct LlmTrader {
     active: usize,
     failures: u32,
     successes: u32,
-    day: i64,
-    tokens_day: u64,
-    usd_day: Decimal,
+    tally: DayTally,
     /// Per model, tokens used today.
     model_tokens_day: Vec<u64>,
-    alerted_day: Option<i64>,
     /// Digest → (seq, time, model index, raw body) of answers, for the cache.
     answered: BTreeMap<Hash, (u64, i64, usize, String)>,
     brackets: BTreeMap<Cloid, Bracket>,
@@ -200,11 +220,8 @@ impl LlmTrader {
             active: 0,
             failures: 0,
             successes: 0,
-            day: i64::MIN,
-            tokens_day: 0,
-            usd_day: Decimal::ZERO,
+            tally: DayTally { day: i64::MIN, ..DayTally::default() },
             model_tokens_day: vec![0; models],
-            alerted_day: None,
             answered: BTreeMap::new(),
             brackets: BTreeMap::new(),
             siblings: BTreeMap::new(),
@@ -598,19 +615,14 @@ impl LlmTrader {
     }
 
     fn roll_day(&mut self, time_ms: i64) {
-        let day = time_ms.div_euclid(DAY_MS);
-        if day != self.day {
-            self.day = day;
-            self.tokens_day = 0;
-            self.usd_day = Decimal::ZERO;
+        if self.tally.roll(time_ms) {
             self.model_tokens_day.iter_mut().for_each(|t| *t = 0);
         }
     }
 
     fn count(&mut self, time_ms: i64, model: usize, tokens: u64, cost: Decimal) {
         self.roll_day(time_ms);
-        self.tokens_day = self.tokens_day.saturating_add(tokens);
-        self.usd_day = self.usd_day.saturating_add(cost);
+        self.tally.add(tokens, cost);
         if let Some(t) = self.model_tokens_day.get_mut(model) {
             *t = t.saturating_add(tokens);
         }
@@ -618,31 +630,17 @@ impl LlmTrader {
 
     fn budget_exhausted(&self) -> Option<String> {
         let b = &self.config.budget;
-        if b.tokens_per_day > 0 && self.tokens_day >= b.tokens_per_day {
-            return Some(format!("budget exhausted: {} of {} tokens today", self.tokens_day, b.tokens_per_day));
-        }
-        if b.usd_per_day > Decimal::ZERO && self.usd_day >= b.usd_per_day {
-            return Some(format!("budget exhausted: {} of {} USD today", self.usd_day, b.usd_per_day));
-        }
-        None
+        let used = self.tally.exhausted(b.tokens_per_day, b.usd_per_day)?;
+        Some(format!("budget exhausted: {used} today"))
     }
 
     /// One notification per day when either budget passes its alert threshold.
     fn alert(&mut self, sink: &mut dyn Sink, time_ms: i64) -> Result<(), SinkError> {
         let b = &self.config.budget;
-        if self.alerted_day == Some(self.day) {
-            return Ok(());
-        }
-        let pct = Decimal::from(b.alert_pct);
-        let hundred = Decimal::ONE_HUNDRED;
-        let tokens_over =
-            b.tokens_per_day > 0 && Decimal::from(self.tokens_day) * hundred >= Decimal::from(b.tokens_per_day) * pct;
-        let usd_over = b.usd_per_day > Decimal::ZERO && self.usd_day * hundred >= b.usd_per_day * pct;
-        if tokens_over || usd_over {
-            self.alerted_day = Some(self.day);
+        if self.tally.alert_due(b.tokens_per_day, b.usd_per_day, b.alert_pct) {
             let message = format!(
                 "budget alert: {} tokens and {} USD used today ({}% threshold)",
-                self.tokens_day, self.usd_day, b.alert_pct
+                self.tally.tokens, self.tally.usd, b.alert_pct
             );
             self.notify(sink, time_ms, message)?;
         }
