@@ -289,9 +289,14 @@ enum BenchCommand {
         /// Strategies in one worker for the latency measurement.
         #[arg(long, default_value_t = strategies::bench::DEFAULT_STRATEGIES)]
         strategies: usize,
+        /// Instead: drive this strategy alone through the runtime for `--heartbeats` seeded bars
+        /// and print the time (run it under `valgrind --tool=callgrind` for a per-bar profile).
+        #[arg(long)]
+        strategy: Option<PathBuf>,
     },
-    /// sma_cross on seeded 1-minute bars, the whole `quantfold backtest` process from CSV to reports;
-    /// with --reference, backtesting.py and NautilusTrader on the same bars in the same run.
+    /// sma_cross on seeded 1-minute bars, the whole `quantfold backtest` process from CSV to reports,
+    /// in its three forms (declared, every bar, everyday every bar); with --reference,
+    /// backtesting.py and NautilusTrader on the same bars in the same run.
     Backtest {
         /// Bars to synthesize (comma-separated for several sizes).
         #[arg(long, default_value = "1000000", value_delimiter = ',')]
@@ -380,7 +385,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Llm { decisions, traders, rounds, dir }) => {
             bench_llm::llm(&bench_llm::LlmBench { decisions, traders, rounds, dir: dir.as_deref() })
         }
-        Command::Bench(BenchCommand::Sandbox { heartbeats, strategies }) => {
+        Command::Bench(BenchCommand::Sandbox { heartbeats, strategy: Some(file), .. }) => {
+            bench::heartbeats(&file, heartbeats)
+        }
+        Command::Bench(BenchCommand::Sandbox { heartbeats, strategies, strategy: None }) => {
             say!("{}", serde_json::to_string_pretty(&strategies::bench::sandbox(heartbeats, strategies))?);
             Ok(ExitCode::SUCCESS)
         }

@@ -760,9 +760,10 @@ fn sma_cross_trades_and_its_params_matter() {
     assert_ne!(default.record.state_digest, base.record.state_digest);
 }
 
-/// sma_cross.js (declared averages, woken on crosses) and sma_cross_every_bar.js (the same
-/// rules, every bar, its own streaming averages) trade identically: the same trades, the
-/// same equity at every close, the same averages recorded. Only the journal differs (the
+/// sma_cross.js (declared averages, woken on crosses), sma_cross_every_bar.js (the same
+/// rules, every bar, its own streaming averages) and sma_cross_plain.js (every bar, its own
+/// close array and means) trade identically: the same trades, the same equity at every
+/// close; the first two also record the same averages. Only the journals differ (the
 /// every-bar form also journals its regime in ctx.state on every change).
 #[test]
 fn sma_cross_declared_trades_as_the_every_bar_heartbeat_does() {
@@ -792,6 +793,14 @@ fn sma_cross_declared_trades_as_the_every_bar_heartbeat_does() {
         }
         let orders = |o: &Outcome, trader: &str| o.state.traders[trader].stats.orders_submitted;
         assert_eq!(orders(&declared, "sma_cross"), orders(&every_bar, "sma_cross_every_bar"), "{what}: orders");
+
+        // The everyday form (its own close array, means summed afresh, positions read every
+        // bar) records nothing, so only its trading is compared.
+        let plain = run_clean(&config("sma_cross_plain.js", data, params.clone()));
+        assert_eq!(declared.record.trades, plain.record.trades, "{what}: plain trades");
+        assert_eq!(declared.record.final_equity, plain.record.final_equity, "{what}: plain final equity");
+        assert_eq!(curve(&declared), curve(&plain), "{what}: plain equity curve");
+        assert_eq!(orders(&declared, "sma_cross"), orders(&plain, "sma_cross_plain"), "{what}: plain orders");
     }
 }
 

@@ -221,16 +221,38 @@ struct SingleRun {
     open_time_ms: i64,
 }
 
+/// Drives `bars` seeded bars through `source` (loaded as `file`) as the runtime-rate
+/// measurement does, and returns the time they took (journaling and routing, as
+/// [`SingleRun::step`] counts it): `quantfold bench sandbox --strategy FILE`, for profiling one
+/// strategy under callgrind, where instruction counts are not noisy.
+///
+/// # Errors
+/// When the strategy does not load, or stops.
+pub fn drive(file: &str, source: &str, bars: u64) -> Result<Duration, String> {
+    let mut run = SingleRun::try_with(file, source)?;
+    let spent = run.step(bars);
+    match run.worker.report()[0].stopped.clone() {
+        Some(reason) => Err(format!("{file} stopped: {reason}")),
+        None => Ok(spent),
+    }
+}
+
 impl SingleRun {
     fn new() -> SingleRun {
+        SingleRun::try_with("sma_cross_every_bar.js", SMA_CROSS).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_with(file: &str, source: &str) -> Result<SingleRun, String> {
         let mut sink = FoldSink::new();
         let mut worker = Worker::new();
         input(&mut sink, &mut worker, T0, "", Event::InstrumentDefined(instrument("BTCUSDT")));
         input(&mut sink, &mut worker, T0, TRADER, Event::TraderStarted(start()));
-        let spec = StrategySpec::new(TRADER, "sma_cross_every_bar.js", SMA_CROSS.to_owned(), Json::Null, 1);
+        let spec = StrategySpec::new(TRADER, file, source.to_owned(), Json::Null, 1);
         worker.load(spec, &mut sink, T0).expect("a FoldSink does not fail");
-        assert!(worker.report()[0].stopped.is_none(), "sma_cross_every_bar.js failed to load: {:?}", worker.report());
-        SingleRun { sink, worker, prices: Prices::new(1), open_time_ms: T0 }
+        if let Some(reason) = &worker.report()[0].stopped {
+            return Err(format!("{file} failed to load: {reason}"));
+        }
+        Ok(SingleRun { sink, worker, prices: Prices::new(1), open_time_ms: T0 })
     }
 
     /// `n` bars; returns the time spent journaling and routing them.

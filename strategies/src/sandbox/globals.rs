@@ -259,6 +259,33 @@ fn join_args(args: &[Value<'_>]) -> String {
     out
 }
 
+/// `ctx.api.<method>`: the host's answer as a JS value. The last answer of each method is
+/// kept alive (as an exemplar): QuickJS frees an object's shape, and the atoms of its keys,
+/// with the last object that uses them, so a strategy that reads its positions on every bar
+/// would otherwise have every key interned and every shape built again on every call (about
+/// half of what `getPositions` cost). Nothing reads the exemplar; the strategy gets a fresh
+/// value each time, as before.
+fn answer_function<'js>(ctx: &Ctx<'js>, method: &'static str) -> rquickjs::Result<Function<'js>> {
+    let exemplar: RefCell<Option<Persistent<Value<'static>>>> = RefCell::new(None);
+    Function::new(ctx.clone(), move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
+        let mut json_args = Vec::with_capacity(args.0.len());
+        for a in &args.0 {
+            json_args.push(to_json(a).map_err(|e| e.throw(&ctx))?);
+        }
+        match host_api(method, json_args) {
+            Ok(answer) => {
+                let value = to_js(&ctx, &answer)?;
+                if value.is_object() {
+                    *exemplar.borrow_mut() = Some(Persistent::save(&ctx, value.clone()));
+                }
+                Ok(value)
+            }
+            Err(msg) => Err(rquickjs::Exception::throw_message(&ctx, &msg)),
+        }
+    })?
+    .with_name(method)
+}
+
 /// Build the `ctx` object passed to every hook: `strategy`, `state`, `api`, `log`, `notify`,
 /// `record`, `indicator`. Built once per sandbox; its functions reach the per-call data through
 /// `shared` and the host through the scoped thread-local set by `Sandbox::call`.
@@ -339,7 +366,7 @@ pub(crate) fn build_ctx<'js>(
     // ctx.api
     let api = Object::new(ctx.clone())?;
     for &method in API_METHODS {
-        api.set(method, json_function(ctx, method, move |args| host_api(method, args))?)?;
+        api.set(method, answer_function(ctx, method)?)?;
     }
     let bybit = Object::new(ctx.clone())?;
     bybit.set(

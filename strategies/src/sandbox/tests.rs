@@ -204,6 +204,34 @@ fn cyclic_return_value_is_an_error_not_a_hang() {
     assert_eq!(call(&mut sb, Hook::Heartbeat, None).unwrap().value, json!([{"v": 1}, {"v": 1}]));
 }
 
+/// The last answer of each `ctx.api` method is kept alive inside the sandbox (its shape
+/// and key atoms are then reused); the strategy must still get a fresh value each call.
+#[test]
+fn api_answers_are_fresh_values_on_every_call() {
+    let mut sb = load(
+        r#"
+        let kept = null;
+        function st_heartbeat(ctx) {
+            const first = ctx.api.getPositions();
+            first[0].qty = 99;
+            first.push("extra");
+            const second = ctx.api.getPositions();
+            const same = first === second || first[0] === second[0];
+            if (kept === null) { kept = second; }
+            return { same, second, keptQty: kept[0].qty, keptLength: kept.length };
+        }
+        "#,
+    );
+    let mut host = TestHost::at(5);
+    for _ in 0..2 {
+        let out = sb.call(Hook::Heartbeat, None, &mut host).unwrap();
+        assert_eq!(out.value["same"], json!(false));
+        assert_eq!(out.value["second"], json!([{"symbol": "BTCUSDT", "qty": 0.5}]));
+        // An answer kept by the strategy across calls is its own, unchanged by later calls.
+        assert_eq!((out.value["keptQty"].clone(), out.value["keptLength"].clone()), (json!(0.5), json!(1)));
+    }
+}
+
 #[test]
 fn api_forwarding_bybit_alias_and_host_errors() {
     let mut sb = load(
