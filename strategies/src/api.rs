@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::{
     market::{num, parse_interval, tick_json, Market},
-    sandbox::Host,
+    sandbox::{Field, Host, Rows},
     sink::{Sink, SinkError},
 };
 
@@ -43,6 +43,18 @@ impl Host for ApiHost<'_> {
         self.failure.is_none() && self.sink.call_timed_out(self.trader)
     }
 
+    fn api_rows(&mut self, method: &str, _args: &[Json]) -> Option<Result<Rows, String>> {
+        if self.failure.is_some() {
+            return Some(Err("the engine stopped this run".into()));
+        }
+        let state = self.sink.state();
+        match method {
+            "getPositions" => Some(Ok(positions(state, self.trader))),
+            "getBalance" => Some(Ok(balance(state, self.trader))),
+            _ => None,
+        }
+    }
+
     fn api(&mut self, method: &str, args: Vec<Json>) -> Result<Json, String> {
         if self.failure.is_some() {
             return Err("the engine stopped this run".into());
@@ -54,9 +66,9 @@ impl Host for ApiHost<'_> {
         }
         let state = self.sink.state();
         match method {
-            "getPositions" => Ok(positions(state, self.trader)),
+            "getPositions" => Ok(positions(state, self.trader).to_json()),
             "getOpenOrders" => Ok(open_orders(state, self.trader)),
-            "getBalance" => Ok(balance(state, self.trader)),
+            "getBalance" => Ok(balance(state, self.trader).to_json()),
             "getKlines" => klines(self.market, &args),
             "getTicker" => ticker(state, args.first()),
             other => Err(format!("ctx.api.{other} is not a known method")),
@@ -161,31 +173,44 @@ fn decimal(value: Option<&Json>) -> Result<Option<Decimal>, String> {
     }
 }
 
-fn positions(state: &State, trader: &str) -> Json {
-    let Some(t) = state.traders.get(trader) else { return json!([]) };
-    let list = t
-        .positions
-        .iter()
-        .filter(|(_, p)| !p.qty.is_zero())
-        .map(|(symbol, p)| {
-            let instrument = state.instruments.get(symbol);
-            let leverage = t.leverage(instrument);
-            let mmr = instrument.map_or(Decimal::ZERO, |i| i.maintenance_margin_rate);
-            let mark = state.mark(symbol).unwrap_or(p.entry_price);
-            json!({
-                "symbol": symbol,
-                "side": if p.qty > Decimal::ZERO { "long" } else { "short" },
-                "qty": num(p.qty.abs()),
-                "entryPrice": num(p.entry_price),
-                "markPrice": num(mark),
-                "unrealizedPnl": num(p.unrealized_pnl(mark)),
-                "realizedPnl": num(p.realized_pnl),
-                "leverage": num(leverage),
-                "liquidationPrice": p.liquidation_price(leverage, mmr).map(num),
+/// A position's keys, in the order JS sees them (sorted, as in every JSON answer).
+const POSITION_KEYS: &[&str] = &[
+    "entryPrice",
+    "leverage",
+    "liquidationPrice",
+    "markPrice",
+    "qty",
+    "realizedPnl",
+    "side",
+    "symbol",
+    "unrealizedPnl",
+];
+
+fn positions(state: &State, trader: &str) -> Rows {
+    let rows = state.traders.get(trader).map_or_else(Vec::new, |t| {
+        t.positions
+            .iter()
+            .filter(|(_, p)| !p.qty.is_zero())
+            .map(|(symbol, p)| {
+                let instrument = state.instruments.get(symbol);
+                let leverage = t.leverage(instrument);
+                let mmr = instrument.map_or(Decimal::ZERO, |i| i.maintenance_margin_rate);
+                let mark = state.mark(symbol).unwrap_or(p.entry_price);
+                vec![
+                    Field::Num(num(p.entry_price)),
+                    Field::Num(num(leverage)),
+                    p.liquidation_price(leverage, mmr).map_or(Field::Null, |x| Field::Num(num(x))),
+                    Field::Num(num(mark)),
+                    Field::Num(num(p.qty.abs())),
+                    Field::Num(num(p.realized_pnl)),
+                    Field::Str(if p.qty > Decimal::ZERO { "long" } else { "short" }.into()),
+                    Field::Str(symbol.clone()),
+                    Field::Num(num(p.unrealized_pnl(mark))),
+                ]
             })
-        })
-        .collect();
-    Json::Array(list)
+            .collect()
+    });
+    Rows { keys: POSITION_KEYS, rows, single: false }
 }
 
 fn open_orders(state: &State, trader: &str) -> Json {
@@ -214,20 +239,29 @@ fn open_orders(state: &State, trader: &str) -> Json {
     )
 }
 
-fn balance(state: &State, trader: &str) -> Json {
-    match state.account(trader) {
-        Some(a) => json!({
-            "equity": num(a.equity),
-            "available": num(a.available),
-            "cash": num(a.cash),
-            "unrealizedPnl": num(a.unrealized_pnl),
-            "marginUsed": num(a.margin_used),
-            "currency": a.currency,
-        }),
-        None => {
-            json!({ "equity": 0.0, "available": 0.0, "cash": 0.0, "unrealizedPnl": 0.0, "marginUsed": 0.0, "currency": "USDT" })
-        }
-    }
+/// The balance's keys, in the order JS sees them.
+const BALANCE_KEYS: &[&str] = &["available", "cash", "currency", "equity", "marginUsed", "unrealizedPnl"];
+
+fn balance(state: &State, trader: &str) -> Rows {
+    let row = match state.account(trader) {
+        Some(a) => vec![
+            Field::Num(num(a.available)),
+            Field::Num(num(a.cash)),
+            Field::Str(a.currency.clone()),
+            Field::Num(num(a.equity)),
+            Field::Num(num(a.margin_used)),
+            Field::Num(num(a.unrealized_pnl)),
+        ],
+        None => vec![
+            Field::Num(0.0),
+            Field::Num(0.0),
+            Field::Str("USDT".into()),
+            Field::Num(0.0),
+            Field::Num(0.0),
+            Field::Num(0.0),
+        ],
+    };
+    Rows { keys: BALANCE_KEYS, rows: vec![row], single: true }
 }
 
 fn klines(market: &Market, args: &[Json]) -> Result<Json, String> {

@@ -93,8 +93,8 @@ pub use convert::{f64_to_json, json_function, MAX_DEPTH};
 pub use globals::API_METHODS;
 pub use source::{detect_kind, SourceKind};
 pub use types::{
-    CallOutput, Hook, HookArg, Host, LogLevel, LogLine, SandboxConfig, SandboxError, StrategyInfo, Tick, TickIndicator,
-    DEFAULT_CALL_FUEL, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MAX_STACK_BYTES, DEFAULT_MEMORY_LIMIT_BYTES,
+    CallOutput, Field, Hook, HookArg, Host, LogLevel, LogLine, Rows, SandboxConfig, SandboxError, StrategyInfo, Tick,
+    TickIndicator, DEFAULT_CALL_FUEL, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MAX_STACK_BYTES, DEFAULT_MEMORY_LIMIT_BYTES,
 };
 
 use globals::{Limits, Shared, SharedRef, Trip};

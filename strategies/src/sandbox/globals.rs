@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 
 use super::convert::{display_arg, json_function, to_js, to_json};
 use super::indicators::install_indicators;
-use super::{Host, LogLevel, LogLine, StrategyInfo};
+use super::{Field, Host, LogLevel, LogLine, Rows, StrategyInfo};
 
 scoped_thread_local!(
     /// The host of the call in progress on this thread, lent by `Sandbox::call`.
@@ -33,6 +33,14 @@ fn host_api(method: &str, args: Vec<Json>) -> Result<Json, String> {
         return Err(format!("ctx.api.{method} is only available while a hook is running"));
     }
     HOST.with(|host| host.api(method, args))
+}
+
+/// The host's [`Rows`] answer to a read, if it gives one (see [`Host::api_rows`]).
+fn host_rows(method: &str, args: &[Json]) -> Option<Result<Rows, String>> {
+    if !HOST.is_set() {
+        return None;
+    }
+    HOST.with(|host| host.api_rows(method, args))
 }
 
 /// Whether the host of the call in progress says the call has timed out (see [`Host::timed_out`]).
@@ -259,18 +267,30 @@ fn join_args(args: &[Value<'_>]) -> String {
     out
 }
 
-/// `ctx.api.<method>`: the host's answer as a JS value. The last answer of each method is
-/// kept alive (as an exemplar): QuickJS frees an object's shape, and the atoms of its keys,
-/// with the last object that uses them, so a strategy that reads its positions on every bar
-/// would otherwise have every key interned and every shape built again on every call (about
-/// half of what `getPositions` cost). Nothing reads the exemplar; the strategy gets a fresh
-/// value each time, as before.
+/// `ctx.api.<method>`: the host's answer as a JS value. A [`Rows`] answer is built straight
+/// into objects; JSON is converted. Either way the strategy gets a fresh value each call.
+///
+/// What is kept between calls, and why: QuickJS frees an object's shape, and the atoms of its
+/// keys, with the last object that uses them, and a shape is found again only through its
+/// parent. A strategy that reads its positions on every bar would otherwise intern every key
+/// and build every shape again on every call (most of what `getPositions` cost). So each
+/// method keeps its last JSON answer alive, and for rows one object per prefix of the keys
+/// (`{k1}`, `{k1, k2}`, ...), as the tick builder does. Nothing reads them.
 fn answer_function<'js>(ctx: &Ctx<'js>, method: &'static str) -> rquickjs::Result<Function<'js>> {
     let exemplar: RefCell<Option<Persistent<Value<'static>>>> = RefCell::new(None);
+    let prefixes: RefCell<Option<(&'static [&'static str], Vec<Persistent<Object<'static>>>)>> = RefCell::new(None);
     Function::new(ctx.clone(), move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
         let mut json_args = Vec::with_capacity(args.0.len());
         for a in &args.0 {
             json_args.push(to_json(a).map_err(|e| e.throw(&ctx))?);
+        }
+        if let Some(answer) = host_rows(method, &json_args) {
+            let rows = answer.map_err(|msg| rquickjs::Exception::throw_message(&ctx, &msg))?;
+            let mut kept = prefixes.borrow_mut();
+            if kept.as_ref().is_none_or(|(keys, _)| !std::ptr::eq(*keys, rows.keys)) {
+                *kept = Some((rows.keys, key_prefixes(&ctx, rows.keys)?));
+            }
+            return rows_to_js(&ctx, &rows);
         }
         match host_api(method, json_args) {
             Ok(answer) => {
@@ -284,6 +304,46 @@ fn answer_function<'js>(ctx: &Ctx<'js>, method: &'static str) -> rquickjs::Resul
         }
     })?
     .with_name(method)
+}
+
+/// One object per prefix of `keys`, to keep their shapes (and the keys' atoms) alive.
+fn key_prefixes<'js>(ctx: &Ctx<'js>, keys: &[&str]) -> rquickjs::Result<Vec<Persistent<Object<'static>>>> {
+    (1..=keys.len())
+        .map(|n| {
+            let object = Object::new(ctx.clone())?;
+            for key in &keys[..n] {
+                object.set(*key, 0)?;
+            }
+            Ok(Persistent::save(ctx, object))
+        })
+        .collect()
+}
+
+fn rows_to_js<'js>(ctx: &Ctx<'js>, rows: &Rows) -> rquickjs::Result<Value<'js>> {
+    let object = |row: &[Field]| -> rquickjs::Result<Value<'js>> {
+        let object = Object::new(ctx.clone())?;
+        for (key, field) in rows.keys.iter().zip(row) {
+            let value = match field {
+                Field::Num(x) if x.is_finite() => Value::new_float(ctx.clone(), *x),
+                Field::Num(_) | Field::Null => Value::new_null(ctx.clone()),
+                Field::Str(s) => rquickjs::String::from_str(ctx.clone(), s)?.into_value(),
+                Field::Bool(b) => Value::new_bool(ctx.clone(), *b),
+            };
+            object.set(*key, value)?;
+        }
+        Ok(object.into_value())
+    };
+    if rows.single {
+        return match rows.rows.first() {
+            Some(row) => object(row),
+            None => Ok(Value::new_null(ctx.clone())),
+        };
+    }
+    let array = rquickjs::Array::new(ctx.clone())?;
+    for (i, row) in rows.rows.iter().enumerate() {
+        array.set(i, object(row)?)?;
+    }
+    Ok(array.into_value())
 }
 
 /// Build the `ctx` object passed to every hook: `strategy`, `state`, `api`, `log`, `notify`,

@@ -204,6 +204,86 @@ fn cyclic_return_value_is_an_error_not_a_hang() {
     assert_eq!(call(&mut sb, Hook::Heartbeat, None).unwrap().value, json!([{"v": 1}, {"v": 1}]));
 }
 
+/// Answers `getPositions` and `getBalance` as [`Rows`] and, for comparison, the same rows as
+/// JSON under `getOpenOrders` and `getTicker`.
+struct RowsHost {
+    rows: Rows,
+    single: Rows,
+}
+
+impl Host for RowsHost {
+    fn now_ms(&self) -> i64 {
+        0
+    }
+    fn api(&mut self, method: &str, _args: Vec<Json>) -> Result<Json, String> {
+        match method {
+            "getOpenOrders" => Ok(self.rows.to_json()),
+            "getTicker" => Ok(self.single.to_json()),
+            other => Err(format!("no {other}")),
+        }
+    }
+    fn api_rows(&mut self, method: &str, _args: &[Json]) -> Option<Result<Rows, String>> {
+        match method {
+            "getPositions" => Some(Ok(self.rows.clone())),
+            "getBalance" => Some(Ok(self.single.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// A [`Rows`] answer, built straight into JS values, is the value its JSON gives: the same
+/// keys in the same order, numbers, strings, booleans, nulls, a non-finite number as null.
+#[test]
+fn rows_answers_are_the_values_their_json_gives() {
+    const KEYS: &[&str] = &["a", "b", "c", "d", "e", "f"];
+    let row = |x: f64| {
+        vec![
+            Field::Num(x),
+            Field::Str("long".into()),
+            Field::Bool(true),
+            Field::Null,
+            Field::Num(f64::NAN),
+            Field::Num(-0.5),
+        ]
+    };
+    let mut host = RowsHost {
+        rows: Rows { keys: KEYS, rows: vec![row(1.25), row(7.0)], single: false },
+        single: Rows { keys: KEYS, rows: vec![row(3.0)], single: true },
+    };
+    let mut sb = load(
+        r#"
+        function describe(v) {
+            return JSON.stringify(v) + "|" + JSON.stringify(v, (k, x) => typeof x + ":" + (x && typeof x === "object" ? Object.keys(x).join(",") : String(x)));
+        }
+        function st_heartbeat(ctx) {
+            const out = [];
+            for (let i = 0; i < 3; i++) {
+                out.push([describe(ctx.api.getPositions()), describe(ctx.api.getOpenOrders())]);
+                out.push([describe(ctx.api.getBalance()), describe(ctx.api.getTicker())]);
+            }
+            return out;
+        }
+        "#,
+    );
+    let out = sb.call(Hook::Heartbeat, None, &mut host).unwrap();
+    let pairs = out.value.as_array().unwrap();
+    assert_eq!(pairs.len(), 6);
+    for pair in pairs {
+        assert_eq!(pair[0], pair[1], "rows and their JSON differ");
+    }
+    assert!(pairs[0][0]
+        .as_str()
+        .unwrap()
+        .starts_with(r#"[{"a":1.25,"b":"long","c":true,"d":null,"e":null,"f":-0.5},"#));
+    // No rows at all: an empty array, or null for a single answer.
+    host.rows.rows.clear();
+    host.single.rows.clear();
+    let out = sb.call(Hook::Heartbeat, None, &mut host).unwrap();
+    for pair in out.value.as_array().unwrap() {
+        assert_eq!(pair[0], pair[1], "rows and their JSON differ");
+    }
+}
+
 /// The last answer of each `ctx.api` method is kept alive inside the sandbox (its shape
 /// and key atoms are then reused); the strategy must still get a fresh value each call.
 #[test]

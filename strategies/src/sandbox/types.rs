@@ -18,6 +18,56 @@ pub trait Host {
     fn timed_out(&mut self) -> bool {
         false
     }
+    /// A read of `ctx.api` answered as [`Rows`], which the sandbox builds straight into QuickJS
+    /// values (no JSON on the way: for reads a strategy makes on every bar). `None` sends the
+    /// call to [`Host::api`]. The value the strategy sees must be the one `api` would give:
+    /// `Rows::to_json` is that answer.
+    fn api_rows(&mut self, _method: &str, _args: &[Json]) -> Option<Result<Rows, String>> {
+        None
+    }
+}
+
+/// One value of a [`Rows`] answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    /// A JS number; a non-finite one is `null`, as in JSON.
+    Num(f64),
+    Str(String),
+    Bool(bool),
+    Null,
+}
+
+/// A `ctx.api` answer of objects with fixed keys: `keys` in the order JS sees them (sorted, as
+/// a JSON object's keys are here), one `Vec<Field>` per object. `single`: the answer is the
+/// one object, not an array of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rows {
+    pub keys: &'static [&'static str],
+    pub rows: Vec<Vec<Field>>,
+    pub single: bool,
+}
+
+impl Rows {
+    /// The same answer as JSON (what [`Host::api`] gives for it).
+    pub fn to_json(&self) -> Json {
+        let object = |row: &Vec<Field>| {
+            let map = self.keys.iter().zip(row).map(|(key, field)| {
+                let value = match field {
+                    Field::Num(x) => Json::from(*x),
+                    Field::Str(s) => Json::String(s.clone()),
+                    Field::Bool(b) => Json::Bool(*b),
+                    Field::Null => Json::Null,
+                };
+                ((*key).to_owned(), value)
+            });
+            Json::Object(map.collect())
+        };
+        match (self.single, self.rows.first()) {
+            (true, Some(row)) => object(row),
+            (true, None) => Json::Null,
+            (false, _) => Json::Array(self.rows.iter().map(object).collect()),
+        }
+    }
 }
 
 /// A strategy lifecycle hook.
