@@ -11,6 +11,7 @@
 //! - `live/`: `live` (trading live and on paper: config, driver, orders).
 //! - `venue_sim_cmd.rs`: `venue-sim bybit` and `venue-sim hyperliquid` (the local venue servers); `llm-sim` is `llm_server::run`, `telegram-sim` `telegram_server::run`.
 //! - `text.rs`: times and tables for people.
+//! - `worker`: `scaleout::worker` (sweeps across processes on NATS JetStream; the Director is `backtest --grid --nats`).
 
 /// `println!` that ends the process quietly when stdout is closed (`| head`)
 /// instead of panicking on the broken pipe.
@@ -78,6 +79,16 @@ enum Command {
     /// Run a local Telegram Bot API server (loopback; getMe and sendMessage with Telegram's
     /// errors and flood limits; scripted faults; the messages at GET /sim/messages).
     TelegramSim(Box<telegram_server::Args>),
+    /// Take backtest jobs of `backtest --grid … --nats URL` sweeps from a NATS JetStream
+    /// server and publish their results, until SIGINT/SIGTERM.
+    Worker {
+        /// The server, e.g. nats://127.0.0.1:4222.
+        #[arg(long)]
+        nats: String,
+        /// Jobs run at once (default: this machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -390,6 +401,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VenueSim(VenueSimCommand::Hyperliquid(args)) => venue_sim_cmd::hyperliquid(&args),
         Command::LlmSim(args) => llm_server::run(&args).map(|()| ExitCode::SUCCESS),
         Command::TelegramSim(args) => telegram_server::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Worker { nats, jobs } => {
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            runtime.block_on(scaleout::worker::run(&nats, jobs))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Data(DataCommand::Synth { bars, interval, seed, start_ms, out }) => {
             data_synth(bars, &interval, seed, start_ms, &out)
         }
