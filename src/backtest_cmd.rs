@@ -104,6 +104,13 @@ pub struct Args {
     /// (nats://host:4222) instead of on this machine's threads; the same table and sweep.csv.
     #[arg(long, requires = "grid")]
     pub nats: Option<String>,
+    /// With --journal: copy every record of the journal, once it is durable, to this NATS
+    /// JetStream server (nats://host:4222); `quantfold journal restore` rebuilds it from there.
+    #[arg(long, requires = "journal")]
+    pub mirror: Option<String>,
+    /// The journal's name on the mirror (default: the journal directory's name).
+    #[arg(long, requires = "mirror")]
+    pub journal_id: Option<String>,
 }
 
 fn name_and_path(text: &str) -> Result<(String, PathBuf), String> {
@@ -147,6 +154,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Err(journal::StoreError::AlreadyExists(journal.clone()).into());
         }
     }
+    // Connected before the run: a mirror that is down fails the command before it starts.
+    let mirror = match (&args.mirror, &config.journal) {
+        (Some(url), Some(journal)) => Some(crate::mirror_cmd::Shipper::connect(url, journal, args.journal_id.as_deref())?),
+        _ => None,
+    };
     let out_staged = Staged::new(&out)?;
     let journal_staged = config.journal.as_deref().map(Staged::new).transpose()?;
     if let Some(staged) = &journal_staged {
@@ -177,8 +189,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         say!("{}", summary_table(&outcome.summary));
     }
     eprintln!("reports: {} ({} files); open {}", out.display(), outcome.files, out.join("report.html").display());
-    if let (Some(path), Some(events)) = (journal, outcome.events) {
+    if let (Some(path), Some(events)) = (&journal, outcome.events) {
         eprintln!("journal: {} ({events} events)", path.display());
+    }
+    if let (Some(mut mirror), Some(path)) = (mirror, journal) {
+        // The run's journal is durable once committed: all of it goes now.
+        mirror.ship_all(&path)?;
     }
     Ok(ExitCode::SUCCESS)
 }

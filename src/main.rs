@@ -4,6 +4,7 @@
 //! - `main.rs`: the command line (clap) and error reporting.
 //! - `backtest_cmd.rs`: `backtest` (single runs and parameter sweeps).
 //! - `journal_cmd.rs`: `journal inspect|verify|export|import|recover`.
+//! - `mirror_cmd.rs`: `backtest --journal --mirror` and `journal restore` (journals on NATS JetStream).
 //! - `replay_cmd.rs`: `replay verify|rebuild|diff`.
 //! - `strategy_cmd.rs`: `strategy check`.
 //! - `serve_cmd.rs`: `serve` (the read-only API, metrics and dashboard over closed journals).
@@ -27,6 +28,7 @@ mod bench_serve;
 mod journal_cmd;
 mod live;
 mod llm_port;
+mod mirror_cmd;
 mod replay_cmd;
 mod serve_cmd;
 mod staging;
@@ -198,6 +200,18 @@ enum JournalCommand {
         #[arg(long)]
         jsonl: PathBuf,
     },
+    /// Rebuild a journal from its mirror on a NATS JetStream server (see `backtest --mirror`).
+    Restore {
+        /// The server, e.g. nats://127.0.0.1:4222.
+        #[arg(long)]
+        nats: String,
+        /// The journal's id on the mirror (by default its directory's name when it was mirrored).
+        #[arg(long)]
+        journal_id: String,
+        /// Where to write the journal (must not exist or be empty).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Write a new journal holding every event of a damaged one up to the damage (from the segment files, then sled).
     Recover {
         /// The damaged journal directory (only read).
@@ -362,6 +376,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             JournalCommand::Export { dir, jsonl } => journal_cmd::export(&dir, &jsonl),
             JournalCommand::Import { dir, jsonl } => journal_cmd::import(&dir, &jsonl),
             JournalCommand::Recover { dir, to } => journal_cmd::recover(&dir, &to),
+            JournalCommand::Restore { nats, journal_id, to } => mirror_cmd::restore(&nats, &journal_id, &to),
         },
         Command::Strategy(StrategyCommand::Check { file }) => strategy_cmd::check(&file),
         Command::Replay(command) => match command {

@@ -5,6 +5,8 @@
 //!   stored once by content hash in an object store bucket.
 //! - [`worker`]: takes backtest jobs from the work queue and publishes their results.
 //! - [`director`]: publishes a sweep's jobs and gathers one result per job.
+//! - [`mirror`]: ships a journal's durable records to a stream, riding out outages.
+//! - [`restore`]: rebuilds a local journal from its mirror.
 //!
 //! Everything here is async over one NATS connection; the CLI (`src/`) drives it on a
 //! tokio runtime of its own. See docs/scale-out.md for the streams, subjects and what
@@ -17,6 +19,8 @@ use async_nats::jetstream;
 
 pub mod director;
 pub mod jobs;
+pub mod mirror;
+pub mod restore;
 pub mod worker;
 
 /// How long connecting may take before the command gives up: a server that is down

@@ -1,0 +1,77 @@
+//! Journals mirrored to NATS JetStream (`backtest --journal --mirror`, `journal restore`):
+//! each test starts its own nats-server on loopback with a temporary store.
+
+mod common;
+mod live_support;
+mod nats_support;
+
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use live_support::{bin, root, serial, Proc};
+use nats_support::{free_port, wait_for_text, Nats};
+
+const DATA: &str = "fixtures/klines/coinbase_BTCUSD_1h_2017-07_2019-10.csv";
+
+#[test]
+fn a_journal_mirrored_through_a_server_killed_and_restarted_restores_equal_to_the_local_one() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut nats = Nats::start(d);
+    let url = nats.url();
+    let journal = d.join("run-1");
+    let stderr = d.join("backtest.stderr");
+    let child = Command::new(bin())
+        .args(["backtest", "--data", DATA, "--out"])
+        .arg(d.join("out"))
+        .arg("--journal")
+        .arg(&journal)
+        .args(["--mirror", &url])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut run = Proc { child, stderr };
+    // Not random: the server dies as soon as the mirror reports its first shipped records.
+    assert!(
+        wait_for_text(&run.stderr, "mirror: shipped", Duration::from_secs(120)),
+        "the mirror never shipped:\n{}",
+        run.stderr_text()
+    );
+    nats.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    nats.restart();
+    assert_eq!(run.wait(Duration::from_secs(120)), Some(0), "the mirrored run failed:\n{}", run.stderr_text());
+    let said = run.stderr_text();
+    assert!(said.contains("retrying"), "the mirror never saw the server go:\n{said}");
+
+    let restored = d.join("restored");
+    let out = common::ok(&["journal", "restore", "--nats", &url, "--journal-id", "run-1", "--to", common::p(&restored)]);
+    let verify = |path: &std::path::Path| common::stdout(&common::ok(&["journal", "verify", "--json", common::p(path)]));
+    let (original, copy): (serde_json::Value, serde_json::Value) =
+        (serde_json::from_str(&verify(&journal)).unwrap(), serde_json::from_str(&verify(&restored)).unwrap());
+    assert_eq!(copy["events"], original["events"]);
+    assert_eq!(copy["head"], original["head"], "{}", common::stdout(&out));
+    // Record for record the same: the exports are equal.
+    common::ok(&["journal", "export", common::p(&journal), "--jsonl", common::p(&d.join("a.jsonl"))]);
+    common::ok(&["journal", "export", common::p(&restored), "--jsonl", common::p(&d.join("b.jsonl"))]);
+    assert!(std::fs::read(d.join("a.jsonl")).unwrap() == std::fs::read(d.join("b.jsonl")).unwrap());
+}
+
+#[test]
+fn a_mirror_or_restore_pointed_at_a_server_that_is_down_says_so_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let journal = dir.path().join("j");
+    let args = ["backtest", "--data", DATA, "--journal", common::p(&journal), "--mirror", &url];
+    let err = common::fails(&args);
+    assert!(err.contains(&url) && err.contains("cannot reach"), "{err}");
+    let to = dir.path().join("r");
+    let err = common::fails(&["journal", "restore", "--nats", &url, "--journal-id", "j", "--to", common::p(&to)]);
+    assert!(err.contains(&url) && err.contains("cannot reach"), "{err}");
+}
+
