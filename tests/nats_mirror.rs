@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use live_support::{bin, root, serial, Proc};
+use live_support::{bin, config, live_with, root, serial, server, Proc, TraderSpec};
 use nats_support::{free_port, wait_for_text, Nats};
 
 const DATA: &str = "fixtures/klines/coinbase_BTCUSD_1h_2017-07_2019-10.csv";
@@ -75,3 +75,44 @@ fn a_mirror_or_restore_pointed_at_a_server_that_is_down_says_so_and_exits() {
     assert!(err.contains(&url) && err.contains("cannot reach"), "{err}");
 }
 
+/// `quantfold live --mirror` on paper: the server down when the session starts and killed
+/// again mid-run; the mirror catches up each time, and the restored journal is the local
+/// one's first records, record for record.
+#[test]
+fn a_live_session_mirrors_through_two_outages_and_the_restore_is_a_prefix_of_its_journal() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut nats = Nats::start(d);
+    let url = nats.url();
+    nats.kill();
+    // One bar every 100 ms; the server holds after the last bar.
+    let venue = server(d, &root().join("fixtures/klines/bybit_BTCUSDT_1m_2022-12-13_head.csv"), &["--speed", "600", "--hold"]);
+    let traders = [TraderSpec { id: "sma", strategy: "strategies/sma_cross.js", params: "{}", capital: "1000" }];
+    let live_config = config(d, "paper", &venue, &traders, "");
+    let journal = d.join("paper-1");
+    let stderr = d.join("live.stderr");
+    let mut live = live_with(&live_config, &journal, &stderr, &["--mirror", &url]);
+    assert!(wait_for_text(&stderr, "the mirror retries", Duration::from_secs(60)), "{}", live.stderr_text());
+    std::thread::sleep(Duration::from_secs(1));
+    nats.restart();
+    assert!(wait_for_text(&stderr, "mirror: connected", Duration::from_secs(30)), "{}", live.stderr_text());
+    std::thread::sleep(Duration::from_secs(1));
+    nats.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    nats.restart();
+    venue.wait_for_bar("BTCUSDT", 1_670_889_600_000 + 119 * 60_000, Duration::from_secs(60));
+    assert!(wait_for_text(&stderr, "mirror: back", Duration::from_secs(30)), "{}", live.stderr_text());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(live.terminate(Duration::from_secs(30)), Some(0), "{}", live.stderr_text());
+
+    let restored = d.join("restored");
+    common::ok(&["journal", "restore", "--nats", &url, "--journal-id", "paper-1", "--to", common::p(&restored)]);
+    common::ok(&["journal", "verify", common::p(&restored)]);
+    common::ok(&["journal", "export", common::p(&journal), "--jsonl", common::p(&d.join("a.jsonl"))]);
+    common::ok(&["journal", "export", common::p(&restored), "--jsonl", common::p(&d.join("b.jsonl"))]);
+    let (local, copy) = (std::fs::read_to_string(d.join("a.jsonl")).unwrap(), std::fs::read_to_string(d.join("b.jsonl")).unwrap());
+    let (local, copy): (Vec<&str>, Vec<&str>) = (local.lines().collect(), copy.lines().collect());
+    assert!(copy.len() > 100 && copy.len() <= local.len(), "restored {} of {} lines", copy.len(), local.len());
+    assert!(local.starts_with(&copy), "the restored journal is not the local one's first records");
+}
