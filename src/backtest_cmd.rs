@@ -156,7 +156,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // Connected before the run: a mirror that is down fails the command before it starts.
     let mirror = match (&args.mirror, &config.journal) {
-        (Some(url), Some(journal)) => Some(crate::mirror_cmd::Shipper::connect(url, journal, args.journal_id.as_deref())?),
+        (Some(url), Some(journal)) => {
+            Some(crate::mirror_cmd::Shipper::connect(url, journal, args.journal_id.as_deref())?)
+        }
         _ => None,
     };
     let out_staged = Staged::new(&out)?;
@@ -518,20 +520,18 @@ fn sweep(args: &Args, base: &Config, grid: &str) -> anyhow::Result<ExitCode> {
     } else {
         say!("{table}");
     }
-    eprintln!(
-        "{} runs on {ran_on}; sorted by {}; wrote {}",
-        rows.len(),
-        args.sort,
-        out.join("sweep.csv").display()
-    );
+    eprintln!("{} runs on {ran_on}; sorted by {}; wrote {}", rows.len(), args.sort, out.join("sweep.csv").display());
     Ok(ExitCode::SUCCESS)
 }
 
+/// A run's summary fields (`Summary::fields()`), or why it failed.
+type RunFields = anyhow::Result<IndexMap<String, Json>>;
+
 /// Each combination's summary fields, in the grid's order, on this machine's threads.
-fn sweep_here(base: &Config, combos: &[Map<String, Json>]) -> (Vec<anyhow::Result<IndexMap<String, Json>>>, String) {
+fn sweep_here(base: &Config, combos: &[Map<String, Json>]) -> (Vec<RunFields>, String) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(combos.len());
     let next = Mutex::new(0usize);
-    let results: Mutex<Vec<(usize, anyhow::Result<IndexMap<String, Json>>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, RunFields)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| loop {
@@ -561,7 +561,7 @@ fn sweep_on_workers(
     url: &str,
     base: &Config,
     combos: &[Map<String, Json>],
-) -> anyhow::Result<Vec<anyhow::Result<IndexMap<String, Json>>>> {
+) -> anyhow::Result<Vec<RunFields>> {
     let params: Vec<Json> = combos.iter().map(|c| Json::Object(c.clone())).collect();
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(params.len() as u64).with_style(
@@ -572,9 +572,8 @@ fn sweep_on_workers(
         indicatif::ProgressBar::hidden()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let outcomes = runtime.block_on(scaleout::director::run(url, base, &params, &mut |done| {
-        bar.set_position(done as u64)
-    }))?;
+    let outcomes =
+        runtime.block_on(scaleout::director::run(url, base, &params, &mut |done| bar.set_position(done as u64)))?;
     bar.finish_and_clear();
     Ok(outcomes.into_iter().map(|o| o.map(|done| done.summary).map_err(anyhow::Error::msg)).collect())
 }

@@ -50,8 +50,10 @@ fn a_journal_mirrored_through_a_server_killed_and_restarted_restores_equal_to_th
     assert!(said.contains("retrying"), "the mirror never saw the server go:\n{said}");
 
     let restored = d.join("restored");
-    let out = common::ok(&["journal", "restore", "--nats", &url, "--journal-id", "run-1", "--to", common::p(&restored)]);
-    let verify = |path: &std::path::Path| common::stdout(&common::ok(&["journal", "verify", "--json", common::p(path)]));
+    let out =
+        common::ok(&["journal", "restore", "--nats", &url, "--journal-id", "run-1", "--to", common::p(&restored)]);
+    let verify =
+        |path: &std::path::Path| common::stdout(&common::ok(&["journal", "verify", "--json", common::p(path)]));
     let (original, copy): (serde_json::Value, serde_json::Value) =
         (serde_json::from_str(&verify(&journal)).unwrap(), serde_json::from_str(&verify(&restored)).unwrap());
     assert_eq!(copy["events"], original["events"]);
@@ -87,7 +89,8 @@ fn a_live_session_mirrors_through_two_outages_and_the_restore_is_a_prefix_of_its
     let url = nats.url();
     nats.kill();
     // One bar every 100 ms; the server holds after the last bar.
-    let venue = server(d, &root().join("fixtures/klines/bybit_BTCUSDT_1m_2022-12-13_head.csv"), &["--speed", "600", "--hold"]);
+    let venue =
+        server(d, &root().join("fixtures/klines/bybit_BTCUSDT_1m_2022-12-13_head.csv"), &["--speed", "600", "--hold"]);
     let traders = [TraderSpec { id: "sma", strategy: "strategies/sma_cross.js", params: "{}", capital: "1000" }];
     let live_config = config(d, "paper", &venue, &traders, "");
     let journal = d.join("paper-1");
@@ -111,7 +114,8 @@ fn a_live_session_mirrors_through_two_outages_and_the_restore_is_a_prefix_of_its
     common::ok(&["journal", "verify", common::p(&restored)]);
     common::ok(&["journal", "export", common::p(&journal), "--jsonl", common::p(&d.join("a.jsonl"))]);
     common::ok(&["journal", "export", common::p(&restored), "--jsonl", common::p(&d.join("b.jsonl"))]);
-    let (local, copy) = (std::fs::read_to_string(d.join("a.jsonl")).unwrap(), std::fs::read_to_string(d.join("b.jsonl")).unwrap());
+    let (local, copy) =
+        (std::fs::read_to_string(d.join("a.jsonl")).unwrap(), std::fs::read_to_string(d.join("b.jsonl")).unwrap());
     let (local, copy): (Vec<&str>, Vec<&str>) = (local.lines().collect(), copy.lines().collect());
     assert!(copy.len() > 100 && copy.len() <= local.len(), "restored {} of {} lines", copy.len(), local.len());
     assert!(local.starts_with(&copy), "the restored journal is not the local one's first records");

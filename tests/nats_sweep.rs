@@ -28,7 +28,11 @@ fn worker(dir: &Path, name: &str, url: &str) -> Proc {
         .spawn()
         .unwrap();
     let proc = Proc { child, stderr };
-    assert!(wait_for_text(&proc.stderr, "taking jobs", Duration::from_secs(20)), "{name} did not start:\n{}", proc.stderr_text());
+    assert!(
+        wait_for_text(&proc.stderr, "taking jobs", Duration::from_secs(20)),
+        "{name} did not start:\n{}",
+        proc.stderr_text()
+    );
     proc
 }
 
@@ -56,7 +60,17 @@ fn a_sweep_on_three_workers_one_killed_mid_job_one_late_equals_the_local_sweep()
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let local_out = d.join("local");
-    let local = common::ok(&["backtest", "--strategy", STRATEGY, "--data", DATA, "--grid", GRID, "--out", common::p(&local_out)]);
+    let local = common::ok(&[
+        "backtest",
+        "--strategy",
+        STRATEGY,
+        "--data",
+        DATA,
+        "--grid",
+        GRID,
+        "--out",
+        common::p(&local_out),
+    ]);
 
     let nats = Nats::start(d);
     let url = nats.url();
@@ -97,13 +111,18 @@ fn a_job_that_always_fails_is_reported_once_with_its_error() {
     let url = nats.url();
     let w = worker(d, "worker", &url);
     let bad = "fixtures/klines/bad_zero_price.csv";
-    let mut sweep = director(d, "director", &["--strategy", STRATEGY, "--data", bad, "--grid", "fast=5..6:1", "--nats", &url]);
+    let mut sweep =
+        director(d, "director", &["--strategy", STRATEGY, "--data", bad, "--grid", "fast=5..6:1", "--nats", &url]);
     let code = sweep.wait(Duration::from_secs(60));
     assert_eq!(code, Some(1), "the sweep should fail, and not hang:\n{}", sweep.stderr_text());
     let err = read(&sweep.stderr);
     assert!(!err.contains("panicked"), "{err}");
     for params in [r#"{"fast":5}"#, r#"{"fast":6}"#] {
-        assert_eq!(err.matches(&format!("run with params {params}:")).count(), 1, "want one report of {params}:\n{err}");
+        assert_eq!(
+            err.matches(&format!("run with params {params}:")).count(),
+            1,
+            "want one report of {params}:\n{err}"
+        );
     }
     assert!(err.contains("price"), "the data error is not shown:\n{err}");
     // Each job ran once: a clean failure is a result, not a reason to retry.
@@ -118,7 +137,8 @@ fn a_worker_or_director_pointed_at_a_server_that_is_down_says_so_and_exits() {
     let started = Instant::now();
     let err = common::fails(&["worker", "--nats", &url]);
     assert!(err.contains(&url) && err.contains("cannot reach"), "{err}");
-    let err = common::fails(&["backtest", "--strategy", STRATEGY, "--data", DATA, "--grid", "fast=5..6:1", "--nats", &url]);
+    let err =
+        common::fails(&["backtest", "--strategy", STRATEGY, "--data", DATA, "--grid", "fast=5..6:1", "--nats", &url]);
     assert!(err.contains(&url) && err.contains("cannot reach"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
 }

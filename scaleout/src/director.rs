@@ -34,10 +34,7 @@ pub async fn run(
     // Listening before publishing: nothing a fast worker says is missed.
     let mut results = queues
         .results
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: jobs::results_subject(&sweep),
-            ..Default::default()
-        })
+        .create_consumer(pull::OrderedConfig { filter_subject: jobs::results_subject(&sweep), ..Default::default() })
         .await
         .context("cannot read the results stream")?
         .messages()
@@ -52,8 +49,9 @@ pub async fn run(
     let mut acks = Vec::with_capacity(params.len());
     for (index, params) in params.iter().enumerate() {
         let job = Job { sweep: sweep.clone(), index, params: params.clone(), spec: spec.clone() };
-        let publish =
-            PublishMessage::build().payload(serde_json::to_vec(&job)?.into()).message_id(jobs::message_id(&sweep, index));
+        let publish = PublishMessage::build()
+            .payload(serde_json::to_vec(&job)?.into())
+            .message_id(jobs::message_id(&sweep, index));
         acks.push(js.send_publish(jobs::jobs_subject(&sweep), publish).await.context("cannot publish a job")?);
     }
     // The stream sequence of each job, to read the delivery-limit advisories.

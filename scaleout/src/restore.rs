@@ -41,8 +41,8 @@ pub async fn restore(url: &str, journal_id: &str, to: &Path) -> anyhow::Result<R
         .messages()
         .await
         .context("cannot read the journals stream")?;
-    let mut target = Journal::create(to, Durability::None)
-        .with_context(|| format!("cannot create the journal {}", to.display()))?;
+    let mut target =
+        Journal::create(to, Durability::None).with_context(|| format!("cannot create the journal {}", to.display()))?;
     let mut chain = Chain { next: 0, head: Hash::ZERO, batch: Vec::with_capacity(BATCH) };
     while let Some(message) = messages.next().await {
         let message = message.context("reading the journals stream")?;

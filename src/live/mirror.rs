@@ -19,7 +19,8 @@ use scaleout::mirror::{self, Mirror};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 enum Note {
-    Record(Envelope),
+    // Boxed: a record is large, the durable point small, and both share the channel.
+    Record(Box<Envelope>),
     Durable(u64),
 }
 
@@ -43,7 +44,7 @@ impl LiveMirror {
 
     /// A journaled record, in order.
     pub fn record(&self, env: &Envelope) {
-        self.tx.send(Note::Record(env.clone())).ok();
+        self.tx.send(Note::Record(Box::new(env.clone()))).ok();
     }
 
     /// The journal's durable point, sent when it moved.

@@ -47,7 +47,12 @@ impl Nats {
         self.child = Some(child);
         let end = Instant::now() + Duration::from_secs(15);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < end, "nats-server did not listen on {} within 15 s:\n{}", self.port, self.log_text());
+            assert!(
+                Instant::now() < end,
+                "nats-server did not listen on {} within 15 s:\n{}",
+                self.port,
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
