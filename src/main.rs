@@ -8,7 +8,8 @@
 //! - `replay_cmd.rs`: `replay verify|rebuild|diff`.
 //! - `strategy_cmd.rs`: `strategy check`.
 //! - `serve_cmd.rs`: `serve` (the read-only API, metrics and dashboard over closed journals).
-//! - `bench.rs`: `bench journal`, `bench sandbox`; `bench_serve.rs`: `bench serve`; `bench_llm.rs`: `bench llm`.
+//! - `bench.rs`: `bench journal`, `bench sandbox`; `bench_serve.rs`: `bench serve`; `bench_llm.rs`: `bench llm`;
+//!   `bench_sweep.rs`: `bench sweep`.
 //! - `live/`: `live` (trading live and on paper: config, driver, orders).
 //! - `venue_sim_cmd.rs`: `venue-sim bybit` and `venue-sim hyperliquid` (the local venue servers); `llm-sim` is `llm_server::run`, `telegram-sim` `telegram_server::run`.
 //! - `text.rs`: times and tables for people.
@@ -25,6 +26,7 @@ mod bench;
 mod bench_live;
 mod bench_llm;
 mod bench_serve;
+mod bench_sweep;
 mod journal_cmd;
 mod live;
 mod llm_port;
@@ -306,6 +308,19 @@ enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// A sweep on 1 and 2 NATS workers against the local sweep (jobs/s, overhead per job), and
+    /// the journal mirror's records/s against a backtest's append rate. Needs nats-server on PATH.
+    Sweep {
+        /// The grid (as `backtest --grid`).
+        #[arg(long, default_value = "fast=5..20:5,slow=30..60:10")]
+        grid: String,
+        /// Seeded 1-minute bars per run.
+        #[arg(long, default_value_t = 100_000)]
+        bars: usize,
+        /// Where to put the scratch data, journals and the server's store (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Heartbeats/s of sma_cross through the runtime against bare QuickJS calls; 1000 strategies' latency.
     Sandbox {
         /// Heartbeats for the rate measurement.
@@ -405,6 +420,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Llm { decisions, traders, rounds, dir }) => {
             bench_llm::llm(&bench_llm::LlmBench { decisions, traders, rounds, dir: dir.as_deref() })
+        }
+        Command::Bench(BenchCommand::Sweep { grid, bars, dir }) => {
+            bench_sweep::sweep(&bench_sweep::SweepBench { grid: &grid, bars, dir: dir.as_deref() })
         }
         Command::Bench(BenchCommand::Sandbox { heartbeats, strategies }) => {
             say!("{}", serde_json::to_string_pretty(&strategies::bench::sandbox(heartbeats, strategies))?);
