@@ -557,11 +557,7 @@ fn sweep_here(base: &Config, combos: &[Map<String, Json>]) -> (Vec<RunFields>, S
 }
 
 /// The same, as jobs for `quantfold worker`s (see the `scaleout` crate), with a progress bar.
-fn sweep_on_workers(
-    url: &str,
-    base: &Config,
-    combos: &[Map<String, Json>],
-) -> anyhow::Result<Vec<RunFields>> {
+fn sweep_on_workers(url: &str, base: &Config, combos: &[Map<String, Json>]) -> anyhow::Result<Vec<RunFields>> {
     let params: Vec<Json> = combos.iter().map(|c| Json::Object(c.clone())).collect();
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(params.len() as u64).with_style(

@@ -131,6 +131,36 @@ fn a_job_that_always_fails_is_reported_once_with_its_error() {
     assert!(!ran.contains("(delivery 2)"), "{ran}");
 }
 
+/// The delivery limit: a job whose worker dies every time is given up after three
+/// deliveries (the server's advisory comes when a worker next asks for work) and reported
+/// once; it is never handed out a fourth time.
+#[test]
+fn a_job_that_kills_its_worker_every_time_is_given_up_after_three_deliveries() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let nats = Nats::start(d);
+    let url = nats.url();
+    let mut sweep =
+        director(d, "director", &["--strategy", STRATEGY, "--data", DATA, "--grid", "fast=5..5:1", "--nats", &url]);
+    for delivery in 1..=3 {
+        let mut w = worker(d, &format!("worker-{delivery}"), &url);
+        let mark = format!("(delivery {delivery})");
+        assert!(wait_for_text(&w.stderr, &mark, Duration::from_secs(30)), "no {mark}:\n{}", w.stderr_text());
+        w.kill();
+    }
+    let last = worker(d, "worker-4", &url);
+    assert_eq!(
+        sweep.wait(Duration::from_secs(60)),
+        Some(1),
+        "the sweep should fail, and not hang:\n{}",
+        sweep.stderr_text()
+    );
+    let err = read(&sweep.stderr);
+    assert_eq!(err.matches("given up after 3 deliveries").count(), 1, "{err}");
+    assert!(!read(&last.stderr).contains("job "), "the job was handed out a fourth time");
+}
+
 #[test]
 fn a_worker_or_director_pointed_at_a_server_that_is_down_says_so_and_exits() {
     let url = format!("nats://127.0.0.1:{}", free_port());

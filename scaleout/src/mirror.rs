@@ -164,3 +164,18 @@ pub async fn catch_up(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_id_is_one_subject_token() {
+        for good in ["paper", "run-1", "a_b_9"] {
+            check_id(good).unwrap();
+        }
+        for bad in ["", "a.b", "a*", ">", "a b", "dir/x"] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

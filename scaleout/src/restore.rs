@@ -105,3 +105,54 @@ impl Chain {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use journal::{codec::encode_event_record, Event};
+
+    use super::*;
+
+    /// Records 0..n of clock ticks, chained.
+    fn records(n: u64) -> Vec<Vec<u8>> {
+        let mut prev = Hash::ZERO;
+        (0..n)
+            .map(|seq| {
+                let (hash, bytes) = encode_event_record(seq, &prev, 1_000 + seq as i64, "", &Event::ClockTicked);
+                prev = hash;
+                bytes
+            })
+            .collect()
+    }
+
+    fn chain() -> Chain {
+        Chain { next: 0, head: Hash::ZERO, batch: Vec::new() }
+    }
+
+    #[test]
+    fn copies_shipped_twice_are_taken_once() {
+        let r = records(3);
+        let mut c = chain();
+        for (seq, bytes) in [(0, &r[0]), (1, &r[1]), (0, &r[0]), (1, &r[1]), (2, &r[2])] {
+            c.take(seq, bytes).unwrap();
+        }
+        assert_eq!(c.next, 3);
+        assert_eq!(c.batch.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(c.head, c.batch[2].hash);
+    }
+
+    #[test]
+    fn a_gap_a_changed_byte_or_a_misnumbered_message_is_refused() {
+        let r = records(3);
+        let mut c = chain();
+        c.take(0, &r[0]).unwrap();
+        assert!(c.take(2, &r[2]).unwrap_err().to_string().contains("missing"));
+        assert!(c.take(2, &r[1]).unwrap_err().to_string().contains("holds record 1"));
+        let mut altered = r[1].clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert!(c.take(1, &altered).is_err());
+        // Record 1 of another chain does not link to this record 0.
+        let (_, other) = encode_event_record(1, &Hash([7; 32]), 0, "", &Event::ClockTicked);
+        assert!(c.take(1, &other).unwrap_err().to_string().contains("chain broken"));
+        c.take(1, &r[1]).unwrap();
+    }
+}
