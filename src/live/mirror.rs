@@ -11,6 +11,7 @@
 
 use std::{
     collections::VecDeque,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -35,10 +36,15 @@ impl LiveMirror {
     ///
     /// # Errors
     /// The id cannot name a subject.
-    pub fn start(runtime: &tokio::runtime::Runtime, url: &str, journal_id: &str) -> anyhow::Result<LiveMirror> {
+    pub fn start(
+        runtime: &tokio::runtime::Runtime,
+        url: &str,
+        journal_id: &str,
+        metrics: Option<Arc<control::Metrics>>,
+    ) -> anyhow::Result<LiveMirror> {
         mirror::check_id(journal_id)?;
         let (tx, rx) = unbounded_channel();
-        runtime.spawn(ship(url.to_owned(), journal_id.to_owned(), rx));
+        runtime.spawn(ship(url.to_owned(), journal_id.to_owned(), rx, metrics));
         Ok(LiveMirror { tx, durable: None })
     }
 
@@ -61,7 +67,7 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Records shipped per try.
 const BATCH: usize = 4096;
 
-async fn ship(url: String, id: String, mut rx: UnboundedReceiver<Note>) {
+async fn ship(url: String, id: String, mut rx: UnboundedReceiver<Note>, metrics: Option<Arc<control::Metrics>>) {
     let mut pending: VecDeque<(u64, Vec<u8>, Hash)> = VecDeque::new();
     let mut durable: Option<u64> = None;
     let mut mirror: Option<Mirror> = None;
@@ -92,6 +98,7 @@ async fn ship(url: String, id: String, mut rx: UnboundedReceiver<Note>) {
                 Note::Durable(seq) => durable = Some(seq),
             }
         }
+        let behind = lag(&pending, durable, metrics.as_deref());
         if quiet_until.is_some_and(|until| Instant::now() < until) {
             continue;
         }
@@ -127,7 +134,7 @@ async fn ship(url: String, id: String, mut rx: UnboundedReceiver<Note>) {
             }
             Err(e) => {
                 if !failing {
-                    eprintln!("mirror: {e:#}; {} records behind, retrying", pending.len());
+                    eprintln!("mirror: {e:#}; {behind} records behind, retrying");
                 }
                 failing = true;
                 quiet_until = Some(Instant::now() + RETRY);
@@ -137,9 +144,22 @@ async fn ship(url: String, id: String, mut rx: UnboundedReceiver<Note>) {
         while pending.front().is_some_and(|r| r.0 < connected.next()) {
             pending.pop_front();
         }
+        lag(&pending, durable, metrics.as_deref());
         // A batch left over: go again without waiting for news.
         if quiet_until.is_none() && pending.front().is_some_and(|r| durable.is_some_and(|d| r.0 <= d)) {
             quiet_until = Some(Instant::now());
         }
     }
+}
+
+/// The durable records owed (the pending ones are consecutive), also to `/metrics`.
+fn lag(pending: &VecDeque<(u64, Vec<u8>, Hash)>, durable: Option<u64>, metrics: Option<&control::Metrics>) -> u64 {
+    let lag = match (pending.front(), durable) {
+        (Some(front), Some(d)) => (d + 1).saturating_sub(front.0),
+        _ => 0,
+    };
+    if let Some(metrics) = metrics {
+        metrics.shell.mirror_lag.set(i64::try_from(lag).unwrap_or(i64::MAX));
+    }
+    lag
 }

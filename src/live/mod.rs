@@ -169,7 +169,7 @@ pub fn run_with(
         session.outbox = Some(outbox::Outbox::start(telegram, token, &session.runtime, session.tx.clone(), len, now)?);
     }
     if let Some((url, id)) = mirror_to {
-        session.mirror = Some(mirror::LiveMirror::start(&session.runtime, url, id)?);
+        session.mirror = Some(mirror::LiveMirror::start(&session.runtime, url, id, session.metrics.clone())?);
     }
     // The journal as it stands, to the replica, the outbox and the mirror.
     session.forward_tail()?;

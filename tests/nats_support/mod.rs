@@ -81,14 +81,19 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Waits until `path` holds `needle`, up to `timeout`; false if it never did.
-pub fn wait_for_text(path: &Path, needle: &str, timeout: Duration) -> bool {
+/// Waits until `done`, up to `timeout`; false if it never was.
+pub fn wait_for(mut done: impl FnMut() -> bool, timeout: Duration) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
-        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
+        if done() {
             return true;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// Waits until `path` holds `needle`, up to `timeout`; false if it never did.
+pub fn wait_for_text(path: &Path, needle: &str, timeout: Duration) -> bool {
+    wait_for(|| std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)), timeout)
 }
