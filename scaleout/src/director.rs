@@ -69,7 +69,9 @@ pub async fn run(
                 let message = match message {
                     Some(Ok(message)) => message,
                     Some(Err(e)) => {
+                        // The server is away: the client reconnects; do not spin meanwhile.
                         tracing::warn!("reading results: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                         continue;
                     }
                     None => bail!("the results stream ended before every job had a result"),
