@@ -131,6 +131,34 @@ fn a_job_that_always_fails_is_reported_once_with_its_error() {
     assert!(!ran.contains("(delivery 2)"), "{ran}");
 }
 
+/// The server SIGKILLed and restarted mid-sweep: the workers and the Director reconnect
+/// (the Director reads its results again), and the table is still the local sweep's.
+#[test]
+fn a_sweep_survives_the_server_killed_and_restarted_mid_sweep() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grid = "fast=5..10:5,slow=30..40:10";
+    let local_out = d.join("local");
+    common::ok(&["backtest", "--strategy", STRATEGY, "--data", DATA, "--grid", grid, "--out", common::p(&local_out)]);
+    let mut nats = Nats::start(d);
+    let url = nats.url();
+    let w = worker(d, "worker", &url);
+    let remote_out = d.join("remote");
+    let mut sweep = director(
+        d,
+        "director",
+        &["--strategy", STRATEGY, "--data", DATA, "--grid", grid, "--out", common::p(&remote_out), "--nats", &url],
+    );
+    // Not random: the server dies once the worker is on its second job.
+    assert!(wait_for_text(&w.stderr, "job 1 ", Duration::from_secs(60)), "{}", w.stderr_text());
+    nats.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    nats.restart();
+    assert_eq!(sweep.wait(Duration::from_secs(120)), Some(0), "the sweep failed or hung:\n{}", sweep.stderr_text());
+    assert_eq!(read(&remote_out.join("sweep.csv")), read(&local_out.join("sweep.csv")));
+}
+
 /// The delivery limit: a job whose worker dies every time is given up after three
 /// deliveries (the server's advisory comes when a worker next asks for work) and reported
 /// once; it is never handed out a fourth time.

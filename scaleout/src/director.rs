@@ -7,7 +7,10 @@
 //! `MAX_DELIVER` deliveries; the server's advisory says so, and the job is reported with
 //! that error (and removed from the queue).
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use anyhow::{bail, Context as _};
 use async_nats::jetstream::{consumer::pull, message::PublishMessage};
@@ -32,14 +35,7 @@ pub async fn run(
     let spec = Spec::upload(base, &queues.files).await?;
     let sweep = sweep_id();
     // Listening before publishing: nothing a fast worker says is missed.
-    let mut results = queues
-        .results
-        .create_consumer(pull::OrderedConfig { filter_subject: jobs::results_subject(&sweep), ..Default::default() })
-        .await
-        .context("cannot read the results stream")?
-        .messages()
-        .await
-        .context("cannot read the results stream")?;
+    let mut results = read_results(&queues, &sweep).await?;
     let mut given_up = js
         .client()
         .subscribe(format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}", jobs::JOBS_STREAM, jobs::WORKERS))
@@ -63,19 +59,27 @@ pub async fn run(
 
     let mut outcomes: Vec<Option<Result<Done, String>>> = vec![None; params.len()];
     let mut finished = 0;
+    let mut last_heard = Instant::now();
     while finished < params.len() {
         tokio::select! {
             message = results.next() => {
                 let message = match message {
                     Some(Ok(message)) => message,
+                    // The server went away (and with it the consumer, kept in memory): read
+                    // the sweep's results again from the start, once it is back. Results
+                    // already counted are skipped by index.
                     Some(Err(e)) => {
-                        // The server is away: the client reconnects; do not spin meanwhile.
                         tracing::warn!("reading results: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        match read_results(&queues, &sweep).await {
+                            Ok(again) => results = again,
+                            Err(e) => tracing::warn!("{e:#}"),
+                        }
                         continue;
                     }
                     None => bail!("the results stream ended before every job had a result"),
                 };
+                last_heard = Instant::now();
                 let Ok(result) = serde_json::from_slice::<JobResult>(&message.payload) else { continue };
                 let Some(slot) = outcomes.get_mut(result.index) else { continue };
                 match slot {
@@ -98,6 +102,14 @@ pub async fn run(
                     Some(Err(_)) => {}
                 }
             }
+            // A consumer can also go quiet without an error: after a while with no result,
+            // read again from the start (cheap: a sweep's results are small).
+            _ = tokio::time::sleep_until((last_heard + QUIET).into()) => {
+                last_heard = Instant::now();
+                if let Ok(again) = read_results(&queues, &sweep).await {
+                    results = again;
+                }
+            }
             Some(advisory) = given_up.next() => {
                 let Ok(advisory) = serde_json::from_slice::<Json>(&advisory.payload) else { continue };
                 let seq = advisory.get("stream_seq").and_then(Json::as_u64).unwrap_or_default();
@@ -116,6 +128,21 @@ pub async fn run(
         }
     }
     Ok(outcomes.into_iter().map(|o| o.expect("every job finished")).collect())
+}
+
+/// How long a Director waits without a result before it reads the results again.
+const QUIET: Duration = Duration::from_secs(15);
+
+/// The sweep's results from the first: an ordered consumer on its subject.
+async fn read_results(queues: &Queues, sweep: &str) -> anyhow::Result<pull::Ordered> {
+    queues
+        .results
+        .create_consumer(pull::OrderedConfig { filter_subject: jobs::results_subject(sweep), ..Default::default() })
+        .await
+        .context("cannot read the results stream")?
+        .messages()
+        .await
+        .context("cannot read the results stream")
 }
 
 /// Unique enough across Directors: the time in nanoseconds and the process id, hashed.
