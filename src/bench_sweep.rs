@@ -3,7 +3,8 @@
 //!
 //! Everything runs as real processes: a nats-server of its own (from PATH, on a free
 //! loopback port, its store in the scratch directory), `quantfold worker`s with one job
-//! slot each, and `quantfold backtest` as the Director.
+//! slot each, and `quantfold backtest` as the Director. One worker is compared with the
+//! local sweep on one core (`taskset -c 0`), two with the local sweep on two.
 
 use std::{
     path::{Path, PathBuf},
@@ -51,8 +52,16 @@ pub fn sweep(bench: &SweepBench<'_>) -> anyhow::Result<ExitCode> {
     let strategy = Path::new(env!("CARGO_MANIFEST_DIR")).join("strategies/sma_cross.js");
     let (_nats, url) = nats_server(dir)?;
 
-    let director = |out: &Path, nats: Option<&str>| {
-        let mut command = Command::new(&exe);
+    // The sweep on this machine's threads: on one core (`taskset`, which the local sweep's
+    // thread count follows) and on all, to compare with one and two single-slot workers.
+    let director = |out: &Path, nats: Option<&str>, one_core: bool| {
+        let mut command = if one_core {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
         command.arg("backtest").arg("--strategy").arg(&strategy).arg("--data").arg(&data);
         command.args(["--grid", bench.grid, "--out"]).arg(out);
         if let Some(url) = nats {
@@ -62,25 +71,26 @@ pub fn sweep(bench: &SweepBench<'_>) -> anyhow::Result<ExitCode> {
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let local_out = dir.join("local");
-    let local_s = timed(director(&local_out, None))?.0;
+    let local_s = timed(director(&local_out, None, false))?.0;
+    let local_one_core_s = timed(director(&dir.join("local-1"), None, true)).context("taskset (util-linux)")?.0;
     let local_csv = std::fs::read_to_string(local_out.join("sweep.csv"))?;
     let jobs = local_csv.lines().count().saturating_sub(1);
-    let per_job_core_s = local_s * threads as f64 / jobs as f64;
     let mut remote = Vec::new();
     for workers in [1usize, 2] {
         let running: Vec<Running> = (0..workers)
             .map(|i| worker(&exe, &url, &dir.join(format!("worker-{workers}-{i}.stderr"))))
             .collect::<Result<_, _>>()?;
         let out = dir.join(format!("nats-{workers}"));
-        let s = timed(director(&out, Some(&url)))?.0;
+        let s = timed(director(&out, Some(&url), false))?.0;
         drop(running);
         let same = std::fs::read_to_string(out.join("sweep.csv"))? == local_csv;
+        // Against the local sweep with as many threads as there are worker slots.
+        let local = if workers == 1 { local_one_core_s } else { local_s };
         remote.push(json!({
             "workers": workers,
             "s": round3(s),
             "jobs_per_s": round3(jobs as f64 / s),
-            // Core-seconds a job costs beyond a local sweep's (each worker holds one core).
-            "overhead_ms_per_job": round3((s * workers as f64 / jobs as f64 - per_job_core_s) * 1000.0),
+            "overhead_ms_per_job": round3((s - local) / jobs as f64 * 1000.0),
             "same_as_local": same,
         }));
     }
@@ -105,7 +115,10 @@ pub fn sweep(bench: &SweepBench<'_>) -> anyhow::Result<ExitCode> {
         "grid": bench.grid,
         "bars": bench.bars,
         "jobs": jobs,
-        "local": { "threads": threads, "s": round3(local_s), "jobs_per_s": round3(jobs as f64 / local_s) },
+        "local": [
+            { "threads": 1, "s": round3(local_one_core_s), "jobs_per_s": round3(jobs as f64 / local_one_core_s) },
+            { "threads": threads, "s": round3(local_s), "jobs_per_s": round3(jobs as f64 / local_s) },
+        ],
         "nats": remote,
         "mirror": {
             "records": records,

@@ -17,8 +17,9 @@ use journal::{codec, Envelope};
 pub const JOURNALS_STREAM: &str = "QF_JOURNALS";
 /// The header holding a record's seq.
 pub const SEQ_HEADER: &str = "Qf-Seq";
-/// Records in flight before the mirror waits for their acknowledgements.
-const WINDOW: usize = 256;
+/// Records in flight before the mirror waits for their acknowledgements (the client allows
+/// 5000 before it holds publishes back).
+const WINDOW: usize = 1024;
 
 pub fn subject(journal_id: &str) -> String {
     format!("qf.journal.{journal_id}")
