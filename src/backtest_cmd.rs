@@ -100,6 +100,17 @@ pub struct Args {
     /// The summary metric that orders the sweep table (descending; max_drawdown_pct ascending).
     #[arg(long, default_value = "sharpe")]
     pub sort: String,
+    /// With --grid: run the sweep on `quantfold worker`s through this NATS JetStream server
+    /// (nats://host:4222) instead of on this machine's threads; the same table and sweep.csv.
+    #[arg(long, requires = "grid")]
+    pub nats: Option<String>,
+    /// With --journal: copy every record of the journal, once it is durable, to this NATS
+    /// JetStream server (nats://host:4222); `quantfold journal restore` rebuilds it from there.
+    #[arg(long, requires = "journal")]
+    pub mirror: Option<String>,
+    /// The journal's name on the mirror (default: the journal directory's name).
+    #[arg(long, requires = "mirror")]
+    pub journal_id: Option<String>,
 }
 
 fn name_and_path(text: &str) -> Result<(String, PathBuf), String> {
@@ -143,6 +154,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Err(journal::StoreError::AlreadyExists(journal.clone()).into());
         }
     }
+    // Connected before the run: a mirror that is down fails the command before it starts.
+    let mirror = match (&args.mirror, &config.journal) {
+        (Some(url), Some(journal)) => {
+            Some(crate::mirror_cmd::Shipper::connect(url, journal, args.journal_id.as_deref())?)
+        }
+        _ => None,
+    };
     let out_staged = Staged::new(&out)?;
     let journal_staged = config.journal.as_deref().map(Staged::new).transpose()?;
     if let Some(staged) = &journal_staged {
@@ -173,8 +191,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         say!("{}", summary_table(&outcome.summary));
     }
     eprintln!("reports: {} ({} files); open {}", out.display(), outcome.files, out.join("report.html").display());
-    if let (Some(path), Some(events)) = (journal, outcome.events) {
+    if let (Some(path), Some(events)) = (&journal, outcome.events) {
         eprintln!("journal: {} ({events} events)", path.display());
+    }
+    if let (Some(mut mirror), Some(path)) = (mirror, journal) {
+        // The run's journal is durable once committed: all of it goes now.
+        mirror.ship_all(&path)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -418,33 +440,21 @@ fn sweep(args: &Args, base: &Config, grid: &str) -> anyhow::Result<ExitCode> {
     if base.journal.is_some() {
         bail!("--journal cannot be combined with --grid (one journal per run)");
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(combos.len());
-    let next = Mutex::new(0usize);
-    let results: Mutex<Vec<(usize, anyhow::Result<Summary>)>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let index = {
-                    let mut n = next.lock().expect("sweep counter");
-                    let i = *n;
-                    *n += 1;
-                    i
-                };
-                let Some(params) = combos.get(index) else { break };
-                let mut config = base.clone();
-                config.params = Json::Object(params.clone());
-                let result =
-                    run::run(&config, &mut |_| {}).map(|o| report::summary(&o.record)).map_err(anyhow::Error::from);
-                results.lock().expect("sweep results").push((index, result));
-            });
-        }
-    });
-    let mut results = results.into_inner().expect("sweep results");
-    results.sort_by_key(|(i, _)| *i);
+    let (results, ran_on) = match &args.nats {
+        None => sweep_here(base, &combos),
+        Some(url) => (sweep_on_workers(url, base, &combos)?, format!("workers through {url}")),
+    };
+    // Every run that failed, each once, in the grid's order.
     let mut rows = Vec::new();
-    for (index, result) in results {
-        let summary = result.with_context(|| format!("run with params {}", Json::Object(combos[index].clone())))?;
-        rows.push((combos[index].clone(), summary.fields()));
+    let mut failed = Vec::new();
+    for (params, result) in combos.iter().zip(results) {
+        match result {
+            Ok(summary) => rows.push((params.clone(), summary)),
+            Err(e) => failed.push(format!("run with params {}: {e:#}", Json::Object(params.clone()))),
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
     }
     let ascending = args.sort == "max_drawdown_pct";
     rows.sort_by(|a, b| {
@@ -510,13 +520,58 @@ fn sweep(args: &Args, base: &Config, grid: &str) -> anyhow::Result<ExitCode> {
     } else {
         say!("{table}");
     }
-    eprintln!(
-        "{} runs on {threads} threads; sorted by {}; wrote {}",
-        rows.len(),
-        args.sort,
-        out.join("sweep.csv").display()
-    );
+    eprintln!("{} runs on {ran_on}; sorted by {}; wrote {}", rows.len(), args.sort, out.join("sweep.csv").display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A run's summary fields (`Summary::fields()`), or why it failed.
+type RunFields = anyhow::Result<IndexMap<String, Json>>;
+
+/// Each combination's summary fields, in the grid's order, on this machine's threads.
+fn sweep_here(base: &Config, combos: &[Map<String, Json>]) -> (Vec<RunFields>, String) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(combos.len());
+    let next = Mutex::new(0usize);
+    let results: Mutex<Vec<(usize, RunFields)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let index = {
+                    let mut n = next.lock().expect("sweep counter");
+                    let i = *n;
+                    *n += 1;
+                    i
+                };
+                let Some(params) = combos.get(index) else { break };
+                let mut config = base.clone();
+                config.params = Json::Object(params.clone());
+                let result = run::run(&config, &mut |_| {})
+                    .map(|o| report::summary(&o.record).fields())
+                    .map_err(anyhow::Error::from);
+                results.lock().expect("sweep results").push((index, result));
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("sweep results");
+    results.sort_by_key(|(i, _)| *i);
+    (results.into_iter().map(|(_, r)| r).collect(), format!("{threads} threads"))
+}
+
+/// The same, as jobs for `quantfold worker`s (see the `scaleout` crate), with a progress bar.
+fn sweep_on_workers(url: &str, base: &Config, combos: &[Map<String, Json>]) -> anyhow::Result<Vec<RunFields>> {
+    let params: Vec<Json> = combos.iter().map(|c| Json::Object(c.clone())).collect();
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(params.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs ({per_sec}) {elapsed}")
+                .expect("valid progress template"),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let outcomes =
+        runtime.block_on(scaleout::director::run(url, base, &params, &mut |done| bar.set_position(done as u64)))?;
+    bar.finish_and_clear();
+    Ok(outcomes.into_iter().map(|o| o.map(|done| done.summary).map_err(anyhow::Error::msg)).collect())
 }
 
 #[cfg(test)]

@@ -505,7 +505,7 @@ fn compare_round_trips(ours: &[(String, String)], theirs: &[(String, String)]) -
 
 /// Runs `command` to the end: its wall time in seconds, its peak memory (VmHWM, polled while it
 /// runs; Linux only) and its stdout. A non-zero exit is an error carrying its stderr.
-fn timed(mut command: std::process::Command) -> anyhow::Result<(f64, Option<f64>, Vec<u8>)> {
+pub(crate) fn timed(mut command: std::process::Command) -> anyhow::Result<(f64, Option<f64>, Vec<u8>)> {
     use std::io::Read;
     let started = Instant::now();
     let mut child = command

@@ -83,7 +83,7 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
         let probe = Arc::new(Probe::default());
         let session = {
             let (config, journal, probe) = (config.clone(), journal.clone(), probe.clone());
-            std::thread::spawn(move || live::run_with(&config, &journal, false, Some(probe), None))
+            std::thread::spawn(move || live::run_with(&config, &journal, false, Some(probe), None, None))
         };
         let deadline = Instant::now() + Duration::from_millis((bars as f64 * WALL_PER_BAR_MS) as u64 + 60_000);
         while probe.to_answer.lock().map_or(0, |s| s.len()) < bench.bars
@@ -99,7 +99,7 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
         // A restart on the journal just written: from the process's start to trading.
         let again = Arc::new(Probe::default());
         again.stop.store(true, Ordering::Relaxed);
-        live::run_with(&config, &journal, false, Some(again.clone()), None)?;
+        live::run_with(&config, &journal, false, Some(again.clone()), None, None)?;
         let restart = again.started.lock().ok().and_then(|s| *s);
         let events = journal::Journal::open(&journal, journal::Durability::EveryAppend).map(|j| j.len()).unwrap_or(0);
         server_runtime.block_on(server.shutdown());

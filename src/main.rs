@@ -4,13 +4,16 @@
 //! - `main.rs`: the command line (clap) and error reporting.
 //! - `backtest_cmd.rs`: `backtest` (single runs and parameter sweeps).
 //! - `journal_cmd.rs`: `journal inspect|verify|export|import|recover`.
+//! - `mirror_cmd.rs`: `backtest --journal --mirror` and `journal restore` (journals on NATS JetStream).
 //! - `replay_cmd.rs`: `replay verify|rebuild|diff`.
 //! - `strategy_cmd.rs`: `strategy check`.
 //! - `serve_cmd.rs`: `serve` (the read-only API, metrics and dashboard over closed journals).
-//! - `bench.rs`: `bench journal`, `bench sandbox`; `bench_serve.rs`: `bench serve`; `bench_llm.rs`: `bench llm`.
+//! - `bench.rs`: `bench journal`, `bench sandbox`; `bench_serve.rs`: `bench serve`; `bench_llm.rs`: `bench llm`;
+//!   `bench_sweep.rs`: `bench sweep`.
 //! - `live/`: `live` (trading live and on paper: config, driver, orders).
 //! - `venue_sim_cmd.rs`: `venue-sim bybit` and `venue-sim hyperliquid` (the local venue servers); `llm-sim` is `llm_server::run`, `telegram-sim` `telegram_server::run`.
 //! - `text.rs`: times and tables for people.
+//! - `worker`: `scaleout::worker` (sweeps across processes on NATS JetStream; the Director is `backtest --grid --nats`).
 
 /// `println!` that ends the process quietly when stdout is closed (`| head`)
 /// instead of panicking on the broken pipe.
@@ -23,9 +26,11 @@ mod bench;
 mod bench_live;
 mod bench_llm;
 mod bench_serve;
+mod bench_sweep;
 mod journal_cmd;
 mod live;
 mod llm_port;
+mod mirror_cmd;
 mod replay_cmd;
 mod serve_cmd;
 mod staging;
@@ -78,6 +83,16 @@ enum Command {
     /// Run a local Telegram Bot API server (loopback; getMe and sendMessage with Telegram's
     /// errors and flood limits; scripted faults; the messages at GET /sim/messages).
     TelegramSim(Box<telegram_server::Args>),
+    /// Take backtest jobs of `backtest --grid … --nats URL` sweeps from a NATS JetStream
+    /// server and publish their results, until SIGINT/SIGTERM.
+    Worker {
+        /// The server, e.g. nats://127.0.0.1:4222.
+        #[arg(long)]
+        nats: String,
+        /// Jobs run at once (default: this machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +202,18 @@ enum JournalCommand {
         #[arg(long)]
         jsonl: PathBuf,
     },
+    /// Rebuild a journal from its mirror on a NATS JetStream server (see `backtest --mirror`).
+    Restore {
+        /// The server, e.g. nats://127.0.0.1:4222.
+        #[arg(long)]
+        nats: String,
+        /// The journal's id on the mirror (by default its directory's name when it was mirrored).
+        #[arg(long)]
+        journal_id: String,
+        /// Where to write the journal (must not exist or be empty).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Write a new journal holding every event of a damaged one up to the damage (from the segment files, then sled).
     Recover {
         /// The damaged journal directory (only read).
@@ -281,6 +308,19 @@ enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// A sweep on 1 and 2 NATS workers against the local sweep (jobs/s, overhead per job), and
+    /// the journal mirror's records/s against a backtest's append rate. Needs nats-server on PATH.
+    Sweep {
+        /// The grid (as `backtest --grid`).
+        #[arg(long, default_value = "fast=5..20:5,slow=30..60:10")]
+        grid: String,
+        /// Seeded 1-minute bars per run.
+        #[arg(long, default_value_t = 100_000)]
+        bars: usize,
+        /// Where to put the scratch data, journals and the server's store (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Heartbeats/s of sma_cross through the runtime against bare QuickJS calls; 1000 strategies' latency.
     Sandbox {
         /// Heartbeats for the rate measurement.
@@ -356,6 +396,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             JournalCommand::Export { dir, jsonl } => journal_cmd::export(&dir, &jsonl),
             JournalCommand::Import { dir, jsonl } => journal_cmd::import(&dir, &jsonl),
             JournalCommand::Recover { dir, to } => journal_cmd::recover(&dir, &to),
+            JournalCommand::Restore { nats, journal_id, to } => mirror_cmd::restore(&nats, &journal_id, &to),
         },
         Command::Strategy(StrategyCommand::Check { file }) => strategy_cmd::check(&file),
         Command::Replay(command) => match command {
@@ -385,6 +426,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Llm { decisions, traders, rounds, dir }) => {
             bench_llm::llm(&bench_llm::LlmBench { decisions, traders, rounds, dir: dir.as_deref() })
         }
+        Command::Bench(BenchCommand::Sweep { grid, bars, dir }) => {
+            bench_sweep::sweep(&bench_sweep::SweepBench { grid: &grid, bars, dir: dir.as_deref() })
+        }
         Command::Bench(BenchCommand::Sandbox { heartbeats, strategy: Some(file), .. }) => {
             bench::heartbeats(&file, heartbeats)
         }
@@ -398,6 +442,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VenueSim(VenueSimCommand::Hyperliquid(args)) => venue_sim_cmd::hyperliquid(&args),
         Command::LlmSim(args) => llm_server::run(&args).map(|()| ExitCode::SUCCESS),
         Command::TelegramSim(args) => telegram_server::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Worker { nats, jobs } => {
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            runtime.block_on(scaleout::worker::run(&nats, jobs))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Data(DataCommand::Synth { bars, interval, seed, start_ms, out }) => {
             data_synth(bars, &interval, seed, start_ms, &out)
         }

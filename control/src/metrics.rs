@@ -18,7 +18,7 @@ use prometheus_client::{
     metrics::{
         counter::{ConstCounter, Counter},
         family::Family,
-        gauge::ConstGauge,
+        gauge::{ConstGauge, Gauge},
         histogram::{exponential_buckets, Histogram},
     },
     registry::{Registry, Unit},
@@ -93,6 +93,8 @@ pub struct ShellMetrics {
     pub journal_flush: Histogram,
     pub notifications_delivered: Counter,
     pub notification_failures: Counter,
+    /// `live --mirror`: durable records not yet stored on the NATS mirror (0 without one).
+    pub mirror_lag: Gauge,
 }
 
 impl ShellMetrics {
@@ -113,6 +115,7 @@ impl ShellMetrics {
             journal_flush: fine_histogram(),
             notifications_delivered: Counter::default(),
             notification_failures: Counter::default(),
+            mirror_lag: Gauge::default(),
         }
     }
 
@@ -164,6 +167,11 @@ impl ShellMetrics {
             "notification_failures",
             "Telegram refusals that halted delivery",
             self.notification_failures.clone(),
+        );
+        r.register(
+            "journal_mirror_lag_records",
+            "Durable journal records not yet on the NATS mirror (live --mirror; 0 without)",
+            self.mirror_lag.clone(),
         );
     }
 }

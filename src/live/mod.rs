@@ -17,6 +17,9 @@
 //! through the outbox ([`outbox`]); each delivery comes back as [`Msg::Notified`] and is
 //! journaled as `NotificationDelivered`.
 //!
+//! With `--mirror URL`, the durable records go to NATS JetStream too ([`mirror`]), from a
+//! task on the runtime: a server that is down never slows the engine.
+//!
 //! Start-up (docs/live.md has the recovery protocol step by step): open the journal —
 //! a new one gets the venue, the instruments, the traders and their strategies; an
 //! existing one is resumed (rebuilt by re-deriving it, which proves this build
@@ -30,6 +33,7 @@
 
 pub mod config;
 mod inputs;
+mod mirror;
 mod orders;
 mod outbox;
 mod serve;
@@ -80,6 +84,13 @@ pub struct Args {
     /// `quantfold serve`; a non-loopback address needs QUANTFOLD_API_TOKEN).
     #[arg(long)]
     pub serve: Option<std::net::SocketAddr>,
+    /// Copy every durable record of the journal to this NATS JetStream server
+    /// (nats://host:4222), off the engine thread; see docs/scale-out.md.
+    #[arg(long)]
+    pub mirror: Option<String>,
+    /// The journal's name on the mirror (default: the journal directory's name).
+    #[arg(long, requires = "mirror")]
+    pub journal_id: Option<String>,
 }
 
 /// What reaches the engine thread.
@@ -114,7 +125,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| config.journal.dir.clone())
         .context("no journal: give --journal DIR or `dir` under [journal] in the config")?;
-    run_with(&config, &dir, args.dry_run, None, args.serve)
+    let mirror = match &args.mirror {
+        Some(url) => Some((url.as_str(), crate::mirror_cmd::journal_id(&dir, args.journal_id.as_deref())?)),
+        None => None,
+    };
+    run_with(&config, &dir, args.dry_run, None, args.serve, mirror.as_ref().map(|(u, id)| (*u, id.as_str())))
 }
 
 /// [`run`] with a checked config: serving the session's API on `serve` when given; a
@@ -128,6 +143,7 @@ pub fn run_with(
     dry_run: bool,
     probe: Option<Arc<Probe>>,
     serve: Option<std::net::SocketAddr>,
+    mirror_to: Option<(&str, &str)>,
 ) -> anyhow::Result<ExitCode> {
     let began = std::time::Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -152,7 +168,10 @@ pub fn run_with(
         let (now, len) = (session.event_time(), session.engine.sink().journal.len());
         session.outbox = Some(outbox::Outbox::start(telegram, token, &session.runtime, session.tx.clone(), len, now)?);
     }
-    // The journal as it stands, to the replica and the outbox.
+    if let Some((url, id)) = mirror_to {
+        session.mirror = Some(mirror::LiveMirror::start(&session.runtime, url, id, session.metrics.clone())?);
+    }
+    // The journal as it stands, to the replica, the outbox and the mirror.
     session.forward_tail()?;
     if let Some(served) = &session.served {
         served.caught_up();
@@ -258,7 +277,9 @@ struct Session {
     served: Option<serve::Served>,
     /// `[telegram]`: the notifications to deliver.
     outbox: Option<outbox::Outbox>,
-    /// The next seq the served replica and the outbox have not been shown.
+    /// `--mirror`: the durable records to NATS JetStream.
+    mirror: Option<mirror::LiveMirror>,
+    /// The next seq the served replica, the outbox and the mirror have not been shown.
     tail_next: u64,
     /// `--serve`: what only the shell sees, for `/metrics`.
     metrics: Option<Arc<control::Metrics>>,
@@ -359,6 +380,7 @@ impl Session {
             day_start: BTreeMap::new(),
             probe,
             served: None,
+            mirror: None,
             outbox: None,
             tail_next: 0,
             metrics,
@@ -1052,7 +1074,7 @@ impl Session {
     /// the outbox (whatever path appended them: a step, a stop, a reconciliation), then the
     /// durable point. Neither ever blocks the engine.
     fn forward_tail(&mut self) -> anyhow::Result<()> {
-        if self.served.is_none() && self.outbox.is_none() {
+        if self.served.is_none() && self.outbox.is_none() && self.mirror.is_none() {
             return Ok(());
         }
         let journal = &self.engine.sink().journal;
@@ -1067,6 +1089,9 @@ impl Session {
                 if let Some(outbox) = &mut self.outbox {
                     outbox.observe(&env);
                 }
+                if let Some(mirror) = &self.mirror {
+                    mirror.record(&env);
+                }
             }
         }
         let durable = journal.durable_through();
@@ -1075,6 +1100,9 @@ impl Session {
         }
         if let Some(outbox) = &mut self.outbox {
             outbox.release(durable);
+        }
+        if let Some(mirror) = &mut self.mirror {
+            mirror.durable(durable);
         }
         Ok(())
     }
