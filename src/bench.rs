@@ -98,7 +98,7 @@ pub fn journal(events: u64, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
@@ -359,6 +359,12 @@ pub fn backtest(bench: &BacktestBench<'_>) -> anyhow::Result<ExitCode> {
                 "nautilus_trader": round3(NAUTILUS_1M_S / per_million),
             },
         });
+        if i == 0 {
+            // Issues #16 and #17: `replay verify` of a journaled run against the plain backtest.
+            let strategies = ["strategies/sma_cross.js", "strategies/sma_cross_every_bar.js"];
+            run["replay_verify_same_run"] =
+                crate::bench_replay::verify_vs_backtest(&exe, scratch.path(), &strategies, &command)?;
+        }
         if let (Some(python), 0) = (bench.reference, i) {
             let fee_rate = f64::from(bench.fee_bps) / 10_000.0;
             let mut measured = serde_json::Map::new();
@@ -443,7 +449,7 @@ fn compare_round_trips(ours: &[(String, String)], theirs: &[(String, String)]) -
 
 /// Runs `command` to the end: its wall time in seconds, its peak memory (VmHWM, polled while it
 /// runs; Linux only) and its stdout. A non-zero exit is an error carrying its stderr.
-fn timed(mut command: std::process::Command) -> anyhow::Result<(f64, Option<f64>, Vec<u8>)> {
+pub(crate) fn timed(mut command: std::process::Command) -> anyhow::Result<(f64, Option<f64>, Vec<u8>)> {
     use std::io::Read;
     let started = Instant::now();
     let mut child = command

@@ -22,6 +22,7 @@ mod backtest_cmd;
 mod bench;
 mod bench_live;
 mod bench_llm;
+mod bench_replay;
 mod bench_serve;
 mod journal_cmd;
 mod live;
