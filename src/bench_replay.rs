@@ -39,7 +39,8 @@ pub fn verify_vs_backtest(
             let mut command = Command::new(exe);
             command.args(["replay", "verify", "--json", "--journal"]).arg(&journal);
             let (seconds, _, stdout) = timed(command).context("replay verify")?;
-            let report: serde_json::Value = serde_json::from_slice(&stdout).context("replay verify printed no report")?;
+            let report: serde_json::Value =
+                serde_json::from_slice(&stdout).context("replay verify printed no report")?;
             anyhow::ensure!(report["reproduced"] == true, "replay verify did not reproduce {strategy}: {report}");
             events = report["events"].clone();
             verify.push(seconds);
