@@ -359,12 +359,6 @@ pub fn backtest(bench: &BacktestBench<'_>) -> anyhow::Result<ExitCode> {
                 "nautilus_trader": round3(NAUTILUS_1M_S / per_million),
             },
         });
-        if i == 0 {
-            // Issues #16 and #17: `replay verify` of a journaled run against the plain backtest.
-            let strategies = ["strategies/sma_cross.js", "strategies/sma_cross_every_bar.js"];
-            run["replay_verify_same_run"] =
-                crate::bench_replay::verify_vs_backtest(&exe, scratch.path(), &strategies, &command)?;
-        }
         if let (Some(python), 0) = (bench.reference, i) {
             let fee_rate = f64::from(bench.fee_bps) / 10_000.0;
             let mut measured = serde_json::Map::new();
@@ -398,6 +392,12 @@ pub fn backtest(bench: &BacktestBench<'_>) -> anyhow::Result<ExitCode> {
                 );
             }
             run["reference_same_run"] = serde_json::Value::Object(measured);
+        }
+        if i == 0 {
+            // Issues #16 and #17: `replay verify` of a journaled run against the plain backtest.
+            let strategies = ["strategies/sma_cross.js", "strategies/sma_cross_every_bar.js"];
+            run["replay_verify_same_run"] =
+                crate::bench_replay::verify_vs_backtest(&exe, scratch.path(), &strategies, &command)?;
         }
         runs.push(run);
         std::fs::remove_file(&data).ok();
