@@ -98,7 +98,7 @@ pub fn journal(events: u64, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
@@ -450,6 +450,12 @@ pub fn backtest(bench: &BacktestBench<'_>) -> anyhow::Result<ExitCode> {
         });
         if !measured.is_empty() {
             run["reference_same_run"] = serde_json::Value::Object(measured);
+        }
+        if i == 0 {
+            // Issues #16 and #17: `replay verify` of a journaled run against the plain backtest.
+            let strategies = ["strategies/sma_cross.js", "strategies/sma_cross_every_bar.js"];
+            run["replay_verify_same_run"] =
+                crate::bench_replay::verify_vs_backtest(&exe, scratch.path(), &strategies, &command)?;
         }
         runs.push(run);
         std::fs::remove_file(&data).ok();

@@ -25,6 +25,7 @@ mod backtest_cmd;
 mod bench;
 mod bench_live;
 mod bench_llm;
+mod bench_replay;
 mod bench_serve;
 mod bench_sweep;
 mod journal_cmd;

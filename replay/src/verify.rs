@@ -153,20 +153,27 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
     // `journal::verify::journal` checks in a pass of its own).
     let snapshot_seqs = journal.snapshot_seqs()?;
     std::thread::scope(|scope| {
-        // Records are read, checked and decoded on a thread of their own, ahead of the walk.
+        // Records are read, checked and decoded on a thread of their own, ahead of the walk;
+        // the walk hands the emptied batches back to be filled again.
         let (sender, receiver) = std::sync::mpsc::sync_channel(PIPE_BATCHES);
+        let (spare_sender, spare) = std::sync::mpsc::channel();
         let journal = &journal;
-        scope.spawn(move || read_ahead(journal, &sender));
-        let mut engine = Engine::new(ReplaySink::new(Piped { receiver, batch: Vec::new().into_iter() }));
+        scope.spawn(move || read_ahead(journal, &sender, &spare));
+        // What no walk sees — a truncation below the durable head, the segment copy — is
+        // checked beside the walk (its answer is taken after the walk and the drain, as if
+        // it ran then: it reads nothing the walk writes).
+        let durability = scope.spawn(move || journal::verify::durability(journal));
+        let piped = Piped { receiver, spare: spare_sender, batch: VecDeque::new() };
+        let mut engine = Engine::new(ReplaySink::new(piped));
         engine.sink_mut().snapshots =
             Some(Snapshots { journal, due: snapshot_seqs.iter().copied().collect(), skipped: 0 });
         let walked = walk(&mut engine, overrides)?;
         let sink = engine.sink_mut();
         let state_digest = sink.state.digest();
         // A walk that stopped at a divergence still checks the rest of the chain and snapshots,
-        // and then what no walk sees: a truncation below the durable head, the segment copy.
+        // and then what no walk sees.
         sink.drain()?;
-        journal::verify::durability(journal)?;
+        durability.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         report(dir, journal, overrides, &snapshot_seqs, walked, sink, state_digest)
     })
 }
@@ -176,17 +183,20 @@ const PIPE_BATCH: usize = 1024;
 /// Batches the reading thread may be ahead.
 const PIPE_BATCHES: usize = 8;
 
-type Batch = Vec<Result<Envelope, StoreError>>;
+type Batch = VecDeque<Result<Envelope, StoreError>>;
 
-/// The reading thread: every record, checked and decoded, in batches; stops after the first
-/// error or when the walk hangs up.
-fn read_ahead(journal: &Journal, sender: &std::sync::mpsc::SyncSender<Batch>) {
-    let mut batch = Vec::with_capacity(PIPE_BATCH);
+/// The reading thread: every record, checked and decoded, in batches (the walk's emptied
+/// ones when it has handed them back); stops after the first error or when the walk hangs up.
+fn read_ahead(
+    journal: &Journal,
+    sender: &std::sync::mpsc::SyncSender<Batch>,
+    spare: &std::sync::mpsc::Receiver<Batch>,
+) {
+    let fresh = || spare.try_recv().unwrap_or_else(|_| VecDeque::with_capacity(PIPE_BATCH));
+    let mut batch = fresh();
     for record in journal.records(0) {
-        batch.push(record);
-        if batch.len() == PIPE_BATCH
-            && sender.send(std::mem::replace(&mut batch, Vec::with_capacity(PIPE_BATCH))).is_err()
-        {
+        batch.push_back(record);
+        if batch.len() == PIPE_BATCH && sender.send(std::mem::replace(&mut batch, fresh())).is_err() {
             return;
         }
     }
@@ -198,7 +208,9 @@ fn read_ahead(journal: &Journal, sender: &std::sync::mpsc::SyncSender<Batch>) {
 /// The walk's side of the reading thread.
 struct Piped {
     receiver: std::sync::mpsc::Receiver<Batch>,
-    batch: std::vec::IntoIter<Result<Envelope, StoreError>>,
+    /// Emptied batches go back to the reading thread (which may have ended: then they drop).
+    spare: std::sync::mpsc::Sender<Batch>,
+    batch: Batch,
 }
 
 impl Iterator for Piped {
@@ -206,10 +218,11 @@ impl Iterator for Piped {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(record) = self.batch.next() {
+            if let Some(record) = self.batch.pop_front() {
                 return Some(record);
             }
-            self.batch = self.receiver.recv().ok()?.into_iter();
+            let next = self.receiver.recv().ok()?;
+            let _ = self.spare.send(std::mem::replace(&mut self.batch, next));
         }
     }
 }
@@ -556,6 +569,8 @@ pub struct ReplaySink<'a> {
     /// Resuming: where the journal ends, derived events are chained on here (to be
     /// appended once the walk is over) instead of ending the walk.
     tail: Option<Vec<Envelope>>,
+    /// The journaled and the derived event's canonical bytes, compared (buffers reused).
+    bodies: (Vec<u8>, Vec<u8>),
 }
 
 impl<'a> ReplaySink<'a> {
@@ -575,6 +590,7 @@ impl<'a> ReplaySink<'a> {
             ahead: VecDeque::new(),
             journal_ended: false,
             tail: None,
+            bodies: (Vec::new(), Vec::new()),
         }
     }
 
@@ -765,9 +781,12 @@ impl Sink for ReplaySink<'_> {
             _ => false,
         };
         // Canonical bytes, not PartialEq: a recorded NaN equals itself byte for byte.
-        let equal = same_code_aside
-            || codec::encode_body(record.time_ms, &record.trader, &record.event)
-                == codec::encode_body(time_ms, trader, event);
+        let equal = same_code_aside || {
+            let (journaled, derived) = &mut self.bodies;
+            codec::encode_body_into(journaled, record.time_ms, &record.trader, &record.event);
+            codec::encode_body_into(derived, time_ms, trader, event);
+            journaled == derived
+        };
         let answer = self.sim && event.is_venue_answer();
         if !equal {
             let (kind, by) = if answer {
