@@ -453,7 +453,7 @@ pub fn backtest(bench: &BacktestBench<'_>) -> anyhow::Result<ExitCode> {
         }
         if i == 0 {
             // Issues #16 and #17: `replay verify` of a journaled run against the plain backtest.
-            let strategies = ["strategies/sma_cross.js", "strategies/sma_cross_every_bar.js"];
+            let strategies: Vec<&str> = FORMS.iter().map(|(_, strategy)| *strategy).collect();
             run["replay_verify_same_run"] =
                 crate::bench_replay::verify_vs_backtest(&exe, scratch.path(), &strategies, &command)?;
         }
