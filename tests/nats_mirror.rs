@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use live_support::{bin, config, http_get, root, serial, server, word_after, Proc, TraderSpec, KEY, SECRET};
+use live_support::{bin, config, http_get, live, root, serial, server, word_after, Proc, TraderSpec, KEY, SECRET};
 use nats_support::{free_port, wait_for, wait_for_text, Nats};
 
 const DATA: &str = "fixtures/klines/coinbase_BTCUSD_1h_2017-07_2019-10.csv";
@@ -143,4 +143,19 @@ fn a_live_session_mirrors_through_two_outages_and_the_restore_is_a_prefix_of_its
     let (local, copy): (Vec<&str>, Vec<&str>) = (local.lines().collect(), copy.lines().collect());
     assert!(copy.len() > 100 && copy.len() <= local.len(), "restored {} of {} lines", copy.len(), local.len());
     assert!(local.starts_with(&copy), "the restored journal is not the local one's first records");
+
+    // The restored journal trades on through the usual recovery: resumed (its decisions
+    // re-derived), running, stopped cleanly, and still a verified journal that starts with
+    // the copy.
+    let resumed_log = d.join("resumed.stderr");
+    let mut resumed = live(&live_config, &restored, &resumed_log);
+    assert!(wait_for_text(&resumed_log, "resumed", Duration::from_secs(60)), "{}", resumed.stderr_text());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(resumed.terminate(Duration::from_secs(30)), Some(0), "{}", resumed.stderr_text());
+    assert!(resumed.stderr_text().contains("journal flushed"), "{}", resumed.stderr_text());
+    common::ok(&["journal", "verify", common::p(&restored)]);
+    common::ok(&["journal", "export", common::p(&restored), "--jsonl", common::p(&d.join("c.jsonl"))]);
+    let after = std::fs::read_to_string(d.join("c.jsonl")).unwrap();
+    let after: Vec<&str> = after.lines().collect();
+    assert!(after.starts_with(&copy), "resuming did not go on from the restored records");
 }

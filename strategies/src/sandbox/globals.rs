@@ -278,7 +278,7 @@ fn join_args(args: &[Value<'_>]) -> String {
 /// (`{k1}`, `{k1, k2}`, ...), as the tick builder does. Nothing reads them.
 fn answer_function<'js>(ctx: &Ctx<'js>, method: &'static str) -> rquickjs::Result<Function<'js>> {
     let exemplar: RefCell<Option<Persistent<Value<'static>>>> = RefCell::new(None);
-    let prefixes: RefCell<Option<(&'static [&'static str], Vec<Persistent<Object<'static>>>)>> = RefCell::new(None);
+    let prefixes: RefCell<Option<KeyPrefixes>> = RefCell::new(None);
     Function::new(ctx.clone(), move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
         let mut json_args = Vec::with_capacity(args.0.len());
         for a in &args.0 {
@@ -305,6 +305,9 @@ fn answer_function<'js>(ctx: &Ctx<'js>, method: &'static str) -> rquickjs::Resul
     })?
     .with_name(method)
 }
+
+/// The keys of a [`Rows`] answer and one object per prefix of them (see [`key_prefixes`]).
+type KeyPrefixes = (&'static [&'static str], Vec<Persistent<Object<'static>>>);
 
 /// One object per prefix of `keys`, to keep their shapes (and the keys' atoms) alive.
 fn key_prefixes<'js>(ctx: &Ctx<'js>, keys: &[&str]) -> rquickjs::Result<Vec<Persistent<Object<'static>>>> {
