@@ -290,3 +290,19 @@ fn ticker(state: &State, symbol: Option<&Json>) -> Result<Json, String> {
     }
     Ok(Json::Object(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows reach JS in the order of their keys, JSON objects in sorted order: the keys must
+    /// be sorted for the two to be the same value (`Object.keys`, `JSON.stringify`).
+    #[test]
+    fn answer_keys_are_in_json_order() {
+        for keys in [POSITION_KEYS, BALANCE_KEYS] {
+            let mut sorted = keys.to_vec();
+            sorted.sort_unstable();
+            assert_eq!(keys, sorted.as_slice());
+        }
+    }
+}
