@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use live_support::{bin, config, http_get, live, root, serial, server, word_after, Proc, TraderSpec, KEY, SECRET};
+use live_support::{bin, config, http_get, root, serial, server, word_after, Proc, TraderSpec, KEY, SECRET};
 use nats_support::{free_port, wait_for, wait_for_text, Nats};
 
 const DATA: &str = "fixtures/klines/coinbase_BTCUSD_1h_2017-07_2019-10.csv";
@@ -148,7 +148,7 @@ fn a_live_session_mirrors_through_two_outages_and_the_restore_is_a_prefix_of_its
     // re-derived), running, stopped cleanly, and still a verified journal that starts with
     // the copy.
     let resumed_log = d.join("resumed.stderr");
-    let mut resumed = live(&live_config, &restored, &resumed_log);
+    let mut resumed = live_support::live(&live_config, &restored, &resumed_log);
     assert!(wait_for_text(&resumed_log, "resumed", Duration::from_secs(60)), "{}", resumed.stderr_text());
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(resumed.terminate(Duration::from_secs(30)), Some(0), "{}", resumed.stderr_text());
