@@ -5,11 +5,7 @@
 mod common;
 mod live_support;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use live_support::*;
 use serde_json::Value;
@@ -41,26 +37,7 @@ fn the_api_of_a_running_paper_session_follows_its_journal() {
     let config = config(dir.path(), "paper", &server, &traders, "");
     let journal = dir.path().join("paper");
     let stderr = dir.path().join("live.stderr");
-    let mut child = Command::new(bin())
-        .args(["live", "--config"])
-        .arg(&config)
-        .arg("--journal")
-        .arg(&journal)
-        .args(["--serve", "127.0.0.1:0"])
-        .env("QF_TEST_KEY", KEY)
-        .env("QF_TEST_SECRET", SECRET)
-        .env_remove("QUANTFOLD_API_TOKEN")
-        .current_dir(root())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let mut live = Proc { child, stderr };
-    let base =
-        line.trim().strip_prefix("serving ").unwrap_or_else(|| panic!("first line: {line:?}\n{}", live.stderr_text()));
-    let base = base.to_owned();
+    let (mut live, base) = live_serving(&config, &journal, &stderr, &[]);
 
     // Ready once the folding task has taken the journal as it stood (it runs beside the
     // engine, so the first answers may still be 503): polled, as a readiness probe is.

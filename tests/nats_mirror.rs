@@ -6,12 +6,11 @@ mod live_support;
 mod nats_support;
 
 use std::{
-    io::{BufRead, BufReader},
     process::{Command, Stdio},
     time::Duration,
 };
 
-use live_support::{bin, config, http_get, root, serial, server, word_after, Proc, TraderSpec, KEY, SECRET};
+use live_support::{bin, config, http_get, live_serving, root, serial, server, Proc, TraderSpec};
 use nats_support::{free_port, wait_for, wait_for_text, Nats};
 
 const DATA: &str = "fixtures/klines/coinbase_BTCUSD_1h_2017-07_2019-10.csv";
@@ -98,25 +97,7 @@ fn a_live_session_mirrors_through_two_outages_and_the_restore_is_a_prefix_of_its
     let journal = d.join("paper-1");
     let stderr = d.join("live.stderr");
     // Served too: the mirror's lag is a metric.
-    let mut child = Command::new(bin())
-        .args(["live", "--config"])
-        .arg(&live_config)
-        .arg("--journal")
-        .arg(&journal)
-        .args(["--mirror", &url, "--serve", "127.0.0.1:0"])
-        .env("QF_TEST_KEY", KEY)
-        .env("QF_TEST_SECRET", SECRET)
-        .env_remove("QUANTFOLD_API_TOKEN")
-        .current_dir(root())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let api = word_after(&line, "http://");
-    let api = format!("http://{}", api.trim_end_matches('/'));
-    let mut live = Proc { child, stderr: stderr.clone() };
+    let (mut live, api) = live_serving(&live_config, &journal, &stderr, &["--mirror", &url]);
     assert!(wait_for_text(&stderr, "the mirror retries", Duration::from_secs(60)), "{}", live.stderr_text());
     std::thread::sleep(Duration::from_secs(1));
     nats.restart();

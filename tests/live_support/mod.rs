@@ -268,6 +268,33 @@ pub fn live_with(config: &Path, journal: &Path, stderr: &Path, args: &[&str]) ->
     live_env(config, journal, stderr, args, &[])
 }
 
+/// `quantfold live --serve 127.0.0.1:0` and `args`, without an API token: the process and the
+/// URL its first line announces (`serving URL`).
+pub fn live_serving(config: &Path, journal: &Path, stderr: &Path, args: &[&str]) -> (Proc, String) {
+    let mut child = Command::new(bin())
+        .args(["live", "--config"])
+        .arg(config)
+        .arg("--journal")
+        .arg(journal)
+        .args(["--serve", "127.0.0.1:0"])
+        .args(args)
+        .env("QF_TEST_KEY", KEY)
+        .env("QF_TEST_SECRET", SECRET)
+        .env_remove("QUANTFOLD_API_TOKEN")
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .expect("start quantfold live");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let live = Proc { child, stderr: stderr.to_path_buf() };
+    let Some(url) = line.trim().strip_prefix("serving ") else {
+        panic!("first line: {line:?}\n{}", live.stderr_text());
+    };
+    (live, url.to_owned())
+}
+
 /// [`live_with`] with more environment (a model's key, a bot token), set after the test key.
 pub fn live_env(config: &Path, journal: &Path, stderr: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
     let child = Command::new(bin())
