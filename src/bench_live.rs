@@ -1,5 +1,6 @@
 //! `quantfold bench live`: tick-to-wire latency of `quantfold live` against the local Bybit
-//! server, with one strategy and with many, and the time a restart takes to trade again.
+//! or Hyperliquid server, with one strategy and with many, and the time a restart takes to
+//! trade again; on Hyperliquid also the signing rate (L1 order actions a second).
 //!
 //! The server runs in this process (its own runtime), on seeded one-minute bars played
 //! fast; the live session is the real one (`live::run_with`), with real sockets between
@@ -22,6 +23,7 @@ use serde_json::json;
 use crate::live::{self, Probe};
 
 const STRATEGY: &str = include_str!("../bench/strategies/order_every_bar.js");
+const HL_KEY_ENV: &str = "QF_BENCH_HL_KEY";
 const KEY_ENV: &str = "QF_BENCH_BYBIT_KEY";
 const SECRET_ENV: &str = "QF_BENCH_BYBIT_SECRET";
 const KEY: &str = "qf-bench-key";
@@ -32,7 +34,37 @@ const WALL_PER_BAR_MS: f64 = 120.0;
 /// Round trips for the baseline.
 const BASELINE_ROUND_TRIPS: usize = 200;
 
+/// Which venue's local server the session trades against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchVenue {
+    Bybit,
+    Hyperliquid,
+}
+
+/// A local venue server running in this process.
+enum Server {
+    Bybit(bybit_server::Server),
+    Hyperliquid(hyperliquid_server::Server),
+}
+
+impl Server {
+    fn bars_closed(&self) -> usize {
+        match self {
+            Server::Bybit(s) => s.bars_closed(),
+            Server::Hyperliquid(s) => s.bars_closed(),
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Server::Bybit(s) => s.shutdown().await,
+            Server::Hyperliquid(s) => s.shutdown().await,
+        }
+    }
+}
+
 pub struct LiveBench<'a> {
+    pub venue: BenchVenue,
     /// Traders per configuration (e.g. 1 and 100).
     pub strategies: &'a [usize],
     /// Bars (one order each) per configuration.
@@ -46,6 +78,7 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
     // Before any thread exists: the session reads its key from the environment, like a user's.
     std::env::set_var(KEY_ENV, KEY);
     std::env::set_var(SECRET_ENV, SECRET);
+    std::env::set_var(HL_KEY_ENV, hyperliquid_server::config::DEFAULT_PRIVATE_KEY);
     let scratch = tempfile::tempdir_in(bench.dir.unwrap_or(&std::env::temp_dir())).context("scratch directory")?;
     let dir = scratch.path();
     let market = dir.join("bybit_BTCUSDT_1m.csv");
@@ -64,19 +97,45 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
 
     let mut configurations = Vec::new();
     for &traders in bench.strategies {
-        let config = bybit_server::Config {
-            speed: BAR_MS as f64 / WALL_PER_BAR_MS,
-            hold: true,
-            balance: rust_decimal::Decimal::from(1_000_000),
-            api_key: KEY.into(),
-            api_secret: SECRET.into(),
-            partial_above: rust_decimal::Decimal::ZERO,
-            ..bybit_server::Config::default()
+        let speed = BAR_MS as f64 / WALL_PER_BAR_MS;
+        let (server, baseline, config_path) = match bench.venue {
+            BenchVenue::Bybit => {
+                let config = bybit_server::Config {
+                    speed,
+                    hold: true,
+                    balance: rust_decimal::Decimal::from(1_000_000),
+                    api_key: KEY.into(),
+                    api_secret: SECRET.into(),
+                    partial_above: rust_decimal::Decimal::ZERO,
+                    ..bybit_server::Config::default()
+                };
+                let server = server_runtime.block_on(bybit_server::start(config, &symbol, klines.clone()))?;
+                let baseline = server_runtime.block_on(round_trips(&server.rest_url()))?;
+                let venue = format!(
+                    "kind = \"bybit\"\nrest_url = \"{}\"\nws_url = \"{}\"\nkey_env = \"{KEY_ENV}\"\nsecret_env = \"{SECRET_ENV}\"",
+                    server.rest_url(),
+                    server.ws_url()
+                );
+                let config_path = write_config(dir, traders, &venue, "BTCUSDT", &strategy)?;
+                (Server::Bybit(server), baseline, config_path)
+            }
+            BenchVenue::Hyperliquid => {
+                let config = hyperliquid_server::config::Config {
+                    speed,
+                    hold: true,
+                    balance: rust_decimal::Decimal::from(1_000_000),
+                    partial_above: rust_decimal::Decimal::ZERO,
+                    ..hyperliquid_server::config::Config::default()
+                };
+                let server = server_runtime.block_on(hyperliquid_server::start(config, "BTC", klines.clone()))?;
+                let baseline = server_runtime.block_on(hl_round_trips(&server.rest_url()))?;
+                let venue =
+                    format!("kind = \"hyperliquid\"\nrest_url = \"{}\"\nkey_env = \"{HL_KEY_ENV}\"", server.rest_url());
+                let config_path = write_config(dir, traders, &venue, "BTC", &strategy)?;
+                (Server::Hyperliquid(server), baseline, config_path)
+            }
         };
-        let server = server_runtime.block_on(bybit_server::start(config, &symbol, klines.clone()))?;
-        let baseline = server_runtime.block_on(round_trips(&server.rest_url()))?;
         let syncs = journal_syncs(&dir.join(format!("sync-{traders}")))?;
-        let config_path = write_config(dir, traders, &server, &strategy)?;
         let config = live::config::load(&config_path)?;
         let journal = dir.join(format!("journal-{traders}"));
 
@@ -117,8 +176,11 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
             "journal_events": events,
         }));
     }
+    let signing = (bench.venue == BenchVenue::Hyperliquid).then(signing_rate).transpose()?;
     let report = json!({
         "bench": "live",
+        "venue": format!("{:?}", bench.venue).to_lowercase(),
+        "signing": signing,
         "what": "tick_to_request: a kline frame read off the socket -> its order handed to the REST client, \
                  decision and write-ahead flush included; tick_to_venue_answer: -> the local server's answer \
                  to that create; baselines, same run: a signed GET round trip to the same server, and one \
@@ -130,15 +192,11 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_config(dir: &Path, traders: usize, server: &bybit_server::Server, strategy: &Path) -> anyhow::Result<PathBuf> {
-    let mut text = format!(
-        "[venue]\nkind = \"bybit\"\nrest_url = \"{}\"\nws_url = \"{}\"\nkey_env = \"{KEY_ENV}\"\nsecret_env = \"{SECRET_ENV}\"\n\n[journal]\ndurability = \"group\"\n",
-        server.rest_url(),
-        server.ws_url()
-    );
+fn write_config(dir: &Path, traders: usize, venue: &str, symbol: &str, strategy: &Path) -> anyhow::Result<PathBuf> {
+    let mut text = format!("[venue]\n{venue}\n\n[journal]\ndurability = \"group\"\n");
     for phase in 0..traders {
         text.push_str(&format!(
-            "\n[[trader]]\nid = \"t{phase:03}\"\nstrategy = \"{}\"\nsymbols = [\"BTCUSDT\"]\ninterval = \"1m\"\ncapital = \"5000\"\nparams = {{ every = {traders}, phase = {phase} }}\n",
+            "\n[[trader]]\nid = \"t{phase:03}\"\nstrategy = \"{}\"\nsymbols = [\"{symbol}\"]\ninterval = \"1m\"\ncapital = \"5000\"\nparams = {{ every = {traders}, phase = {phase} }}\n",
             strategy.display()
         ));
     }
@@ -161,6 +219,60 @@ async fn round_trips(rest_url: &str) -> anyhow::Result<Vec<Duration>> {
         samples.push(start.elapsed());
     }
     Ok(samples)
+}
+
+/// `POST /info` `clearinghouseState` round trips to the local Hyperliquid server (the
+/// socket and the server's work; reads are not signed), spaced out under the weight budget.
+async fn hl_round_trips(rest_url: &str) -> anyhow::Result<Vec<Duration>> {
+    let endpoints = hyperliquid::Endpoints::local(rest_url, hyperliquid::Network::Testnet);
+    let rest = hyperliquid::Rest::new(&endpoints, None, None, hyperliquid::RestOptions::default())?;
+    let user = hyperliquid_server::config::default_wallet();
+    let mut samples = Vec::with_capacity(BASELINE_ROUND_TRIPS);
+    for _ in 0..BASELINE_ROUND_TRIPS {
+        // 2 weight each: 200 in 24 s stay under the 1200 a minute with the session's to come.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let start = Instant::now();
+        rest.clearinghouse_state(user).await?;
+        samples.push(start.elapsed());
+    }
+    Ok(samples)
+}
+
+/// L1 order actions signed a second: msgpack, keccak, the EIP-712 digest and the secp256k1
+/// signature with recovery id, for one limit order with a cloid, as the order task signs.
+fn signing_rate() -> anyhow::Result<serde_json::Value> {
+    const ACTIONS: u64 = 2_000;
+    let wallet = hyperliquid::Wallet::from_hex(hyperliquid_server::config::DEFAULT_PRIVATE_KEY)?;
+    let asset = hyperliquid::types::AssetRef { asset: 0, sz_decimals: 5 };
+    let start = Instant::now();
+    for n in 0..ACTIONS {
+        let cloid = journal::event::Cloid::derive("bench", n, 0);
+        let price = rust_decimal::Decimal::new(17_000 + (n % 100) as i64, 0);
+        let order = hyperliquid::types::OrderWire::limit(
+            asset,
+            journal::event::Side::Buy,
+            price,
+            rust_decimal::Decimal::new(1, 3),
+            hyperliquid::types::Tif::Gtc,
+            false,
+            Some(cloid),
+        )?;
+        let nonce = 1_796_000_000_000 + n;
+        std::hint::black_box(hyperliquid::ExchangeRequest::sign(
+            &wallet,
+            hyperliquid::Action::orders(vec![order]),
+            nonce,
+            None,
+            None,
+            hyperliquid::Network::Testnet,
+        )?);
+    }
+    let took = start.elapsed();
+    Ok(json!({
+        "actions": ACTIONS,
+        "seconds": round3(took.as_secs_f64()),
+        "actions_per_s": round3(ACTIONS as f64 / took.as_secs_f64()),
+    }))
 }
 
 /// The write-ahead flush alone: one small record appended and synced, as the engine syncs

@@ -270,6 +270,9 @@ enum BenchCommand {
         /// Where to put the scratch data and journals (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The venue whose local server the session trades against.
+        #[arg(long, value_enum, default_value = "bybit")]
+        venue: bench_live::BenchVenue,
     },
     /// The control plane: a replica's fold rate against the ledger's, and each endpoint's latency on loopback.
     Serve {
@@ -418,8 +421,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 fee_bps,
             })
         }
-        Command::Bench(BenchCommand::Live { strategies, bars, dir }) => {
-            bench_live::live(&bench_live::LiveBench { strategies: &strategies, bars, dir: dir.as_deref() })
+        Command::Bench(BenchCommand::Live { strategies, bars, dir, venue }) => {
+            bench_live::live(&bench_live::LiveBench { venue, strategies: &strategies, bars, dir: dir.as_deref() })
         }
         Command::Bench(BenchCommand::Serve { bars, requests, dir, rate, seconds, append_rate }) => {
             bench_serve::serve(bars, requests, dir.as_deref(), bench_serve::Load { rate, seconds, append_rate })

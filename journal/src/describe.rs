@@ -102,6 +102,7 @@ pub fn summary(event: &Event) -> String {
         Event::NotificationDelivered { seq, channel, message_id } => {
             format!("#{seq} delivered by {channel} as message {message_id}")
         }
+        Event::NoncesReserved { signer, through } => format!("{signer} may sign with nonces up to {through}"),
         Event::ExchangeReconciled(r) => format!(
             "balance {} positions {} open orders {} mismatches {}",
             r.balance_quote,

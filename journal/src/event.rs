@@ -197,6 +197,13 @@ pub enum Event {
     /// e.g. Telegram's `message_id`). A live driver's outbox sends every `NotificationSent`
     /// without one of these, so a restart never sends again what was delivered.
     NotificationDelivered { seq: u64, channel: String, message_id: String },
+
+    // --- venues that sign with nonces (appended) ---
+    /// A live driver may sign actions as `signer` with nonces up to `through` (input,
+    /// journaled and made durable before any such nonce is used). Hyperliquid refuses a nonce
+    /// it has seen; a restart continues above the journal's highest reservation, so no nonce
+    /// is reused after a crash, whatever the clock says.
+    NoncesReserved { signer: String, through: u64 },
 }
 
 /// What `LlmTraderLoaded` records: the configuration file's name, its resolved JSON (see
@@ -507,6 +514,10 @@ pub enum RejectReason {
         message: String,
     },
     Other(String),
+    /// A live driver's venue port refused the order before sending it: the venue's rules
+    /// (a Hyperliquid price of six significant figures, an order under $10) or the config's
+    /// limits. An input, like the exchange's own refusal: it comes from outside the deciders.
+    Refused(String),
 }
 
 impl fmt::Display for RejectReason {
@@ -529,6 +540,7 @@ impl fmt::Display for RejectReason {
             RejectReason::UnknownOrder => write!(f, "no such open order"),
             RejectReason::Exchange { code, message } => write!(f, "exchange error {code}: {message}"),
             RejectReason::Other(m) => write!(f, "{m}"),
+            RejectReason::Refused(m) => write!(f, "refused before sending: {m}"),
         }
     }
 }
@@ -640,6 +652,7 @@ impl Event {
             Event::LlmModelSwitched { .. } => "LlmModelSwitched",
             Event::LlmCycleSkipped { .. } => "LlmCycleSkipped",
             Event::NotificationDelivered { .. } => "NotificationDelivered",
+            Event::NoncesReserved { .. } => "NoncesReserved",
         }
     }
 
@@ -671,8 +684,11 @@ impl Event {
                 | Event::FundingRateReceived { .. }
                 | Event::LlmTraderLoaded(_)
                 | Event::NotificationDelivered { .. }
-        ) || matches!(self, Event::OrderRejected { reason: RejectReason::Exchange { .. }, .. })
-            || matches!(self, Event::StrategyErred { kind: StrategyErrorKind::Timeout, .. })
+                | Event::NoncesReserved { .. }
+        ) || matches!(
+            self,
+            Event::OrderRejected { reason: RejectReason::Exchange { .. } | RejectReason::Refused(_), .. }
+        ) || matches!(self, Event::StrategyErred { kind: StrategyErrorKind::Timeout, .. })
     }
 
     /// Whether the event is a venue's answer (an ack, an exchange rejection, a cancel, a

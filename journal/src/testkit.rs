@@ -36,7 +36,7 @@ use crate::{
 };
 
 /// Every [`Event::kind`] name, in declaration order.
-pub const EVENT_KINDS: [&str; 35] = [
+pub const EVENT_KINDS: [&str; 36] = [
     "KlineReceived",
     "TickerReceived",
     "DataPointReceived",
@@ -72,6 +72,7 @@ pub const EVENT_KINDS: [&str; 35] = [
     "LlmModelSwitched",
     "LlmCycleSkipped",
     "NotificationDelivered",
+    "NoncesReserved",
 ];
 
 /// The position of the event's variant in [`EVENT_KINDS`]. The match has no
@@ -114,6 +115,7 @@ pub fn kind_index(event: &Event) -> usize {
         Event::LlmModelSwitched { .. } => 32,
         Event::LlmCycleSkipped { .. } => 33,
         Event::NotificationDelivered { .. } => 34,
+        Event::NoncesReserved { .. } => 35,
     }
 }
 
@@ -314,6 +316,7 @@ pub fn arb_reject_reason() -> impl Strategy<Value = RejectReason> + Clone {
         Just(RejectReason::UnknownOrder).boxed(),
         (any::<i64>(), arb_text()).prop_map(|(code, message)| RejectReason::Exchange { code, message }).boxed(),
         arb_text().prop_map(RejectReason::Other).boxed(),
+        arb_text().prop_map(RejectReason::Refused).boxed(),
     ])
 }
 
@@ -515,6 +518,7 @@ pub fn arb_event() -> impl Strategy<Value = Event> + Clone {
         (any::<u64>(), arb_text(), arb_text())
             .prop_map(|(seq, channel, message_id)| Event::NotificationDelivered { seq, channel, message_id })
             .boxed(),
+        (arb_text(), any::<u64>()).prop_map(|(signer, through)| Event::NoncesReserved { signer, through }).boxed(),
     ])
 }
 

@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [venue]
-//! kind = "bybit"                      # bybit | bybit-testnet | bybit-demo | paper
+//! kind = "bybit"                      # bybit | bybit-testnet | bybit-demo | hyperliquid | hyperliquid-testnet | paper
 //! rest_url = "http://127.0.0.1:PORT"  # optional: overrides the kind's URLs
 //! ws_url = "ws://127.0.0.1:PORT"
 //! key_env = "BYBIT_API_KEY"           # the names of the variables, never the values
@@ -50,6 +50,8 @@ pub enum VenueKind {
     Bybit,
     BybitTestnet,
     BybitDemo,
+    Hyperliquid,
+    HyperliquidTestnet,
     /// Market data from Bybit's public stream, orders filled by the simulated exchange.
     Paper,
 }
@@ -60,8 +62,14 @@ impl VenueKind {
             VenueKind::Bybit => "bybit",
             VenueKind::BybitTestnet => "bybit-testnet",
             VenueKind::BybitDemo => "bybit-demo",
+            VenueKind::Hyperliquid => "hyperliquid",
+            VenueKind::HyperliquidTestnet => "hyperliquid-testnet",
             VenueKind::Paper => "paper",
         }
+    }
+
+    pub fn is_hyperliquid(self) -> bool {
+        matches!(self, VenueKind::Hyperliquid | VenueKind::HyperliquidTestnet)
     }
 }
 
@@ -110,11 +118,19 @@ pub struct Venue {
     pub kind: VenueKind,
     pub rest_url: Option<String>,
     pub ws_url: Option<String>,
+    /// Bybit: the API key's variable; Hyperliquid: the API wallet's private key's.
     pub key_env: String,
+    /// Bybit only: the API secret's variable.
     pub secret_env: String,
+    /// Hyperliquid: the account the API wallet trades for (default: the wallet's own address).
+    pub account: Option<String>,
+    /// Hyperliquid: whose signatures the venue takes ("mainnet" or "testnet"); default: the
+    /// kind's, and "testnet" for a local server (`rest_url`), as the official SDKs sign.
+    pub network: Option<String>,
     pub recv_window_ms: u64,
     pub cancel_on_stop: bool,
-    /// Paper trading only: the simulated exchange's fees and slippage.
+    /// Paper trading: the simulated exchange's fees and slippage. Hyperliquid: the fee rates
+    /// journaled with the instruments (the venue's tiered rates are not read).
     pub taker_fee_rate: Decimal,
     pub maker_fee_rate: Decimal,
     pub slippage_bps: Decimal,
@@ -207,6 +223,8 @@ struct RawVenue {
     slippage_bps: Option<Spanned<String>>,
     maintenance_margin_rate: Option<Spanned<String>>,
     paper_equity: Option<Spanned<String>>,
+    account: Option<Spanned<String>>,
+    network: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -277,17 +295,40 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         "bybit-testnet" => VenueKind::BybitTestnet,
         "bybit-demo" => VenueKind::BybitDemo,
         "paper" => VenueKind::Paper,
-        "hyperliquid" | "hyperliquid-testnet" => {
+        "hyperliquid" => VenueKind::Hyperliquid,
+        "hyperliquid-testnet" => VenueKind::HyperliquidTestnet,
+        other => {
             return Err(at.at(
                 &v.kind,
-                "hyperliquid is not supported by this build yet (bybit, bybit-testnet, bybit-demo or paper)",
+                format!(
+                    "unknown venue kind {other:?} (bybit, bybit-testnet, bybit-demo, hyperliquid, hyperliquid-testnet or paper)"
+                ),
             ))
         }
-        other => {
-            return Err(
-                at.at(&v.kind, format!("unknown venue kind {other:?} (bybit, bybit-testnet, bybit-demo or paper)"))
-            )
+    };
+    let hyperliquid = kind.is_hyperliquid();
+    if !hyperliquid {
+        if let Some(field) = v.account.as_ref().or(v.network.as_ref()) {
+            return Err(at.at(field, "account and network are for kind = \"hyperliquid\" or \"hyperliquid-testnet\""));
         }
+    }
+    let network = match v.network {
+        None => None,
+        Some(n) if n.get_ref() == "mainnet" || n.get_ref() == "testnet" => Some(n.into_inner()),
+        Some(n) => {
+            return Err(at.at(&n, "network must be \"mainnet\" or \"testnet\" (whose signatures the venue takes)"))
+        }
+    };
+    let account = match v.account {
+        None => None,
+        Some(a)
+            if a.get_ref().len() == 42
+                && a.get_ref().starts_with("0x")
+                && a.get_ref()[2..].bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Some(a.into_inner())
+        }
+        Some(a) => return Err(at.at(&a, "account must be an address: 0x and 40 hex digits (public, never a key)")),
     };
     let rest_url = v.rest_url.map(|u| url(&at, &u, &["http://", "https://"])).transpose()?;
     let ws_url = v.ws_url.map(|u| url(&at, &u, &["ws://", "wss://"])).transpose()?;
@@ -309,12 +350,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         kind,
         rest_url,
         ws_url,
-        key_env: env_name(v.key_env, "BYBIT_API_KEY")?,
+        key_env: env_name(v.key_env, if hyperliquid { "HYPERLIQUID_PRIVATE_KEY" } else { "BYBIT_API_KEY" })?,
         secret_env: env_name(v.secret_env, "BYBIT_API_SECRET")?,
+        account,
+        network,
         recv_window_ms,
         cancel_on_stop: v.cancel_on_stop.unwrap_or(false),
-        taker_fee_rate: rate(&at, v.taker_fee_rate, "0.00055", Decimal::ONE)?,
-        maker_fee_rate: rate(&at, v.maker_fee_rate, "0.0002", Decimal::ONE)?,
+        taker_fee_rate: rate(&at, v.taker_fee_rate, if hyperliquid { "0.00045" } else { "0.00055" }, Decimal::ONE)?,
+        maker_fee_rate: rate(&at, v.maker_fee_rate, if hyperliquid { "0.00015" } else { "0.0002" }, Decimal::ONE)?,
         slippage_bps: rate(&at, v.slippage_bps, "0", Decimal::new(10_000, 0))?,
         maintenance_margin_rate: rate(&at, v.maintenance_margin_rate, "0.005", Decimal::ONE)?,
         paper_equity: match v.paper_equity {

@@ -7,16 +7,96 @@
 //! a cancel for an order still open, a fill whose execution id was never journaled.
 //! [`Seen`] holds what the ledger forgets (execution ids of long-closed orders, the
 //! last bar of each feed), rebuilt from the journal at start.
+//!
+//! Each venue's reports are first put in the driver's terms ([`OrderReport`], [`Execution`];
+//! the conversions are in `link.rs`), so this file, the reconciliation and the recovery
+//! are the same for every venue.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bybit::{Execution, OrderReport, OrderStatus};
 use engine::Input;
 use journal::{
-    event::{Cloid, Fill, Liquidity, RejectReason},
+    event::{Cloid, Fill, Liquidity, RejectReason, Side},
     state::orders::{Order, OrderStatus as Ledger},
     Event, Journal, State, StoreError,
 };
+use rust_decimal::Decimal;
+
+/// Where an order stands at the venue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Working (resting, partly filled, a trigger waiting or fired).
+    Open,
+    Filled,
+    /// Cancelled by anyone, for the reason the venue gives.
+    Cancelled(String),
+    /// Refused, for the reason the venue gives.
+    Rejected(String),
+    /// A state the driver does not act on.
+    Other(String),
+}
+
+/// An order as a venue reports it (its stream or a lookup), in the driver's terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderReport {
+    /// The client id as the venue returned it (empty: an order placed without one).
+    pub link: String,
+    pub order_id: String,
+    pub symbol: String,
+    pub side: Side,
+    pub qty: Decimal,
+    /// None: a market order.
+    pub price: Option<Decimal>,
+    /// How much has filled.
+    pub filled: Decimal,
+    pub standing: Standing,
+    /// When the venue last changed it (its clock).
+    pub time_ms: i64,
+}
+
+impl OrderReport {
+    /// The journal's client id, if the order has one of ours' shape.
+    pub fn cloid(&self) -> Option<Cloid> {
+        Cloid::parse(&self.link)
+    }
+
+    /// The key it is listed under: its client id, else the venue's id.
+    pub fn key(&self) -> String {
+        match self.cloid() {
+            Some(cloid) => cloid.to_string(),
+            None if self.link.is_empty() => self.order_id.clone(),
+            None => self.link.clone(),
+        }
+    }
+}
+
+/// What an execution is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecKind {
+    /// A fill of an order (a trade, an auto-deleveraging, a liquidation's fill).
+    Trade,
+    /// A funding settlement on the position at `rate` and `mark`.
+    Funding { rate: Decimal, mark: Decimal },
+}
+
+/// An execution as a venue reports it, in the driver's terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Execution {
+    pub kind: ExecKind,
+    /// The venue's id of the execution, unique per account.
+    pub exec_id: String,
+    /// The order's client id as the venue returned it (may be empty).
+    pub link: String,
+    pub order_id: String,
+    pub symbol: String,
+    pub side: Side,
+    pub qty: Decimal,
+    pub price: Decimal,
+    /// Paid (negative: a rebate), in the quote currency.
+    pub fee: Decimal,
+    pub is_maker: bool,
+    pub time_ms: i64,
+}
 
 /// What was journaled that the ledger does not keep.
 #[derive(Debug, Default)]
@@ -29,6 +109,10 @@ pub struct Seen {
     pub foreign_orders: BTreeSet<String>,
     /// When the first trader started: funding before it is not the traders'.
     pub started_ms: Option<i64>,
+    /// The highest nonce reserved (`NoncesReserved`): a restart signs above it.
+    pub nonces_through: Option<u64>,
+    /// The newest fill journaled, in the venue's time (where a catch-up by time starts).
+    pub last_fill_ms: Option<i64>,
 }
 
 impl Seen {
@@ -43,6 +127,10 @@ impl Seen {
             match &record.event {
                 Event::OrderFilled(fill) => {
                     seen.exec_ids.insert(fill.fill_id.clone());
+                    seen.last_fill_ms = seen.last_fill_ms.max(Some(record.time_ms));
+                }
+                Event::NoncesReserved { through, .. } => {
+                    seen.nonces_through = seen.nonces_through.max(Some(*through));
                 }
                 Event::FundingRateReceived { symbol, .. } => {
                     seen.exec_ids.insert(funding_id(symbol, record.time_ms));
@@ -87,48 +175,32 @@ pub fn owner<'s>(state: &'s State, cloid: &Cloid) -> Option<(&'s str, Option<&'s
 /// The inputs an order report implies: an ack for an order still waiting for one, a
 /// rejection, or the cancel of an order still open. Fills come from executions only.
 pub fn order_report(state: &State, report: &OrderReport) -> Vec<Input> {
-    let Some(cloid) = Cloid::parse(&report.order_link_id) else { return Vec::new() };
+    let Some(cloid) = report.cloid() else { return Vec::new() };
     let Some((trader, Some(order))) = owner(state, &cloid) else { return Vec::new() };
-    let time = report.updated_ms.max(report.created_ms);
+    let time = report.time_ms;
     let waiting = order.status == Ledger::Submitted;
     let ack = || Input::new(time, trader, Event::OrderAccepted { cloid, exchange_order_id: report.order_id.clone() });
-    match &report.status {
-        OrderStatus::New
-        | OrderStatus::PartiallyFilled
-        | OrderStatus::Untriggered
-        | OrderStatus::Triggered
-        | OrderStatus::Filled => {
+    match &report.standing {
+        Standing::Open | Standing::Filled => {
             if waiting {
                 vec![ack()]
             } else {
                 Vec::new()
             }
         }
-        OrderStatus::Rejected if waiting => {
-            let reason = RejectReason::Exchange { code: 0, message: reason_text(report) };
+        Standing::Rejected(why) if waiting => {
+            let reason = RejectReason::Exchange { code: 0, message: why.clone() };
             vec![Input::new(time, trader, Event::OrderRejected { cloid, reason })]
         }
-        OrderStatus::Rejected | OrderStatus::Cancelled | OrderStatus::Deactivated => {
-            let cancel = Input::new(time, trader, Event::OrderCancelled { cloid, reason: reason_text(report) });
+        Standing::Rejected(why) | Standing::Cancelled(why) => {
+            let cancel = Input::new(time, trader, Event::OrderCancelled { cloid, reason: why.clone() });
             if waiting {
                 vec![ack(), cancel]
             } else {
                 vec![cancel]
             }
         }
-        OrderStatus::Other(_) => Vec::new(),
-    }
-}
-
-fn reason_text(report: &OrderReport) -> String {
-    let parts: Vec<&str> = [report.cancel_type.as_str(), report.reject_reason.as_str()]
-        .into_iter()
-        .filter(|p| !p.is_empty() && *p != "UNKNOWN" && *p != "EC_NoError")
-        .collect();
-    if parts.is_empty() {
-        format!("{:?} at the venue", report.status)
-    } else {
-        parts.join(", ")
+        Standing::Other(_) => Vec::new(),
     }
 }
 
@@ -136,31 +208,27 @@ fn reason_text(report: &OrderReport) -> String {
 /// journal's orders, or funding on every trader's position. Executions of orders the
 /// journal does not know are noted in [`Seen::foreign_orders`] and left alone.
 pub fn execution(state: &State, seen: &mut Seen, e: &Execution) -> Vec<Input> {
-    match e.exec_type.as_str() {
-        "Funding" => {
+    match e.kind {
+        ExecKind::Funding { rate, mark } => {
             let id = funding_id(&e.symbol, e.time_ms);
             if !seen.exec_ids.insert(id) {
                 return Vec::new();
             }
-            let mark = e.mark_price.unwrap_or(e.price);
-            let mut inputs = vec![Input::new(
-                e.time_ms,
-                "",
-                Event::FundingRateReceived { symbol: e.symbol.clone(), rate: e.fee_rate },
-            )];
+            let mut inputs =
+                vec![Input::new(e.time_ms, "", Event::FundingRateReceived { symbol: e.symbol.clone(), rate })];
             // Each trader's share of the account's funding, from its own position.
             inputs.extend(
-                sim::funding(state, &e.symbol, e.fee_rate, mark, e.time_ms)
+                sim::funding(state, &e.symbol, rate, mark, e.time_ms)
                     .into_iter()
                     .map(|(trader, time, event)| Input::new(time, trader, event)),
             );
             inputs
         }
-        "Trade" | "AdlTrade" | "BustTrade" | "Delivery" | "Settle" => {
-            let known = Cloid::parse(&e.order_link_id).and_then(|c| owner(state, &c).map(|(t, _)| (c, t.to_owned())));
+        ExecKind::Trade => {
+            let known = Cloid::parse(&e.link).and_then(|c| owner(state, &c).map(|(t, _)| (c, t.to_owned())));
             let Some((cloid, trader)) = known else {
                 if seen.exec_ids.insert(e.exec_id.clone()) {
-                    let id = if e.order_link_id.is_empty() { &e.order_id } else { &e.order_link_id };
+                    let id = if e.link.is_empty() { &e.order_id } else { &e.link };
                     seen.foreign_orders.insert(id.clone());
                     tracing::warn!(order = %id, exec = %e.exec_id, "an execution of an order the journal does not know: left alone");
                 }
@@ -169,6 +237,7 @@ pub fn execution(state: &State, seen: &mut Seen, e: &Execution) -> Vec<Input> {
             if !seen.exec_ids.insert(e.exec_id.clone()) {
                 return Vec::new();
             }
+            seen.last_fill_ms = seen.last_fill_ms.max(Some(e.time_ms));
             let fill = Fill {
                 cloid,
                 fill_id: e.exec_id.clone(),
@@ -181,6 +250,5 @@ pub fn execution(state: &State, seen: &mut Seen, e: &Execution) -> Vec<Input> {
             };
             vec![Input::new(e.time_ms, trader, Event::OrderFilled(fill))]
         }
-        _ => Vec::new(),
     }
 }

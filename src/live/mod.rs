@@ -1,4 +1,4 @@
-//! `quantfold live`: the engine with a live feed, on a Bybit account or on paper.
+//! `quantfold live`: the engine with a live feed, on a Bybit or Hyperliquid account, or on paper.
 //!
 //! One thread owns the engine (the strategies' QuickJS runtimes live there); a small
 //! tokio runtime beside it runs the WebSocket streams, the order task and the
@@ -32,7 +32,9 @@
 //! and order states).
 
 pub mod config;
+mod hl;
 mod inputs;
+mod link;
 mod mirror;
 mod orders;
 mod outbox;
@@ -48,13 +50,10 @@ use std::{
 };
 
 use anyhow::{bail, Context};
-use bybit::{stream, Credentials, Endpoints, Rest, RestOptions, StreamConfig, StreamEvent};
+use bybit::{Credentials, Endpoints, Rest, RestOptions};
 use engine::{Effect, Engine, Input, Venue};
 use journal::{
-    event::{
-        Cloid, Instrument, Json, Kline, LlmTraderLoad, Reconciliation, RejectReason, ReportedPosition, TraderStart,
-        VenueConfig,
-    },
+    event::{Cloid, Json, Kline, LlmTraderLoad, Reconciliation, RejectReason, TraderStart, VenueConfig},
     Durability, Event, State,
 };
 use rust_decimal::Decimal;
@@ -64,9 +63,11 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::llm_port::Models;
 use config::{Config, DurabilityKind, VenueKind};
-use inputs::Seen;
+use hl::HlLink;
+use inputs::{OrderReport, Seen};
+use link::{BybitLink, Feed, Link};
 pub use orders::Probe;
-use orders::{BybitVenue, Job, Outcome};
+use orders::{Exec, Job, LiveVenue, Outcome};
 
 /// `quantfold live`.
 #[derive(Debug, Clone, clap::Args)]
@@ -96,7 +97,7 @@ pub struct Args {
 /// What reaches the engine thread.
 #[derive(Debug)]
 pub enum Msg {
-    Stream(StreamEvent),
+    Stream(Feed),
     Order {
         trader: String,
         cloid: Cloid,
@@ -154,12 +155,14 @@ pub fn run_with(
     // Signals first: a SIGTERM during a long start-up (a resume re-derives the whole
     // journal) stops the run cleanly once it is up, instead of killing it mid-way.
     let (tx, rx) = unbounded_channel();
-    spawn_signals(&runtime, tx.clone());
+    let stop_asked = StopAsked::default();
+    spawn_signals(&runtime, tx.clone(), stop_asked.clone());
     let telegram_token = config.telegram.as_ref().map(outbox::Outbox::token).transpose()?;
     // Metrics exist when they are served: made first, so the venue's client reports to them.
     let metrics = serve.map(|_| serve::metrics());
     let observed = metrics.as_ref().map(|(_, m)| m.clone());
     let mut session = Session::open(config, dir, dry_run, runtime, (tx, rx), probe.clone(), observed)?;
+    session.stop_asked = stop_asked;
     if let (Some(addr), Some(metrics)) = (serve, metrics) {
         let journal = &session.engine.sink().journal;
         session.served = Some(serve::Served::start(&session.runtime, addr, journal, metrics)?);
@@ -189,7 +192,7 @@ pub fn run_with(
 
 /// How orders get filled: a live account's order task, or the simulated exchange.
 enum Mode {
-    Live(Port<BybitVenue>),
+    Live(Port<LiveVenue>),
     Paper(Port<SimVenue>),
 }
 
@@ -258,9 +261,8 @@ impl<V: Venue> Venue for Port<V> {
 struct Session {
     config: Config,
     runtime: tokio::runtime::Runtime,
-    rest: Rest,
-    endpoints: Endpoints,
-    credentials: Option<Credentials>,
+    /// The venue: the live account's, or paper trading's market data.
+    link: Link,
     engine: Engine<JournalSink>,
     mode: Mode,
     seen: Seen,
@@ -285,7 +287,15 @@ struct Session {
     metrics: Option<Arc<control::Metrics>>,
     /// The LLM traders' model clients; calls run on `runtime`.
     models: Arc<Models>,
+    /// A reconnect asked for a reconciliation not yet run.
+    reconcile_due: bool,
+    last_reconcile: Option<std::time::Instant>,
+    /// Set by SIGINT/SIGTERM (with the reason), besides the `Msg::Stop` it sends.
+    stop_asked: StopAsked,
 }
+
+/// Why the run was asked to stop, once it was.
+type StopAsked = Arc<std::sync::Mutex<Option<String>>>;
 
 const DAY_MS: i64 = 86_400_000;
 /// Rounds of asking the venue before a disagreement is journaled (see `Session::reconcile`).
@@ -294,6 +304,8 @@ const RECONCILE_ATTEMPTS: u32 = 3;
 const CLOSED_ORDERS_ASKED: usize = 8;
 /// Pages of funding executions a catch-up reads (100 each: three a day for 7 days fit in one).
 const FUNDING_PAGES: usize = 2;
+/// The least time between two reconciliations that reconnects ask for.
+const RECONCILE_GAP: Duration = Duration::from_secs(3);
 /// How long a clean stop waits for the outbox to deliver what it holds.
 const OUTBOX_DRAIN: Duration = Duration::from_secs(5);
 
@@ -307,37 +319,22 @@ impl Session {
         probe: Option<Arc<Probe>>,
         metrics: Option<Arc<control::Metrics>>,
     ) -> anyhow::Result<Session> {
-        let endpoints = endpoints(config);
-        let credentials = match config.venue.kind {
-            VenueKind::Paper => None,
-            _ => Some(credentials(&config.venue.key_env, &config.venue.secret_env)?),
-        };
         // Every model's key is in the environment before anything is journaled: a missing
         // one is a start-up error, never a journaled failure.
         let missing = crate::llm_port::missing_keys(config.llm_traders());
         if !missing.is_empty() {
             bail!("{}: the API keys come from the environment only", missing.join("; "));
         }
-        let observer = metrics
-            .clone()
-            .map(|metrics| Arc::new(serve::VenueMetrics { metrics, venue: "bybit" }) as Arc<dyn bybit::Observer>);
-        let options =
-            RestOptions { recv_window_ms: config.venue.recv_window_ms, dry_run, observer, ..RestOptions::default() };
-        let rest = Rest::new(&endpoints, credentials.clone(), options);
-        runtime.block_on(rest.sync_time()).with_context(|| format!("cannot reach the venue at {}", endpoints.rest))?;
-
         let durability = match config.journal.durability {
             DurabilityKind::Group => Durability::GROUP_DEFAULT,
             DurabilityKind::EveryAppend => Durability::EveryAppend,
         };
         let existing = dir.is_dir() && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
         // A new journal: the traders' allocations must fit the account (paper: checked with
-        // the config). A resumed one keeps the allocations it started with.
-        if !existing && config.venue.kind != VenueKind::Paper {
-            let equity = runtime.block_on(rest.wallet()).context("wallet balance")?.equity;
-            config.check_allocation(equity)?;
-        }
-        let mut engine = if existing {
+        // the config), so the venue is asked first. A resumed one keeps the allocations it
+        // started with, and is resumed first: its nonce reservations are where a Hyperliquid
+        // link continues.
+        let (mut engine, link) = if existing {
             let resumed = replay::resume::resume(dir, durability)?;
             tracing::info!(
                 events = resumed.events,
@@ -346,9 +343,15 @@ impl Session {
                 "resumed {}",
                 dir.display()
             );
-            resumed.engine
+            let reserved = Seen::from_journal(&resumed.engine.sink().journal)?.nonces_through;
+            (resumed.engine, connect(config, dry_run, &runtime, metrics.as_ref(), reserved)?)
         } else {
-            Engine::new(JournalSink::open(dir, durability)?)
+            let link = connect(config, dry_run, &runtime, metrics.as_ref(), None)?;
+            if config.venue.kind != VenueKind::Paper {
+                let equity = runtime.block_on(link.equity())?;
+                config.check_allocation(equity)?;
+            }
+            (Engine::new(JournalSink::open(dir, durability)?), link)
         };
         engine.sink_mut().snapshot_every = config.journal.snapshot_every;
         if let Some(metrics) = &metrics {
@@ -356,20 +359,22 @@ impl Session {
         }
         let seen = Seen::from_journal(&engine.sink().journal)?;
 
-        let (mode, executor) = match config.venue.kind {
-            VenueKind::Paper => (Mode::Paper(Port::new(SimVenue::new(sim_config(config)))), None),
-            _ => {
+        let (mode, executor) = match (config.venue.kind, &link) {
+            (VenueKind::Paper, _) => (Mode::Paper(Port::new(SimVenue::new(sim_config(config)))), None),
+            (_, link) => {
+                let (exec, wire) = match link {
+                    Link::Bybit(b) => (Exec::Bybit(b.rest.clone()), None),
+                    Link::Hyperliquid(h) => (Exec::Hyperliquid(h.clone()), Some(h.clone())),
+                };
                 let (jobs_tx, jobs_rx) = unbounded_channel();
-                let task = runtime.spawn(orders::execute(rest.clone(), jobs_rx, tx.clone(), probe.clone()));
-                (Mode::Live(Port::new(BybitVenue::new(jobs_tx, config.limits.clone()))), Some(task))
+                let task = runtime.spawn(orders::execute(exec, jobs_rx, tx.clone(), probe.clone()));
+                (Mode::Live(Port::new(LiveVenue::new(jobs_tx, config.limits.clone(), wire))), Some(task))
             }
         };
         Ok(Session {
             config: config.clone(),
             runtime,
-            rest,
-            endpoints,
-            credentials,
+            link,
             engine,
             mode,
             seen,
@@ -385,6 +390,9 @@ impl Session {
             tail_next: 0,
             metrics,
             models: Arc::new(Models::new(0)),
+            reconcile_due: false,
+            last_reconcile: None,
+            stop_asked: StopAsked::default(),
         })
     }
 
@@ -408,6 +416,8 @@ impl Session {
         self.fail_unanswered("no answer: the process ended before the model answered")?;
         self.start_traders(now)?;
         if matches!(self.mode, Mode::Live(_)) {
+            // Nothing is signed before the journal holds its nonces.
+            self.reserve_nonces()?;
             self.recover()?;
             self.reconcile("start")?;
         }
@@ -439,8 +449,23 @@ impl Session {
         if state.last_seq.is_some() {
             state.time_ms
         } else {
-            self.rest.server_now_ms()
+            self.link.now_ms()
         }
+    }
+
+    /// Hyperliquid: journals a nonce reservation when one is due, durably, then lets the
+    /// order task sign under it (see `hyperliquid.rs`). Bybit and paper: nothing.
+    fn reserve_nonces(&mut self) -> anyhow::Result<()> {
+        let Link::Hyperliquid(hl) = &self.link else { return Ok(()) };
+        let now = u64::try_from(self.link.now_ms()).unwrap_or(0);
+        let Some(through) = hl.nonces.due(now) else { return Ok(()) };
+        let hl = hl.clone();
+        let signer = hl.signer.map(|a| a.to_string()).unwrap_or_default();
+        let time = self.event_time();
+        self.step(time, "", Event::NoncesReserved { signer, through })?;
+        self.engine.sink_mut().journal.sync()?;
+        hl.nonces.raise(through);
+        Ok(())
     }
 
     /// Steps one input; journal failures end the run.
@@ -458,28 +483,17 @@ impl Session {
 
     /// The instruments of every traded symbol from the venue; journaled when new or changed.
     fn define_instruments(&mut self, now: i64) -> anyhow::Result<()> {
+        let venue = &self.config.venue;
+        // The account's own rates on Bybit; the config's on paper and on Hyperliquid.
+        let fees = match venue.kind {
+            VenueKind::Paper | VenueKind::Hyperliquid | VenueKind::HyperliquidTestnet => {
+                Some((venue.taker_fee_rate, venue.maker_fee_rate))
+            }
+            _ => None,
+        };
+        let mmr = venue.maintenance_margin_rate;
         for symbol in symbols(&self.config) {
-            let info = self
-                .runtime
-                .block_on(self.rest.instrument(&symbol))
-                .with_context(|| format!("instruments-info of {symbol}"))?;
-            let (taker, maker) = match self.config.venue.kind {
-                VenueKind::Paper => (self.config.venue.taker_fee_rate, self.config.venue.maker_fee_rate),
-                _ => self
-                    .runtime
-                    .block_on(self.rest.fee_rate(&symbol))
-                    .with_context(|| format!("fee rate of {symbol}"))?,
-            };
-            let instrument = Instrument {
-                symbol: symbol.clone(),
-                tick_size: info.tick_size,
-                qty_step: info.qty_step,
-                min_qty: info.min_qty,
-                max_leverage: info.max_leverage,
-                maintenance_margin_rate: self.config.venue.maintenance_margin_rate,
-                taker_fee_rate: taker,
-                maker_fee_rate: maker,
-            };
+            let instrument = self.runtime.block_on(self.link.instrument(&symbol, mmr, fees))?;
             if self.engine.state().instruments.get(&symbol) != Some(&instrument) {
                 self.step(now, "", Event::InstrumentDefined(instrument))?;
             }
@@ -491,7 +505,7 @@ impl Session {
     fn start_traders(&mut self, now: i64) -> anyhow::Result<()> {
         let account_equity = match self.mode {
             Mode::Paper(_) => None,
-            Mode::Live(_) => Some(self.runtime.block_on(self.rest.wallet()).context("wallet balance")?.equity),
+            Mode::Live(_) => Some(self.runtime.block_on(self.link.equity())?),
         };
         for trader in self.config.traders.clone() {
             if self.engine.state().traders.get(&trader.id).is_some_and(|t| t.start.is_some()) {
@@ -506,7 +520,11 @@ impl Session {
                     VenueKind::Paper => sim::VENUE_KIND.to_owned(),
                     kind => kind.name().to_owned(),
                 },
-                account: if self.credentials.is_some() { "unified".into() } else { "paper".into() },
+                account: match (&self.mode, &self.link) {
+                    (Mode::Paper(_), _) => "paper".into(),
+                    (Mode::Live(_), Link::Bybit(_)) => "unified".into(),
+                    (Mode::Live(_), Link::Hyperliquid(_)) => "perp".into(),
+                },
                 currency: "USDT".into(),
                 allocation_pct,
                 capital_quote: trader.capital,
@@ -591,19 +609,11 @@ impl Session {
     }
 
     fn spawn_streams(&mut self) {
-        let klines = feeds(&self.config);
-        let config = StreamConfig {
-            endpoints: self.endpoints.clone(),
-            credentials: self.credentials.clone(),
-            klines,
-            ping_every: Duration::from_secs(20),
-            clock: Some(self.rest.clock()),
-        };
         let (events_tx, mut events_rx) = unbounded_channel();
-        let _streams = {
+        {
             let _inside = self.runtime.enter();
-            stream::spawn(config, events_tx)
-        };
+            self.link.spawn_streams(feeds(&self.config), events_tx);
+        }
         let tx = self.tx.clone();
         self.runtime.spawn(async move {
             while let Some(event) = events_rx.recv().await {
@@ -627,10 +637,16 @@ impl Session {
     /// The main loop: until a stop is asked for. Returns the reason.
     fn trade(&mut self) -> anyhow::Result<String> {
         loop {
+            // A signal is honoured before the messages queued ahead of it.
+            if let Some(reason) = self.stop_asked.lock().ok().and_then(|asked| asked.clone()) {
+                return Ok(reason);
+            }
             let Some(msg) = self.rx.blocking_recv() else { bail!("the I/O runtime ended") };
             match msg {
                 Msg::Stop(reason) => return Ok(reason),
                 Msg::Tick => {
+                    self.reserve_nonces()?;
+                    self.reconcile_if_due()?;
                     self.engine.sink_mut().journal.flush_if_due()?;
                     // What the flush made durable goes out.
                     self.forward_tail()?;
@@ -646,9 +662,9 @@ impl Session {
         }
     }
 
-    fn on_stream(&mut self, event: StreamEvent) -> anyhow::Result<()> {
+    fn on_stream(&mut self, event: Feed) -> anyhow::Result<()> {
         match event {
-            StreamEvent::Kline { kline, received } => {
+            Feed::Kline { kline, received } => {
                 if let Mode::Live(venue) = &mut self.mode {
                     venue.tick = Some(received);
                 }
@@ -668,18 +684,20 @@ impl Session {
                 }
                 stepped
             }
-            StreamEvent::Order(report) => {
+            Feed::Order(report) => {
                 let inputs = inputs::order_report(self.engine.state(), &report);
                 self.step_inputs(inputs)
             }
-            StreamEvent::Execution(execution) => {
-                let inputs = inputs::execution(self.engine.state(), &mut self.seen, &execution);
-                self.step_inputs(inputs)
+            Feed::Executions(executions) => {
+                for execution in executions {
+                    let inputs = inputs::execution(self.engine.state(), &mut self.seen, &execution);
+                    self.step_inputs(inputs)?;
+                }
+                Ok(())
             }
-            StreamEvent::Position(_) | StreamEvent::Wallet(_) => Ok(()),
             // A catch-up the venue does not answer now is not the end of trading: the next
             // reconnect, or the stop, catches up again.
-            StreamEvent::Up { private: false } => {
+            Feed::Up { private: false } => {
                 if let Err(e) = self.fill_bar_gaps() {
                     let text = format!("{e:#}");
                     venue_error(e)?;
@@ -687,19 +705,17 @@ impl Session {
                 }
                 Ok(())
             }
-            StreamEvent::Up { private: true } => {
-                if let Err(e) = self.reconcile("reconnect") {
-                    let text = format!("{e:#}");
-                    venue_error(e)?;
-                    tracing::warn!(error = %text, "the reconciliation after a reconnect failed");
-                }
-                Ok(())
+            // Reconnects that come in a burst share one reconciliation (see `reconcile_if_due`).
+            Feed::Up { private: true } => {
+                self.reconcile_due = true;
+                self.reconcile_if_due()
             }
-            StreamEvent::Down { private, reason } => {
+            Feed::Down { private, reason } => {
                 tracing::warn!(private, %reason, "stream lost; reconnecting");
                 if let Some(metrics) = &self.metrics {
                     let stream = if private { "private" } else { "public" };
-                    let labels = control::metrics::StreamLabels { venue: "bybit".into(), stream: stream.into() };
+                    let labels =
+                        control::metrics::StreamLabels { venue: self.link.name().into(), stream: stream.into() };
                     metrics.shell.ws_reconnects.get_or_create(&labels).inc();
                 }
                 Ok(())
@@ -741,7 +757,7 @@ impl Session {
     /// After a (re)connect of the public stream: every feed's bars since its last journaled
     /// one, or, on a feed's first connect, the strategies' declared warm-up.
     fn fill_bar_gaps(&mut self) -> anyhow::Result<()> {
-        let now = self.rest.server_now_ms();
+        let now = self.link.now_ms();
         for (symbol, interval_ms) in feeds(&self.config) {
             let last_closed_open = (now.div_euclid(interval_ms) - 1) * interval_ms;
             self.fill_bar_gap(&symbol, interval_ms, last_closed_open)?;
@@ -767,9 +783,9 @@ impl Session {
         }
         let bars = self
             .runtime
-            .block_on(self.rest.klines(symbol, interval_ms, from, through_open_ms))
+            .block_on(self.link.klines(symbol, interval_ms, from, through_open_ms))
             .with_context(|| format!("klines of {symbol} to fill a gap"))?;
-        let now = self.rest.server_now_ms();
+        let now = self.link.now_ms();
         for bar in bars {
             // The bar still forming is not closed: the stream brings it when it is.
             if bar.open_time_ms + interval_ms <= now {
@@ -830,8 +846,9 @@ impl Session {
         for effect in held {
             match effect {
                 engine::Effect::Submit { trader, intent, .. } => {
+                    let reference = self.engine.state().mark(&intent.symbol);
                     if let Mode::Live(v) = &self.mode {
-                        v.queue(Job::Submit { trader, intent, query_first: true, tick: None });
+                        v.queue(Job::Submit { trader, intent, query_first: true, tick: None, reference });
                     }
                 }
                 engine::Effect::CallLlm { .. } => {}
@@ -852,6 +869,24 @@ impl Session {
         Ok(())
     }
 
+    /// The reconciliation a reconnect asked for, unless one ran less than [`RECONCILE_GAP`]
+    /// ago: then at the first tick after it. Each asks the venue some 70 weight of questions,
+    /// and a flapping connection would otherwise spend the whole budget (and the engine
+    /// thread's time) on them; one reconciliation reads the venue as it is now, so it covers
+    /// every reconnect before it.
+    fn reconcile_if_due(&mut self) -> anyhow::Result<()> {
+        if !self.reconcile_due || self.last_reconcile.is_some_and(|at| at.elapsed() < RECONCILE_GAP) {
+            return Ok(());
+        }
+        self.reconcile_due = false;
+        if let Err(e) = self.reconcile("reconnect") {
+            let text = format!("{e:#}");
+            venue_error(e)?;
+            tracing::warn!(error = %text, "the reconciliation after a reconnect failed");
+        }
+        Ok(())
+    }
+
     /// Executions since the last journaled one, the state of every order the ledger holds
     /// open, then the venue's positions, wallet and open orders against the ledger: one
     /// `ExchangeReconciled` with every difference.
@@ -859,6 +894,7 @@ impl Session {
         if !matches!(self.mode, Mode::Live(_)) {
             return Ok(());
         }
+        self.last_reconcile = Some(std::time::Instant::now());
         let symbols: Vec<String> = symbols(&self.config).into_iter().collect();
         // Fills and order changes can be in flight while the venue is asked (a fill between
         // the executions and the positions, say): a disagreement is asked again a few times
@@ -868,18 +904,13 @@ impl Session {
             // One listing of the venue's open orders serves the catch-up and the comparison,
             // and only orders the ledger held open when it was taken are compared: one
             // acknowledged since is not a disagreement.
-            let mut listed: BTreeMap<String, bybit::OrderReport> = BTreeMap::new();
-            for symbol in &symbols {
-                for order in self.runtime.block_on(self.rest.open_orders(symbol))? {
-                    // Keyed by orderLinkId; one placed by hand may have none: its orderId then.
-                    let key = if order.order_link_id.is_empty() {
-                        order.order_id.clone()
-                    } else {
-                        order.order_link_id.clone()
-                    };
-                    listed.insert(key, order);
-                }
-            }
+            // Keyed by client id; one placed by hand may have none: its order id then.
+            let listed: BTreeMap<String, OrderReport> = self
+                .runtime
+                .block_on(self.link.open_orders(&symbols))?
+                .into_iter()
+                .map(|order| (order.key(), order))
+                .collect();
             let held_open: Vec<(String, Cloid)> = self
                 .engine
                 .state()
@@ -894,21 +925,9 @@ impl Session {
                 .collect();
             self.catch_up(&symbols, &listed)?;
             let mut mismatches = Vec::new();
-            let mut positions = Vec::new();
+            let positions = self.runtime.block_on(self.link.positions(&symbols))?;
             for symbol in &symbols {
-                let venue_qty: Decimal = self
-                    .runtime
-                    .block_on(self.rest.positions(symbol))?
-                    .iter()
-                    .inspect(|p| {
-                        positions.push(ReportedPosition {
-                            symbol: p.symbol.clone(),
-                            qty: p.qty,
-                            entry_price: p.entry_price,
-                        })
-                    })
-                    .map(|p| p.qty)
-                    .sum();
+                let venue_qty: Decimal = positions.iter().filter(|p| &p.symbol == symbol).map(|p| p.qty).sum();
                 let ledger_qty: Decimal =
                     self.engine.state().traders.values().filter_map(|t| t.positions.get(symbol)).map(|p| p.qty).sum();
                 if venue_qty != ledger_qty {
@@ -918,11 +937,10 @@ impl Session {
                 }
             }
             let mut open_orders = Vec::new();
-            for order in listed.values() {
-                match Cloid::parse(&order.order_link_id).filter(|c| inputs::owner(self.engine.state(), c).is_some()) {
+            for (id, order) in &listed {
+                match order.cloid().filter(|c| inputs::owner(self.engine.state(), c).is_some()) {
                     Some(cloid) => open_orders.push(cloid),
                     None => {
-                        let id = if order.order_link_id.is_empty() { &order.order_id } else { &order.order_link_id };
                         mismatches.push(format!(
                             "{}: order {id} at the venue ({:?} {} @ {}) is not in the journal: left alone",
                             order.symbol,
@@ -957,7 +975,7 @@ impl Session {
         for foreign in std::mem::take(&mut self.seen.foreign_orders) {
             mismatches.push(format!("executions of order {foreign}, which the journal does not know, were left alone"));
         }
-        let balance_quote = self.runtime.block_on(self.rest.wallet())?.wallet_balance;
+        let balance_quote = self.runtime.block_on(self.link.balance())?;
         if !mismatches.is_empty() {
             tracing::warn!(why, "the venue and the journal disagree: {}", mismatches.join("; "));
         }
@@ -975,7 +993,7 @@ impl Session {
     /// Asking by order, not by time, needs no agreement between the venue's clock and the
     /// journal's; orders still in the order task's hands may be unknown yet, and "not found"
     /// changes nothing.
-    fn catch_up(&mut self, symbols: &[String], listed: &BTreeMap<String, bybit::OrderReport>) -> anyhow::Result<()> {
+    fn catch_up(&mut self, symbols: &[String], listed: &BTreeMap<String, OrderReport>) -> anyhow::Result<()> {
         let open: Vec<(String, Cloid, Decimal)> = self
             .engine
             .state()
@@ -983,47 +1001,45 @@ impl Session {
             .values()
             .flat_map(|t| t.orders.values().map(|o| (o.intent.symbol.clone(), o.intent.cloid, o.filled_qty)))
             .collect();
+        let mut reports = Vec::new();
+        let mut fills_of = Vec::new();
         for (symbol, cloid, filled) in open {
             let report = match listed.get(&cloid.to_string()) {
                 Some(report) => Some(report.clone()),
-                None => self.runtime.block_on(self.rest.order(&symbol, &cloid))?,
+                None => self.runtime.block_on(self.link.order(&symbol, &cloid))?,
             };
             let Some(report) = report else { continue };
-            if report.cum_exec_qty > filled {
-                self.executions_of(&cloid)?;
+            if report.filled > filled {
+                fills_of.push(cloid);
             }
+            reports.push(report);
+        }
+        fills_of.extend(
+            self.engine
+                .state()
+                .traders
+                .values()
+                .flat_map(|t| t.closed_orders.iter().rev().take(CLOSED_ORDERS_ASKED).map(|c| c.cloid)),
+        );
+        // Fills before the states, so a filled or cancelled order is closed with all its fills.
+        if !fills_of.is_empty() {
+            for e in self.runtime.block_on(self.link.executions_of(&fills_of))? {
+                let inputs = inputs::execution(self.engine.state(), &mut self.seen, &e);
+                self.step_inputs(inputs)?;
+            }
+        }
+        for report in reports {
             let inputs = inputs::order_report(self.engine.state(), &report);
             self.step_inputs(inputs)?;
-        }
-        let closed: Vec<Cloid> = self
-            .engine
-            .state()
-            .traders
-            .values()
-            .flat_map(|t| t.closed_orders.iter().rev().take(CLOSED_ORDERS_ASKED).map(|c| c.cloid))
-            .collect();
-        for cloid in closed {
-            self.executions_of(&cloid)?;
         }
         // Funding has no order to ask by; a settlement journaled already is known by its
         // symbol and time.
         let since = self.seen.started_ms.unwrap_or(i64::MAX);
-        for symbol in symbols {
-            for e in self.runtime.block_on(self.rest.funding_executions(symbol, FUNDING_PAGES))? {
-                if e.time_ms >= since {
-                    let inputs = inputs::execution(self.engine.state(), &mut self.seen, &e);
-                    self.step_inputs(inputs)?;
-                }
+        for e in self.runtime.block_on(self.link.funding(symbols, FUNDING_PAGES))? {
+            if e.time_ms >= since {
+                let inputs = inputs::execution(self.engine.state(), &mut self.seen, &e);
+                self.step_inputs(inputs)?;
             }
-        }
-        Ok(())
-    }
-
-    /// Journals the executions of one order the journal does not have yet.
-    fn executions_of(&mut self, cloid: &Cloid) -> anyhow::Result<()> {
-        for e in self.runtime.block_on(self.rest.executions_of(cloid))? {
-            let inputs = inputs::execution(self.engine.state(), &mut self.seen, &e);
-            self.step_inputs(inputs)?;
         }
         Ok(())
     }
@@ -1036,10 +1052,13 @@ impl Session {
             Mode::Paper(_) => Vec::new(),
         };
         let time = self.engine.state().time_ms;
-        for (trader, cloid, reason) in refused {
-            let event = Event::OrderRejected { cloid, reason: RejectReason::Other(reason.clone()) };
-            self.engine.step(time, &trader, &event, self.mode.venue())?;
-            self.engine.unload(&trader, time, &reason, self.mode.venue())?;
+        for refusal in refused {
+            let why = refusal.reason.to_string();
+            let event = Event::OrderRejected { cloid: refusal.cloid, reason: refusal.reason };
+            self.engine.step(time, &refusal.trader, &event, self.mode.venue())?;
+            if refusal.stops_trader {
+                self.engine.unload(&refusal.trader, time, &why, self.mode.venue())?;
+            }
         }
         if let Some(max) = self.config.limits.max_daily_loss {
             let day = time.div_euclid(DAY_MS);
@@ -1211,15 +1230,16 @@ impl Session {
     fn after_stop(&mut self, msg: Msg) -> anyhow::Result<()> {
         match msg {
             Msg::Order { trader, cloid, outcome } => self.on_outcome(&trader, cloid, outcome),
-            Msg::Stream(event @ (StreamEvent::Order(_) | StreamEvent::Execution(_))) => self.on_stream(event),
+            Msg::Stream(event @ (Feed::Order(_) | Feed::Executions(_))) => self.on_stream(event),
             Msg::Notified(report) => self.on_notified(report),
             _ => Ok(()),
         }
     }
 }
 
-/// SIGINT and SIGTERM become one [`Msg::Stop`].
-fn spawn_signals(runtime: &tokio::runtime::Runtime, tx: UnboundedSender<Msg>) {
+/// SIGINT and SIGTERM become one [`Msg::Stop`], and set `asked`, which the engine thread
+/// reads before every message (the message may be queued behind many).
+fn spawn_signals(runtime: &tokio::runtime::Runtime, tx: UnboundedSender<Msg>, asked: StopAsked) {
     runtime.spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
@@ -1229,13 +1249,17 @@ fn spawn_signals(runtime: &tokio::runtime::Runtime, tx: UnboundedSender<Msg>) {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        let _ = tx.send(Msg::Stop(format!("stopped by {name}")));
+        let reason = format!("stopped by {name}");
+        if let Ok(mut asked) = asked.lock() {
+            *asked = Some(reason.clone());
+        }
+        let _ = tx.send(Msg::Stop(reason));
     });
 }
 
 /// Passes a venue's error back as `Ok` (to be logged), anything else (the journal) as the error it is.
 fn venue_error(e: anyhow::Error) -> anyhow::Result<()> {
-    if e.downcast_ref::<bybit::Error>().is_some() {
+    if Link::is_venue_error(&e) {
         Ok(())
     } else {
         Err(e)
@@ -1254,11 +1278,66 @@ fn symbols(config: &Config) -> BTreeSet<String> {
     config.traders.iter().flat_map(|t| t.symbols.iter().cloned()).collect()
 }
 
+/// The venue of the config, connected: Bybit's clock synchronised, or Hyperliquid's assets
+/// read and its nonces resumed above `reserved`.
+fn connect(
+    config: &Config,
+    dry_run: bool,
+    runtime: &tokio::runtime::Runtime,
+    metrics: Option<&Arc<control::Metrics>>,
+    reserved: Option<u64>,
+) -> anyhow::Result<Link> {
+    let venue = &config.venue;
+    if venue.kind.is_hyperliquid() {
+        let wallet = hyperliquid::Wallet::from_env(&venue.key_env).map_err(|e| {
+            anyhow::anyhow!("{e}: the API wallet's private key comes from the environment only ({})", venue.key_env)
+        })?;
+        let network = match (venue.network.as_deref(), venue.kind, &venue.rest_url) {
+            (Some("mainnet"), ..) => hyperliquid::Network::Mainnet,
+            (Some(_), ..) | (None, VenueKind::HyperliquidTestnet, _) | (None, _, Some(_)) => {
+                hyperliquid::Network::Testnet
+            }
+            (None, ..) => hyperliquid::Network::Mainnet,
+        };
+        let mut endpoints = match (&venue.rest_url, network) {
+            (Some(rest), network) => hyperliquid::Endpoints::local(rest, network),
+            (None, hyperliquid::Network::Mainnet) => hyperliquid::Endpoints::mainnet(),
+            (None, hyperliquid::Network::Testnet) => hyperliquid::Endpoints::testnet(),
+        };
+        if let Some(ws) = &venue.ws_url {
+            endpoints.ws = format!("{}/ws", ws.trim_end_matches('/').trim_end_matches("/ws"));
+        }
+        let user = match &venue.account {
+            Some(account) => hyperliquid::Address::parse(account).map_err(|e| anyhow::anyhow!("account: {e}"))?,
+            None => wallet.address(),
+        };
+        let options = hyperliquid::RestOptions { dry_run, ..hyperliquid::RestOptions::default() };
+        let rest = hyperliquid::Rest::new(&endpoints, Some(wallet), None, options)?;
+        let coins: Vec<String> = symbols(config).into_iter().collect();
+        let link = runtime.block_on(HlLink::open(rest, endpoints, user, &coins, reserved))?;
+        return Ok(Link::Hyperliquid(Arc::new(link)));
+    }
+    let endpoints = endpoints(config);
+    let credentials = match venue.kind {
+        VenueKind::Paper => None,
+        _ => Some(credentials(&venue.key_env, &venue.secret_env)?),
+    };
+    let observer = metrics
+        .cloned()
+        .map(|metrics| Arc::new(serve::VenueMetrics { metrics, venue: "bybit" }) as Arc<dyn bybit::Observer>);
+    let options = RestOptions { recv_window_ms: venue.recv_window_ms, dry_run, observer, ..RestOptions::default() };
+    let rest = Rest::new(&endpoints, credentials.clone(), options);
+    runtime.block_on(rest.sync_time()).with_context(|| format!("cannot reach the venue at {}", endpoints.rest))?;
+    Ok(Link::Bybit(BybitLink { rest, endpoints, credentials }))
+}
+
 fn endpoints(config: &Config) -> Endpoints {
     let mut endpoints = match config.venue.kind {
         VenueKind::Bybit | VenueKind::Paper => Endpoints::mainnet(),
         VenueKind::BybitTestnet => Endpoints::testnet(),
         VenueKind::BybitDemo => Endpoints::demo(),
+        // Not reached: `connect` makes Hyperliquid's.
+        VenueKind::Hyperliquid | VenueKind::HyperliquidTestnet => Endpoints::mainnet(),
     };
     if let Some(rest) = &config.venue.rest_url {
         endpoints.rest.clone_from(rest);

@@ -1,9 +1,10 @@
-//! Orders to Bybit: the engine's venue port for a live account, and the task that
-//! carries out its effects.
+//! Orders to a live account: the engine's venue port, and the task that carries out its
+//! effects (on Bybit here; on Hyperliquid in `hyperliquid.rs`, by the same rules).
 //!
 //! The engine hands an effect over only once its decision is durable in the journal
-//! (write-ahead). [`BybitVenue::send`] checks it against the config's limits and
-//! queues it; [`execute`] sends it (jobs of one order in order, different orders side by
+//! (write-ahead). [`LiveVenue::send`] checks it against the config's limits (and, on
+//! Hyperliquid, the wire rules, so an order the venue cannot take is journaled as rejected
+//! before anything is signed) and queues it; [`execute`] sends it (jobs of one order in order, different orders side by
 //! side) and reports what became of it as an [`Outcome`], which the driver journals as
 //! the venue's answer.
 //!
@@ -25,16 +26,23 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bybit::{Error, OrderReport, Rest};
+use bybit::{Error, Rest};
 use engine::{Effect, Venue};
 use journal::{
-    event::{Cloid, OrderIntent},
+    event::{Cloid, OrderIntent, RejectReason},
     State,
 };
 use rust_decimal::Decimal;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{config::Limits, Msg};
+use super::{config::Limits, hl::HlLink, inputs::OrderReport, link::bybit_order, Msg};
+
+/// Who carries the jobs out.
+#[derive(Clone)]
+pub enum Exec {
+    Bybit(Rest),
+    Hyperliquid(Arc<HlLink>),
+}
 
 /// Create attempts (sends, not queries) before an order is left for reconciliation.
 const CREATE_ATTEMPTS_MAX: u32 = 4;
@@ -50,6 +58,8 @@ pub enum Job {
         intent: OrderIntent,
         query_first: bool,
         tick: Option<Instant>,
+        /// The mark when it was decided: a Hyperliquid market order's limit is bounded from it.
+        reference: Option<Decimal>,
     },
     Cancel {
         trader: String,
@@ -88,16 +98,28 @@ pub enum Outcome {
     Unresolved(String),
 }
 
-/// The engine's venue port for a live Bybit account.
+/// Why an order was refused before it reached the venue.
 #[derive(Debug)]
-pub struct BybitVenue {
+pub struct Refusal {
+    pub trader: String,
+    pub cloid: Cloid,
+    pub reason: RejectReason,
+    /// A limit of the config: the trader stops. (An order the venue's rules refuse does not
+    /// stop it: the strategy is told, as by any rejection.)
+    pub stops_trader: bool,
+}
+
+/// The engine's venue port for a live account.
+pub struct LiveVenue {
     /// None once closed (stopping): the order task ends when it has done what it holds.
     jobs: Option<UnboundedSender<Job>>,
     limits: Limits,
     /// Effects held back (while recovering) instead of queued.
     pub held: Option<Vec<Effect>>,
-    /// Orders the limits refused: (trader, cloid, reason); the driver journals them.
-    pub refused: Vec<(String, Cloid, String)>,
+    /// Orders refused before the venue; the driver journals them.
+    pub refused: Vec<Refusal>,
+    /// Hyperliquid: the wire rules every order is checked against before it is queued.
+    wire: Option<Arc<HlLink>>,
     /// When the kline being stepped was read from the socket (latency figures).
     pub tick: Option<Instant>,
     /// Cancels sent and not yet answered: a strategy asking again (many cancel whatever
@@ -105,13 +127,14 @@ pub struct BybitVenue {
     cancels_in_flight: BTreeSet<Cloid>,
 }
 
-impl BybitVenue {
-    pub fn new(jobs: UnboundedSender<Job>, limits: Limits) -> BybitVenue {
-        BybitVenue {
+impl LiveVenue {
+    pub fn new(jobs: UnboundedSender<Job>, limits: Limits, wire: Option<Arc<HlLink>>) -> LiveVenue {
+        LiveVenue {
             jobs: Some(jobs),
             limits,
             held: None,
             refused: Vec::new(),
+            wire,
             tick: None,
             cancels_in_flight: BTreeSet::new(),
         }
@@ -158,7 +181,7 @@ impl BybitVenue {
     }
 }
 
-impl Venue for BybitVenue {
+impl Venue for LiveVenue {
     fn send(&mut self, effect: &Effect, state: &State) {
         if let Some(held) = &mut self.held {
             held.push(effect.clone());
@@ -166,15 +189,24 @@ impl Venue for BybitVenue {
         }
         match effect {
             Effect::Submit { trader, intent, .. } => {
-                if let Some(reason) = self.refusal(state, trader, intent) {
-                    self.refused.push((trader.clone(), intent.cloid, reason));
+                let (trader, cloid) = (trader.clone(), intent.cloid);
+                if let Some(why) = self.refusal(state, &trader, intent) {
+                    let reason = RejectReason::Refused(why);
+                    self.refused.push(Refusal { trader, cloid, reason, stops_trader: true });
+                    return;
+                }
+                let reference = state.mark(&intent.symbol);
+                if let Some(why) = self.wire.as_ref().and_then(|hl| hl.refusal(intent, reference)) {
+                    let reason = RejectReason::Refused(why);
+                    self.refused.push(Refusal { trader, cloid, reason, stops_trader: false });
                     return;
                 }
                 self.queue(Job::Submit {
-                    trader: trader.clone(),
+                    trader,
                     intent: intent.clone(),
                     query_first: false,
                     tick: self.tick,
+                    reference,
                 });
             }
             // Model calls never get here: the session's port (`live::Port`) takes them.
@@ -235,7 +267,7 @@ fn sample(samples: &Mutex<Vec<Duration>>, since: Instant) {
 /// for the timeout) does not hold up every other order. They start in decision order and
 /// queue in that order for the rate-limit budgets.
 pub async fn execute(
-    rest: Rest,
+    exec: Exec,
     mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
     out: UnboundedSender<Msg>,
     probe: Option<Arc<Probe>>,
@@ -246,12 +278,12 @@ pub async fn execute(
         running.retain(|_, task| !task.is_finished());
         let before = running.remove(job.cloid());
         let cloid = *job.cloid();
-        let (rest, out, probe) = (rest.clone(), out.clone(), probe.clone());
+        let (exec, out, probe) = (exec.clone(), out.clone(), probe.clone());
         let task = tokio::spawn(async move {
             if let Some(before) = before {
                 let _ = before.await;
             }
-            let (trader, cloid, outcome) = carry_out(&rest, job, probe.as_deref()).await;
+            let (trader, cloid, outcome) = carry_out(&exec, job, probe.as_deref()).await;
             // The driver gone means the process is ending: the next start resolves it.
             let _ = out.send(Msg::Order { trader, cloid, outcome });
         });
@@ -262,21 +294,27 @@ pub async fn execute(
     }
 }
 
-async fn carry_out(rest: &Rest, job: Job, probe: Option<&Probe>) -> (String, Cloid, Outcome) {
+async fn carry_out(exec: &Exec, job: Job, probe: Option<&Probe>) -> (String, Cloid, Outcome) {
     match job {
-        Job::Submit { trader, intent, query_first, tick } => {
+        Job::Submit { trader, intent, query_first, tick, reference } => {
             let timed = tick.zip(probe);
             if let Some((tick, probe)) = timed {
                 sample(&probe.to_request, tick);
             }
-            let outcome = submit(rest, &intent, query_first).await;
+            let outcome = match exec {
+                Exec::Bybit(rest) => submit(rest, &intent, query_first).await,
+                Exec::Hyperliquid(hl) => hl.submit(&intent, reference, query_first).await,
+            };
             if let Some((tick, probe)) = timed {
                 sample(&probe.to_answer, tick);
             }
             (trader, intent.cloid, outcome)
         }
         Job::Cancel { trader, symbol, cloid } => {
-            let outcome = cancel(rest, &symbol, &cloid).await;
+            let outcome = match exec {
+                Exec::Bybit(rest) => cancel(rest, &symbol, &cloid).await,
+                Exec::Hyperliquid(hl) => hl.cancel(&symbol, &cloid).await,
+            };
             (trader, cloid, outcome)
         }
     }
@@ -333,7 +371,7 @@ async fn cancel(rest: &Rest, symbol: &str, cloid: &Cloid) -> Outcome {
 async fn query(rest: &Rest, symbol: &str, cloid: &Cloid, tries: u32) -> Option<OrderReport> {
     for attempt in 0..tries {
         match rest.order(symbol, cloid).await {
-            Ok(Some(report)) => return Some(report),
+            Ok(Some(report)) => return Some(bybit_order(&report)),
             Ok(None) => {}
             Err(e) => tracing::warn!(%cloid, error = %e, "order query failed"),
         }

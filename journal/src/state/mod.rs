@@ -420,7 +420,8 @@ impl State {
             | Event::LlmCacheHit { .. }
             | Event::LlmModelSwitched { .. }
             | Event::LlmCycleSkipped { .. }
-            | Event::NotificationDelivered { .. } => {}
+            | Event::NotificationDelivered { .. }
+            | Event::NoncesReserved { .. } => {}
         }
     }
 

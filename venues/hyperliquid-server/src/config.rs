@@ -131,6 +131,7 @@ impl Config {
             max_leverage: args.max_leverage,
             leverage: args.leverage,
             partial_above: args.partial_above,
+            ip_weight_per_minute: args.ip_weight_per_minute,
             ..Config::default()
         };
         config.check()?;

@@ -125,6 +125,11 @@ pub struct Args {
     /// A fill above this fraction of the bar's volume fills only that much this bar (0: never).
     #[arg(long, default_value = "0.25")]
     pub partial_above: Decimal,
+    /// The per-IP weight budget a rolling minute (Hyperliquid's is 1200). Crash tests that
+    /// restart a client every second, each start asking its questions afresh, raise it: the
+    /// client's own budget stays the venue's.
+    #[arg(long, default_value_t = 1200)]
+    pub ip_weight_per_minute: u32,
 }
 
 /// The coin of a symbol: its base (BTCUSDT, BTCUSDC, BTC-PERP → BTC); a bare coin stays.

@@ -286,14 +286,26 @@ impl Rest {
     // --- /info ---
 
     /// Any `/info` request: its JSON answer. Spends the request's weight before and the
-    /// answer's extra weight after.
+    /// answer's extra weight after. A read changes nothing, so one that fails on a 5xx or a
+    /// lost connection is sent again, [`READ_RETRIES`] times at most, after a short pause
+    /// (never an `/exchange` action: those are resolved by the caller).
     ///
     /// # Errors
     /// [`RestError::Http`], [`RestError::Transport`], or [`RestError::Decode`] for a body that
     /// is not JSON.
     pub async fn info(&self, request: &InfoRequest) -> Result<Value, RestError> {
         let body = serde_json::to_string(request).map_err(|e| RestError::Decode(e.to_string()))?;
-        let text = self.post("/info", body, request.weight()).await?;
+        let mut tries = 0;
+        let text = loop {
+            match self.post("/info", body.clone(), request.weight()).await {
+                Err(e) if e.is_ambiguous() && tries < READ_RETRIES => {
+                    tries += 1;
+                    tracing::warn!(error = %e, tries, "hyperliquid /info failed: asking again");
+                    tokio::time::sleep(Duration::from_millis(100 << tries)).await;
+                }
+                answer => break answer?,
+            }
+        };
         let value: Value =
             serde_json::from_str(&text).map_err(|e| RestError::Decode(format!("not JSON ({e}): {}", clip(&text))))?;
         let items = value.as_array().map_or(0, Vec::len);
@@ -534,6 +546,9 @@ impl Rest {
         }
     }
 }
+
+/// Times a failed `/info` read is sent again (5xx, lost connection).
+pub const READ_RETRIES: u32 = 3;
 
 /// Pages of one [`Rest::user_fills_since`] at most (a limit on everything): the venue keeps
 /// 10000 fills, five full pages.
