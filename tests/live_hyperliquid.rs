@@ -414,9 +414,9 @@ fn chaos(seed: u64) {
     // No nonce was used twice: the venue would have refused the action whole.
     let text = std::fs::read_to_string(&stderr).unwrap();
     assert!(
-        !text.contains("nonce"),
+        !text.contains("Invalid nonce"),
         "a nonce was refused:\n{}",
-        text.lines().filter(|l| l.contains("nonce")).collect::<Vec<_>>().join("\n")
+        text.lines().filter(|l| l.contains("Invalid nonce")).collect::<Vec<_>>().join("\n")
     );
     nonces_reserved_ever_higher(&records);
     verified(&journal);
@@ -445,8 +445,9 @@ fn a_crash_between_signing_and_sending_reuses_no_nonce_and_sends_no_order_twice(
     let config = config(dir, &server, "tests/strategies/churn.js", "{ qty = 0.002, every = 1 }");
     let journal = dir.join("live");
     let stderr = dir.join("live.stderr");
-    // The process aborts right after signing its third order, before the request is written.
-    let mut crashing = live(&config, &journal, &stderr, &[("QF_FAILPOINT", "kill-after-sign:3")]);
+    // The process aborts right after signing its second order action (the second bar's
+    // orders), before the request is written.
+    let mut crashing = live(&config, &journal, &stderr, &[("QF_FAILPOINT", "kill-after-sign:2")]);
     let status = crashing.wait(Duration::from_secs(60)).expect("the failpoint should end the process");
     assert_ne!(status, 0, "the process should have died at the failpoint:\n{}", crashing.stderr_text());
     let before = records(&journal);
@@ -491,7 +492,8 @@ fn a_fill_reported_by_the_stream_and_by_rest_after_reconnects_is_journaled_once(
     // subscription's snapshot and the REST catch-up both report the fills around the drop.
     let faults = "drop_ws=0.08,dup_ws=0.3,late_fills=0.5";
     let server = Server::start(dir, &klines, &["--speed", "240", "--hold", "--faults", faults, "--seed", "11"]);
-    let config = config(dir, &server, "tests/strategies/churn.js", "{ qty = 0.002, every = 1 }");
+    // On its third turn the trader decides six orders in one step: one action carries them.
+    let config = config(dir, &server, "tests/strategies/churn.js", "{ qty = 0.002, every = 1, burst = 4 }");
     let journal = dir.join("live");
     let stderr = dir.join("live.stderr");
     let mut live = live(&config, &journal, &stderr, &[]);
@@ -499,6 +501,7 @@ fn a_fill_reported_by_the_stream_and_by_rest_after_reconnects_is_journaled_once(
     std::thread::sleep(Duration::from_millis(2000));
     assert_eq!(live.terminate(Duration::from_secs(30)), Some(0), "{}", live.stderr_text());
     let text = std::fs::read_to_string(&stderr).unwrap();
+    assert!(text.contains("orders=6"), "the burst's six orders should go as one action");
     let reconnects = text.matches("stream lost").count();
     assert!(reconnects >= 3, "the scenario should reconnect a few times, reconnected {reconnects}");
     let records = records(&journal);

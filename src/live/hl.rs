@@ -119,8 +119,9 @@ pub struct HlLink {
     /// Where a market order's limit is bounded, from the mid (the SDKs' 5 %).
     pub slippage: Decimal,
     /// Test hook (`QF_FAILPOINT=kill-after-sign:N`): the process aborts after signing its
-    /// N-th order, before sending it. Crash tests use it; nothing else sets it.
+    /// N-th order action, before sending it. Crash tests use it; nothing else sets it.
     kill_after_sign: Option<u64>,
+    /// Order actions signed so far (for the hook).
     signed: AtomicU64,
 }
 
@@ -335,7 +336,10 @@ impl HlLink {
                     other => last = format!("an answer without the order's id: {other:?}"),
                 },
                 // Refused whole (a nonce refused, say): nothing was placed by this request.
-                Ok(ExchangeResponse::Err(message)) => last = message,
+                Ok(ExchangeResponse::Err(message)) => {
+                    tracing::warn!(%cloid, %message, "hyperliquid refused the action whole");
+                    last = message;
+                }
                 Err(RestError::DryRun) => {
                     return Outcome::Rejected { code: 0, message: "dry run: signed and logged, not sent".into() }
                 }
@@ -351,6 +355,92 @@ impl HlLink {
             tokio::time::sleep(backoff(attempt)).await;
         }
         Outcome::Unresolved(last)
+    }
+
+    /// Places the orders one step decided together as one `order` action (weight 1 + ⌊n/40⌋
+    /// instead of n), each answered in its own status. A batch that fails ambiguously is
+    /// resolved as one order is: when the venue knows none of its cloids, the same signed
+    /// request is sent again (its nonce makes a second copy harmless); when it knows any,
+    /// the request arrived, and each order's state is looked up. A batch the venue refuses
+    /// whole placed nothing: its orders are sent one by one.
+    pub async fn submit_batch(&self, orders: &[(OrderIntent, Option<Decimal>)]) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = orders.iter().map(|_| None).collect();
+        let mut wires = Vec::new();
+        for (i, (intent, reference)) in orders.iter().enumerate() {
+            let wire = self.asset(&intent.symbol).map_err(|e| e.to_string()).and_then(|a| {
+                OrderWire::from_intent(intent, a.asset_ref(), *reference, self.slippage).map_err(|e| e.to_string())
+            });
+            match wire {
+                Ok(wire) => wires.push((i, wire)),
+                Err(message) => outcomes[i] = Some(Outcome::Rejected { code: 0, message }),
+            }
+        }
+        let placed: Vec<usize> = wires.iter().map(|(i, _)| *i).collect();
+        let action = Action::orders(wires.into_iter().map(|(_, wire)| wire).collect());
+        let signed = match self.sign(action).await {
+            Ok(signed) => signed,
+            Err(message) => return fill_in(outcomes, || Outcome::Unresolved(message.clone())),
+        };
+        tracing::info!(orders = placed.len(), nonce = signed.nonce, "the step's orders go as one action");
+        for attempt in 0..CREATE_ATTEMPTS_MAX {
+            match self.rest.send(&signed).await {
+                Ok(answer @ ExchangeResponse::Ok { .. }) => {
+                    let statuses = answer.per_element(placed.len());
+                    for (k, &i) in placed.iter().enumerate() {
+                        let cloid = orders[i].0.cloid;
+                        outcomes[i] = Some(match statuses.get(k) {
+                            Some(ActionStatus::Resting(r)) => Outcome::Accepted { order_id: r.oid.to_string() },
+                            Some(ActionStatus::Filled(f)) => Outcome::Accepted { order_id: f.oid.to_string() },
+                            Some(ActionStatus::Error(message)) if !is_duplicate(message) => {
+                                Outcome::Rejected { code: 0, message: message.clone() }
+                            }
+                            other => match self.query(&cloid, QUERIES_PER_ATTEMPT).await {
+                                Some(known) => Outcome::Known(Box::new(known)),
+                                None => Outcome::Unresolved(format!("an answer without the order's id: {other:?}")),
+                            },
+                        });
+                    }
+                    return fill_in(outcomes, || Outcome::Unresolved(String::new()));
+                }
+                Ok(ExchangeResponse::Err(message)) => {
+                    tracing::warn!(orders = placed.len(), %message, "hyperliquid refused a batch whole: sending its orders one by one");
+                    for &i in &placed {
+                        let (intent, reference) = &orders[i];
+                        outcomes[i] = Some(self.submit(intent, *reference, false).await);
+                    }
+                    return fill_in(outcomes, || Outcome::Unresolved(String::new()));
+                }
+                Err(RestError::DryRun) => {
+                    let message = "dry run: signed and logged, not sent".to_owned();
+                    return fill_in(outcomes, || Outcome::Rejected { code: 0, message: message.clone() });
+                }
+                Err(e) if e.is_ambiguous() => {
+                    let mut known = Vec::new();
+                    for &i in &placed {
+                        known.push(self.query(&orders[i].0.cloid, 1).await);
+                    }
+                    if known.iter().any(Option::is_some) {
+                        for (&i, found) in placed.iter().zip(known) {
+                            let found = match found {
+                                Some(found) => Some(found),
+                                None => self.query(&orders[i].0.cloid, QUERIES_PER_ATTEMPT).await,
+                            };
+                            outcomes[i] = Some(match found {
+                                Some(report) => Outcome::Known(Box::new(report)),
+                                None => Outcome::Unresolved(e.to_string()),
+                            });
+                        }
+                        return fill_in(outcomes, || Outcome::Unresolved(String::new()));
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    return fill_in(outcomes, || Outcome::Rejected { code: -1, message: message.clone() });
+                }
+            }
+        }
+        fill_in(outcomes, || Outcome::Unresolved("the batch got no answer".into()))
     }
 
     /// Cancels by cloid; an order already gone is looked up, so its end is journaled.
@@ -385,10 +475,10 @@ impl HlLink {
 
     /// Signs `action` with the next reserved nonce.
     async fn sign(&self, action: Action) -> Result<hyperliquid::ExchangeRequest, String> {
+        let places = matches!(action, Action::Order(_));
         let nonce = self.nonces.next().await?;
         let signed = self.rest.sign(action, nonce, None).map_err(|e| e.to_string())?;
-        let count = self.signed.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.kill_after_sign == Some(count) {
+        if places && self.kill_after_sign == Some(self.signed.fetch_add(1, Ordering::SeqCst) + 1) {
             tracing::error!(nonce, "failpoint kill-after-sign: aborting after signing, before sending");
             std::process::abort();
         }
@@ -409,6 +499,11 @@ impl HlLink {
         }
         None
     }
+}
+
+/// Every outcome, `missing` for those not settled.
+fn fill_in(outcomes: Vec<Option<Outcome>>, missing: impl Fn() -> Outcome) -> Vec<Outcome> {
+    outcomes.into_iter().map(|o| o.unwrap_or_else(&missing)).collect()
 }
 
 /// The venue says this cloid is placed already (a re-send after a lost answer).

@@ -105,7 +105,8 @@ pub struct Seen {
     pub exec_ids: BTreeSet<String>,
     /// The open time of the last bar journaled per (symbol, interval).
     pub last_bar: BTreeMap<(String, i64), i64>,
-    /// Orders at the venue the journal does not know (placed by hand), by orderLinkId or orderId.
+    /// Orders at the venue the journal does not know (placed by hand), by orderLinkId or orderId:
+    /// every reconciliation reports them.
     pub foreign_orders: BTreeSet<String>,
     /// When the first trader started: funding before it is not the traders'.
     pub started_ms: Option<i64>,

@@ -972,7 +972,8 @@ impl Session {
             let pause = Duration::from_millis(200 * u64::from(attempt));
             self.runtime.block_on(async { tokio::time::sleep(pause).await });
         };
-        for foreign in std::mem::take(&mut self.seen.foreign_orders) {
+        // Every reconciliation says it again, as it says again an order placed by hand.
+        for foreign in &self.seen.foreign_orders {
             mismatches.push(format!("executions of order {foreign}, which the journal does not know, were left alone"));
         }
         let balance_quote = self.runtime.block_on(self.link.balance())?;
@@ -1048,7 +1049,11 @@ impl Session {
     /// and stop their trader; a trader past its daily loss stops.
     fn after_step(&mut self) -> anyhow::Result<()> {
         let refused = match &mut self.mode {
-            Mode::Live(venue) => std::mem::take(&mut venue.refused),
+            Mode::Live(venue) => {
+                // The step's new orders, journaled and durable, go out together (Hyperliquid).
+                venue.flush();
+                std::mem::take(&mut venue.refused)
+            }
             Mode::Paper(_) => Vec::new(),
         };
         let time = self.engine.state().time_ms;
@@ -1075,6 +1080,10 @@ impl Session {
                     self.engine.unload(&trader, time, &reason, self.mode.venue())?;
                 }
             }
+        }
+        // What the limits' stops decided goes out too.
+        if let Mode::Live(venue) = &mut self.mode {
+            venue.flush();
         }
         // The model calls the step decided, now journaled: asked on the runtime, answered
         // through the channel.

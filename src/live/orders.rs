@@ -66,13 +66,25 @@ pub enum Job {
         symbol: String,
         cloid: Cloid,
     },
+    /// Hyperliquid: the new orders one step decided, placed as one action.
+    Batch(Vec<NewOrder>),
+}
+
+/// One order of a [`Job::Batch`].
+#[derive(Debug)]
+pub struct NewOrder {
+    pub trader: String,
+    pub intent: OrderIntent,
+    pub tick: Option<Instant>,
+    pub reference: Option<Decimal>,
 }
 
 impl Job {
-    fn cloid(&self) -> &Cloid {
+    fn cloids(&self) -> Vec<Cloid> {
         match self {
-            Job::Submit { intent, .. } => &intent.cloid,
-            Job::Cancel { cloid, .. } => cloid,
+            Job::Submit { intent, .. } => vec![intent.cloid],
+            Job::Cancel { cloid, .. } => vec![*cloid],
+            Job::Batch(orders) => orders.iter().map(|o| o.intent.cloid).collect(),
         }
     }
 }
@@ -120,6 +132,8 @@ pub struct LiveVenue {
     pub refused: Vec<Refusal>,
     /// Hyperliquid: the wire rules every order is checked against before it is queued.
     wire: Option<Arc<HlLink>>,
+    /// Hyperliquid: new orders of the step being taken, queued as one batch by [`LiveVenue::flush`].
+    step_orders: Vec<NewOrder>,
     /// When the kline being stepped was read from the socket (latency figures).
     pub tick: Option<Instant>,
     /// Cancels sent and not yet answered: a strategy asking again (many cancel whatever
@@ -135,6 +149,7 @@ impl LiveVenue {
             held: None,
             refused: Vec::new(),
             wire,
+            step_orders: Vec::new(),
             tick: None,
             cancels_in_flight: BTreeSet::new(),
         }
@@ -147,6 +162,25 @@ impl LiveVenue {
                 let _ = jobs.send(job);
             }
             None => tracing::warn!(?job, "stopping: not sent (the next start resolves it from the journal)"),
+        }
+    }
+
+    /// Queues the new orders the step decided (Hyperliquid), one action for all of them.
+    pub fn flush(&mut self) {
+        let mut orders = std::mem::take(&mut self.step_orders);
+        match orders.pop() {
+            None => {}
+            Some(o) if orders.is_empty() => self.queue(Job::Submit {
+                trader: o.trader,
+                intent: o.intent,
+                query_first: false,
+                tick: o.tick,
+                reference: o.reference,
+            }),
+            Some(last) => {
+                orders.push(last);
+                self.queue(Job::Batch(orders));
+            }
         }
     }
 
@@ -201,6 +235,11 @@ impl Venue for LiveVenue {
                     self.refused.push(Refusal { trader, cloid, reason, stops_trader: false });
                     return;
                 }
+                if self.wire.is_some() {
+                    // Held until the step is done, then sent with the step's other orders.
+                    self.step_orders.push(NewOrder { trader, intent: intent.clone(), tick: self.tick, reference });
+                    return;
+                }
                 self.queue(Job::Submit {
                     trader,
                     intent: intent.clone(),
@@ -218,6 +257,8 @@ impl Venue for LiveVenue {
                     .and_then(|t| t.orders.get(cloid))
                     .map_or_else(String::new, |o| o.intent.symbol.clone());
                 if self.cancels_in_flight.insert(*cloid) {
+                    // An order of this step is created before it is cancelled.
+                    self.flush();
                     self.queue(Job::Cancel { trader: trader.clone(), symbol, cloid: *cloid });
                 }
             }
@@ -272,30 +313,63 @@ pub async fn execute(
     out: UnboundedSender<Msg>,
     probe: Option<Arc<Probe>>,
 ) {
-    // The newest job of each order still running: the next job of that order waits for it.
-    let mut running: BTreeMap<Cloid, tokio::task::JoinHandle<()>> = BTreeMap::new();
+    // Per order, the newest job still running says when it is done: the next job of that
+    // order waits for it (a batch's job is every one of its orders' newest).
+    let mut running: BTreeMap<Cloid, tokio::sync::watch::Receiver<bool>> = BTreeMap::new();
+    let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     while let Some(job) = jobs.recv().await {
-        running.retain(|_, task| !task.is_finished());
-        let before = running.remove(job.cloid());
-        let cloid = *job.cloid();
+        running.retain(|_, done| !*done.borrow());
+        tasks.retain(|task| !task.is_finished());
+        let cloids = job.cloids();
+        let before: Vec<_> = cloids.iter().filter_map(|cloid| running.remove(cloid)).collect();
+        let (done_tx, done_rx) = tokio::sync::watch::channel(false);
         let (exec, out, probe) = (exec.clone(), out.clone(), probe.clone());
-        let task = tokio::spawn(async move {
-            if let Some(before) = before {
-                let _ = before.await;
+        tasks.push(tokio::spawn(async move {
+            for mut done in before {
+                // An error: that task ended without saying so (it panicked); go on.
+                let _ = done.wait_for(|done| *done).await;
             }
-            let (trader, cloid, outcome) = carry_out(&exec, job, probe.as_deref()).await;
-            // The driver gone means the process is ending: the next start resolves it.
-            let _ = out.send(Msg::Order { trader, cloid, outcome });
-        });
-        running.insert(cloid, task);
+            for (trader, cloid, outcome) in carry_out(&exec, job, probe.as_deref()).await {
+                // The driver gone means the process is ending: the next start resolves it.
+                let _ = out.send(Msg::Order { trader, cloid, outcome });
+            }
+            let _ = done_tx.send(true);
+        }));
+        for cloid in cloids {
+            running.insert(cloid, done_rx.clone());
+        }
     }
-    for (_, task) in running {
+    for task in tasks {
         let _ = task.await;
     }
 }
 
-async fn carry_out(exec: &Exec, job: Job, probe: Option<&Probe>) -> (String, Cloid, Outcome) {
+async fn carry_out(exec: &Exec, job: Job, probe: Option<&Probe>) -> Vec<(String, Cloid, Outcome)> {
     match job {
+        Job::Batch(orders) => {
+            let timed: Vec<_> = orders.iter().filter_map(|o| o.tick.zip(probe)).collect();
+            for (tick, probe) in &timed {
+                sample(&probe.to_request, *tick);
+            }
+            let outcomes = match exec {
+                Exec::Hyperliquid(hl) => {
+                    let batch: Vec<_> = orders.iter().map(|o| (o.intent.clone(), o.reference)).collect();
+                    hl.submit_batch(&batch).await
+                }
+                // Only Hyperliquid's port makes batches; Bybit's orders would go one by one.
+                Exec::Bybit(rest) => {
+                    let mut outcomes = Vec::new();
+                    for o in &orders {
+                        outcomes.push(submit(rest, &o.intent, false).await);
+                    }
+                    outcomes
+                }
+            };
+            for (tick, probe) in &timed {
+                sample(&probe.to_answer, *tick);
+            }
+            orders.into_iter().zip(outcomes).map(|(o, outcome)| (o.trader, o.intent.cloid, outcome)).collect()
+        }
         Job::Submit { trader, intent, query_first, tick, reference } => {
             let timed = tick.zip(probe);
             if let Some((tick, probe)) = timed {
@@ -308,14 +382,14 @@ async fn carry_out(exec: &Exec, job: Job, probe: Option<&Probe>) -> (String, Clo
             if let Some((tick, probe)) = timed {
                 sample(&probe.to_answer, tick);
             }
-            (trader, intent.cloid, outcome)
+            vec![(trader, intent.cloid, outcome)]
         }
         Job::Cancel { trader, symbol, cloid } => {
             let outcome = match exec {
                 Exec::Bybit(rest) => cancel(rest, &symbol, &cloid).await,
                 Exec::Hyperliquid(hl) => hl.cancel(&symbol, &cloid).await,
             };
-            (trader, cloid, outcome)
+            vec![(trader, cloid, outcome)]
         }
     }
 }
