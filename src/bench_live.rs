@@ -31,6 +31,9 @@ const SECRET: &str = "qf-bench-secret";
 const BAR_MS: i64 = 60_000;
 /// Wall time per bar: slow enough for one order a bar to stay well under the venue's limits.
 const WALL_PER_BAR_MS: f64 = 120.0;
+/// Hyperliquid's orders: limits 5 % away, which rest at once, small enough (about $11 each,
+/// over the venue's $10 minimum) for 300 of them to rest within one trader's capital.
+const LIMIT_PARAMS: &str = ", limit_offset = 0.05, qty = 0.0007";
 /// Round trips for the baseline.
 const BASELINE_ROUND_TRIPS: usize = 200;
 
@@ -116,7 +119,7 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
                     server.rest_url(),
                     server.ws_url()
                 );
-                let config_path = write_config(dir, traders, &venue, "BTCUSDT", &strategy)?;
+                let config_path = write_config(dir, traders, &venue, "BTCUSDT", "", &strategy)?;
                 (Server::Bybit(server), baseline, config_path)
             }
             BenchVenue::Hyperliquid => {
@@ -131,7 +134,9 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
                 let baseline = server_runtime.block_on(hl_round_trips(&server.rest_url()))?;
                 let venue =
                     format!("kind = \"hyperliquid\"\nrest_url = \"{}\"\nkey_env = \"{HL_KEY_ENV}\"", server.rest_url());
-                let config_path = write_config(dir, traders, &venue, "BTC", &strategy)?;
+                // Limit orders 5 % away, which rest at once: the local Hyperliquid answers an `Ioc`
+                // (a market order) only when its bar closes, which would time the bar, not the wire.
+                let config_path = write_config(dir, traders, &venue, "BTC", LIMIT_PARAMS, &strategy)?;
                 (Server::Hyperliquid(server), baseline, config_path)
             }
         };
@@ -169,7 +174,7 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
             "strategies": traders,
             "tick_to_request_us": to_request,
             "tick_to_venue_answer_us": to_answer,
-            "baseline_signed_round_trip_us": summary(&baseline),
+            baseline_name(bench.venue): summary(&baseline),
             "baseline_journal_append_and_sync_us": summary(&syncs),
             "p99_ratio_tick_to_request_over_journal_sync": ratio(&to_request, &summary(&syncs)),
             "restart_to_trading_ms": restart.map(|d| round3(d.as_secs_f64() * 1e3)),
@@ -182,9 +187,11 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
         "venue": format!("{:?}", bench.venue).to_lowercase(),
         "signing": signing,
         "what": "tick_to_request: a kline frame read off the socket -> its order handed to the REST client, \
-                 decision and write-ahead flush included; tick_to_venue_answer: -> the local server's answer \
-                 to that create; baselines, same run: a signed GET round trip to the same server, and one \
-                 record appended and synced (the write-ahead flush alone)",
+                 decision and write-ahead flush included (on Hyperliquid before signing: see signing); \
+                 tick_to_venue_answer: -> the local server's answer to that create (Bybit: market orders; \
+                 Hyperliquid: limit orders 5 % away, which rest at once); baselines, same run: a signed GET \
+                 (Bybit) or an /info read (Hyperliquid) round trip to the same server, and one record appended \
+                 and synced (the write-ahead flush alone)",
         "bars": bench.bars,
         "configurations": configurations,
     });
@@ -192,11 +199,26 @@ pub fn live(bench: &LiveBench<'_>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_config(dir: &Path, traders: usize, venue: &str, symbol: &str, strategy: &Path) -> anyhow::Result<PathBuf> {
+/// Bybit's baseline is a signed `GET`; Hyperliquid's an `/info` read (reads are not signed).
+fn baseline_name(venue: BenchVenue) -> &'static str {
+    match venue {
+        BenchVenue::Bybit => "baseline_signed_round_trip_us",
+        BenchVenue::Hyperliquid => "baseline_info_round_trip_us",
+    }
+}
+
+fn write_config(
+    dir: &Path,
+    traders: usize,
+    venue: &str,
+    symbol: &str,
+    params: &str,
+    strategy: &Path,
+) -> anyhow::Result<PathBuf> {
     let mut text = format!("[venue]\n{venue}\n\n[journal]\ndurability = \"group\"\n");
     for phase in 0..traders {
         text.push_str(&format!(
-            "\n[[trader]]\nid = \"t{phase:03}\"\nstrategy = \"{}\"\nsymbols = [\"{symbol}\"]\ninterval = \"1m\"\ncapital = \"5000\"\nparams = {{ every = {traders}, phase = {phase} }}\n",
+            "\n[[trader]]\nid = \"t{phase:03}\"\nstrategy = \"{}\"\nsymbols = [\"{symbol}\"]\ninterval = \"1m\"\ncapital = \"5000\"\nparams = {{ every = {traders}, phase = {phase}{params} }}\n",
             strategy.display()
         ));
     }

@@ -537,6 +537,16 @@ fn cancelling_orders_already_filled_or_gone_neither_loops_nor_crashes() {
         "cancels looped: {} for {bars} bars",
         count("OrderCancelRequested")
     );
+    // The order under $10 was refused before it was signed, the reason journaled as an
+    // input, and the trader went on.
+    let refused: Vec<&Value> = records
+        .iter()
+        .filter(|r| event(r).0 == "OrderRejected")
+        .filter_map(|r| event(r).1["reason"]["Refused"].as_str().map(|_| r))
+        .collect();
+    assert_eq!(refused.len(), 1, "one order refused before signing");
+    let reason = event(refused[0]).1["reason"]["Refused"].as_str().unwrap();
+    assert!(reason.contains("below Hyperliquid's minimum of $10"), "{reason}");
     let log = server.log_lines();
     each_decision_sent_once(&records, &log);
     each_fill_journaled_once(&records, &log);
