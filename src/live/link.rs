@@ -2,7 +2,7 @@
 //! same things of Bybit and of Hyperliquid (time, instruments, bars, orders, executions,
 //! positions, balance, the streams) and gets answers in its own terms ([`OrderReport`],
 //! [`Execution`], [`Feed`]). Everything venue-specific about *asking* is here and in
-//! `hyperliquid.rs`; what the answers *mean* for the journal is in `inputs.rs`, once.
+//! `hl.rs`; what the answers *mean* for the journal is in `inputs.rs`, once.
 //!
 //! Paper trading reads Bybit's public market data, so it is a Bybit link without keys.
 

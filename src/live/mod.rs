@@ -334,7 +334,7 @@ impl Session {
         // the config), so the venue is asked first. A resumed one keeps the allocations it
         // started with, and is resumed first: its nonce reservations are where a Hyperliquid
         // link continues.
-        let (mut engine, link) = if existing {
+        let (mut engine, link, seen) = if existing {
             let resumed = replay::resume::resume(dir, durability)?;
             tracing::info!(
                 events = resumed.events,
@@ -343,21 +343,21 @@ impl Session {
                 "resumed {}",
                 dir.display()
             );
-            let reserved = Seen::from_journal(&resumed.engine.sink().journal)?.nonces_through;
-            (resumed.engine, connect(config, dry_run, &runtime, metrics.as_ref(), reserved)?)
+            let seen = Seen::from_journal(&resumed.engine.sink().journal)?;
+            let link = connect(config, dry_run, &runtime, metrics.as_ref(), seen.nonces_through)?;
+            (resumed.engine, link, seen)
         } else {
             let link = connect(config, dry_run, &runtime, metrics.as_ref(), None)?;
             if config.venue.kind != VenueKind::Paper {
                 let equity = runtime.block_on(link.equity())?;
                 config.check_allocation(equity)?;
             }
-            (Engine::new(JournalSink::open(dir, durability)?), link)
+            (Engine::new(JournalSink::open(dir, durability)?), link, Seen::default())
         };
         engine.sink_mut().snapshot_every = config.journal.snapshot_every;
         if let Some(metrics) = &metrics {
             engine.sink().journal.set_timings(metrics.clone());
         }
-        let seen = Seen::from_journal(&engine.sink().journal)?;
 
         let (mode, executor) = match (config.venue.kind, &link) {
             (VenueKind::Paper, _) => (Mode::Paper(Port::new(SimVenue::new(sim_config(config)))), None),
@@ -454,7 +454,7 @@ impl Session {
     }
 
     /// Hyperliquid: journals a nonce reservation when one is due, durably, then lets the
-    /// order task sign under it (see `hyperliquid.rs`). Bybit and paper: nothing.
+    /// order task sign under it (see `hl.rs`). Bybit and paper: nothing.
     fn reserve_nonces(&mut self) -> anyhow::Result<()> {
         let Link::Hyperliquid(hl) = &self.link else { return Ok(()) };
         let now = u64::try_from(self.link.now_ms()).unwrap_or(0);

@@ -1,12 +1,13 @@
 //! Orders to a live account: the engine's venue port, and the task that carries out its
-//! effects (on Bybit here; on Hyperliquid in `hyperliquid.rs`, by the same rules).
+//! effects (on Bybit here; on Hyperliquid in `hl.rs`, by the same rules).
 //!
 //! The engine hands an effect over only once its decision is durable in the journal
 //! (write-ahead). [`LiveVenue::send`] checks it against the config's limits (and, on
 //! Hyperliquid, the wire rules, so an order the venue cannot take is journaled as rejected
-//! before anything is signed) and queues it; [`execute`] sends it (jobs of one order in order, different orders side by
-//! side) and reports what became of it as an [`Outcome`], which the driver journals as
-//! the venue's answer.
+//! before anything is signed) and queues it (on Hyperliquid the step's new orders go
+//! together, as one action, when the step is done: [`LiveVenue::flush`]); [`execute`]
+//! sends it (jobs of one order in order, different orders side by side) and reports what
+//! became of it as an [`Outcome`], which the driver journals as the venue's answer.
 //!
 //! A create is never sent under a second id: its `orderLinkId` is the intent's cloid,
 //! the same on every attempt. One that fails ambiguously (timeout, connection lost, 5xx)
