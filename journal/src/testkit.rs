@@ -1376,7 +1376,7 @@ mod tests {
             let debug = format!("{reason:?}");
             seen.insert(debug.split(|c: char| !c.is_alphanumeric()).next().unwrap_or_default().to_owned());
         }
-        assert_eq!(seen.len(), 15, "saw only {seen:?}");
+        assert_eq!(seen.len(), 16, "saw only {seen:?}");
     }
 
     #[test]
