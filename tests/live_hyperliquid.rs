@@ -523,9 +523,15 @@ fn cancelling_orders_already_filled_or_gone_neither_loops_nor_crashes() {
     let config = config(dir, &server, "tests/strategies/cancel_gone.js", "{ qty = 0.002 }");
     let journal = dir.join("live");
     let stderr = dir.join("live.stderr");
-    let mut live = live(&config, &journal, &stderr, &[]);
+    let (mut live, url) = live_support::live_serving_env(&config, &journal, &stderr, &[], &[("QF_HL_KEY", WALLET_KEY)]);
     server.wait_for_bar(START_MS + 60 * 60_000, BAR * 60, Duration::from_secs(120));
     std::thread::sleep(Duration::from_millis(1000));
+    // The client's requests are in the session's metrics, named by the venue's request types.
+    let (_, metrics) = live_support::http_get(&url, "/metrics");
+    for endpoint in ["/exchange order", "/exchange cancelByCloid", "/info orderStatus"] {
+        let family = format!("exchange_rest_latency_seconds_count{{venue=\"hyperliquid\",endpoint=\"{endpoint}\"}}");
+        assert!(metrics.contains(&family), "no {family} in /metrics:\n{metrics}");
+    }
     assert_eq!(live.terminate(Duration::from_secs(30)), Some(0), "{}", live.stderr_text());
     let records = records(&journal);
     let count = |kind: &str| records.iter().filter(|r| event(r).0 == kind).count();

@@ -1320,7 +1320,10 @@ fn connect(
             Some(account) => hyperliquid::Address::parse(account).map_err(|e| anyhow::anyhow!("account: {e}"))?,
             None => wallet.address(),
         };
-        let options = hyperliquid::RestOptions { dry_run, ..hyperliquid::RestOptions::default() };
+        let observer = metrics.cloned().map(|metrics| {
+            Arc::new(serve::VenueMetrics { metrics, venue: "hyperliquid" }) as Arc<dyn hyperliquid::rest::Observer>
+        });
+        let options = hyperliquid::RestOptions { dry_run, observer, ..hyperliquid::RestOptions::default() };
         let rest = hyperliquid::Rest::new(&endpoints, Some(wallet), None, options)?;
         let coins: Vec<String> = symbols(config).into_iter().collect();
         let link = runtime.block_on(HlLink::open(rest, endpoints, user, &coins, reserved))?;

@@ -110,6 +110,17 @@ impl bybit::Observer for VenueMetrics {
     }
 }
 
+/// Hyperliquid's client reports the same families (endpoints such as `/exchange order`).
+impl hyperliquid::rest::Observer for VenueMetrics {
+    fn answered(&self, endpoint: &str, took: Duration, code: Option<&str>) {
+        bybit::Observer::answered(self, endpoint, took, code);
+    }
+
+    fn waited(&self, endpoint: &str, took: Duration) {
+        bybit::Observer::waited(self, endpoint, took);
+    }
+}
+
 /// A model's answer (or failure) into the LLM families of `/metrics`.
 pub fn observe_llm(metrics: &control::Metrics, event: &journal::Event) {
     use control::metrics::{ModelLabels, TokenLabels};

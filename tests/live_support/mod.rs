@@ -271,6 +271,17 @@ pub fn live_with(config: &Path, journal: &Path, stderr: &Path, args: &[&str]) ->
 /// `quantfold live --serve 127.0.0.1:0` and `args`, without an API token: the process and the
 /// URL its first line announces (`serving URL`).
 pub fn live_serving(config: &Path, journal: &Path, stderr: &Path, args: &[&str]) -> (Proc, String) {
+    live_serving_env(config, journal, stderr, args, &[])
+}
+
+/// [`live_serving`] with more environment (a Hyperliquid key), set after the test key.
+pub fn live_serving_env(
+    config: &Path,
+    journal: &Path,
+    stderr: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Proc, String) {
     let mut child = Command::new(bin())
         .args(["live", "--config"])
         .arg(config)
@@ -280,6 +291,7 @@ pub fn live_serving(config: &Path, journal: &Path, stderr: &Path, args: &[&str])
         .args(args)
         .env("QF_TEST_KEY", KEY)
         .env("QF_TEST_SECRET", SECRET)
+        .envs(env.iter().copied())
         .env_remove("QUANTFOLD_API_TOKEN")
         .current_dir(root())
         .stdout(Stdio::piped())

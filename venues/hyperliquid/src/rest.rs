@@ -58,6 +58,18 @@ pub struct RestOptions {
     /// The most fills one `userFillsByTime` answer holds (2000 at the venue): a shorter page
     /// is the last one of [`Rest::user_fills_since`].
     pub fills_page_max: usize,
+    /// Told of every attempt and every wait for the budget (metrics); none by default.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+/// What a caller may watch of the client's requests (`quantfold live --serve`'s metrics).
+/// `endpoint` is the path and the request's type: `/info clearinghouseState`, `/exchange order`.
+pub trait Observer: Send + Sync + fmt::Debug {
+    /// One attempt answered (`code` None) or failed (`code`: the HTTP status, or "transport"),
+    /// `took` from sending to the whole body read.
+    fn answered(&self, endpoint: &str, took: Duration, code: Option<&str>);
+    /// An attempt waited this long for the weight budget before it was sent.
+    fn waited(&self, endpoint: &str, took: Duration);
 }
 
 impl Default for RestOptions {
@@ -70,6 +82,7 @@ impl Default for RestOptions {
             rate_limited_wait_ms: 10_000,
             max_rate_limit_retries: 3,
             fills_page_max: 2_000,
+            observer: None,
         }
     }
 }
@@ -249,23 +262,45 @@ impl Rest {
         &self.inner.budget
     }
 
-    /// POSTs `body` to `path` after spending `weight`; returns the 200 answer's body.
-    async fn post(&self, path: &str, body: String, weight: u32) -> Result<String, RestError> {
+    /// POSTs `body` to `path` after spending `weight`; returns the 200 answer's body. `kind`
+    /// (the request's type) names it to the observer.
+    async fn post(&self, path: &str, kind: &str, body: String, weight: u32) -> Result<String, RestError> {
         let url = format!("{}{path}", self.inner.base);
+        let observer = self.inner.options.observer.as_deref();
+        let endpoint = || format!("{path} {kind}");
         let mut retries = 0;
         loop {
+            let waiting = std::time::Instant::now();
             self.inner.budget.spend(weight).await;
-            let response = self
-                .inner
-                .http
-                .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone())
-                .send()
-                .await
-                .map_err(|e| RestError::Transport(e.to_string()))?;
-            let status = response.status().as_u16();
-            let text = response.text().await.map_err(|e| RestError::Transport(e.to_string()))?;
+            if let Some(observer) = observer {
+                let waited = waiting.elapsed();
+                if waited >= Duration::from_millis(1) {
+                    observer.waited(&endpoint(), waited);
+                }
+            }
+            let sent = std::time::Instant::now();
+            let answer = async {
+                let response = self
+                    .inner
+                    .http
+                    .post(&url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                let status = response.status().as_u16();
+                Ok::<_, reqwest::Error>((status, response.text().await?))
+            }
+            .await;
+            if let Some(observer) = observer {
+                let code = match &answer {
+                    Ok((200, _)) => None,
+                    Ok((status, _)) => Some(status.to_string()),
+                    Err(_) => Some("transport".to_owned()),
+                };
+                observer.answered(&endpoint(), sent.elapsed(), code.as_deref());
+            }
+            let (status, text) = answer.map_err(|e| RestError::Transport(e.to_string()))?;
             if status == 429 && retries < self.inner.options.max_rate_limit_retries {
                 retries += 1;
                 tracing::warn!(
@@ -297,7 +332,7 @@ impl Rest {
         let body = serde_json::to_string(request).map_err(|e| RestError::Decode(e.to_string()))?;
         let mut tries = 0;
         let text = loop {
-            match self.post("/info", body.clone(), request.weight()).await {
+            match self.post("/info", request.kind(), body.clone(), request.weight()).await {
                 Err(e) if e.is_ambiguous() && tries < READ_RETRIES => {
                     tries += 1;
                     tracing::warn!(error = %e, tries, "hyperliquid /info failed: asking again");
@@ -477,7 +512,7 @@ impl Rest {
             return Err(RestError::DryRun);
         }
         tracing::debug!(kind, nonce = request.nonce, weight, "hyperliquid action");
-        let text = self.post("/exchange", body, weight).await?;
+        let text = self.post("/exchange", kind, body, weight).await?;
         Ok(ExchangeResponse::parse(&text)?)
     }
 

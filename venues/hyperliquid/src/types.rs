@@ -484,6 +484,21 @@ pub enum InfoRequest {
 }
 
 impl InfoRequest {
+    /// The request's `type`, as the venue names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InfoRequest::Meta => "meta",
+            InfoRequest::AllMids => "allMids",
+            InfoRequest::ClearinghouseState { .. } => "clearinghouseState",
+            InfoRequest::OpenOrders { .. } => "openOrders",
+            InfoRequest::FrontendOpenOrders { .. } => "frontendOpenOrders",
+            InfoRequest::UserFills { .. } => "userFills",
+            InfoRequest::UserFillsByTime { .. } => "userFillsByTime",
+            InfoRequest::OrderStatus { .. } => "orderStatus",
+            InfoRequest::CandleSnapshot { .. } => "candleSnapshot",
+        }
+    }
+
     /// The IP weight of the request before its answer: 2 for `allMids`, `clearinghouseState`
     /// and `orderStatus`, 20 for the others here.
     pub fn weight(&self) -> u32 {
@@ -1453,6 +1468,7 @@ mod tests {
             ),
         ];
         for (request, expected, weight) in cases {
+            assert_eq!(Some(request.kind()), expected["type"].as_str(), "the kind is the wire's type");
             assert_eq!(serde_json::to_value(&request).unwrap(), expected);
             assert_eq!(serde_json::from_value::<InfoRequest>(expected).unwrap(), request);
             assert_eq!(request.weight(), weight, "{request:?}");
