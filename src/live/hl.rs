@@ -116,7 +116,8 @@ pub struct HlLink {
     /// The traded coins' assets, from `meta` at start.
     pub assets: BTreeMap<String, AssetMeta>,
     pub nonces: Nonces,
-    /// Where a market order's limit is bounded, from the mid (the SDKs' 5 %).
+    /// How far through the reference a market order's limit goes (the SDKs' 5 %); the
+    /// reference is the ledger's mark, the last close, where the SDKs take the mid.
     pub slippage: Decimal,
     /// Test hook (`QF_FAILPOINT=kill-after-sign:N`): the process aborts after signing its
     /// N-th order action, before sending it. Crash tests use it; nothing else sets it.
