@@ -612,6 +612,23 @@ mod tests {
         assert_eq!(five_figure_tick(dec("0.012345")), dec("0.000001"));
     }
 
+    #[tokio::test]
+    async fn no_nonce_is_given_before_the_journal_reserves_it() {
+        let nonces = std::sync::Arc::new(Nonces::resume(None));
+        let waiting = tokio::spawn({
+            let nonces = nonces.clone();
+            async move { nonces.next().await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "a nonce was given with nothing reserved");
+        let through = nonces.due(wall_clock_ms()).expect("a reservation is due");
+        nonces.raise(through);
+        let nonce = waiting.await.unwrap().unwrap();
+        assert!(nonce <= through && nonce > 0);
+        // Given, the nonce counts: the next reservation reaches past it.
+        assert!(nonces.due(0).is_none_or(|next| next > nonce));
+    }
+
     #[test]
     fn a_reservation_runs_ahead_of_the_clock_and_of_every_nonce_given() {
         let nonces = Nonces::resume(Some(1_000));
