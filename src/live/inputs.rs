@@ -112,8 +112,6 @@ pub struct Seen {
     pub started_ms: Option<i64>,
     /// The highest nonce reserved (`NoncesReserved`): a restart signs above it.
     pub nonces_through: Option<u64>,
-    /// The newest fill journaled, in the venue's time (where a catch-up by time starts).
-    pub last_fill_ms: Option<i64>,
 }
 
 impl Seen {
@@ -128,7 +126,6 @@ impl Seen {
             match &record.event {
                 Event::OrderFilled(fill) => {
                     seen.exec_ids.insert(fill.fill_id.clone());
-                    seen.last_fill_ms = seen.last_fill_ms.max(Some(record.time_ms));
                 }
                 Event::NoncesReserved { through, .. } => {
                     seen.nonces_through = seen.nonces_through.max(Some(*through));
@@ -238,7 +235,6 @@ pub fn execution(state: &State, seen: &mut Seen, e: &Execution) -> Vec<Input> {
             if !seen.exec_ids.insert(e.exec_id.clone()) {
                 return Vec::new();
             }
-            seen.last_fill_ms = seen.last_fill_ms.max(Some(e.time_ms));
             let fill = Fill {
                 cloid,
                 fill_id: e.exec_id.clone(),
