@@ -848,7 +848,8 @@ impl Session {
                 engine::Effect::Submit { trader, intent, .. } => {
                     let reference = self.engine.state().mark(&intent.symbol);
                     if let Mode::Live(v) = &self.mode {
-                        v.queue(Job::Submit { trader, intent, query_first: true, tick: None, reference });
+                        let order = orders::NewOrder { trader, intent, tick: None, reference };
+                        v.queue(Job::Submit { order, query_first: true });
                     }
                 }
                 engine::Effect::CallLlm { .. } => {}

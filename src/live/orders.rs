@@ -55,12 +55,8 @@ const QUERIES_PER_ATTEMPT: u32 = 3;
 pub enum Job {
     /// Place an order. `query_first` after a restart: the dead process may have sent it.
     Submit {
-        trader: String,
-        intent: OrderIntent,
+        order: NewOrder,
         query_first: bool,
-        tick: Option<Instant>,
-        /// The mark when it was decided: a Hyperliquid market order's limit is bounded from it.
-        reference: Option<Decimal>,
     },
     Cancel {
         trader: String,
@@ -71,19 +67,21 @@ pub enum Job {
     Batch(Vec<NewOrder>),
 }
 
-/// One order of a [`Job::Batch`].
+/// An order to place, alone or in a [`Job::Batch`].
 #[derive(Debug)]
 pub struct NewOrder {
     pub trader: String,
     pub intent: OrderIntent,
+    /// When the kline that led to it was read from the socket (latency figures).
     pub tick: Option<Instant>,
+    /// The mark when it was decided: a Hyperliquid market order's limit is bounded from it.
     pub reference: Option<Decimal>,
 }
 
 impl Job {
     fn cloids(&self) -> Vec<Cloid> {
         match self {
-            Job::Submit { intent, .. } => vec![intent.cloid],
+            Job::Submit { order, .. } => vec![order.intent.cloid],
             Job::Cancel { cloid, .. } => vec![*cloid],
             Job::Batch(orders) => orders.iter().map(|o| o.intent.cloid).collect(),
         }
@@ -171,13 +169,7 @@ impl LiveVenue {
         let mut orders = std::mem::take(&mut self.step_orders);
         match orders.pop() {
             None => {}
-            Some(o) if orders.is_empty() => self.queue(Job::Submit {
-                trader: o.trader,
-                intent: o.intent,
-                query_first: false,
-                tick: o.tick,
-                reference: o.reference,
-            }),
+            Some(order) if orders.is_empty() => self.queue(Job::Submit { order, query_first: false }),
             Some(last) => {
                 orders.push(last);
                 self.queue(Job::Batch(orders));
@@ -236,18 +228,13 @@ impl Venue for LiveVenue {
                     self.refused.push(Refusal { trader, cloid, reason, stops_trader: false });
                     return;
                 }
+                let order = NewOrder { trader, intent: intent.clone(), tick: self.tick, reference };
                 if self.wire.is_some() {
                     // Held until the step is done, then sent with the step's other orders.
-                    self.step_orders.push(NewOrder { trader, intent: intent.clone(), tick: self.tick, reference });
+                    self.step_orders.push(order);
                     return;
                 }
-                self.queue(Job::Submit {
-                    trader,
-                    intent: intent.clone(),
-                    query_first: false,
-                    tick: self.tick,
-                    reference,
-                });
+                self.queue(Job::Submit { order, query_first: false });
             }
             // Model calls never get here: the session's port (`live::Port`) takes them.
             Effect::CallLlm { .. } => {}
@@ -371,7 +358,7 @@ async fn carry_out(exec: &Exec, job: Job, probe: Option<&Probe>) -> Vec<(String,
             }
             orders.into_iter().zip(outcomes).map(|(o, outcome)| (o.trader, o.intent.cloid, outcome)).collect()
         }
-        Job::Submit { trader, intent, query_first, tick, reference } => {
+        Job::Submit { order: NewOrder { trader, intent, tick, reference }, query_first } => {
             let timed = tick.zip(probe);
             if let Some((tick, probe)) = timed {
                 sample(&probe.to_request, tick);
