@@ -14,54 +14,6 @@ const KLINES: &str = "fixtures/klines/bybit_BTCUSDT_1m_2022-12-13_head.csv";
 const LAST_BAR_MS: i64 = 1_670_889_600_000 + 119 * 60_000;
 const SMA_PARAMS: &str = r#"{"fast":3,"slow":8,"fraction":0.1,"record":false}"#;
 
-/// The decisions of a journal, without what differs by construction between two runs
-/// of the same inputs (sequence numbers, and the client order ids derived from them):
-/// time, trader, and the order's every field.
-fn decisions(records: &[Value]) -> Vec<String> {
-    records
-        .iter()
-        .filter_map(|r| {
-            let (kind, body) = event(r);
-            match kind {
-                "OrderSubmitted" => {
-                    let mut intent = body.clone();
-                    intent.as_object_mut()?.remove("cloid");
-                    Some(format!("{} {} {}", r["time_ms"], r["trader"], intent))
-                }
-                "OrderCancelRequested" => Some(format!("{} {} cancel", r["time_ms"], r["trader"])),
-                _ => None,
-            }
-        })
-        .collect()
-}
-
-/// A decimal string without its trailing zeros ("0.54836100" and "0.548361" are one amount).
-fn amount(v: &Value) -> String {
-    v.as_str()
-        .and_then(|s| s.parse::<rust_decimal::Decimal>().ok())
-        .map_or_else(|| v.to_string(), |d| d.normalize().to_string())
-}
-
-/// Every fill: side, quantity, price, fee and liquidity.
-fn fills(records: &[Value]) -> Vec<String> {
-    records
-        .iter()
-        .filter_map(|r| {
-            let (kind, f) = event(r);
-            (kind == "OrderFilled").then(|| {
-                format!(
-                    "{} {} @ {} fee {} {}",
-                    f["side"],
-                    amount(&f["qty"]),
-                    amount(&f["price"]),
-                    amount(&f["fee_quote"]),
-                    f["liquidity"]
-                )
-            })
-        })
-        .collect()
-}
-
 /// The ledger of `trader` as `replay rebuild --json` reports it: cash, PnL, fees, positions.
 fn ledger(journal: &Path, trader: &str) -> Value {
     let out = ok(&["replay", "rebuild", "--journal", journal.to_str().unwrap(), "--json"]);

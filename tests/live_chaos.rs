@@ -5,10 +5,7 @@
 
 mod live_support;
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use live_support::*;
 use rand::{Rng, SeedableRng};
@@ -101,35 +98,11 @@ fn chaos(seed: u64) {
 
     let records = records(&journal);
     let log = server.log_lines();
-    let submitted: BTreeSet<String> = records
-        .iter()
-        .filter(|r| event(r).0 == "OrderSubmitted")
-        .map(|r| event(r).1["cloid"].as_str().unwrap().to_owned())
-        .collect();
     // No decision sent as two orders: one accepted order per orderLinkId, each a journaled cloid.
-    let mut per_link: BTreeMap<String, usize> = BTreeMap::new();
-    for order in log.iter().filter(|l| l["type"] == "order") {
-        let link = order["orderLinkId"].as_str().unwrap_or("").to_owned();
-        assert!(submitted.contains(&link), "the venue has order {link}, which the journal never decided");
-        *per_link.entry(link).or_default() += 1;
-    }
-    let twice: Vec<_> = per_link.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "decisions sent as two orders: {twice:?}");
-    assert!(per_link.len() > 50, "the run should have placed many orders, placed {}", per_link.len());
-
+    let orders = each_decision_sent_once(&records, &log, "orderLinkId");
+    assert!(orders > 50, "the run should have placed many orders, placed {orders}");
     // Every execution at the venue is in the journal exactly once, and the journal has no other.
-    let mut journaled: BTreeMap<String, usize> = BTreeMap::new();
-    for r in records.iter().filter(|r| event(r).0 == "OrderFilled") {
-        *journaled.entry(event(r).1["fill_id"].as_str().unwrap().to_owned()).or_default() += 1;
-    }
-    let venue: BTreeSet<String> =
-        log.iter().filter(|l| l["type"] == "execution").map(|l| l["execId"].as_str().unwrap().to_owned()).collect();
-    let missing: Vec<_> = venue.iter().filter(|id| !journaled.contains_key(*id)).collect();
-    let doubled: Vec<_> = journaled.iter().filter(|(_, n)| **n > 1).collect();
-    let unknown: Vec<_> = journaled.keys().filter(|id| !venue.contains(*id)).collect();
-    assert!(missing.is_empty(), "executions lost: {missing:?}");
-    assert!(doubled.is_empty(), "executions journaled twice: {doubled:?}");
-    assert!(unknown.is_empty(), "fills the venue never made: {unknown:?}");
+    each_fill_journaled_once(&records, &log, "execution", "execId");
 
     // Positions and balance equal the venue's.
     let state: Value =

@@ -8,7 +8,6 @@
 mod live_support;
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
     io::{Read, Write},
     net::TcpStream,
     path::{Path, PathBuf},
@@ -16,7 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use live_support::{bin, event, jsonl, ok, records, root, serial, word_after, Proc};
+use live_support::{
+    bin, decisions, each_decision_sent_once, each_fill_journaled_once, event, fills, jsonl, ok, records, root, serial,
+    word_after, Proc,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
@@ -27,6 +29,8 @@ use serde_json::{json, Value};
 const WALLET_KEY: &str = "0x0123456789012345678901234567890123456789012345678901234567890123";
 const ACCOUNT: &str = "0x14791697260e4c9a71f18484c9f997b308e59325";
 const KLINES: &str = "fixtures/klines/bybit_BTCUSDT_1m_2022-12-13_head.csv";
+/// The fixture's bars under the coin's name, for the server and the backtest alike.
+const FIXTURE_BARS: &str = "hyperliquid_BTC_1m.csv";
 const START_MS: i64 = 1_670_889_600_000;
 /// A one-minute bar at `--speed 240`.
 const BAR: Duration = Duration::from_millis(250);
@@ -39,6 +43,13 @@ struct Server {
 }
 
 impl Server {
+    /// The server on the fixture's bars, copied into `dir` under the coin's name.
+    fn on_fixture_bars(dir: &Path, args: &[&str]) -> Server {
+        let klines = dir.join(FIXTURE_BARS);
+        std::fs::copy(root().join(KLINES), &klines).unwrap();
+        Server::start(dir, &klines, args)
+    }
+
     fn start(dir: &Path, klines: &Path, args: &[&str]) -> Server {
         let log = dir.join("server.jsonl");
         let mut command = Command::new(bin());
@@ -95,11 +106,11 @@ impl Server {
     }
 }
 
-/// A config for one trader on BTC against `server`.
-fn config(dir: &Path, server: &Server, strategy: &str, params: &str) -> PathBuf {
+/// A config for one trader, `trader`, on BTC against `server`.
+fn config(dir: &Path, server: &Server, trader: &str, strategy: &str, params: &str) -> PathBuf {
     let text = format!(
         "[venue]\nkind = \"hyperliquid\"\nrest_url = \"{}\"\nkey_env = \"QF_HL_KEY\"\n\n\
-         [[trader]]\nid = \"t\"\nstrategy = \"{}\"\nsymbols = [\"BTC\"]\ninterval = \"1m\"\ncapital = \"10000\"\nparams = {params}\n",
+         [[trader]]\nid = \"{trader}\"\nstrategy = \"{}\"\nsymbols = [\"BTC\"]\ninterval = \"1m\"\ncapital = \"10000\"\nparams = {params}\n",
         server.rest,
         root().join(strategy).display()
     );
@@ -117,46 +128,11 @@ fn dec(value: &Value) -> Decimal {
     value.as_str().unwrap_or_else(|| panic!("not a decimal string: {value}")).parse().unwrap()
 }
 
-/// Every order the venue accepted is one the journal decided, each once; returns how many.
-fn each_decision_sent_once(records: &[Value], log: &[Value]) -> usize {
-    let submitted: BTreeSet<String> = records
-        .iter()
-        .filter(|r| event(r).0 == "OrderSubmitted")
-        .map(|r| format!("0x{}", event(r).1["cloid"].as_str().unwrap()))
-        .collect();
-    let mut per_cloid: BTreeMap<String, usize> = BTreeMap::new();
-    for order in log.iter().filter(|l| l["type"] == "order") {
-        let cloid = order["cloid"].as_str().unwrap_or("").to_owned();
-        assert!(submitted.contains(&cloid), "the venue has order {cloid}, which the journal never decided");
-        *per_cloid.entry(cloid).or_default() += 1;
-    }
-    let twice: Vec<_> = per_cloid.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "decisions sent as two orders: {twice:?}");
-    per_cloid.len()
-}
-
-/// Every fill of the venue is in the journal exactly once, and the journal has no other.
-fn each_fill_journaled_once(records: &[Value], log: &[Value]) -> usize {
-    let mut journaled: BTreeMap<String, usize> = BTreeMap::new();
-    for r in records.iter().filter(|r| event(r).0 == "OrderFilled") {
-        *journaled.entry(event(r).1["fill_id"].as_str().unwrap().to_owned()).or_default() += 1;
-    }
-    let venue: BTreeSet<String> =
-        log.iter().filter(|l| l["type"] == "fill").map(|l| l["tid"].as_u64().unwrap().to_string()).collect();
-    let missing: Vec<_> = venue.iter().filter(|id| !journaled.contains_key(*id)).collect();
-    let doubled: Vec<_> = journaled.iter().filter(|(_, n)| **n > 1).collect();
-    let unknown: Vec<_> = journaled.keys().filter(|id| !venue.contains(*id)).collect();
-    assert!(missing.is_empty(), "fills lost: {missing:?}");
-    assert!(doubled.is_empty(), "fills journaled twice: {doubled:?}");
-    assert!(unknown.is_empty(), "fills the venue never made: {unknown:?}");
-    venue.len()
-}
-
 /// The trader's position equals the venue's, and so does cash less the position's cost basis.
-fn ledger_equals_the_venue(journal: &Path, server: &Server) {
+fn ledger_equals_the_venue(journal: &Path, server: &Server, trader: &str) {
     let state: Value =
         serde_json::from_str(&ok(&["replay", "rebuild", "--journal", journal.to_str().unwrap(), "--json"])).unwrap();
-    let trader = &state["traders"]["t"];
+    let trader = &state["traders"][trader];
     let position = trader["positions"].as_array().and_then(|ps| ps.iter().find(|p| p["symbol"] == "BTC"));
     let ledger_qty = position.map_or(Decimal::ZERO, |p| dec(&p["qty"]));
     let ledger_entry = position.map_or(Decimal::ZERO, |p| dec(&p["entry_price"]));
@@ -184,57 +160,17 @@ fn verified(journal: &Path) {
     ok(&["replay", "verify", "--journal", journal.to_str().unwrap()]);
 }
 
-/// The decisions of a journal without what differs by construction (seqs and the cloids
-/// derived from them).
-fn decisions(records: &[Value]) -> Vec<String> {
-    records
-        .iter()
-        .filter_map(|r| {
-            let (kind, body) = event(r);
-            match kind {
-                "OrderSubmitted" => {
-                    let mut intent = body.clone();
-                    intent.as_object_mut()?.remove("cloid");
-                    Some(format!("{} {intent}", r["time_ms"]))
-                }
-                "OrderCancelRequested" => Some(format!("{} cancel", r["time_ms"])),
-                _ => None,
-            }
-        })
-        .collect()
-}
-
-fn fills(records: &[Value]) -> Vec<String> {
-    let amount = |v: &Value| dec(v).normalize().to_string();
-    records
-        .iter()
-        .filter(|r| event(r).0 == "OrderFilled")
-        .map(|r| {
-            let f = event(r).1;
-            format!(
-                "{} {} @ {} fee {} {}",
-                f["side"],
-                amount(&f["qty"]),
-                amount(&f["price"]),
-                amount(&f["fee_quote"]),
-                f["liquidity"]
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn live_on_the_local_hyperliquid_server_trades_as_the_backtest_of_the_same_bars() {
     let _one = serial();
-    let dir = tempfile::tempdir().unwrap();
-    // The same bars under the coin's name, for the server and the backtest alike.
-    let klines = dir.path().join("hyperliquid_BTC_1m.csv");
-    std::fs::copy(root().join(KLINES), &klines).unwrap();
-    let server = Server::start(dir.path(), &klines, &["--speed", "240", "--hold", "--partial-above", "0"]);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let server = Server::on_fixture_bars(dir, &["--speed", "240", "--hold", "--partial-above", "0"]);
+    let klines = dir.join(FIXTURE_BARS);
     let params = r#"{ fast = 3, slow = 8, fraction = 0.1, record = false }"#;
-    let config = config(dir.path(), &server, "strategies/sma_cross.js", params);
-    let journal = dir.path().join("live");
-    let mut live = live(&config, &journal, &dir.path().join("live.stderr"), &[]);
+    let config = config(dir, &server, "sma_cross", "strategies/sma_cross.js", params);
+    let journal = dir.join("live");
+    let mut live = live(&config, &journal, &dir.join("live.stderr"), &[]);
     server.wait_for_bar(START_MS + 119 * 60_000, BAR * 120, Duration::from_secs(120));
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(live.terminate(Duration::from_secs(20)), Some(0), "live did not stop cleanly:\n{}", live.stderr_text());
@@ -244,7 +180,7 @@ fn live_on_the_local_hyperliquid_server_trades_as_the_backtest_of_the_same_bars(
     let live_records = records(&journal);
     let instrument = live_records.iter().find(|r| event(r).0 == "InstrumentDefined").expect("an instrument");
     let i = event(instrument).1;
-    let instruments = dir.path().join("instruments.toml");
+    let instruments = dir.join("instruments.toml");
     let fields = [
         "tick_size",
         "qty_step",
@@ -263,7 +199,7 @@ fn live_on_the_local_hyperliquid_server_trades_as_the_backtest_of_the_same_bars(
         text.push_str(&format!("{field} = {value}\n"));
     }
     std::fs::write(&instruments, text).unwrap();
-    let backtest = dir.path().join("backtest");
+    let backtest = dir.join("backtest");
     ok(&[
         "backtest",
         "--strategy",
@@ -277,7 +213,7 @@ fn live_on_the_local_hyperliquid_server_trades_as_the_backtest_of_the_same_bars(
         "--journal",
         backtest.to_str().unwrap(),
         "--out",
-        dir.path().join("report").to_str().unwrap(),
+        dir.join("report").to_str().unwrap(),
     ]);
     let backtest_records = records(&backtest);
     let (live_decisions, backtest_decisions) = (decisions(&live_records), decisions(&backtest_records));
@@ -286,9 +222,9 @@ fn live_on_the_local_hyperliquid_server_trades_as_the_backtest_of_the_same_bars(
     assert_eq!(fills(&live_records), fills(&backtest_records), "fills differ");
 
     let log = server.log_lines();
-    assert_eq!(each_decision_sent_once(&live_records, &log), live_decisions.len());
-    each_fill_journaled_once(&live_records, &log);
-    ledger_equals_the_venue(&journal, &server);
+    assert_eq!(each_decision_sent_once(&live_records, &log, "cloid"), live_decisions.len());
+    each_fill_journaled_once(&live_records, &log, "fill", "tid");
+    ledger_equals_the_venue(&journal, &server, "sma_cross");
     verified(&journal);
 
     // The API wallet's key is nowhere: not in the journal, not in the log.
@@ -297,7 +233,7 @@ fn live_on_the_local_hyperliquid_server_trades_as_the_backtest_of_the_same_bars(
     assert!(!export.contains(secret), "the key is in the journal");
     assert!(
         !live.stderr_text().contains(secret)
-            && !std::fs::read_to_string(dir.path().join("live.stderr")).unwrap().contains(secret)
+            && !std::fs::read_to_string(dir.join("live.stderr")).unwrap().contains(secret)
     );
 }
 
@@ -306,9 +242,7 @@ fn bad_hyperliquid_settings_are_refused_at_start_with_what_to_fix() {
     let _one = serial();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path();
-    let klines = dir.join("hyperliquid_BTC_1m.csv");
-    std::fs::copy(root().join(KLINES), &klines).unwrap();
-    let server = Server::start(dir, &klines, &["--speed", "240", "--hold"]);
+    let server = Server::on_fixture_bars(dir, &["--speed", "240", "--hold"]);
     let run = |config: &Path, env: &[(&str, &str)]| {
         let stderr = dir.join("refused.stderr");
         let _ = std::fs::remove_file(&stderr);
@@ -318,7 +252,7 @@ fn bad_hyperliquid_settings_are_refused_at_start_with_what_to_fix() {
         std::fs::read_to_string(&stderr).unwrap()
     };
     // A Bybit symbol: Hyperliquid names coins.
-    let config = config(dir, &server, "strategies/sma_cross.js", "{}");
+    let config = config(dir, &server, "t", "strategies/sma_cross.js", "{}");
     let text = std::fs::read_to_string(&config).unwrap().replace("[\"BTC\"]", "[\"BTCUSDT\"]");
     let bybit_symbol = dir.join("bybit-symbol.toml");
     std::fs::write(&bybit_symbol, text).unwrap();
@@ -350,7 +284,7 @@ fn chaos(seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path();
-    let klines = dir.join("hyperliquid_BTC_1m.csv");
+    let klines = dir.join(FIXTURE_BARS);
     let bars = 240;
     ok(&[
         "data",
@@ -386,7 +320,7 @@ fn chaos(seed: u64) {
             "12000",
         ],
     );
-    let config = config(dir, &server, "tests/strategies/churn.js", "{ qty = 0.002, every = 2 }");
+    let config = config(dir, &server, "t", "tests/strategies/churn.js", "{ qty = 0.002, every = 2 }");
     let journal = dir.join("live");
     let stderr = dir.join("live.stderr");
     let started = Instant::now();
@@ -407,10 +341,10 @@ fn chaos(seed: u64) {
 
     let records = records(&journal);
     let log = server.log_lines();
-    let orders = each_decision_sent_once(&records, &log);
+    let orders = each_decision_sent_once(&records, &log, "cloid");
     assert!(orders > 50, "the run should have placed many orders, placed {orders}");
-    each_fill_journaled_once(&records, &log);
-    ledger_equals_the_venue(&journal, &server);
+    each_fill_journaled_once(&records, &log, "fill", "tid");
+    ledger_equals_the_venue(&journal, &server, "t");
     // No nonce was used twice: the venue would have refused the action whole.
     let text = std::fs::read_to_string(&stderr).unwrap();
     assert!(
@@ -439,10 +373,8 @@ fn a_crash_between_signing_and_sending_reuses_no_nonce_and_sends_no_order_twice(
     let _one = serial();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path();
-    let klines = dir.join("hyperliquid_BTC_1m.csv");
-    std::fs::copy(root().join(KLINES), &klines).unwrap();
-    let server = Server::start(dir, &klines, &["--speed", "240", "--hold"]);
-    let config = config(dir, &server, "tests/strategies/churn.js", "{ qty = 0.002, every = 1 }");
+    let server = Server::on_fixture_bars(dir, &["--speed", "240", "--hold"]);
+    let config = config(dir, &server, "t", "tests/strategies/churn.js", "{ qty = 0.002, every = 1 }");
     let journal = dir.join("live");
     let stderr = dir.join("live.stderr");
     // The process aborts right after signing its second order action (the second bar's
@@ -464,7 +396,7 @@ fn a_crash_between_signing_and_sending_reuses_no_nonce_and_sends_no_order_twice(
     assert_eq!(live.terminate(Duration::from_secs(30)), Some(0), "{}", live.stderr_text());
     let records = records(&journal);
     let log = server.log_lines();
-    each_decision_sent_once(&records, &log);
+    each_decision_sent_once(&records, &log, "cloid");
     // The orders the dead process never sent were placed by the next one, once.
     for cloid in &signed_not_sent {
         let placed = log.iter().filter(|l| l["type"] == "order" && l["cloid"] == cloid.as_str()).count();
@@ -477,7 +409,7 @@ fn a_crash_between_signing_and_sending_reuses_no_nonce_and_sends_no_order_twice(
     let text = std::fs::read_to_string(&stderr).unwrap();
     assert!(!text.contains("Invalid nonce"), "a nonce was reused after the crash");
     nonces_reserved_ever_higher(&records);
-    each_fill_journaled_once(&records, &log);
+    each_fill_journaled_once(&records, &log, "fill", "tid");
     verified(&journal);
 }
 
@@ -486,14 +418,12 @@ fn a_fill_reported_by_the_stream_and_by_rest_after_reconnects_is_journaled_once(
     let _one = serial();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path();
-    let klines = dir.join("hyperliquid_BTC_1m.csv");
-    std::fs::copy(root().join(KLINES), &klines).unwrap();
     // Sockets dropped often, fills pushed late and twice: after each reconnect the new
     // subscription's snapshot and the REST catch-up both report the fills around the drop.
     let faults = "drop_ws=0.08,dup_ws=0.3,late_fills=0.5";
-    let server = Server::start(dir, &klines, &["--speed", "240", "--hold", "--faults", faults, "--seed", "11"]);
+    let server = Server::on_fixture_bars(dir, &["--speed", "240", "--hold", "--faults", faults, "--seed", "11"]);
     // On its third turn the trader decides six orders in one step: one action carries them.
-    let config = config(dir, &server, "tests/strategies/churn.js", "{ qty = 0.002, every = 1, burst = 4 }");
+    let config = config(dir, &server, "t", "tests/strategies/churn.js", "{ qty = 0.002, every = 1, burst = 4 }");
     let journal = dir.join("live");
     let stderr = dir.join("live.stderr");
     let mut live = live(&config, &journal, &stderr, &[]);
@@ -506,8 +436,8 @@ fn a_fill_reported_by_the_stream_and_by_rest_after_reconnects_is_journaled_once(
     assert!(reconnects >= 3, "the scenario should reconnect a few times, reconnected {reconnects}");
     let records = records(&journal);
     let log = server.log_lines();
-    assert!(each_fill_journaled_once(&records, &log) > 20, "the scenario should fill");
-    ledger_equals_the_venue(&journal, &server);
+    assert!(each_fill_journaled_once(&records, &log, "fill", "tid") > 20, "the scenario should fill");
+    ledger_equals_the_venue(&journal, &server, "t");
     verified(&journal);
 }
 
@@ -516,11 +446,9 @@ fn cancelling_orders_already_filled_or_gone_neither_loops_nor_crashes() {
     let _one = serial();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path();
-    let klines = dir.join("hyperliquid_BTC_1m.csv");
-    std::fs::copy(root().join(KLINES), &klines).unwrap();
     // Every bar's fills pushed after the next bar's candle.
-    let server = Server::start(dir, &klines, &["--speed", "240", "--hold", "--faults", "late_fills=1"]);
-    let config = config(dir, &server, "tests/strategies/cancel_gone.js", "{ qty = 0.002 }");
+    let server = Server::on_fixture_bars(dir, &["--speed", "240", "--hold", "--faults", "late_fills=1"]);
+    let config = config(dir, &server, "t", "tests/strategies/cancel_gone.js", "{ qty = 0.002 }");
     let journal = dir.join("live");
     let stderr = dir.join("live.stderr");
     let (mut live, url) = live_support::live_serving_env(&config, &journal, &stderr, &[], &[("QF_HL_KEY", WALLET_KEY)]);
@@ -554,7 +482,7 @@ fn cancelling_orders_already_filled_or_gone_neither_loops_nor_crashes() {
     let reason = event(refused[0]).1["reason"]["Refused"].as_str().unwrap();
     assert!(reason.contains("below Hyperliquid's minimum of $10"), "{reason}");
     let log = server.log_lines();
-    each_decision_sent_once(&records, &log);
-    each_fill_journaled_once(&records, &log);
+    each_decision_sent_once(&records, &log, "cloid");
+    each_fill_journaled_once(&records, &log, "fill", "tid");
     verified(&journal);
 }

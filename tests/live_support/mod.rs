@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
     path::{Path, PathBuf},
@@ -355,4 +356,95 @@ pub fn event(record: &Value) -> (&str, &Value) {
         Value::Object(map) => map.iter().next().map(|(k, v)| (k.as_str(), v)).unwrap_or(("", &Value::Null)),
         _ => ("", &Value::Null),
     }
+}
+
+/// The decisions of a journal, without what differs by construction between two runs
+/// of the same inputs (sequence numbers, and the client order ids derived from them):
+/// time, trader, and the order's every field.
+pub fn decisions(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let (kind, body) = event(r);
+            match kind {
+                "OrderSubmitted" => {
+                    let mut intent = body.clone();
+                    intent.as_object_mut()?.remove("cloid");
+                    Some(format!("{} {} {}", r["time_ms"], r["trader"], intent))
+                }
+                "OrderCancelRequested" => Some(format!("{} {} cancel", r["time_ms"], r["trader"])),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// A decimal string without its trailing zeros ("0.54836100" and "0.548361" are one amount).
+pub fn amount(v: &Value) -> String {
+    v.as_str()
+        .and_then(|s| s.parse::<rust_decimal::Decimal>().ok())
+        .map_or_else(|| v.to_string(), |d| d.normalize().to_string())
+}
+
+/// Every fill: side, quantity, price, fee and liquidity.
+pub fn fills(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let (kind, f) = event(r);
+            (kind == "OrderFilled").then(|| {
+                format!(
+                    "{} {} @ {} fee {} {}",
+                    f["side"],
+                    amount(&f["qty"]),
+                    amount(&f["price"]),
+                    amount(&f["fee_quote"]),
+                    f["liquidity"]
+                )
+            })
+        })
+        .collect()
+}
+
+/// A log field as text: a string as it is, a number in decimal.
+fn text(value: &Value) -> String {
+    value.as_str().map_or_else(|| value.to_string(), str::to_owned)
+}
+
+/// No decision sent as two orders: every order of the venue's log (`"type": "order"`, its
+/// client id in `id_field`, with or without `0x`) is one the journal decided, each once.
+/// Returns how many orders the venue accepted.
+pub fn each_decision_sent_once(records: &[Value], log: &[Value], id_field: &str) -> usize {
+    let submitted: BTreeSet<String> = records
+        .iter()
+        .filter(|r| event(r).0 == "OrderSubmitted")
+        .map(|r| event(r).1["cloid"].as_str().unwrap().to_owned())
+        .collect();
+    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    for order in log.iter().filter(|l| l["type"] == "order") {
+        let id = order[id_field].as_str().unwrap_or("");
+        let id = id.strip_prefix("0x").unwrap_or(id).to_owned();
+        assert!(submitted.contains(&id), "the venue has order {id}, which the journal never decided");
+        *per_id.entry(id).or_default() += 1;
+    }
+    let twice: Vec<_> = per_id.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "decisions sent as two orders: {twice:?}");
+    per_id.len()
+}
+
+/// Every execution of the venue's log (`"type": kind`, its id in `id_field`) is in the
+/// journal exactly once, and the journal has no other. Returns how many there are.
+pub fn each_fill_journaled_once(records: &[Value], log: &[Value], kind: &str, id_field: &str) -> usize {
+    let mut journaled: BTreeMap<String, usize> = BTreeMap::new();
+    for r in records.iter().filter(|r| event(r).0 == "OrderFilled") {
+        *journaled.entry(event(r).1["fill_id"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    let venue: BTreeSet<String> = log.iter().filter(|l| l["type"] == kind).map(|l| text(&l[id_field])).collect();
+    let missing: Vec<_> = venue.iter().filter(|id| !journaled.contains_key(*id)).collect();
+    let doubled: Vec<_> = journaled.iter().filter(|(_, n)| **n > 1).collect();
+    let unknown: Vec<_> = journaled.keys().filter(|id| !venue.contains(*id)).collect();
+    assert!(missing.is_empty(), "executions lost: {missing:?}");
+    assert!(doubled.is_empty(), "executions journaled twice: {doubled:?}");
+    assert!(unknown.is_empty(), "fills the venue never made: {unknown:?}");
+    venue.len()
 }
