@@ -329,12 +329,9 @@ impl HlLink {
                 },
             };
             match self.rest.send(&signed).await {
-                Ok(ExchangeResponse::Ok { statuses, .. }) => match statuses.into_iter().next() {
-                    Some(ActionStatus::Resting(r)) => return Outcome::Accepted { order_id: r.oid.to_string() },
-                    Some(ActionStatus::Filled(f)) => return Outcome::Accepted { order_id: f.oid.to_string() },
-                    Some(ActionStatus::Error(message)) if is_duplicate(&message) => last = message,
-                    Some(ActionStatus::Error(message)) => return Outcome::Rejected { code: 0, message },
-                    other => last = format!("an answer without the order's id: {other:?}"),
+                Ok(ExchangeResponse::Ok { statuses, .. }) => match settled(statuses.first()) {
+                    Some(outcome) => return outcome,
+                    None => last = unsettled(statuses.first()),
                 },
                 // Refused whole (a nonce refused, say): nothing was placed by this request.
                 Ok(ExchangeResponse::Err(message)) => {
@@ -389,15 +386,12 @@ impl HlLink {
                     let statuses = answer.per_element(placed.len());
                     for (k, &i) in placed.iter().enumerate() {
                         let cloid = orders[i].0.cloid;
-                        outcomes[i] = Some(match statuses.get(k) {
-                            Some(ActionStatus::Resting(r)) => Outcome::Accepted { order_id: r.oid.to_string() },
-                            Some(ActionStatus::Filled(f)) => Outcome::Accepted { order_id: f.oid.to_string() },
-                            Some(ActionStatus::Error(message)) if !is_duplicate(message) => {
-                                Outcome::Rejected { code: 0, message: message.clone() }
-                            }
-                            other => match self.query(&cloid, QUERIES_PER_ATTEMPT).await {
+                        let status = statuses.get(k);
+                        outcomes[i] = Some(match settled(status) {
+                            Some(outcome) => outcome,
+                            None => match self.query(&cloid, QUERIES_PER_ATTEMPT).await {
                                 Some(known) => Outcome::Known(Box::new(known)),
-                                None => Outcome::Unresolved(format!("an answer without the order's id: {other:?}")),
+                                None => Outcome::Unresolved(unsettled(status)),
                             },
                         });
                     }
@@ -505,6 +499,28 @@ impl HlLink {
 /// Every outcome, `missing` for those not settled.
 fn fill_in(outcomes: Vec<Option<Outcome>>, missing: impl Fn() -> Outcome) -> Vec<Outcome> {
     outcomes.into_iter().map(|o| o.unwrap_or_else(&missing)).collect()
+}
+
+/// What one order's status in an `order` answer settles: placed (resting or filled) or
+/// refused. None: the venue says the cloid is placed already, or gave no order id, and the
+/// order is looked up.
+fn settled(status: Option<&ActionStatus>) -> Option<Outcome> {
+    match status {
+        Some(ActionStatus::Resting(r)) => Some(Outcome::Accepted { order_id: r.oid.to_string() }),
+        Some(ActionStatus::Filled(f)) => Some(Outcome::Accepted { order_id: f.oid.to_string() }),
+        Some(ActionStatus::Error(message)) if !is_duplicate(message) => {
+            Some(Outcome::Rejected { code: 0, message: message.clone() })
+        }
+        _ => None,
+    }
+}
+
+/// Why a status [`settled`] nothing, for an order left unresolved.
+fn unsettled(status: Option<&ActionStatus>) -> String {
+    match status {
+        Some(ActionStatus::Error(message)) => message.clone(),
+        other => format!("an answer without the order's id: {other:?}"),
+    }
 }
 
 /// The venue says this cloid is placed already (a re-send after a lost answer).
