@@ -48,17 +48,13 @@ use tokio::sync::{mpsc::UnboundedSender, Notify};
 use super::{
     inputs::{ExecKind, Execution, OrderReport, Standing},
     link::Feed,
-    orders::Outcome,
+    orders::{backoff, Outcome, CREATE_ATTEMPTS_MAX, QUERIES_PER_ATTEMPT},
 };
 
 /// How far ahead of the clock a reservation reaches; renewed at half of it.
 pub const RESERVE_AHEAD_MS: u64 = 60_000;
 /// How long the order task waits for a reservation before it gives an order up as unresolved.
 const RESERVATION_WAIT: Duration = Duration::from_secs(10);
-/// Create attempts before an order is left for reconciliation (as Bybit's).
-const CREATE_ATTEMPTS_MAX: u32 = 4;
-/// Lookups of an order after an ambiguous answer, before the next attempt.
-const QUERIES_PER_ATTEMPT: u32 = 3;
 /// `userFills` answers with at most this many fills: a full answer may hide older ones.
 const RECENT_FILLS_MAX: usize = 2000;
 
@@ -526,10 +522,6 @@ fn unsettled(status: Option<&ActionStatus>) -> String {
 /// The venue says this cloid is placed already (a re-send after a lost answer).
 fn is_duplicate(message: &str) -> bool {
     message.to_ascii_lowercase().contains("duplicate")
-}
-
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64 << attempt.min(5))
 }
 
 /// The tick of five significant figures at `price` (1 below 10^5, 0.1 below 10^4, ...).

@@ -45,10 +45,10 @@ pub enum Exec {
     Hyperliquid(Arc<HlLink>),
 }
 
-/// Create attempts (sends, not queries) before an order is left for reconciliation.
-const CREATE_ATTEMPTS_MAX: u32 = 4;
-/// Queries for an order after an ambiguous answer, before the next send.
-const QUERIES_PER_ATTEMPT: u32 = 3;
+/// Create attempts (sends, not queries) before an order is left for reconciliation (both venues).
+pub(super) const CREATE_ATTEMPTS_MAX: u32 = 4;
+/// Queries for an order after an ambiguous answer, before the next send (both venues).
+pub(super) const QUERIES_PER_ATTEMPT: u32 = 3;
 
 /// What the task is asked to do.
 #[derive(Debug)]
@@ -444,6 +444,7 @@ async fn query(rest: &Rest, symbol: &str, cloid: &Cloid, tries: u32) -> Option<O
     None
 }
 
-fn backoff(attempt: u32) -> Duration {
+/// The pause before the next attempt or lookup (both venues): 100 ms doubling to 3.2 s.
+pub(super) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(100u64 << attempt.min(5))
 }
