@@ -119,7 +119,15 @@ fn tampering_is_detected_and_located() {
     assert_eq!(report["divergence"]["seq"], seq_of(submitted));
     assert_eq!(report["divergence"]["journaled"]["event"]["OrderSubmitted"]["side"], "Sell");
     assert_eq!(report["divergence"]["rederived"]["event"]["OrderSubmitted"]["side"], "Buy");
-    assert!(!report["divergence"]["inputs"].as_array().unwrap().is_empty(), "the inputs that led to it are shown");
+    let inputs: Vec<u64> = report["divergence"]["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|input| input["seq"].as_u64().unwrap_or_else(|| panic!("an input record, not {input}")))
+        .collect();
+    assert!(!inputs.is_empty(), "the inputs that led to it are shown");
+    assert!(inputs.windows(2).all(|w| w[0] < w[1]), "oldest first: {inputs:?}");
+    assert!(*inputs.last().unwrap() < seq_of(submitted), "all before the divergence: {inputs:?}");
 
     // A deleted decision: the re-run derives it where the journal has the next record.
     let dir = forged(tmp.path(), "deleted", |lines| {

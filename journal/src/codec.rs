@@ -299,6 +299,9 @@ impl<'a> RawRecord<'a> {
     /// # Errors
     /// The body is not a valid event of this schema, or has trailing bytes.
     pub fn decode(&self) -> Result<Envelope, CodecError> {
+        if let Some(envelope) = direct::decode_record(self) {
+            return Ok(envelope);
+        }
         let (time_ms, trader, event) = decode_body(self.body)?;
         Ok(Envelope { seq: self.seq, time_ms, trader, event, prev_hash: self.prev_hash, hash: self.hash })
     }

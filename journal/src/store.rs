@@ -858,7 +858,8 @@ impl Journal {
         let stored_end = self.stored_end();
         let mut blocks = self.events.iter();
         let (mut covered, mut damage) = (0u64, None);
-        for frame in segments::Reader::open(&self.path).map_err(seg_error)? {
+        let mut reader = segments::Reader::open(&self.path).map_err(seg_error)?;
+        while let Some(frame) = reader.next_frame() {
             let frame = match frame {
                 Ok(frame) if frame.key < stored_end => frame,
                 Ok(_) => break,
@@ -868,8 +869,7 @@ impl Journal {
                 }
             };
             let block = blocks.next().transpose().map_err(|e| self.storage(e))?;
-            if block.as_ref().is_none_or(|(key, value)| key_to_seq(key) != Some(frame.key) || value != &frame.block[..])
-            {
+            if block.as_ref().is_none_or(|(key, value)| key_to_seq(key) != Some(frame.key) || value != frame.block) {
                 let problem = format!(
                     "{} at byte {}: the segment copy of the block at seq {} differs from the database's",
                     frame.file.display(),
@@ -878,7 +878,7 @@ impl Journal {
                 );
                 return Err(corrupt(&self.path, frame.key, problem));
             }
-            covered = frame.key + Layout::Packed.records(&frame.block).count() as u64;
+            covered = frame.key + frame.records;
         }
         if covered >= required {
             return Ok(());

@@ -59,7 +59,7 @@ pub fn resume(dir: &Path, durability: Durability) -> Result<Resumed, ResumeError
     journal::verify::durability(&journal)?;
     let events = journal.len();
     let (state, tail, worker, decisions_checked) = {
-        let mut engine = Engine::new(ReplaySink::continuing(journal.records(0)));
+        let mut engine = Engine::new(ReplaySink::continuing(&journal, journal.records(0)));
         let walked = walk(&mut engine, &[])?;
         if let Some(divergence) = walked.divergence {
             return Err(ResumeError::Diverged { journal: dir.display().to_string(), divergence: Box::new(divergence) });

@@ -164,7 +164,7 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
         // it ran then: it reads nothing the walk writes).
         let durability = scope.spawn(move || journal::verify::durability(journal));
         let piped = Piped { receiver, spare: spare_sender, batch: VecDeque::new() };
-        let mut engine = Engine::new(ReplaySink::new(piped));
+        let mut engine = Engine::new(ReplaySink::new(journal, piped));
         engine.sink_mut().snapshots =
             Some(Snapshots { journal, due: snapshot_seqs.iter().copied().collect(), skipped: 0 });
         let walked = walk(&mut engine, overrides)?;
@@ -433,7 +433,7 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
             }
             _ => None,
         };
-        engine.sink_mut().remember(record);
+        engine.sink_mut().remember(record.seq);
         if let Err(e) = stepped {
             break Err(e);
         }
@@ -470,7 +470,12 @@ pub(crate) fn walk(engine: &mut Engine<ReplaySink<'_>>, overrides: &[Override]) 
         }
     };
     if let Some(d) = &mut divergence {
-        let as_json = |e: &Envelope| serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+        // Read again: the walk keeps only their seqs (moving each record into a ring cost
+        // the hot path a copy of every input).
+        let as_json = |seq: &u64| match sink.journal.get(*seq) {
+            Ok(Some(e)) => serde_json::to_value(e).unwrap_or(serde_json::Value::Null),
+            _ => serde_json::Value::Null,
+        };
         d.inputs = sink.recent_inputs.iter().map(as_json).collect();
     }
     Ok(Walked { venue: sim.map(|s| s.venue.config), inputs, strategies, divergence })
@@ -547,6 +552,7 @@ impl Snapshots<'_> {
 
 /// The sink of a replay: derived events are compared with the journal instead of written.
 pub struct ReplaySink<'a> {
+    journal: &'a Journal,
     records: Box<dyn Iterator<Item = Result<Envelope, StoreError>> + 'a>,
     /// Verifying: the snapshots still to check (None: resuming, which trusts them).
     snapshots: Option<Snapshots<'a>>,
@@ -561,7 +567,8 @@ pub struct ReplaySink<'a> {
     venue_checked: u64,
     /// The simulated exchange is re-run: its answers are derived, not inputs.
     sim: bool,
-    recent_inputs: VecDeque<Envelope>,
+    /// The seqs of the last inputs stepped, for a divergence report.
+    recent_inputs: VecDeque<u64>,
     divergence: Option<Divergence>,
     /// Records read ahead (looking for the next kline), to be walked in order.
     ahead: VecDeque<Result<Envelope, StoreError>>,
@@ -574,8 +581,9 @@ pub struct ReplaySink<'a> {
 }
 
 impl<'a> ReplaySink<'a> {
-    fn new(records: impl Iterator<Item = Result<Envelope, StoreError>> + 'a) -> ReplaySink<'a> {
+    fn new(journal: &'a Journal, records: impl Iterator<Item = Result<Envelope, StoreError>> + 'a) -> ReplaySink<'a> {
         ReplaySink {
+            journal,
             records: Box::new(records),
             snapshots: None,
             state: State::default(),
@@ -595,8 +603,11 @@ impl<'a> ReplaySink<'a> {
     }
 
     /// A sink that goes on past the journal's end (see `tail`): resuming after a crash.
-    pub(crate) fn continuing(records: impl Iterator<Item = Result<Envelope, StoreError>> + 'a) -> ReplaySink<'a> {
-        ReplaySink { tail: Some(Vec::new()), ..ReplaySink::new(records) }
+    pub(crate) fn continuing(
+        journal: &'a Journal,
+        records: impl Iterator<Item = Result<Envelope, StoreError>> + 'a,
+    ) -> ReplaySink<'a> {
+        ReplaySink { tail: Some(Vec::new()), ..ReplaySink::new(journal, records) }
     }
 
     /// Derived events re-derived and found equal so far.
@@ -671,12 +682,12 @@ impl<'a> ReplaySink<'a> {
         self.journaled_input = Some(record.seq);
     }
 
-    /// Keeps an input stepped (moved, not copied: the walk's hot path) for a divergence report.
-    fn remember(&mut self, record: Envelope) {
+    /// Keeps the seq of an input stepped, for a divergence report.
+    fn remember(&mut self, seq: u64) {
         if self.recent_inputs.len() == CONTEXT_INPUTS {
             self.recent_inputs.pop_front();
         }
-        self.recent_inputs.push_back(record);
+        self.recent_inputs.push_back(seq);
     }
 
     fn diverge(
