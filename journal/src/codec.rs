@@ -302,7 +302,7 @@ impl<'a> RawRecord<'a> {
         if let Some(envelope) = direct::decode_record(self) {
             return Ok(envelope);
         }
-        let (time_ms, trader, event) = decode_body(self.body)?;
+        let (time_ms, trader, event) = decode_body_through_serde(self.body)?;
         Ok(Envelope { seq: self.seq, time_ms, trader, event, prev_hash: self.prev_hash, hash: self.hash })
     }
 }
@@ -317,6 +317,11 @@ pub fn decode_body(body: &[u8]) -> Result<(i64, String, Event), CodecError> {
     if let Some(item) = direct::decode_body(body) {
         return Ok(item);
     }
+    decode_body_through_serde(body)
+}
+
+/// [`decode_body`] for a body the direct decoder declined.
+fn decode_body_through_serde(body: &[u8]) -> Result<(i64, String, Event), CodecError> {
     match decode_value::<(i64, String, Event)>(body) {
         Ok(item) => Ok(item),
         Err(current) => schema1::decode_body(body).ok_or(current),

@@ -165,8 +165,7 @@ pub fn verify(dir: &Path, overrides: &[Override]) -> Result<Report, VerifyError>
         let durability = scope.spawn(move || journal::verify::durability(journal));
         let piped = Piped { receiver, spare: spare_sender, batch: VecDeque::new() };
         let mut engine = Engine::new(ReplaySink::new(journal, piped));
-        engine.sink_mut().snapshots =
-            Some(Snapshots { journal, due: snapshot_seqs.iter().copied().collect(), skipped: 0 });
+        engine.sink_mut().snapshots = Some(Snapshots { due: snapshot_seqs.iter().copied().collect(), skipped: 0 });
         let walked = walk(&mut engine, overrides)?;
         let sink = engine.sink_mut();
         let state_digest = sink.state.digest();
@@ -519,35 +518,36 @@ fn spec_for(
     Ok(spec)
 }
 
-/// The snapshots a verifying walk checks against its fold, as it reaches their seqs.
-struct Snapshots<'a> {
-    journal: &'a Journal,
+/// The snapshots a verifying walk checks against its fold, as it reaches their seqs
+/// (in the sink's journal).
+struct Snapshots {
     due: VecDeque<u64>,
     /// Snapshots of another build's state layout met so far (skipped).
     skipped: usize,
 }
 
-impl Snapshots<'_> {
+impl Snapshots {
     /// Checks every snapshot due at or before the fold's last seq.
-    fn check(&mut self, folded: &State) -> Result<(), StoreError> {
+    fn check(&mut self, journal: &Journal, folded: &State) -> Result<(), StoreError> {
         let Some(last) = folded.last_seq else { return Ok(()) };
         while let Some(seq) = self.due.front().copied().filter(|&seq| seq <= last) {
             self.due.pop_front();
             // None: intact but of another build's state layout, which this build cannot use.
-            let Some(stored) = self.journal.snapshot(seq)? else {
+            let Some(stored) = journal.snapshot(seq)? else {
                 self.skipped += 1;
                 continue;
             };
             if folded.last_seq != Some(seq) || stored.digest() != folded.digest() {
-                return Err(self.corrupt(seq, "snapshot digest differs from the fold of the records before it"));
+                let problem = "snapshot digest differs from the fold of the records before it";
+                return Err(corrupt(journal, seq, problem));
             }
         }
         Ok(())
     }
+}
 
-    fn corrupt(&self, seq: u64, problem: &str) -> StoreError {
-        StoreError::Corrupt { path: self.journal.path().to_owned(), seq, problem: problem.into() }
-    }
+fn corrupt(journal: &Journal, seq: u64, problem: &str) -> StoreError {
+    StoreError::Corrupt { path: journal.path().to_owned(), seq, problem: problem.into() }
 }
 
 /// The sink of a replay: derived events are compared with the journal instead of written.
@@ -555,7 +555,7 @@ pub struct ReplaySink<'a> {
     journal: &'a Journal,
     records: Box<dyn Iterator<Item = Result<Envelope, StoreError>> + 'a>,
     /// Verifying: the snapshots still to check (None: resuming, which trusts them).
-    snapshots: Option<Snapshots<'a>>,
+    snapshots: Option<Snapshots>,
     pub state: State,
     /// The StrategyLoaded record a `worker.load` is about to re-derive.
     pending_load: Option<Envelope>,
@@ -658,7 +658,7 @@ impl<'a> ReplaySink<'a> {
     /// Checks the snapshots the fold has reached.
     fn check_snapshots(&mut self) -> Result<(), StoreError> {
         match &mut self.snapshots {
-            Some(snapshots) => snapshots.check(&self.state),
+            Some(snapshots) => snapshots.check(self.journal, &self.state),
             None => Ok(()),
         }
     }
@@ -671,7 +671,7 @@ impl<'a> ReplaySink<'a> {
         }
         if let Some(snapshots) = &self.snapshots {
             if let Some(&seq) = snapshots.due.front() {
-                return Err(snapshots.corrupt(seq, "snapshot beyond the last record"));
+                return Err(corrupt(self.journal, seq, "snapshot beyond the last record"));
             }
         }
         Ok(())
